@@ -1,0 +1,9 @@
+//! perpdesk: a terminal trading console for Binance USDT-M perpetual futures.
+//!
+//! This crate is the engine library behind the `perpdesk` binary. Modules are listed in the order data
+//! flows through them (see `ARCHITECTURE.md`): the venue adapter and the simulated exchange produce
+//! market data, `market` keeps the universe and bar series, `engine` owns all state in one task, and
+//! `console` turns that state into the view the `perpdesk-ui` crate draws.
+
+pub mod domain;
+pub mod sim;

@@ -1,0 +1,18 @@
+//! Operator intents: what a key press asks for, independent of how the engine carries it out.
+//!
+//! The TUI turns key events into [`Intent`]s; `perpdesk::console` turns an intent into an engine
+//! `Command`. Serde so that an attached TUI can send them over a socket.
+
+use serde::{Deserialize, Serialize};
+
+use crate::view::StrategyMode;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Intent {
+    /// Switch the strategy mode (the header confirms once the engine has applied it).
+    SetMode(StrategyMode),
+    /// Show candles of this symbol and timeframe in the detail pane.
+    Focus { symbol: String, timeframe: String },
+    /// Leave the console (the engine shuts down if it is in-process).
+    Quit,
+}

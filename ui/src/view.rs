@@ -1,0 +1,152 @@
+//! The view model: plain serde structs that say what is on screen.
+//!
+//! The engine side (`perpdesk::console`) builds a [`View`] from engine state and publishes it as an
+//! `Arc<View>` over a `watch` channel at most at the frame rate. This crate renders it and knows nothing
+//! about how the numbers were made. Because everything here is serde, the same view can be sent over a
+//! socket to a TUI attached to a headless engine.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the TUI draws, as one snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    pub header: Header,
+    /// One row per universe symbol, in universe rank order (rank 1 = highest 24h quote volume).
+    pub scanner: Vec<ScannerRow>,
+    /// The timeframes shown as per-timeframe columns, e.g. `["5m", "15m", "1h"]`.
+    pub timeframes: Vec<String>,
+    /// Candles of the symbol and timeframe the operator focused (see `Intent::Focus`).
+    pub detail: Option<Detail>,
+    pub status: Status,
+}
+
+/// The top line: where we are connected and in which mode.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// `Binance USDT-M` or `simulated exchange`.
+    pub venue: String,
+    /// `mainnet`, `testnet`, `demo` or `sim`.
+    pub environment: String,
+    /// False = paper trading (the default).
+    pub live_trading: bool,
+    /// The strategy mode the engine has applied (not merely requested).
+    pub mode: StrategyMode,
+    /// Engine clock, milliseconds since the epoch (UTC).
+    pub now_ms: i64,
+    pub connection: ConnectionState,
+    /// WebSocket connections up / total.
+    pub streams_up: u32,
+    pub streams_total: u32,
+}
+
+/// The three live-switchable strategy modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyMode {
+    /// ICT / Smart Money Concepts rules.
+    #[default]
+    Ict,
+    /// The self-learning ML trader.
+    SelfLearning,
+    /// ICT signals filtered by the ML predictor.
+    Hybrid,
+}
+
+impl StrategyMode {
+    pub const ALL: [StrategyMode; 3] = [Self::Ict, Self::SelfLearning, Self::Hybrid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ict => "ict",
+            Self::SelfLearning => "self_learning",
+            Self::Hybrid => "hybrid",
+        }
+    }
+
+    /// The next mode in the `m` key's cycle.
+    pub fn next(self) -> Self {
+        match self {
+            Self::Ict => Self::SelfLearning,
+            Self::SelfLearning => Self::Hybrid,
+            Self::Hybrid => Self::Ict,
+        }
+    }
+}
+
+/// Market-data connection state as the header shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Start-up: loading exchange info and back-filling history.
+    #[default]
+    Connecting,
+    /// Every stream connection is up.
+    Connected,
+    /// Some connections are up, some are reconnecting.
+    Degraded,
+    /// No stream connection is up.
+    Disconnected,
+}
+
+/// One scanner line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScannerRow {
+    /// 1-based rank by 24h quote volume.
+    pub rank: u32,
+    pub symbol: String,
+    pub last_price: f64,
+    /// Decimals to show prices with (the symbol's `pricePrecision`).
+    pub price_decimals: u8,
+    /// 24h change in percent.
+    pub change_24h_pct: f64,
+    /// 24h quote (USDT) volume.
+    pub quote_volume_24h: f64,
+    /// Change of the current (in-progress) bar in percent, one entry per `View::timeframes`;
+    /// `None` until that timeframe has data.
+    pub tf_change_pct: Vec<Option<f64>>,
+}
+
+/// Candles for the focused symbol.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Detail {
+    pub symbol: String,
+    pub timeframe: String,
+    pub price_decimals: u8,
+    /// Oldest first; the last one may be in progress (`closed == false`).
+    pub candles: Vec<Candle>,
+}
+
+/// One candle for the chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Candle {
+    pub open_time_ms: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    pub closed: bool,
+}
+
+/// Engine progress and health, for the status bar and the headless status line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Symbols in the universe.
+    pub universe_size: u32,
+    /// (symbol, timeframe) series whose history back-fill is complete.
+    pub series_backfilled: u32,
+    /// (symbol, timeframe) series that have received a stream update since their back-fill.
+    pub series_streaming: u32,
+    /// Total series = universe × timeframes.
+    pub series_total: u32,
+    /// Closed bars received from streams and back-fills since start.
+    pub closed_bars: u64,
+    /// Stream reconnects since start.
+    pub reconnects: u64,
+    /// REST weight used in the current minute, as reported by `X-MBX-USED-WEIGHT-1M`.
+    pub rest_weight_used: u32,
+    /// Milliseconds since the last stream message, if any arrived.
+    pub last_message_age_ms: Option<u64>,
+    /// A one-line message for the operator (last error, last mode change), if any.
+    pub message: Option<String>,
+}
