@@ -6,4 +6,14 @@
 //! `console` turns that state into the view the `perpdesk-ui` crate draws.
 
 pub mod domain;
+
+pub mod binance;
 pub mod sim;
+
+pub mod market;
+
+pub mod strategy;
+
+pub mod engine;
+
+pub mod console;

@@ -2,3 +2,4 @@
 //! runs exercise the same client code that talks to Binance for real users.
 
 pub mod source;
+pub mod server;

@@ -1,0 +1,410 @@
+//! Combined market streams: connections sharded under the per-connection stream limit, live
+//! SUBSCRIBE / UNSUBSCRIBE, reconnect with jittered backoff that never gives up, and a stale-stream
+//! watchdog.
+//!
+//! Each shard is one task owning one WebSocket. It decodes frames itself (wire → parse, symbol lookup
+//! included) so the engine receives typed events and never touches JSON. After every (re)connect a
+//! shard reports the streams it re-subscribed; the engine answers with REST back-fills from each
+//! series' last closed bar, which is how a reconnect loses no closed bar (see `market::series`).
+
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
+use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
+
+use super::{
+    parse::{self, KlineUpdate, MarkUpdate, SymbolTable, TickerStats},
+    wire::{self, CombinedFrame},
+};
+use crate::domain::SymbolId;
+
+/// What a shard tells the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The shard's connection is up and its streams are subscribed.
+    Up { shard: usize, streams: Vec<String>, reconnect: bool },
+    /// The shard's connection is down; it is reconnecting.
+    Down { shard: usize, reason: String },
+    Kline(KlineUpdate),
+    Mark(MarkUpdate),
+    Tickers(Vec<(SymbolId, TickerStats)>),
+    /// A frame that could not be decoded: counted and skipped, never fatal.
+    Malformed { shard: usize, error: String },
+}
+
+/// Commands to a running shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardCommand {
+    Subscribe(Vec<String>),
+    Unsubscribe(Vec<String>),
+}
+
+/// Tunables of the stream layer.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Base URL, e.g. `wss://fstream.binance.com` (the shard connects to `<base>/stream`).
+    pub ws_base: String,
+    /// Streams per connection (the venue allows 1024; 200 keeps reconnect storms small).
+    pub streams_per_connection: usize,
+    /// No data for this long on an open connection → reconnect.
+    pub stale_after: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Largest frame accepted; a larger one closes the connection (memory safety against a bad peer).
+    pub max_frame_bytes: usize,
+}
+
+impl StreamConfig {
+    pub fn new(ws_base: &str) -> Self {
+        Self {
+            ws_base: ws_base.trim_end_matches('/').to_owned(),
+            streams_per_connection: 200,
+            stale_after: Duration::from_secs(30),
+            backoff_initial: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            max_frame_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter. `attempt` 0 is the first retry.
+pub fn backoff_delay(cfg: &StreamConfig, attempt: u32, rng: &mut impl Rng) -> Duration {
+    let cap = cfg.backoff_max.as_millis() as u64;
+    let base = (cfg.backoff_initial.as_millis() as u64).saturating_mul(1u64 << attempt.min(20)).min(cap);
+    // Full jitter in [base/2, base]: spreads reconnects of many shards, never zero.
+    let lo = base / 2;
+    Duration::from_millis(rng.random_range(lo..=base.max(lo)))
+}
+
+/// Decodes one text frame into events (pushed to `out`). Returns the number of events produced.
+pub fn decode_frame(
+    text: &str,
+    table: &SymbolTable,
+    out: &mut Vec<StreamEvent>,
+) -> Result<usize, String> {
+    let frame: CombinedFrame<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let before = out.len();
+    match frame {
+        CombinedFrame::Kline(k) => {
+            out.push(StreamEvent::Kline(parse::parse_kline_event(&k, table).map_err(|e| e.to_string())?));
+        }
+        CombinedFrame::MarkPrice(m) => {
+            out.push(StreamEvent::Mark(parse::parse_mark_event(&m, table).map_err(|e| e.to_string())?));
+        }
+        CombinedFrame::Tickers(ts) => {
+            let parsed: Vec<_> = ts
+                .iter()
+                .filter_map(|t| Some((table.id(t.symbol)?, parse::parse_ticker_event(t).ok()?)))
+                .collect();
+            out.push(StreamEvent::Tickers(parsed));
+        }
+        CombinedFrame::Reply { error: Some(e), id, .. } => {
+            return Err(format!("request {id} rejected: {} {}", e.code, e.msg));
+        }
+        CombinedFrame::Reply { .. } | CombinedFrame::Unhandled => {}
+    }
+    Ok(out.len() - before)
+}
+
+/// Handle to a running shard task.
+#[derive(Debug)]
+pub struct ShardHandle {
+    pub streams: BTreeSet<String>,
+    tx: mpsc::UnboundedSender<ShardCommand>,
+}
+
+/// Owns the shards; assigns streams to the least-loaded shard and starts new shards as needed.
+/// Lives in the engine task: every method is synchronous.
+#[derive(Debug)]
+pub struct StreamManager<E> {
+    cfg: StreamConfig,
+    table: Arc<RwLock<SymbolTable>>,
+    events: mpsc::Sender<E>,
+    shutdown: watch::Receiver<bool>,
+    shards: Vec<ShardHandle>,
+}
+
+impl<E: From<StreamEvent> + Send + 'static> StreamManager<E> {
+    pub fn new(
+        cfg: StreamConfig,
+        table: Arc<RwLock<SymbolTable>>,
+        events: mpsc::Sender<E>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self { cfg, table, events, shutdown, shards: Vec::new() }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Streams currently assigned to a shard.
+    pub fn shard_streams(&self, shard: usize) -> Option<&BTreeSet<String>> {
+        self.shards.get(shard).map(|s| &s.streams)
+    }
+
+    /// Subscribes streams, filling existing shards first and starting new ones as needed.
+    pub fn subscribe(&mut self, streams: impl IntoIterator<Item = String>) {
+        let mut pending: Vec<String> = streams
+            .into_iter()
+            .filter(|s| !self.shards.iter().any(|sh| sh.streams.contains(s)))
+            .collect();
+        pending.sort();
+        pending.dedup();
+        let per = self.cfg.streams_per_connection.max(1);
+        for shard in &mut self.shards {
+            if pending.is_empty() {
+                break;
+            }
+            let room = per.saturating_sub(shard.streams.len());
+            if room == 0 {
+                continue;
+            }
+            let take: Vec<String> = pending.drain(..room.min(pending.len())).collect();
+            shard.streams.extend(take.iter().cloned());
+            // A send error means the shard task ended (shutdown); nothing to do.
+            let _ = shard.tx.send(ShardCommand::Subscribe(take));
+        }
+        while !pending.is_empty() {
+            let take: Vec<String> = pending.drain(..per.min(pending.len())).collect();
+            self.spawn_shard(take);
+        }
+    }
+
+    pub fn unsubscribe(&mut self, streams: &[String]) {
+        for shard in &mut self.shards {
+            let gone: Vec<String> = streams.iter().filter(|s| shard.streams.remove(*s)).cloned().collect();
+            if !gone.is_empty() {
+                let _ = shard.tx.send(ShardCommand::Unsubscribe(gone));
+            }
+        }
+    }
+
+    fn spawn_shard(&mut self, streams: Vec<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.shards.len();
+        let shard = Shard {
+            id,
+            cfg: self.cfg.clone(),
+            table: Arc::clone(&self.table),
+            events: self.events.clone(),
+            commands: rx,
+            shutdown: self.shutdown.clone(),
+            streams: streams.iter().cloned().collect(),
+        };
+        tokio::spawn(shard.run());
+        self.shards.push(ShardHandle { streams: streams.into_iter().collect(), tx });
+    }
+}
+
+struct Shard<E> {
+    id: usize,
+    cfg: StreamConfig,
+    table: Arc<RwLock<SymbolTable>>,
+    events: mpsc::Sender<E>,
+    commands: mpsc::UnboundedReceiver<ShardCommand>,
+    shutdown: watch::Receiver<bool>,
+    streams: BTreeSet<String>,
+}
+
+/// Why a connection ended.
+enum Ended {
+    Shutdown,
+    Lost(String),
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
+    async fn emit(&self, ev: StreamEvent) -> bool {
+        self.events.send(E::from(ev)).await.is_ok()
+    }
+
+    async fn run(mut self) {
+        // Seeded per shard and start time: jitter only needs to differ between shards and runs.
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(
+            (crate::domain::now_ms() as u64) ^ ((self.id as u64) << 48),
+        );
+        let mut attempt = 0u32;
+        let mut connected_before = false;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let url = format!("{}/stream", self.cfg.ws_base);
+            let ws_cfg = WebSocketConfig::default()
+                .max_frame_size(Some(self.cfg.max_frame_bytes))
+                .max_message_size(Some(self.cfg.max_frame_bytes));
+            let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_cfg), false);
+            let reason = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+                Ok(Ok((ws, _))) => {
+                    let up_at = Instant::now();
+                    match self.serve(ws, connected_before).await {
+                        Ended::Shutdown => return,
+                        Ended::Lost(reason) => {
+                            connected_before = true;
+                            // A connection that held for a minute resets the backoff.
+                            if up_at.elapsed() > Duration::from_secs(60) {
+                                attempt = 0;
+                            }
+                            reason
+                        }
+                    }
+                }
+                Ok(Err(e)) => format!("connect to {url} failed: {e}"),
+                Err(_) => format!("connect to {url} timed out"),
+            };
+            tracing::warn!(shard = self.id, %reason, "market stream down, reconnecting");
+            if !self.emit(StreamEvent::Down { shard: self.id, reason }).await {
+                return;
+            }
+            let delay = backoff_delay(&self.cfg, attempt, &mut rng);
+            attempt = attempt.saturating_add(1);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.changed() => return,
+            }
+            // Apply commands that arrived while we were down, so the reconnect subscribes the
+            // current set.
+            while let Ok(cmd) = self.commands.try_recv() {
+                self.apply_locally(&cmd);
+            }
+        }
+    }
+
+    fn apply_locally(&mut self, cmd: &ShardCommand) {
+        match cmd {
+            ShardCommand::Subscribe(s) => self.streams.extend(s.iter().cloned()),
+            ShardCommand::Unsubscribe(s) => {
+                for x in s {
+                    self.streams.remove(x);
+                }
+            }
+        }
+    }
+
+    async fn send_request(ws: &mut Ws, method: &str, params: Vec<String>, id: u64) -> Result<(), String> {
+        let req = wire::StreamRequest { method: method.to_owned(), params, id: id.into() };
+        let text = serde_json::to_string(&req).map_err(|e| e.to_string())?;
+        ws.send(Message::text(text)).await.map_err(|e| format!("send {method} failed: {e}"))
+    }
+
+    async fn subscribe_all(&self, ws: &mut Ws, next_id: &mut u64) -> Result<(), String> {
+        let all: Vec<String> = self.streams.iter().cloned().collect();
+        for (i, chunk) in all.chunks(100).enumerate() {
+            if i > 0 {
+                // The venue allows 10 incoming messages per second per connection.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            *next_id += 1;
+            Self::send_request(ws, "SUBSCRIBE", chunk.to_vec(), *next_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn serve(&mut self, mut ws: Ws, reconnect: bool) -> Ended {
+        let mut next_id = 0u64;
+        if let Err(e) = self.subscribe_all(&mut ws, &mut next_id).await {
+            return Ended::Lost(e);
+        }
+        tracing::info!(shard = self.id, streams = self.streams.len(), reconnect, "market stream up");
+        let up = StreamEvent::Up { shard: self.id, streams: self.streams.iter().cloned().collect(), reconnect };
+        if !self.emit(up).await {
+            return Ended::Shutdown;
+        }
+        let mut decoded = Vec::with_capacity(4);
+        let mut last_data = Instant::now();
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                msg = ws.next() => {
+                    let text = match msg {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Close(frame))) => {
+                            return Ended::Lost(format!("closed by server: {frame:?}"));
+                        }
+                        Some(Ok(_)) => continue, // ping/pong/binary: tungstenite answers pings itself
+                        Some(Err(e)) => return Ended::Lost(format!("read failed: {e}")),
+                        None => return Ended::Lost("connection ended".into()),
+                    };
+                    last_data = Instant::now();
+                    decoded.clear();
+                    let result = match self.table.read() {
+                        Ok(table) => decode_frame(text.as_str(), &table, &mut decoded),
+                        Err(_) => Err("symbol table lock poisoned".to_owned()),
+                    };
+                    if let Err(error) = result {
+                        tracing::debug!(shard = self.id, %error, "malformed frame skipped");
+                        decoded.push(StreamEvent::Malformed { shard: self.id, error });
+                    }
+                    for ev in decoded.drain(..) {
+                        if self.events.send(E::from(ev)).await.is_err() {
+                            return Ended::Shutdown;
+                        }
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    let Some(cmd) = cmd else { return Ended::Shutdown };
+                    self.apply_locally(&cmd);
+                    next_id += 1;
+                    let (method, params) = match cmd {
+                        ShardCommand::Subscribe(s) => ("SUBSCRIBE", s),
+                        ShardCommand::Unsubscribe(s) => ("UNSUBSCRIBE", s),
+                    };
+                    if let Err(e) = Self::send_request(&mut ws, method, params, next_id).await {
+                        return Ended::Lost(e);
+                    }
+                }
+                _ = watchdog.tick() => {
+                    if !self.streams.is_empty() && last_data.elapsed() > self.cfg.stale_after {
+                        return Ended::Lost(format!("stale: no data for {:?}", self.cfg.stale_after));
+                    }
+                }
+                _ = self.shutdown.changed() => {
+                    let _ = ws.close(None).await;
+                    return Ended::Shutdown;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn backoff_is_bounded_positive_and_grows(attempt in 0u32..64, seed in any::<u64>()) {
+            use rand::SeedableRng;
+            let cfg = StreamConfig::new("ws://127.0.0.1:1");
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let d = backoff_delay(&cfg, attempt, &mut rng);
+            prop_assert!(d <= cfg.backoff_max);
+            prop_assert!(d >= cfg.backoff_initial / 2);
+            let floor = (cfg.backoff_initial * 2u32.pow(attempt.min(20))).min(cfg.backoff_max) / 2;
+            prop_assert!(d >= floor.min(cfg.backoff_max / 2));
+        }
+    }
+
+    #[test]
+    fn malformed_frames_are_errors_not_panics() {
+        let table = SymbolTable::default();
+        let mut out = Vec::new();
+        for bad in ["", "{", "[]", "null", r#"{"stream":"x@kline_1m","data":{"e":1}}"#] {
+            assert!(decode_frame(bad, &table, &mut out).is_err(), "{bad}");
+        }
+        assert!(out.is_empty());
+    }
+}

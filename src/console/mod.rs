@@ -1,0 +1,3 @@
+//! The console: the presenter between engine and UI, the TUI host loop, and the headless status line.
+
+pub mod presenter;

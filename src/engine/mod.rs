@@ -1,0 +1,489 @@
+//! The engine core: one task that owns all mutable state and processes [`EngineEvent`]s one at a
+//! time.
+//!
+//! Market streams, REST answers, timers and operator commands arrive over one channel; `process` is
+//! synchronous and never awaits I/O — anything slow (REST, sockets, the journal) is a channel away.
+//! That makes the engine deterministic for a given event sequence, which is what lets a recorded
+//! session replay to the same decisions. State is published to the UI as an `Arc<View>` over `watch`,
+//! at most at the frame rate and only when something changed.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use perpdesk_ui::view::View;
+use tokio::{
+    sync::{mpsc, watch},
+    time::{Instant, MissedTickBehavior},
+};
+
+use crate::{
+    binance::{
+        parse::{MarkUpdate, SymbolTable, TickerStats},
+        rest::WeightMeter,
+        stream::{StreamEvent, StreamManager},
+    },
+    domain::{Interval, SymbolId},
+    market::{
+        feed::{BackfillFrom, FeedEvent, FeedRequest},
+        series::{Applied, BarSeries},
+        universe,
+    },
+    strategy::Mode,
+};
+
+/// Everything that can happen to the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    Stream(StreamEvent),
+    Feed(FeedEvent),
+    Command(Command),
+}
+
+impl From<StreamEvent> for EngineEvent {
+    fn from(e: StreamEvent) -> Self {
+        Self::Stream(e)
+    }
+}
+
+impl From<FeedEvent> for EngineEvent {
+    fn from(e: FeedEvent) -> Self {
+        Self::Feed(e)
+    }
+}
+
+/// Operator commands (from the TUI, an attached TUI, or a script).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    SetMode(Mode),
+    /// Show this symbol and timeframe in the detail chart.
+    Focus { symbol: String, interval: Interval },
+    Shutdown,
+}
+
+/// Engine settings, taken from the configuration by the composition root.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub venue: String,
+    pub environment: String,
+    pub live_trading: bool,
+    pub mode: Mode,
+    pub universe_size: usize,
+    pub timeframes: Vec<Interval>,
+    pub history_bars: u32,
+    pub ring_capacity: usize,
+    pub universe_refresh: Duration,
+    pub trading_cycle: Duration,
+    pub virtual_cycle: Duration,
+    pub view_fps: u32,
+    /// Candles in the detail chart.
+    pub chart_bars: usize,
+}
+
+/// Per-symbol state: one bar series per timeframe plus progress flags.
+#[derive(Debug, Clone)]
+pub struct SymbolState {
+    pub series: Vec<BarSeries>,
+    pub backfilled: Vec<bool>,
+    pub streaming: Vec<bool>,
+    pub mark: Option<MarkUpdate>,
+}
+
+/// Counters shown in the status bar and the headless status line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub closed_bars: u64,
+    pub reconnects: u64,
+    pub malformed_frames: u64,
+    pub backfill_failures: u64,
+    pub trading_cycles: u64,
+    pub virtual_cycles: u64,
+}
+
+/// The engine state. Owned by one task; see the module docs.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) settings: EngineSettings,
+    pub(crate) table: Arc<RwLock<SymbolTable>>,
+    pub(crate) universe: Vec<SymbolId>,
+    pub(crate) tickers: HashMap<SymbolId, TickerStats>,
+    pub(crate) symbols: HashMap<SymbolId, SymbolState>,
+    pub(crate) mode: Mode,
+    pub(crate) shards_up: Vec<bool>,
+    pub(crate) ever_connected: bool,
+    pub(crate) counters: Counters,
+    pub(crate) last_message_at: Option<Instant>,
+    pub(crate) focus: Option<(SymbolId, usize)>,
+    pub(crate) message: Option<String>,
+    pub(crate) weight: Arc<WeightMeter>,
+    streams: StreamManager<EngineEvent>,
+    feed: mpsc::UnboundedSender<FeedRequest>,
+    universe_pending: bool,
+    /// Series whose back-fill failed; retried by the housekeeping tick.
+    retry_backfill: HashSet<(SymbolId, usize)>,
+    dirty: bool,
+    shutdown_requested: bool,
+}
+
+/// The ticker stream every universe needs once.
+pub const TICKER_STREAM: &str = "!ticker@arr";
+
+pub fn kline_stream(symbol: &str, interval: Interval) -> String {
+    format!("{}@kline_{}", symbol.to_ascii_lowercase(), interval.as_str())
+}
+
+impl Engine {
+    pub fn new(
+        settings: EngineSettings,
+        table: Arc<RwLock<SymbolTable>>,
+        streams: StreamManager<EngineEvent>,
+        feed: mpsc::UnboundedSender<FeedRequest>,
+        weight: Arc<WeightMeter>,
+    ) -> Self {
+        let mode = settings.mode;
+        Self {
+            settings,
+            table,
+            universe: Vec::new(),
+            tickers: HashMap::new(),
+            symbols: HashMap::new(),
+            mode,
+            shards_up: Vec::new(),
+            ever_connected: false,
+            counters: Counters::default(),
+            last_message_at: None,
+            focus: None,
+            message: None,
+            weight,
+            streams,
+            feed,
+            universe_pending: false,
+            retry_backfill: HashSet::new(),
+            dirty: true,
+            shutdown_requested: false,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn universe(&self) -> &[SymbolId] {
+        &self.universe
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn symbol_state(&self, id: SymbolId) -> Option<&SymbolState> {
+        self.symbols.get(&id)
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    fn request(&self, req: FeedRequest) {
+        // The feed task ends only at shutdown; a failed send then is harmless.
+        let _ = self.feed.send(req);
+    }
+
+    /// Asks the feed for a fresh universe (start-up, hourly refresh, retry).
+    pub fn request_universe(&mut self) {
+        if !self.universe_pending {
+            self.universe_pending = true;
+            self.request(FeedRequest::Universe);
+        }
+    }
+
+    /// Processes one event. Synchronous by design: see the module docs.
+    pub fn process(&mut self, event: EngineEvent) {
+        match event {
+            EngineEvent::Stream(e) => self.on_stream(e),
+            EngineEvent::Feed(e) => self.on_feed(e),
+            EngineEvent::Command(c) => self.on_command(c),
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::SetMode(m) => {
+                if m != self.mode {
+                    tracing::info!(from = %self.mode, to = %m, "strategy mode changed");
+                    self.mode = m;
+                    self.message = Some(format!("strategy mode is now {m}"));
+                    self.dirty = true;
+                }
+            }
+            Command::Focus { symbol, interval } => {
+                let id = self.table.read().ok().and_then(|t| t.id(&symbol));
+                let tf = self.settings.timeframes.iter().position(|t| *t == interval);
+                if let (Some(id), Some(tf)) = (id, tf) {
+                    self.focus = Some((id, tf));
+                    self.dirty = true;
+                }
+            }
+            Command::Shutdown => self.shutdown_requested = true,
+        }
+    }
+
+    fn on_feed(&mut self, e: FeedEvent) {
+        match e {
+            FeedEvent::Universe { info, tickers } => {
+                self.universe_pending = false;
+                self.apply_universe(&info, &tickers);
+            }
+            FeedEvent::UniverseFailed { error } => {
+                self.universe_pending = false;
+                tracing::warn!(%error, "universe refresh failed");
+                self.message = Some(format!("universe refresh failed: {error}"));
+                self.dirty = true;
+            }
+            FeedEvent::History { symbol, interval, bars, .. } => {
+                let Some(tf) = self.settings.timeframes.iter().position(|t| *t == interval) else { return };
+                let Some(state) = self.symbols.get_mut(&symbol) else { return };
+                let new = state.series[tf].merge(&bars);
+                state.backfilled[tf] = true;
+                self.counters.closed_bars += new as u64;
+                self.retry_backfill.remove(&(symbol, tf));
+                self.dirty = true;
+            }
+            FeedEvent::BackfillFailed { symbol, interval, error } => {
+                tracing::warn!(?symbol, %interval, %error, "back-fill failed; will retry");
+                self.counters.backfill_failures += 1;
+                if let Some(tf) = self.settings.timeframes.iter().position(|t| *t == interval) {
+                    self.retry_backfill.insert((symbol, tf));
+                }
+                self.message = Some(format!("back-fill failed: {error}"));
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn apply_universe(&mut self, info: &crate::binance::wire::ExchangeInfo, tickers: &[crate::binance::wire::Ticker24hr]) {
+        let new_universe = {
+            let Ok(mut table) = self.table.write() else { return };
+            for err in table.merge(info) {
+                tracing::warn!(error = %err, "exchangeInfo entry skipped");
+            }
+            for t in tickers {
+                if let (Some(id), Ok(stats)) = (table.id(&t.symbol), crate::binance::parse::parse_ticker_rest(t)) {
+                    self.tickers.insert(id, stats);
+                }
+            }
+            universe::select(&table, &self.tickers, self.settings.universe_size)
+        };
+        let first = self.universe.is_empty();
+        let diff = universe::diff(&self.universe, &new_universe);
+        let names: HashMap<SymbolId, String> = match self.table.read() {
+            Ok(t) => diff
+                .added
+                .iter()
+                .chain(diff.removed.iter())
+                .filter_map(|id| t.get(*id).map(|s| (*id, s.name.clone())))
+                .collect(),
+            Err(_) => return,
+        };
+        let tfs = self.settings.timeframes.clone();
+        let gone: Vec<String> = diff
+            .removed
+            .iter()
+            .filter_map(|id| names.get(id))
+            .flat_map(|n| tfs.iter().map(move |tf| kline_stream(n, *tf)))
+            .collect();
+        self.streams.unsubscribe(&gone);
+        for id in &diff.removed {
+            self.symbols.remove(id);
+        }
+        let mut added_streams = Vec::new();
+        if first {
+            added_streams.push(TICKER_STREAM.to_owned());
+        }
+        for id in &diff.added {
+            let Some(name) = names.get(id) else { continue };
+            let state = SymbolState {
+                series: tfs.iter().map(|tf| BarSeries::new(*tf, self.settings.ring_capacity)).collect(),
+                backfilled: vec![false; tfs.len()],
+                streaming: vec![false; tfs.len()],
+                mark: None,
+            };
+            self.symbols.insert(*id, state);
+            for tf in &tfs {
+                added_streams.push(kline_stream(name, *tf));
+                self.request(FeedRequest::Backfill {
+                    symbol: *id,
+                    name: name.clone(),
+                    interval: *tf,
+                    from: BackfillFrom::Latest { bars: self.settings.history_bars },
+                });
+            }
+        }
+        self.streams.subscribe(added_streams);
+        self.shards_up.resize(self.streams.shard_count(), false);
+        if !diff.added.is_empty() || !diff.removed.is_empty() {
+            tracing::info!(
+                size = new_universe.len(),
+                added = diff.added.len(),
+                removed = diff.removed.len(),
+                "universe updated"
+            );
+        }
+        self.universe = new_universe;
+        if self.focus.is_none() {
+            self.focus = self.universe.first().map(|id| (*id, 0));
+        }
+        self.dirty = true;
+    }
+
+    fn series_of_stream(&self, stream: &str) -> Option<(SymbolId, usize)> {
+        let (sym, tf) = stream.split_once("@kline_")?;
+        let interval: Interval = tf.parse().ok()?;
+        let tf = self.settings.timeframes.iter().position(|t| *t == interval)?;
+        let id = self.table.read().ok()?.id(&sym.to_ascii_uppercase())?;
+        Some((id, tf))
+    }
+
+    fn on_stream(&mut self, e: StreamEvent) {
+        match e {
+            StreamEvent::Kline(u) => {
+                self.last_message_at = Some(Instant::now());
+                let Some(tf) = self.settings.timeframes.iter().position(|t| *t == u.interval) else { return };
+                let Some(state) = self.symbols.get_mut(&u.symbol) else { return };
+                let applied = state.series[tf].apply(u.bar);
+                if state.backfilled[tf] {
+                    state.streaming[tf] = true;
+                }
+                if u.bar.closed && matches!(applied, Applied::Closed | Applied::Inserted) {
+                    self.counters.closed_bars += 1;
+                }
+                self.dirty = true;
+            }
+            StreamEvent::Tickers(ts) => {
+                self.last_message_at = Some(Instant::now());
+                for (id, stats) in ts {
+                    self.tickers.insert(id, stats);
+                }
+                self.dirty = true;
+            }
+            StreamEvent::Mark(m) => {
+                self.last_message_at = Some(Instant::now());
+                if let Some(state) = self.symbols.get_mut(&m.symbol) {
+                    state.mark = Some(m);
+                }
+            }
+            StreamEvent::Up { shard, streams, reconnect } => {
+                if self.shards_up.len() <= shard {
+                    self.shards_up.resize(shard + 1, false);
+                }
+                self.shards_up[shard] = true;
+                self.ever_connected = true;
+                if reconnect {
+                    self.counters.reconnects += 1;
+                    self.gap_fill(&streams);
+                }
+                self.message = None;
+                self.dirty = true;
+            }
+            StreamEvent::Down { shard, reason } => {
+                if let Some(up) = self.shards_up.get_mut(shard) {
+                    *up = false;
+                }
+                self.message = Some(format!("stream {shard} down: {reason}"));
+                self.dirty = true;
+            }
+            StreamEvent::Malformed { .. } => self.counters.malformed_frames += 1,
+        }
+    }
+
+    /// After a reconnect: fetch every bar since the last closed one of each re-subscribed series, so
+    /// the bars that closed while the connection was down are not lost.
+    fn gap_fill(&mut self, streams: &[String]) {
+        for s in streams {
+            let Some((id, tf)) = self.series_of_stream(s) else { continue };
+            let Some(state) = self.symbols.get(&id) else { continue };
+            if !state.backfilled[tf] {
+                continue; // the initial back-fill is still under way and covers it
+            }
+            let from = state.series[tf].last_closed().map_or(
+                BackfillFrom::Latest { bars: self.settings.history_bars },
+                |b| BackfillFrom::Since(b.open_time),
+            );
+            let name = self.table.read().ok().and_then(|t| t.get(id).map(|s| s.name.clone()));
+            if let Some(name) = name {
+                self.request(FeedRequest::Backfill { symbol: id, name, interval: self.settings.timeframes[tf], from });
+            }
+        }
+    }
+
+    /// Housekeeping: retries a missing universe and failed back-fills.
+    fn housekeeping(&mut self) {
+        if self.universe.is_empty() {
+            self.request_universe();
+        }
+        let retry: Vec<_> = self.retry_backfill.drain().collect();
+        for (id, tf) in retry {
+            let Some(state) = self.symbols.get(&id) else { continue };
+            let from = state.series[tf].last_closed().map_or(
+                BackfillFrom::Latest { bars: self.settings.history_bars },
+                |b| BackfillFrom::Since(b.open_time),
+            );
+            let name = self.table.read().ok().and_then(|t| t.get(id).map(|s| s.name.clone()));
+            if let Some(name) = name {
+                self.request(FeedRequest::Backfill { symbol: id, name, interval: self.settings.timeframes[tf], from });
+            }
+        }
+    }
+
+    /// Takes the "changed since last publish" flag.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Runs the engine until shutdown: events, cadences, and view publishing.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<EngineEvent>,
+        view: watch::Sender<Arc<View>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        self.request_universe();
+        let frame = Duration::from_millis(1000 / u64::from(self.settings.view_fps.max(1)));
+        let mut publish = tokio::time::interval(frame);
+        publish.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut trading = tokio::time::interval(self.settings.trading_cycle);
+        let mut virtual_cycle = tokio::time::interval(self.settings.virtual_cycle);
+        let mut refresh = tokio::time::interval(self.settings.universe_refresh);
+        refresh.tick().await; // the first tick fires at once; start-up already asked
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
+        let mut last_publish_second = 0i64;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                ev = events.recv() => {
+                    let Some(ev) = ev else { break };
+                    self.process(ev);
+                    if self.shutdown_requested { break; }
+                }
+                _ = publish.tick() => {
+                    let second = crate::domain::now_ms() / 1000;
+                    if self.take_dirty() || second != last_publish_second {
+                        last_publish_second = second;
+                        let v = crate::console::presenter::build_view(&self);
+                        view.send_replace(Arc::new(v));
+                    }
+                }
+                _ = trading.tick() => self.counters.trading_cycles += 1,
+                _ = virtual_cycle.tick() => self.counters.virtual_cycles += 1,
+                _ = refresh.tick() => self.request_universe(),
+                _ = housekeeping.tick() => self.housekeeping(),
+            }
+        }
+        let v = crate::console::presenter::build_view(&self);
+        view.send_replace(Arc::new(v));
+        tracing::info!("engine stopped");
+    }
+}
