@@ -17,3 +17,5 @@ pub mod strategy;
 pub mod engine;
 
 pub mod console;
+
+pub mod app;

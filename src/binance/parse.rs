@@ -30,7 +30,10 @@ pub enum ParseError {
 fn num(field: &'static str, s: &str) -> Result<f64, ParseError> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        _ => Err(ParseError::BadNumber { field, value: s.to_owned() }),
+        _ => Err(ParseError::BadNumber {
+            field,
+            value: s.to_owned(),
+        }),
     }
 }
 
@@ -46,7 +49,13 @@ fn check_bar(bar: Bar) -> Result<Bar, ParseError> {
         && bar.low <= bar.open.min(bar.close)
         && bar.high >= bar.open.max(bar.close)
         && bar.volume >= 0.0;
-    if ok { Ok(bar) } else { Err(ParseError::InconsistentBar { open_time: bar.open_time }) }
+    if ok {
+        Ok(bar)
+    } else {
+        Err(ParseError::InconsistentBar {
+            open_time: bar.open_time,
+        })
+    }
 }
 
 /// Symbol table: the venue's contracts indexed by dense id, and the name → id lookup used for every
@@ -135,7 +144,11 @@ pub fn parse_symbol(s: &wire::SymbolInfo, id: SymbolId) -> Result<Symbol, ParseE
             wire::SymbolFilter::PriceFilter { tick_size, .. } => {
                 tick = Some(dec(&s.symbol, "tickSize", tick_size)?);
             }
-            wire::SymbolFilter::LotSize { step_size, min_qty: mq, .. } => {
+            wire::SymbolFilter::LotSize {
+                step_size,
+                min_qty: mq,
+                ..
+            } => {
                 step = Some(dec(&s.symbol, "stepSize", step_size)?);
                 min_qty = Some(dec(&s.symbol, "minQty", mq)?);
             }
@@ -194,8 +207,11 @@ pub struct KlineUpdate {
 /// Kline stream event → [`KlineUpdate`] (symbol lookup included). No allocation on success.
 pub fn parse_kline_event(ev: &wire::KlineEvent<'_>, table: &SymbolTable) -> Result<KlineUpdate, ParseError> {
     let k = &ev.kline;
-    let symbol = table.id(k.symbol).ok_or_else(|| ParseError::UnknownSymbol(k.symbol.to_owned()))?;
-    let interval = Interval::from_str(k.interval).map_err(|_| ParseError::BadInterval(k.interval.to_owned()))?;
+    let symbol = table
+        .id(k.symbol)
+        .ok_or_else(|| ParseError::UnknownSymbol(k.symbol.to_owned()))?;
+    let interval =
+        Interval::from_str(k.interval).map_err(|_| ParseError::BadInterval(k.interval.to_owned()))?;
     let bar = check_bar(Bar {
         open_time: k.open_time,
         close_time: k.close_time,
@@ -208,7 +224,12 @@ pub fn parse_kline_event(ev: &wire::KlineEvent<'_>, table: &SymbolTable) -> Resu
         trades: k.trades,
         closed: k.closed,
     })?;
-    Ok(KlineUpdate { symbol, interval, bar, event_time: ev.event_time })
+    Ok(KlineUpdate {
+        symbol,
+        interval,
+        bar,
+        event_time: ev.event_time,
+    })
 }
 
 /// 24h statistics of one symbol, from REST `ticker/24hr` or the `!ticker@arr` stream.
@@ -254,7 +275,9 @@ pub struct MarkUpdate {
 
 pub fn parse_mark_event(m: &wire::MarkPriceEvent<'_>, table: &SymbolTable) -> Result<MarkUpdate, ParseError> {
     Ok(MarkUpdate {
-        symbol: table.id(m.symbol).ok_or_else(|| ParseError::UnknownSymbol(m.symbol.to_owned()))?,
+        symbol: table
+            .id(m.symbol)
+            .ok_or_else(|| ParseError::UnknownSymbol(m.symbol.to_owned()))?,
         mark_price: num("p", m.mark_price)?,
         index_price: num("i", m.index_price)?,
         funding_rate: num("r", m.funding_rate)?,
@@ -323,8 +346,14 @@ mod tests {
         assert!(!parse_kline_row(&row, 59_999).expect("ok").closed);
         let mut bad = row.clone();
         bad.2 = "0.1".into();
-        assert!(matches!(parse_kline_row(&bad, 0), Err(ParseError::InconsistentBar { .. })));
+        assert!(matches!(
+            parse_kline_row(&bad, 0),
+            Err(ParseError::InconsistentBar { .. })
+        ));
         bad.2 = "NaN".into();
-        assert!(matches!(parse_kline_row(&bad, 0), Err(ParseError::BadNumber { .. })));
+        assert!(matches!(
+            parse_kline_row(&bad, 0),
+            Err(ParseError::BadNumber { .. })
+        ));
     }
 }

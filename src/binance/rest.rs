@@ -32,13 +32,28 @@ pub enum RestError {
         source: reqwest::Error,
     },
     #[error("{endpoint}: venue error {code}: {msg} (HTTP {status})")]
-    Api { endpoint: &'static str, status: u16, code: i64, msg: String },
+    Api {
+        endpoint: &'static str,
+        status: u16,
+        code: i64,
+        msg: String,
+    },
     #[error("{endpoint}: rate limited (HTTP 429), retry after {retry_after:?}")]
-    RateLimited { endpoint: &'static str, retry_after: Duration },
+    RateLimited {
+        endpoint: &'static str,
+        retry_after: Duration,
+    },
     #[error("{endpoint}: IP banned (HTTP 418), no REST until {retry_after:?} has passed")]
-    Banned { endpoint: &'static str, retry_after: Duration },
+    Banned {
+        endpoint: &'static str,
+        retry_after: Duration,
+    },
     #[error("{endpoint}: HTTP {status}: {body}")]
-    Http { endpoint: &'static str, status: u16, body: String },
+    Http {
+        endpoint: &'static str,
+        status: u16,
+        body: String,
+    },
     #[error("{endpoint}: response is not the expected JSON: {source}")]
     Decode {
         endpoint: &'static str,
@@ -87,7 +102,11 @@ pub struct WeightMeter {
 impl WeightMeter {
     pub fn used(&self) -> u32 {
         let now_minute = crate::domain::now_ms() / 60_000;
-        if self.minute.load(Ordering::Relaxed) == now_minute { self.used_1m.load(Ordering::Relaxed) } else { 0 }
+        if self.minute.load(Ordering::Relaxed) == now_minute {
+            self.used_1m.load(Ordering::Relaxed)
+        } else {
+            0
+        }
     }
 
     pub fn limit(&self) -> u32 {
@@ -99,7 +118,8 @@ impl WeightMeter {
     }
 
     fn record(&self, used: u32) {
-        self.minute.store(crate::domain::now_ms() / 60_000, Ordering::Relaxed);
+        self.minute
+            .store(crate::domain::now_ms() / 60_000, Ordering::Relaxed);
         self.used_1m.store(used, Ordering::Relaxed);
     }
 
@@ -121,7 +141,12 @@ impl WeightMeter {
             let now = crate::domain::now_ms();
             let next_minute = (now / 60_000 + 1) * 60_000;
             let wait = u64::try_from(next_minute - now).unwrap_or(1000) + 50;
-            tracing::info!(used, limit, wait_ms = wait, "REST weight budget reached, waiting for the next minute");
+            tracing::info!(
+                used,
+                limit,
+                wait_ms = wait,
+                "REST weight budget reached, waiting for the next minute"
+            );
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
     }
@@ -158,7 +183,10 @@ impl MarketRest {
             .timeout(Duration::from_secs(15))
             .user_agent(concat!("perpdesk/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| RestError::Transport { endpoint: "client", source })?;
+            .map_err(|source| RestError::Transport {
+                endpoint: "client",
+                source,
+            })?;
         Ok(Self {
             http,
             base,
@@ -191,16 +219,30 @@ impl MarketRest {
         let status = resp.status();
         self.note_headers(resp.headers());
         let retry_after = retry_after(resp.headers());
-        let body = resp.bytes().await.map_err(|source| RestError::Transport { endpoint, source })?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| RestError::Transport { endpoint, source })?;
         if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(RestError::RateLimited { endpoint, retry_after });
+            return Err(RestError::RateLimited {
+                endpoint,
+                retry_after,
+            });
         }
         if status.as_u16() == 418 {
-            return Err(RestError::Banned { endpoint, retry_after });
+            return Err(RestError::Banned {
+                endpoint,
+                retry_after,
+            });
         }
         if !status.is_success() {
             return Err(match serde_json::from_slice::<wire::ApiErrorBody>(&body) {
-                Ok(e) => RestError::Api { endpoint, status: status.as_u16(), code: e.code, msg: e.msg },
+                Ok(e) => RestError::Api {
+                    endpoint,
+                    status: status.as_u16(),
+                    code: e.code,
+                    msg: e.msg,
+                },
                 Err(_) => RestError::Http {
                     endpoint,
                     status: status.as_u16(),
@@ -228,7 +270,8 @@ impl MarketRest {
         let t: wire::ServerTime = self.get("/fapi/v1/time", &[]).await?;
         let received = crate::domain::now_ms();
         let midpoint = sent + (received - sent) / 2;
-        self.clock_offset_ms.store(t.server_time - midpoint, Ordering::Relaxed);
+        self.clock_offset_ms
+            .store(t.server_time - midpoint, Ordering::Relaxed);
         Ok(t.server_time)
     }
 
@@ -301,7 +344,10 @@ impl MarketRest {
                 Ok(bar)
             })
             .collect::<Result<Vec<_>, ParseError>>()
-            .map_err(|source| RestError::Parse { endpoint: "/fapi/v1/klines", source })
+            .map_err(|source| RestError::Parse {
+                endpoint: "/fapi/v1/klines",
+                source,
+            })
     }
 
     /// `GET /fapi/v1/premiumIndex` for every symbol.
@@ -336,6 +382,9 @@ mod tests {
 
     #[test]
     fn bad_base_url_is_rejected() {
-        assert!(matches!(MarketRest::new("fapi.binance.com"), Err(RestError::BadUrl(_))));
+        assert!(matches!(
+            MarketRest::new("fapi.binance.com"),
+            Err(RestError::BadUrl(_))
+        ));
     }
 }

@@ -31,14 +31,24 @@ use crate::domain::SymbolId;
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// The shard's connection is up and its streams are subscribed.
-    Up { shard: usize, streams: Vec<String>, reconnect: bool },
+    Up {
+        shard: usize,
+        streams: Vec<String>,
+        reconnect: bool,
+    },
     /// The shard's connection is down; it is reconnecting.
-    Down { shard: usize, reason: String },
+    Down {
+        shard: usize,
+        reason: String,
+    },
     Kline(KlineUpdate),
     Mark(MarkUpdate),
     Tickers(Vec<(SymbolId, TickerStats)>),
     /// A frame that could not be decoded: counted and skipped, never fatal.
-    Malformed { shard: usize, error: String },
+    Malformed {
+        shard: usize,
+        error: String,
+    },
 }
 
 /// Commands to a running shard.
@@ -79,26 +89,28 @@ impl StreamConfig {
 /// Exponential backoff with full jitter. `attempt` 0 is the first retry.
 pub fn backoff_delay(cfg: &StreamConfig, attempt: u32, rng: &mut impl Rng) -> Duration {
     let cap = cfg.backoff_max.as_millis() as u64;
-    let base = (cfg.backoff_initial.as_millis() as u64).saturating_mul(1u64 << attempt.min(20)).min(cap);
+    let base = (cfg.backoff_initial.as_millis() as u64)
+        .saturating_mul(1u64 << attempt.min(20))
+        .min(cap);
     // Full jitter in [base/2, base]: spreads reconnects of many shards, never zero.
     let lo = base / 2;
     Duration::from_millis(rng.random_range(lo..=base.max(lo)))
 }
 
 /// Decodes one text frame into events (pushed to `out`). Returns the number of events produced.
-pub fn decode_frame(
-    text: &str,
-    table: &SymbolTable,
-    out: &mut Vec<StreamEvent>,
-) -> Result<usize, String> {
+pub fn decode_frame(text: &str, table: &SymbolTable, out: &mut Vec<StreamEvent>) -> Result<usize, String> {
     let frame: CombinedFrame<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let before = out.len();
     match frame {
         CombinedFrame::Kline(k) => {
-            out.push(StreamEvent::Kline(parse::parse_kline_event(&k, table).map_err(|e| e.to_string())?));
+            out.push(StreamEvent::Kline(
+                parse::parse_kline_event(&k, table).map_err(|e| e.to_string())?,
+            ));
         }
         CombinedFrame::MarkPrice(m) => {
-            out.push(StreamEvent::Mark(parse::parse_mark_event(&m, table).map_err(|e| e.to_string())?));
+            out.push(StreamEvent::Mark(
+                parse::parse_mark_event(&m, table).map_err(|e| e.to_string())?,
+            ));
         }
         CombinedFrame::Tickers(ts) => {
             let parsed: Vec<_> = ts
@@ -107,7 +119,9 @@ pub fn decode_frame(
                 .collect();
             out.push(StreamEvent::Tickers(parsed));
         }
-        CombinedFrame::Reply { error: Some(e), id, .. } => {
+        CombinedFrame::Reply {
+            error: Some(e), id, ..
+        } => {
             return Err(format!("request {id} rejected: {} {}", e.code, e.msg));
         }
         CombinedFrame::Reply { .. } | CombinedFrame::Unhandled => {}
@@ -140,7 +154,13 @@ impl<E: From<StreamEvent> + Send + 'static> StreamManager<E> {
         events: mpsc::Sender<E>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Self { cfg, table, events, shutdown, shards: Vec::new() }
+        Self {
+            cfg,
+            table,
+            events,
+            shutdown,
+            shards: Vec::new(),
+        }
     }
 
     pub fn shard_count(&self) -> usize {
@@ -182,7 +202,11 @@ impl<E: From<StreamEvent> + Send + 'static> StreamManager<E> {
 
     pub fn unsubscribe(&mut self, streams: &[String]) {
         for shard in &mut self.shards {
-            let gone: Vec<String> = streams.iter().filter(|s| shard.streams.remove(*s)).cloned().collect();
+            let gone: Vec<String> = streams
+                .iter()
+                .filter(|s| shard.streams.remove(*s))
+                .cloned()
+                .collect();
             if !gone.is_empty() {
                 let _ = shard.tx.send(ShardCommand::Unsubscribe(gone));
             }
@@ -202,7 +226,10 @@ impl<E: From<StreamEvent> + Send + 'static> StreamManager<E> {
             streams: streams.iter().cloned().collect(),
         };
         tokio::spawn(shard.run());
-        self.shards.push(ShardHandle { streams: streams.into_iter().collect(), tx });
+        self.shards.push(ShardHandle {
+            streams: streams.into_iter().collect(),
+            tx,
+        });
     }
 }
 
@@ -264,7 +291,13 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                 Err(_) => format!("connect to {url} timed out"),
             };
             tracing::warn!(shard = self.id, %reason, "market stream down, reconnecting");
-            if !self.emit(StreamEvent::Down { shard: self.id, reason }).await {
+            if !self
+                .emit(StreamEvent::Down {
+                    shard: self.id,
+                    reason,
+                })
+                .await
+            {
                 return;
             }
             let delay = backoff_delay(&self.cfg, attempt, &mut rng);
@@ -293,9 +326,15 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
     }
 
     async fn send_request(ws: &mut Ws, method: &str, params: Vec<String>, id: u64) -> Result<(), String> {
-        let req = wire::StreamRequest { method: method.to_owned(), params, id: id.into() };
+        let req = wire::StreamRequest {
+            method: method.to_owned(),
+            params,
+            id: id.into(),
+        };
         let text = serde_json::to_string(&req).map_err(|e| e.to_string())?;
-        ws.send(Message::text(text)).await.map_err(|e| format!("send {method} failed: {e}"))
+        ws.send(Message::text(text))
+            .await
+            .map_err(|e| format!("send {method} failed: {e}"))
     }
 
     async fn subscribe_all(&self, ws: &mut Ws, next_id: &mut u64) -> Result<(), String> {
@@ -316,8 +355,17 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
         if let Err(e) = self.subscribe_all(&mut ws, &mut next_id).await {
             return Ended::Lost(e);
         }
-        tracing::info!(shard = self.id, streams = self.streams.len(), reconnect, "market stream up");
-        let up = StreamEvent::Up { shard: self.id, streams: self.streams.iter().cloned().collect(), reconnect };
+        tracing::info!(
+            shard = self.id,
+            streams = self.streams.len(),
+            reconnect,
+            "market stream up"
+        );
+        let up = StreamEvent::Up {
+            shard: self.id,
+            streams: self.streams.iter().cloned().collect(),
+            reconnect,
+        };
         if !self.emit(up).await {
             return Ended::Shutdown;
         }

@@ -135,16 +135,38 @@ pub struct SymbolInfo {
 #[serde(tag = "filterType", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SymbolFilter {
     #[serde(rename_all = "camelCase")]
-    PriceFilter { min_price: String, max_price: String, tick_size: String },
+    PriceFilter {
+        min_price: String,
+        max_price: String,
+        tick_size: String,
+    },
     #[serde(rename_all = "camelCase")]
-    LotSize { min_qty: String, max_qty: String, step_size: String },
+    LotSize {
+        min_qty: String,
+        max_qty: String,
+        step_size: String,
+    },
     #[serde(rename_all = "camelCase")]
-    MarketLotSize { min_qty: String, max_qty: String, step_size: String },
-    MaxNumOrders { limit: u32 },
-    MaxNumAlgoOrders { limit: u32 },
-    MinNotional { notional: String },
+    MarketLotSize {
+        min_qty: String,
+        max_qty: String,
+        step_size: String,
+    },
+    MaxNumOrders {
+        limit: u32,
+    },
+    MaxNumAlgoOrders {
+        limit: u32,
+    },
+    MinNotional {
+        notional: String,
+    },
     #[serde(rename_all = "camelCase")]
-    PercentPrice { multiplier_up: String, multiplier_down: String, multiplier_decimal: String },
+    PercentPrice {
+        multiplier_up: String,
+        multiplier_down: String,
+        multiplier_decimal: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -526,7 +548,9 @@ mod tests {
     fn combined_kline_frame_decodes_in_one_pass() {
         let raw = r#"{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":0,"T":59999,"s":"BTCUSDT","i":"1m","f":1,"L":2,"o":"1.0","c":"2.0","h":"2.5","l":"0.5","v":"10","n":3,"x":false,"q":"15","V":"5","Q":"7","B":"0"}}}"#;
         let frame: CombinedFrame<'_> = serde_json::from_str(raw).expect("decodes");
-        let CombinedFrame::Kline(k) = frame else { panic!("not a kline: {frame:?}") };
+        let CombinedFrame::Kline(k) = frame else {
+            panic!("not a kline: {frame:?}")
+        };
         assert_eq!(k.kline.close, "2.0");
         assert!(!k.kline.closed);
     }

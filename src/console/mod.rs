@@ -1,3 +1,4 @@
 //! The console: the presenter between engine and UI, the TUI host loop, and the headless status line.
 
+pub mod headless;
 pub mod presenter;

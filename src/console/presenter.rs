@@ -30,21 +30,28 @@ pub fn mode_from_view(m: StrategyMode) -> Mode {
 pub fn intent_to_command(intent: &Intent) -> Option<Command> {
     match intent {
         Intent::SetMode(m) => Some(Command::SetMode(mode_from_view(*m))),
-        Intent::Focus { symbol, timeframe } => {
-            timeframe.parse().ok().map(|interval| Command::Focus { symbol: symbol.clone(), interval })
-        }
+        Intent::Focus { symbol, timeframe } => timeframe.parse().ok().map(|interval| Command::Focus {
+            symbol: symbol.clone(),
+            interval,
+        }),
         Intent::Quit => Some(Command::Shutdown),
     }
 }
 
 fn pct(from: f64, to: f64) -> f64 {
-    if from == 0.0 { 0.0 } else { (to / from - 1.0) * 100.0 }
+    if from == 0.0 {
+        0.0
+    } else {
+        (to / from - 1.0) * 100.0
+    }
 }
 
 /// Builds the whole view. Called at most at the frame rate, only when something changed.
 pub fn build_view(engine: &Engine) -> View {
     let settings = engine.settings();
-    let Ok(table) = engine.table.read() else { return View::default() };
+    let Ok(table) = engine.table.read() else {
+        return View::default();
+    };
     let shards_total = engine.shards_up.len() as u32;
     let shards_up = engine.shards_up.iter().filter(|u| **u).count() as u32;
     let connection = if !engine.ever_connected {
@@ -140,6 +147,8 @@ pub fn build_view(engine: &Engine) -> View {
             series_total: (engine.universe.len() * tfs.len()) as u32,
             closed_bars: counters.closed_bars,
             reconnects: counters.reconnects,
+            missing_bars: counters.missing_bars,
+            malformed_frames: counters.malformed_frames,
             rest_weight_used: engine.weight.used(),
             last_message_age_ms: engine.last_message_at.map(|t| t.elapsed().as_millis() as u64),
             message: engine.message.clone(),
@@ -158,10 +167,22 @@ mod tests {
             Some(Command::SetMode(Mode::Hybrid))
         );
         assert_eq!(
-            intent_to_command(&Intent::Focus { symbol: "BTCUSDT".into(), timeframe: "15m".into() }),
-            Some(Command::Focus { symbol: "BTCUSDT".into(), interval: crate::domain::Interval::M15 })
+            intent_to_command(&Intent::Focus {
+                symbol: "BTCUSDT".into(),
+                timeframe: "15m".into()
+            }),
+            Some(Command::Focus {
+                symbol: "BTCUSDT".into(),
+                interval: crate::domain::Interval::M15
+            })
         );
-        assert_eq!(intent_to_command(&Intent::Focus { symbol: "X".into(), timeframe: "7m".into() }), None);
+        assert_eq!(
+            intent_to_command(&Intent::Focus {
+                symbol: "X".into(),
+                timeframe: "7m".into()
+            }),
+            None
+        );
         for m in Mode::ALL {
             assert_eq!(mode_from_view(mode_to_view(m)), m);
         }

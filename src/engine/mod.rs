@@ -59,7 +59,10 @@ impl From<FeedEvent> for EngineEvent {
 pub enum Command {
     SetMode(Mode),
     /// Show this symbol and timeframe in the detail chart.
-    Focus { symbol: String, interval: Interval },
+    Focus {
+        symbol: String,
+        interval: Interval,
+    },
     Shutdown,
 }
 
@@ -99,6 +102,8 @@ pub struct Counters {
     pub malformed_frames: u64,
     pub backfill_failures: u64,
     pub trading_cycles: u64,
+    /// Closed bars missing inside the stored series, from the last housekeeping pass.
+    pub missing_bars: u64,
     pub virtual_cycles: u64,
 }
 
@@ -242,16 +247,29 @@ impl Engine {
                 self.message = Some(format!("universe refresh failed: {error}"));
                 self.dirty = true;
             }
-            FeedEvent::History { symbol, interval, bars, .. } => {
-                let Some(tf) = self.settings.timeframes.iter().position(|t| *t == interval) else { return };
-                let Some(state) = self.symbols.get_mut(&symbol) else { return };
+            FeedEvent::History {
+                symbol,
+                interval,
+                bars,
+                ..
+            } => {
+                let Some(tf) = self.settings.timeframes.iter().position(|t| *t == interval) else {
+                    return;
+                };
+                let Some(state) = self.symbols.get_mut(&symbol) else {
+                    return;
+                };
                 let new = state.series[tf].merge(&bars);
                 state.backfilled[tf] = true;
                 self.counters.closed_bars += new as u64;
                 self.retry_backfill.remove(&(symbol, tf));
                 self.dirty = true;
             }
-            FeedEvent::BackfillFailed { symbol, interval, error } => {
+            FeedEvent::BackfillFailed {
+                symbol,
+                interval,
+                error,
+            } => {
                 tracing::warn!(?symbol, %interval, %error, "back-fill failed; will retry");
                 self.counters.backfill_failures += 1;
                 if let Some(tf) = self.settings.timeframes.iter().position(|t| *t == interval) {
@@ -263,14 +281,20 @@ impl Engine {
         }
     }
 
-    fn apply_universe(&mut self, info: &crate::binance::wire::ExchangeInfo, tickers: &[crate::binance::wire::Ticker24hr]) {
+    fn apply_universe(
+        &mut self,
+        info: &crate::binance::wire::ExchangeInfo,
+        tickers: &[crate::binance::wire::Ticker24hr],
+    ) {
         let new_universe = {
             let Ok(mut table) = self.table.write() else { return };
             for err in table.merge(info) {
                 tracing::warn!(error = %err, "exchangeInfo entry skipped");
             }
             for t in tickers {
-                if let (Some(id), Ok(stats)) = (table.id(&t.symbol), crate::binance::parse::parse_ticker_rest(t)) {
+                if let (Some(id), Ok(stats)) =
+                    (table.id(&t.symbol), crate::binance::parse::parse_ticker_rest(t))
+                {
                     self.tickers.insert(id, stats);
                 }
             }
@@ -305,7 +329,10 @@ impl Engine {
         for id in &diff.added {
             let Some(name) = names.get(id) else { continue };
             let state = SymbolState {
-                series: tfs.iter().map(|tf| BarSeries::new(*tf, self.settings.ring_capacity)).collect(),
+                series: tfs
+                    .iter()
+                    .map(|tf| BarSeries::new(*tf, self.settings.ring_capacity))
+                    .collect(),
                 backfilled: vec![false; tfs.len()],
                 streaming: vec![false; tfs.len()],
                 mark: None,
@@ -317,7 +344,9 @@ impl Engine {
                     symbol: *id,
                     name: name.clone(),
                     interval: *tf,
-                    from: BackfillFrom::Latest { bars: self.settings.history_bars },
+                    from: BackfillFrom::Latest {
+                        bars: self.settings.history_bars,
+                    },
                 });
             }
         }
@@ -350,8 +379,12 @@ impl Engine {
         match e {
             StreamEvent::Kline(u) => {
                 self.last_message_at = Some(Instant::now());
-                let Some(tf) = self.settings.timeframes.iter().position(|t| *t == u.interval) else { return };
-                let Some(state) = self.symbols.get_mut(&u.symbol) else { return };
+                let Some(tf) = self.settings.timeframes.iter().position(|t| *t == u.interval) else {
+                    return;
+                };
+                let Some(state) = self.symbols.get_mut(&u.symbol) else {
+                    return;
+                };
                 let applied = state.series[tf].apply(u.bar);
                 if state.backfilled[tf] {
                     state.streaming[tf] = true;
@@ -374,7 +407,11 @@ impl Engine {
                     state.mark = Some(m);
                 }
             }
-            StreamEvent::Up { shard, streams, reconnect } => {
+            StreamEvent::Up {
+                shard,
+                streams,
+                reconnect,
+            } => {
                 if self.shards_up.len() <= shard {
                     self.shards_up.resize(shard + 1, false);
                 }
@@ -402,37 +439,71 @@ impl Engine {
     /// the bars that closed while the connection was down are not lost.
     fn gap_fill(&mut self, streams: &[String]) {
         for s in streams {
-            let Some((id, tf)) = self.series_of_stream(s) else { continue };
-            let Some(state) = self.symbols.get(&id) else { continue };
+            let Some((id, tf)) = self.series_of_stream(s) else {
+                continue;
+            };
+            let Some(state) = self.symbols.get(&id) else {
+                continue;
+            };
             if !state.backfilled[tf] {
                 continue; // the initial back-fill is still under way and covers it
             }
             let from = state.series[tf].last_closed().map_or(
-                BackfillFrom::Latest { bars: self.settings.history_bars },
+                BackfillFrom::Latest {
+                    bars: self.settings.history_bars,
+                },
                 |b| BackfillFrom::Since(b.open_time),
             );
-            let name = self.table.read().ok().and_then(|t| t.get(id).map(|s| s.name.clone()));
+            let name = self
+                .table
+                .read()
+                .ok()
+                .and_then(|t| t.get(id).map(|s| s.name.clone()));
             if let Some(name) = name {
-                self.request(FeedRequest::Backfill { symbol: id, name, interval: self.settings.timeframes[tf], from });
+                self.request(FeedRequest::Backfill {
+                    symbol: id,
+                    name,
+                    interval: self.settings.timeframes[tf],
+                    from,
+                });
             }
         }
     }
 
     /// Housekeeping: retries a missing universe and failed back-fills.
     fn housekeeping(&mut self) {
+        self.counters.missing_bars = self
+            .symbols
+            .values()
+            .flat_map(|s| s.series.iter())
+            .map(|s| s.gap_count() as u64)
+            .sum();
         if self.universe.is_empty() {
             self.request_universe();
         }
         let retry: Vec<_> = self.retry_backfill.drain().collect();
         for (id, tf) in retry {
-            let Some(state) = self.symbols.get(&id) else { continue };
+            let Some(state) = self.symbols.get(&id) else {
+                continue;
+            };
             let from = state.series[tf].last_closed().map_or(
-                BackfillFrom::Latest { bars: self.settings.history_bars },
+                BackfillFrom::Latest {
+                    bars: self.settings.history_bars,
+                },
                 |b| BackfillFrom::Since(b.open_time),
             );
-            let name = self.table.read().ok().and_then(|t| t.get(id).map(|s| s.name.clone()));
+            let name = self
+                .table
+                .read()
+                .ok()
+                .and_then(|t| t.get(id).map(|s| s.name.clone()));
             if let Some(name) = name {
-                self.request(FeedRequest::Backfill { symbol: id, name, interval: self.settings.timeframes[tf], from });
+                self.request(FeedRequest::Backfill {
+                    symbol: id,
+                    name,
+                    interval: self.settings.timeframes[tf],
+                    from,
+                });
             }
         }
     }
@@ -448,7 +519,7 @@ impl Engine {
         mut events: mpsc::Receiver<EngineEvent>,
         view: watch::Sender<Arc<View>>,
         mut shutdown: watch::Receiver<bool>,
-    ) {
+    ) -> Self {
         self.request_universe();
         let frame = Duration::from_millis(1000 / u64::from(self.settings.view_fps.max(1)));
         let mut publish = tokio::time::interval(frame);
@@ -485,5 +556,6 @@ impl Engine {
         let v = crate::console::presenter::build_view(&self);
         view.send_replace(Arc::new(v));
         tracing::info!("engine stopped");
+        self
     }
 }

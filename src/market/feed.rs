@@ -27,7 +27,12 @@ pub enum FeedRequest {
     /// Fetch exchange info and 24h tickers (start-up and the hourly universe refresh).
     Universe,
     /// Fetch history for one series.
-    Backfill { symbol: SymbolId, name: String, interval: Interval, from: BackfillFrom },
+    Backfill {
+        symbol: SymbolId,
+        name: String,
+        interval: Interval,
+        from: BackfillFrom,
+    },
 }
 
 /// Where a back-fill starts.
@@ -42,10 +47,24 @@ pub enum BackfillFrom {
 /// Answers to the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedEvent {
-    Universe { info: Box<wire::ExchangeInfo>, tickers: Vec<wire::Ticker24hr> },
-    UniverseFailed { error: String },
-    History { symbol: SymbolId, interval: Interval, from: BackfillFrom, bars: Vec<Bar> },
-    BackfillFailed { symbol: SymbolId, interval: Interval, error: String },
+    Universe {
+        info: Box<wire::ExchangeInfo>,
+        tickers: Vec<wire::Ticker24hr>,
+    },
+    UniverseFailed {
+        error: String,
+    },
+    History {
+        symbol: SymbolId,
+        interval: Interval,
+        from: BackfillFrom,
+        bars: Vec<Bar>,
+    },
+    BackfillFailed {
+        symbol: SymbolId,
+        interval: Interval,
+        error: String,
+    },
 }
 
 /// Spawns the feed task. `concurrency` requests run at once.
@@ -63,7 +82,9 @@ pub fn spawn<E: From<FeedEvent> + Send + 'static>(
                 r = rx.recv() => match r { Some(r) => r, None => return },
                 _ = shutdown.changed() => return,
             };
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
             let rest = rest.clone();
             let events = events.clone();
             tokio::spawn(async move {
@@ -109,16 +130,31 @@ async fn handle(rest: &MarketRest, req: FeedRequest) -> FeedEvent {
             }
             .await;
             match result {
-                Ok((info, tickers)) => FeedEvent::Universe { info: Box::new(info), tickers },
+                Ok((info, tickers)) => FeedEvent::Universe {
+                    info: Box::new(info),
+                    tickers,
+                },
                 Err(e) => FeedEvent::UniverseFailed { error: e.to_string() },
             }
         }
-        FeedRequest::Backfill { symbol, name, interval, from } => {
-            match backfill(rest, &name, interval, from).await {
-                Ok(bars) => FeedEvent::History { symbol, interval, from, bars },
-                Err(e) => FeedEvent::BackfillFailed { symbol, interval, error: e.to_string() },
-            }
-        }
+        FeedRequest::Backfill {
+            symbol,
+            name,
+            interval,
+            from,
+        } => match backfill(rest, &name, interval, from).await {
+            Ok(bars) => FeedEvent::History {
+                symbol,
+                interval,
+                from,
+                bars,
+            },
+            Err(e) => FeedEvent::BackfillFailed {
+                symbol,
+                interval,
+                error: e.to_string(),
+            },
+        },
     }
 }
 
@@ -152,8 +188,10 @@ pub async fn backfill(
         BackfillFrom::Since(start) => {
             let mut start = start;
             loop {
-                let page =
-                    with_retry("klines", || rest.klines(name, interval, Some(start), None, PAGE_LIMIT)).await?;
+                let page = with_retry("klines", || {
+                    rest.klines(name, interval, Some(start), None, PAGE_LIMIT)
+                })
+                .await?;
                 let Some(last) = page.last() else { break };
                 let next = interval.next_open(last.open_time);
                 let done = page.len() < PAGE_LIMIT as usize || !last.closed;

@@ -36,7 +36,12 @@ pub struct BarSeries {
 impl BarSeries {
     pub fn new(interval: Interval, capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        Self { interval, capacity, closed: VecDeque::with_capacity(capacity), forming: None }
+        Self {
+            interval,
+            capacity,
+            closed: VecDeque::with_capacity(capacity),
+            forming: None,
+        }
     }
 
     pub fn interval(&self) -> Interval {
@@ -45,11 +50,19 @@ impl BarSeries {
 
     /// Applies one bar from a stream or a back-fill.
     pub fn apply(&mut self, bar: Bar) -> Applied {
-        if bar.closed { self.apply_closed(bar) } else { self.apply_forming(bar) }
+        if bar.closed {
+            self.apply_closed(bar)
+        } else {
+            self.apply_forming(bar)
+        }
     }
 
     fn apply_forming(&mut self, bar: Bar) -> Applied {
-        if self.closed.back().is_some_and(|last| last.open_time >= bar.open_time) {
+        if self
+            .closed
+            .back()
+            .is_some_and(|last| last.open_time >= bar.open_time)
+        {
             return Applied::Stale;
         }
         if self.forming.is_some_and(|f| f.open_time > bar.open_time) {
@@ -131,11 +144,31 @@ impl BarSeries {
         out
     }
 
+    /// Number of open times missing between the first and last closed bar, without allocating.
+    pub fn gap_count(&self) -> usize {
+        self.closed
+            .iter()
+            .zip(self.closed.iter().skip(1))
+            .map(|(a, b)| {
+                let mut n = 0;
+                let mut t = self.interval.next_open(a.open_time);
+                while t < b.open_time {
+                    n += 1;
+                    t = self.interval.next_open(t);
+                }
+                n
+            })
+            .sum()
+    }
+
     /// The last `n` bars for a chart, oldest first, the forming bar last.
     pub fn tail(&self, n: usize) -> impl Iterator<Item = &Bar> {
         let forming = usize::from(self.forming.is_some());
         let take_closed = n.saturating_sub(forming).min(self.closed.len());
-        self.closed.iter().skip(self.closed.len() - take_closed).chain(self.forming.iter())
+        self.closed
+            .iter()
+            .skip(self.closed.len() - take_closed)
+            .chain(self.forming.iter())
     }
 }
 
@@ -166,7 +199,11 @@ mod tests {
         assert_eq!(s.apply(bar(0, false, 1.1)), Applied::Forming);
         assert_eq!(s.apply(bar(0, true, 1.2)), Applied::Closed);
         assert!(s.forming().is_none());
-        assert_eq!(s.apply(bar(0, false, 1.3)), Applied::Stale, "late forming update of a closed bar");
+        assert_eq!(
+            s.apply(bar(0, false, 1.3)),
+            Applied::Stale,
+            "late forming update of a closed bar"
+        );
         assert_eq!(s.apply(bar(1, false, 1.0)), Applied::Forming);
         assert_eq!(s.apply(bar(0, true, 1.2)), Applied::Duplicate);
         assert_eq!(s.latest().map(|b| b.open_time), Some(60_000));
@@ -184,7 +221,11 @@ mod tests {
         assert!(s.gaps().is_empty());
         let opens: Vec<_> = s.closed().iter().map(|b| b.open_time / 60_000).collect();
         assert_eq!(opens, vec![1, 2, 3]);
-        assert_eq!(s.apply(bar(0, true, 1.0)), Applied::Stale, "older than the window");
+        assert_eq!(
+            s.apply(bar(0, true, 1.0)),
+            Applied::Stale,
+            "older than the window"
+        );
     }
 
     #[test]

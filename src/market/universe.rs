@@ -17,7 +17,13 @@ pub fn select(table: &SymbolTable, tickers: &HashMap<SymbolId, TickerStats>, siz
     let mut ranked: Vec<(SymbolId, f64, &str)> = table
         .iter()
         .filter(|s| s.is_tradable_usdt_perpetual())
-        .map(|s| (s.id, tickers.get(&s.id).map_or(0.0, |t| t.quote_volume), s.name.as_str()))
+        .map(|s| {
+            (
+                s.id,
+                tickers.get(&s.id).map_or(0.0, |t| t.quote_volume),
+                s.name.as_str(),
+            )
+        })
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.2.cmp(b.2)));
     ranked.into_iter().take(size).map(|(id, _, _)| id).collect()
@@ -64,7 +70,13 @@ mod tests {
     }
 
     fn stats(qv: f64) -> TickerStats {
-        TickerStats { last_price: 1.0, open_price: 1.0, change_pct: 0.0, quote_volume: qv, event_time: 0 }
+        TickerStats {
+            last_price: 1.0,
+            open_price: 1.0,
+            change_pct: 0.0,
+            quote_volume: qv,
+            event_time: 0,
+        }
     }
 
     #[test]
@@ -73,7 +85,12 @@ mod tests {
         let a = t.insert(sym("AAAUSDT", "USDT", "PERPETUAL", SymbolStatus::Trading));
         let b = t.insert(sym("BBBUSDT", "USDT", "PERPETUAL", SymbolStatus::Trading));
         let busd = t.insert(sym("CCCBUSD", "BUSD", "PERPETUAL", SymbolStatus::Trading));
-        let quarterly = t.insert(sym("DDDUSDT_261225", "USDT", "CURRENT_QUARTER", SymbolStatus::Trading));
+        let quarterly = t.insert(sym(
+            "DDDUSDT_261225",
+            "USDT",
+            "CURRENT_QUARTER",
+            SymbolStatus::Trading,
+        ));
         let settling = t.insert(sym("EEEUSDT", "USDT", "PERPETUAL", SymbolStatus::Settling));
         let c = t.insert(sym("FFFUSDT", "USDT", "PERPETUAL", SymbolStatus::Trading));
         let tickers: HashMap<_, _> = [

@@ -80,7 +80,12 @@ pub struct SimClock {
 
 impl SimClock {
     pub fn new(start_sim: TimestampMs, speed: f64, end: Option<TimestampMs>) -> Self {
-        Self { started: std::time::Instant::now(), start_sim, speed: speed.max(0.0), end }
+        Self {
+            started: std::time::Instant::now(),
+            start_sim,
+            speed: speed.max(0.0),
+            end,
+        }
     }
 
     pub fn now(&self) -> TimestampMs {
@@ -126,7 +131,14 @@ impl SimHandle {
 }
 
 fn error_response(status: StatusCode, code: i64, msg: impl Into<String>) -> Response {
-    (status, axum::Json(wire::ApiErrorBody { code, msg: msg.into() })).into_response()
+    (
+        status,
+        axum::Json(wire::ApiErrorBody {
+            code,
+            msg: msg.into(),
+        }),
+    )
+        .into_response()
 }
 
 fn json_response(body: String) -> Response {
@@ -145,7 +157,12 @@ pub async fn start(source: Arc<dyn MarketSource>, settings: SimSettings) -> std:
     let listener = TcpListener::bind(("127.0.0.1", settings.port)).await?;
     let addr = listener.local_addr()?;
     let clock = SimClock::new(source.start_time(), settings.speed, source.end_time());
-    let by_name = source.symbols().iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+    let by_name = source
+        .symbols()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect();
     let exchange_info_json = serde_json::to_string(&exchange_info(source.as_ref(), clock.now(), &settings))
         .map_err(std::io::Error::other)?;
     let state = Arc::new(SimState {
@@ -182,7 +199,10 @@ struct AppState {
 }
 
 fn router(sim: Arc<SimState>, shutdown: watch::Receiver<bool>) -> Router {
-    let app_state = AppState { sim: Arc::clone(&sim), shutdown };
+    let app_state = AppState {
+        sim: Arc::clone(&sim),
+        shutdown,
+    };
     Router::new()
         .route("/fapi/v1/ping", get(|| async { json_response("{}".into()) }))
         .route("/fapi/v1/time", get(time))
@@ -200,7 +220,11 @@ fn router(sim: Arc<SimState>, shutdown: watch::Receiver<bool>) -> Router {
 /// The venue's weight of a request (the endpoints the simulator serves).
 fn request_weight(path: &str, query: &str) -> u32 {
     let has = |k: &str| query.split('&').any(|p| p.split('=').next() == Some(k));
-    let param = |k: &str| query.split('&').find_map(|p| p.strip_prefix(k)?.strip_prefix('='));
+    let param = |k: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(k)?.strip_prefix('='))
+    };
     match path {
         "/fapi/v1/exchangeInfo" | "/fapi/v1/time" | "/fapi/v1/ping" => 1,
         "/fapi/v1/ticker/24hr" => {
@@ -268,7 +292,9 @@ async fn weigh(State(sim): State<Arc<SimState>>, req: Request<Body>, next: Next)
 }
 
 async fn time(State(app): State<AppState>) -> Response {
-    to_json(&wire::ServerTime { server_time: app.sim.clock.now() })
+    to_json(&wire::ServerTime {
+        server_time: app.sim.clock.now(),
+    })
 }
 
 async fn exchange_info_handler(State(app): State<AppState>) -> Response {
@@ -288,7 +314,11 @@ fn exchange_info(source: &dyn MarketSource, now: TimestampMs, settings: &SimSett
             symbol: s.name.clone(),
             pair: s.name.split('_').next().unwrap_or(&s.name).to_owned(),
             contract_type: s.contract_type.clone(),
-            delivery_date: if s.contract_type == "PERPETUAL" { 4_133_404_800_000 } else { now + 30 * 86_400_000 },
+            delivery_date: if s.contract_type == "PERPETUAL" {
+                4_133_404_800_000
+            } else {
+                now + 30 * 86_400_000
+            },
             onboard_date: source.earliest(),
             status: s.status.clone(),
             maint_margin_percent: Some("2.5000".into()),
@@ -324,7 +354,9 @@ fn exchange_info(source: &dyn MarketSource, now: TimestampMs, settings: &SimSett
                 },
                 wire::SymbolFilter::MaxNumOrders { limit: 200 },
                 wire::SymbolFilter::MaxNumAlgoOrders { limit: 10 },
-                wire::SymbolFilter::MinNotional { notional: s.min_notional.to_string() },
+                wire::SymbolFilter::MinNotional {
+                    notional: s.min_notional.to_string(),
+                },
                 wire::SymbolFilter::PercentPrice {
                     multiplier_up: "1.0500".into(),
                     multiplier_down: "0.9500".into(),
@@ -343,7 +375,10 @@ fn exchange_info(source: &dyn MarketSource, now: TimestampMs, settings: &SimSett
             .into_iter()
             .map(String::from)
             .collect(),
-            time_in_force: ["GTC", "IOC", "FOK", "GTX"].into_iter().map(String::from).collect(),
+            time_in_force: ["GTC", "IOC", "FOK", "GTX"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
         })
         .collect();
     wire::ExchangeInfo {
@@ -419,8 +454,16 @@ fn ticker_wire(sim: &SimState, i: usize, now: TimestampMs) -> wire::Ticker24hr {
     let t = sim.source.ticker_24h(i, now);
     let p = s.price_precision;
     let change = t.last - t.open;
-    let pct = if t.open > 0.0 { change / t.open * 100.0 } else { 0.0 };
-    let vwap = if t.volume > 0.0 { t.quote_volume / t.volume } else { t.last };
+    let pct = if t.open > 0.0 {
+        change / t.open * 100.0
+    } else {
+        0.0
+    };
+    let vwap = if t.volume > 0.0 {
+        t.quote_volume / t.volume
+    } else {
+        t.last
+    };
     wire::Ticker24hr {
         symbol: s.name.clone(),
         price_change: fixed(change, p),
@@ -479,7 +522,11 @@ async fn premium_index(State(app): State<AppState>, Query(q): Query<BTreeMap<Str
     match symbol_param(sim, &q) {
         Err(r) => r,
         Ok(Some(i)) => to_json(&premium_wire(sim, i, now)),
-        Ok(None) => to_json(&(0..sim.source.symbols().len()).map(|i| premium_wire(sim, i, now)).collect::<Vec<_>>()),
+        Ok(None) => to_json(
+            &(0..sim.source.symbols().len())
+                .map(|i| premium_wire(sim, i, now))
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -553,14 +600,22 @@ async fn klines(State(app): State<AppState>, Query(q): Query<BTreeMap<String, St
             Err(_) => return error_response(StatusCode::BAD_REQUEST, -1120, "Invalid interval."),
         },
     };
-    let (start, end, limit) = match (int_param(&q, "startTime"), int_param(&q, "endTime"), int_param(&q, "limit")) {
+    let (start, end, limit) = match (
+        int_param(&q, "startTime"),
+        int_param(&q, "endTime"),
+        int_param(&q, "limit"),
+    ) {
         (Ok(s), Ok(e), Ok(l)) => (s, e, l),
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
     if let (Some(s), Some(e)) = (start, end)
         && s > e
     {
-        return error_response(StatusCode::BAD_REQUEST, -1023, "Start time is greater than end time.");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            -1023,
+            "Start time is greater than end time.",
+        );
     }
     // The venue caps `limit` at 1500; 0 means the default of 500.
     let limit = match limit {
@@ -569,11 +624,12 @@ async fn klines(State(app): State<AppState>, Query(q): Query<BTreeMap<String, St
     };
     let now = sim.clock.now();
     let spec = &sim.source.symbols()[symbol];
-    let rows: Vec<wire::KlineRow> = select_open_times(interval, sim.source.earliest(), now, start, end, limit)
-        .into_iter()
-        .filter_map(|t| sim.source.bar(symbol, interval, t, now))
-        .map(|b| kline_row(&b, spec.price_precision, spec.quantity_precision))
-        .collect();
+    let rows: Vec<wire::KlineRow> =
+        select_open_times(interval, sim.source.earliest(), now, start, end, limit)
+            .into_iter()
+            .filter_map(|t| sim.source.bar(symbol, interval, t, now))
+            .map(|b| kline_row(&b, spec.price_precision, spec.quantity_precision))
+            .collect();
     to_json(&rows)
 }
 
@@ -584,8 +640,14 @@ async fn klines(State(app): State<AppState>, Query(q): Query<BTreeMap<String, St
 /// A parsed stream name.
 #[derive(Debug, Clone, PartialEq)]
 enum StreamSpec {
-    Kline { symbol: usize, interval: Interval },
-    Mark { symbol: usize, every_ms: i64 },
+    Kline {
+        symbol: usize,
+        interval: Interval,
+    },
+    Mark {
+        symbol: usize,
+        every_ms: i64,
+    },
     TickerArr,
     /// Syntactically valid but nothing to send (e.g. an unknown symbol, as on the venue).
     Silent,
@@ -595,18 +657,26 @@ fn parse_stream(sim: &SimState, name: &str) -> Result<StreamSpec, String> {
     if name == "!ticker@arr" {
         return Ok(StreamSpec::TickerArr);
     }
-    let (sym, rest) = name.split_once('@').ok_or_else(|| format!("Invalid request: invalid stream name `{name}`"))?;
+    let (sym, rest) = name
+        .split_once('@')
+        .ok_or_else(|| format!("Invalid request: invalid stream name `{name}`"))?;
     if sym.is_empty() || sym.chars().any(|c| c.is_ascii_uppercase()) {
         return Err(format!("Invalid request: stream names are lower case: `{name}`"));
     }
     let symbol = sim.by_name.get(&sym.to_ascii_uppercase()).copied();
     let spec = if let Some(iv) = rest.strip_prefix("kline_") {
-        let interval = iv.parse::<Interval>().map_err(|_| format!("Invalid request: invalid interval in `{name}`"))?;
+        let interval = iv
+            .parse::<Interval>()
+            .map_err(|_| format!("Invalid request: invalid interval in `{name}`"))?;
         symbol.map(|symbol| StreamSpec::Kline { symbol, interval })
     } else if rest == "markPrice" || rest == "markPrice@1s" {
         let every_ms = if rest == "markPrice" { 3000 } else { 1000 };
         symbol.map(|symbol| StreamSpec::Mark { symbol, every_ms })
-    } else if matches!(rest, "aggTrade" | "bookTicker" | "ticker" | "miniTicker" | "forceOrder") || rest.starts_with("depth") {
+    } else if matches!(
+        rest,
+        "aggTrade" | "bookTicker" | "ticker" | "miniTicker" | "forceOrder"
+    ) || rest.starts_with("depth")
+    {
         None
     } else {
         return Err(format!("Invalid request: unsupported stream `{name}`"));
@@ -624,7 +694,13 @@ async fn ws_combined(
     Query(q): Query<CombinedQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let initial: Vec<String> = q.streams.unwrap_or_default().split('/').filter(|s| !s.is_empty()).map(String::from).collect();
+    let initial: Vec<String> = q
+        .streams
+        .unwrap_or_default()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     ws.on_upgrade(move |socket| serve_ws(app, socket, initial, true))
 }
 
@@ -637,7 +713,11 @@ async fn ws_raw(
     axum::extract::Path(streams): axum::extract::Path<String>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let initial: Vec<String> = streams.split('/').filter(|s| !s.is_empty()).map(String::from).collect();
+    let initial: Vec<String> = streams
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     ws.on_upgrade(move |socket| serve_ws(app, socket, initial, false))
 }
 
@@ -697,7 +777,8 @@ impl Connection {
     /// Handles one incoming text message; returns the reply, or `Err` to drop the connection.
     fn on_request(&mut self, text: &str) -> Result<Option<String>, &'static str> {
         let now = std::time::Instant::now();
-        self.incoming.retain(|t| now.duration_since(*t) < Duration::from_secs(1));
+        self.incoming
+            .retain(|t| now.duration_since(*t) < Duration::from_secs(1));
         self.incoming.push(now);
         if self.incoming.len() > self.app.sim.settings.max_incoming_per_second as usize {
             return Err("too many incoming messages");
@@ -705,7 +786,11 @@ impl Connection {
         let req: wire::StreamRequest = match serde_json::from_str(text) {
             Ok(r) => r,
             Err(e) => {
-                return Ok(Some(Self::error_reply(2, &format!("Invalid request: {e}"), &Value::Null)));
+                return Ok(Some(Self::error_reply(
+                    2,
+                    &format!("Invalid request: {e}"),
+                    &Value::Null,
+                )));
             }
         };
         Ok(Some(match req.method.as_str() {
@@ -727,7 +812,14 @@ impl Connection {
         }))
     }
 
-    fn kline_frame(&self, name: &str, symbol: usize, bar: &Bar, interval: Interval, now: TimestampMs) -> Option<String> {
+    fn kline_frame(
+        &self,
+        name: &str,
+        symbol: usize,
+        bar: &Bar,
+        interval: Interval,
+        now: TimestampMs,
+    ) -> Option<String> {
         let s = &self.app.sim.source.symbols()[symbol];
         let row = kline_row(bar, s.price_precision, s.quantity_precision);
         let symbol_name = s.name.as_str();
@@ -796,8 +888,11 @@ impl Connection {
                     let s = &sim.source.symbols()[symbol];
                     let m = sim.source.mark(symbol, now);
                     let p = s.price_precision + 2;
-                    let (mark, index, rate) =
-                        (fixed(m.mark_price, p), fixed(m.index_price, p), fixed(m.funding_rate, 8));
+                    let (mark, index, rate) = (
+                        fixed(m.mark_price, p),
+                        fixed(m.index_price, p),
+                        fixed(m.funding_rate, 8),
+                    );
                     let ev = wire::MarkPriceEvent {
                         event_type: "markPriceUpdate",
                         event_time: now,
@@ -856,10 +951,20 @@ impl Connection {
 async fn serve_ws(app: AppState, socket: WebSocket, initial: Vec<String>, combined: bool) {
     let mut shutdown = app.shutdown.clone();
     let settings = app.sim.settings.clone();
-    let mut conn = Connection { app, combined, subs: BTreeMap::new(), incoming: Vec::new() };
+    let mut conn = Connection {
+        app,
+        combined,
+        subs: BTreeMap::new(),
+        incoming: Vec::new(),
+    };
     let (mut tx, mut rx) = socket.split();
     if let Err(msg) = conn.subscribe(&initial) {
-        let _ = tx.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1008, reason: msg.into() }))).await;
+        let _ = tx
+            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: 1008,
+                reason: msg.into(),
+            })))
+            .await;
         return;
     }
     let mut push = tokio::time::interval(settings.push_interval);
@@ -917,21 +1022,42 @@ mod tests {
 
     #[test]
     fn start_time_selects_bars_opening_at_or_after_it() {
-        assert_eq!(select_open_times(Interval::H1, 0, 10 * H, Some(2 * H), None, 2), vec![2 * H, 3 * H]);
-        assert_eq!(select_open_times(Interval::H1, 0, 10 * H, Some(2 * H + 1), None, 2), vec![3 * H, 4 * H]);
-        assert_eq!(select_open_times(Interval::H1, 0, 10 * H, Some(2 * H), Some(3 * H), 10), vec![2 * H, 3 * H]);
+        assert_eq!(
+            select_open_times(Interval::H1, 0, 10 * H, Some(2 * H), None, 2),
+            vec![2 * H, 3 * H]
+        );
+        assert_eq!(
+            select_open_times(Interval::H1, 0, 10 * H, Some(2 * H + 1), None, 2),
+            vec![3 * H, 4 * H]
+        );
+        assert_eq!(
+            select_open_times(Interval::H1, 0, 10 * H, Some(2 * H), Some(3 * H), 10),
+            vec![2 * H, 3 * H]
+        );
     }
 
     #[test]
     fn end_time_selects_the_most_recent_bars_opening_at_or_before_it() {
-        assert_eq!(select_open_times(Interval::H1, 0, 10 * H, None, Some(5 * H - 1), 2), vec![3 * H, 4 * H]);
-        assert_eq!(select_open_times(Interval::H1, 0, 10 * H, None, Some(5 * H), 2), vec![4 * H, 5 * H]);
+        assert_eq!(
+            select_open_times(Interval::H1, 0, 10 * H, None, Some(5 * H - 1), 2),
+            vec![3 * H, 4 * H]
+        );
+        assert_eq!(
+            select_open_times(Interval::H1, 0, 10 * H, None, Some(5 * H), 2),
+            vec![4 * H, 5 * H]
+        );
     }
 
     #[test]
     fn nothing_before_the_first_bar_or_after_now() {
-        assert_eq!(select_open_times(Interval::H1, 5 * H, 7 * H, None, None, 10), vec![5 * H, 6 * H, 7 * H]);
-        assert_eq!(select_open_times(Interval::H1, 5 * H + 1, 7 * H, Some(0), None, 10), vec![6 * H, 7 * H]);
+        assert_eq!(
+            select_open_times(Interval::H1, 5 * H, 7 * H, None, None, 10),
+            vec![5 * H, 6 * H, 7 * H]
+        );
+        assert_eq!(
+            select_open_times(Interval::H1, 5 * H + 1, 7 * H, Some(0), None, 10),
+            vec![6 * H, 7 * H]
+        );
         assert!(select_open_times(Interval::H1, 0, 7 * H, Some(8 * H), None, 10).is_empty());
     }
 

@@ -143,6 +143,11 @@ pub struct Status {
     pub closed_bars: u64,
     /// Stream reconnects since start.
     pub reconnects: u64,
+    /// Closed bars missing between the first and last closed bar of every series (should be 0;
+    /// recomputed by the engine's housekeeping, not on every frame).
+    pub missing_bars: u64,
+    /// Frames that could not be decoded (counted and skipped).
+    pub malformed_frames: u64,
     /// REST weight used in the current minute, as reported by `X-MBX-USED-WEIGHT-1M`.
     pub rest_weight_used: u32,
     /// Milliseconds since the last stream message, if any arrived.

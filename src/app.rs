@@ -1,0 +1,128 @@
+//! The composition root: wires the venue adapter, the feed, the engine and a front end together.
+//!
+//! `main.rs` turns the configuration into [`RunOptions`]; everything that owns a task is started
+//! here, in one place, so the shutdown order is visible: signal → engine and streams stop → the view
+//! channel closes → front ends return.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use perpdesk_ui::view::View;
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+
+use crate::{
+    binance::{
+        parse::SymbolTable,
+        rest::MarketRest,
+        stream::{StreamConfig, StreamManager},
+    },
+    engine::{Command, Engine, EngineEvent, EngineSettings},
+    market::feed,
+};
+
+/// Everything needed to run the engine against one venue endpoint.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub rest_url: String,
+    pub ws_url: String,
+    pub engine: EngineSettings,
+    pub streams_per_connection: usize,
+    /// No stream data for this long → reconnect.
+    pub stale_after: Duration,
+    /// REST requests in flight during back-fills.
+    pub rest_concurrency: usize,
+}
+
+/// A running engine with its channels.
+#[derive(Debug)]
+pub struct RunningEngine {
+    pub commands: mpsc::Sender<EngineEvent>,
+    pub views: watch::Receiver<Arc<View>>,
+    pub shutdown: watch::Sender<bool>,
+    pub join: JoinHandle<Engine>,
+}
+
+impl RunningEngine {
+    /// Sends an operator command. Never blocks the caller for long: the channel is large and the
+    /// engine drains it continuously.
+    pub async fn command(&self, cmd: Command) {
+        let _ = self.commands.send(EngineEvent::Command(cmd)).await;
+    }
+
+    /// Signals every task to stop and waits for the engine (with a deadline), returning its final
+    /// state for inspection.
+    pub async fn stop(self) -> Option<Engine> {
+        let _ = self.shutdown.send(true);
+        match tokio::time::timeout(Duration::from_secs(10), self.join).await {
+            Ok(Ok(engine)) => Some(engine),
+            _ => None,
+        }
+    }
+}
+
+/// Starts the feed, the stream manager and the engine task.
+pub fn start_engine(opts: &RunOptions) -> anyhow::Result<RunningEngine> {
+    let rest = MarketRest::new(&opts.rest_url)?;
+    let weight = Arc::clone(rest.weight());
+    let (events_tx, events_rx) = mpsc::channel::<EngineEvent>(65_536);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (view_tx, view_rx) = watch::channel(Arc::new(View::default()));
+    let table = Arc::new(RwLock::new(SymbolTable::default()));
+    let feed_tx = feed::spawn(
+        rest,
+        events_tx.clone(),
+        shutdown_rx.clone(),
+        opts.rest_concurrency,
+    );
+    let mut stream_cfg = StreamConfig::new(&opts.ws_url);
+    stream_cfg.streams_per_connection = opts.streams_per_connection;
+    stream_cfg.stale_after = opts.stale_after;
+    let streams = StreamManager::new(
+        stream_cfg,
+        Arc::clone(&table),
+        events_tx.clone(),
+        shutdown_rx.clone(),
+    );
+    let engine = Engine::new(opts.engine.clone(), table, streams, feed_tx, weight);
+    let join = tokio::spawn(engine.run(events_rx, view_tx, shutdown_rx));
+    Ok(RunningEngine {
+        commands: events_tx,
+        views: view_rx,
+        shutdown: shutdown_tx,
+        join,
+    })
+}
+
+/// Where logs go.
+pub fn log_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("logs")
+}
+
+/// Waits for SIGINT or SIGTERM (Ctrl-C only on non-Unix).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
