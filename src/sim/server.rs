@@ -41,8 +41,6 @@ use crate::{
 pub struct SimSettings {
     /// 0 picks an ephemeral port.
     pub port: u16,
-    /// Simulated seconds per real second.
-    pub speed: f64,
     /// REQUEST_WEIGHT per minute (Binance: 2400).
     pub weight_limit: u32,
     /// Streams one connection may hold (Binance: 1024).
@@ -59,7 +57,6 @@ impl Default for SimSettings {
     fn default() -> Self {
         Self {
             port: 0,
-            speed: 1.0,
             weight_limit: 2400,
             max_streams_per_connection: 1024,
             max_incoming_per_second: 10,
@@ -152,11 +149,14 @@ fn to_json<T: serde::Serialize>(v: &T) -> Response {
     }
 }
 
-/// Starts the exchange on 127.0.0.1.
-pub async fn start(source: Arc<dyn MarketSource>, settings: SimSettings) -> std::io::Result<SimHandle> {
+/// Starts the exchange on 127.0.0.1 with the given clock (see [`SimClock`]).
+pub async fn start(
+    source: Arc<dyn MarketSource>,
+    clock: SimClock,
+    settings: SimSettings,
+) -> std::io::Result<SimHandle> {
     let listener = TcpListener::bind(("127.0.0.1", settings.port)).await?;
     let addr = listener.local_addr()?;
-    let clock = SimClock::new(source.start_time(), settings.speed, source.end_time());
     let by_name = source
         .symbols()
         .iter()
