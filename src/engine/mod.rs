@@ -187,6 +187,11 @@ impl Engine {
         self.symbols.get(&id)
     }
 
+    /// The venue name of a symbol.
+    pub fn symbol_name(&self, id: SymbolId) -> Option<String> {
+        self.table.read().ok()?.get(id).map(|s| s.name.clone())
+    }
+
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
     }
