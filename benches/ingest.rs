@@ -24,7 +24,11 @@ fn table() -> SymbolTable {
     let mut t = SymbolTable::default();
     // A realistic table: the frame's symbol among 260 others, so the lookup is not trivially small.
     for i in 0..260 {
-        let name = if i == 137 { "ETHUSDT".to_owned() } else { format!("SYM{i}USDT") };
+        let name = if i == 137 {
+            "ETHUSDT".to_owned()
+        } else {
+            format!("SYM{i}USDT")
+        };
         t.insert(Symbol {
             id: SymbolId(0),
             name,
@@ -88,7 +92,12 @@ fn bar_update(c: &mut Criterion) {
     };
     // Steady state: a full ring, forming updates to the current bar (the 250 ms stream case).
     for i in 0..1000 {
-        series.apply(Bar { open_time: i * 300_000, close_time: i * 300_000 + 299_999, closed: true, ..bar });
+        series.apply(Bar {
+            open_time: i * 300_000,
+            close_time: i * 300_000 + 299_999,
+            closed: true,
+            ..bar
+        });
     }
     bar.open_time = 1000 * 300_000;
     g.bench_function("forming_update", |b| {
@@ -99,7 +108,12 @@ fn bar_update(c: &mut Criterion) {
     g.bench_function("close_into_full_ring", |b| {
         b.iter(|| {
             t += 300_000;
-            black_box(series.apply(Bar { open_time: t, close_time: t + 299_999, closed: true, ..bar }))
+            black_box(series.apply(Bar {
+                open_time: t,
+                close_time: t + 299_999,
+                closed: true,
+                ..bar
+            }))
         });
     });
     g.finish();

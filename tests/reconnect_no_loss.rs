@@ -40,14 +40,22 @@ fn settings() -> EngineSettings {
     }
 }
 
-async fn wait_view(views: &mut tokio::sync::watch::Receiver<Arc<View>>, what: &str, pred: impl Fn(&View) -> bool) {
+async fn wait_view(
+    views: &mut tokio::sync::watch::Receiver<Arc<View>>,
+    what: &str,
+    pred: impl Fn(&View) -> bool,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         if pred(&views.borrow_and_update()) {
             return;
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        assert!(!left.is_zero(), "timed out waiting for {what}; last status: {:?}", views.borrow().status);
+        assert!(
+            !left.is_zero(),
+            "timed out waiting for {what}; last status: {:?}",
+            views.borrow().status
+        );
         let _ = tokio::time::timeout(left, views.changed()).await;
     }
 }
@@ -57,7 +65,9 @@ async fn outage_loses_no_closed_bar() {
     let clock = SimClock::synthetic(SPEED);
     let start = clock.now();
     let market: Arc<dyn MarketSource> = Arc::new(SyntheticMarket::new(7, 40, start, 3 * 86_400_000));
-    let sim = server::start(Arc::clone(&market), clock, SimSettings::default()).await.expect("sim starts");
+    let sim = server::start(Arc::clone(&market), clock, SimSettings::default())
+        .await
+        .expect("sim starts");
     let port = sim.addr.port();
     let opts = RunOptions {
         rest_url: sim.rest_url.clone(),
@@ -76,14 +86,24 @@ async fn outage_loses_no_closed_bar() {
 
     // Kill the exchange; the console must say so.
     sim.shutdown().await;
-    wait_view(&mut views, "disconnected", |v| v.header.connection == ConnectionState::Disconnected).await;
+    wait_view(&mut views, "disconnected", |v| {
+        v.header.connection == ConnectionState::Disconnected
+    })
+    .await;
     // Let simulated time run on for a few minutes of bars while nobody is connected.
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     // Same seed, same clock, same port: the market continues where it was.
-    let sim = server::start(Arc::clone(&market), clock, SimSettings { port, ..SimSettings::default() })
-        .await
-        .expect("sim restarts on the same port");
+    let sim = server::start(
+        Arc::clone(&market),
+        clock,
+        SimSettings {
+            port,
+            ..SimSettings::default()
+        },
+    )
+    .await
+    .expect("sim restarts on the same port");
     wait_view(&mut views, "reconnected", |v| {
         v.header.connection == ConnectionState::Connected && v.status.reconnects >= 1
     })
@@ -100,20 +120,39 @@ async fn outage_loses_no_closed_bar() {
     for id in state.universe() {
         let s = state.symbol_state(*id).expect("state for every universe symbol");
         let name = state.symbol_name(*id).expect("name");
-        let idx = market.symbols().iter().position(|m| m.name == name).expect("symbol in the market");
+        let idx = market
+            .symbols()
+            .iter()
+            .position(|m| m.name == name)
+            .expect("symbol in the market");
         for series in &s.series {
-            assert_eq!(series.gap_count(), 0, "{name} {}: missing bars {:?}", series.interval(), series.gaps());
+            assert_eq!(
+                series.gap_count(),
+                0,
+                "{name} {}: missing bars {:?}",
+                series.interval(),
+                series.gaps()
+            );
             let closed: Vec<_> = series.closed().iter().collect();
             assert!(closed.len() >= 100, "{name}: only {} bars", closed.len());
             for pair in closed.windows(2) {
-                assert!(pair[0].open_time < pair[1].open_time, "{name}: bars out of order or duplicated");
+                assert!(
+                    pair[0].open_time < pair[1].open_time,
+                    "{name}: bars out of order or duplicated"
+                );
             }
             for bar in closed {
-                let truth = market.bar(idx, series.interval(), bar.open_time, sim_now).expect("bar exists");
+                let truth = market
+                    .bar(idx, series.interval(), bar.open_time, sim_now)
+                    .expect("bar exists");
                 assert!(truth.closed);
                 // Prices travel as decimal strings at the symbol's precision: compare at that precision.
                 let tol = 10f64.powi(-(market.symbols()[idx].price_precision as i32)) / 2.0 + 1e-12;
-                assert!((truth.close - bar.close).abs() <= tol, "{name} {}: close differs", bar.open_time);
+                assert!(
+                    (truth.close - bar.close).abs() <= tol,
+                    "{name} {}: close differs",
+                    bar.open_time
+                );
                 assert!((truth.high - bar.high).abs() <= tol && (truth.low - bar.low).abs() <= tol);
                 compared += 1;
             }

@@ -1,6 +1,6 @@
 //! Parse layer: venue wire structs → domain types, with the instrument context.
 //!
-//! Kept apart from `wire` (NautilusTrader's `messages` → `parse` split) so that the JSON mirror stays a
+//! Kept apart from `wire` (the `messages` → `parse` split of `NautilusTrader`) so that the JSON mirror stays a
 //! plain description of the venue and every judgement — which numbers are valid, which filters we need,
 //! how a symbol name maps to a dense `SymbolId` — lives here, tested on the real fixtures.
 

@@ -75,8 +75,7 @@ impl RestError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Transport { .. } | Self::RateLimited { .. } | Self::Banned { .. } => true,
-            Self::Http { status, .. } => *status >= 500,
-            Self::Api { status, .. } => *status >= 500,
+            Self::Http { status, .. } | Self::Api { status, .. } => *status >= 500,
             Self::Decode { .. } | Self::Parse { .. } | Self::BadUrl(_) => false,
         }
     }

@@ -409,7 +409,7 @@ pub enum CombinedFrame<'a> {
     Kline(KlineEvent<'a>),
     MarkPrice(MarkPriceEvent<'a>),
     Tickers(Vec<TickerEvent<'a>>),
-    /// A reply to SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS.
+    /// A reply to `SUBSCRIBE` / `UNSUBSCRIBE` / `LIST_SUBSCRIPTIONS`.
     Reply {
         id: serde_json::Value,
         result: serde_json::Value,

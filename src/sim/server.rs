@@ -7,6 +7,10 @@
 //! the server answers 429 with `Retry-After`, as the venue does. Kline semantics (startTime, endTime,
 //! limit, the 1500 cap) follow the venue's documentation.
 
+// Handlers reject with a ready-made axum `Response` (the venue's error body): boxing it would only
+// add an allocation to the error path of a test server.
+#![allow(clippy::result_large_err)]
+
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
@@ -41,7 +45,7 @@ use crate::{
 pub struct SimSettings {
     /// 0 picks an ephemeral port.
     pub port: u16,
-    /// REQUEST_WEIGHT per minute (Binance: 2400).
+    /// `REQUEST_WEIGHT` per minute (Binance: 2400).
     pub weight_limit: u32,
     /// Streams one connection may hold (Binance: 1024).
     pub max_streams_per_connection: usize,
@@ -66,29 +70,48 @@ impl Default for SimSettings {
     }
 }
 
-/// The simulated clock: starts at the source's start time and runs at `speed`.
-#[derive(Debug, Clone)]
+/// The simulated clock: `sim = anchor_sim + (wall − anchor_wall) × speed`, capped at the end of data.
+///
+/// Being a pure function of the wall clock is what lets a restarted simulator (same seed, same
+/// anchor) continue exactly where the killed one was, so a client reconnecting to it sees one
+/// continuous market — the property the reconnect tests rely on.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SimClock {
-    started: std::time::Instant,
-    start_sim: TimestampMs,
+    anchor_wall: TimestampMs,
+    anchor_sim: TimestampMs,
     speed: f64,
     end: Option<TimestampMs>,
 }
 
 impl SimClock {
-    pub fn new(start_sim: TimestampMs, speed: f64, end: Option<TimestampMs>) -> Self {
+    pub fn new(
+        anchor_wall: TimestampMs,
+        anchor_sim: TimestampMs,
+        speed: f64,
+        end: Option<TimestampMs>,
+    ) -> Self {
         Self {
-            started: std::time::Instant::now(),
-            start_sim,
+            anchor_wall,
+            anchor_sim,
             speed: speed.max(0.0),
             end,
         }
     }
 
-    pub fn now(&self) -> TimestampMs {
-        let elapsed = self.started.elapsed().as_secs_f64() * 1000.0 * self.speed;
-        let t = self.start_sim + elapsed as i64;
+    /// The clock for a synthetic market: anchored at the start of the current UTC day, so at speed 1
+    /// simulated time equals wall time, and any restart on the same day resumes the same timeline.
+    pub fn synthetic(speed: f64) -> Self {
+        let day = crate::domain::now_ms().div_euclid(86_400_000) * 86_400_000;
+        Self::new(day, day, speed, None)
+    }
+
+    pub fn at_wall(&self, wall: TimestampMs) -> TimestampMs {
+        let t = self.anchor_sim + ((wall - self.anchor_wall) as f64 * self.speed) as i64;
         self.end.map_or(t, |e| t.min(e))
+    }
+
+    pub fn now(&self) -> TimestampMs {
+        self.at_wall(crate::domain::now_ms())
     }
 }
 
@@ -970,7 +993,7 @@ async fn serve_ws(app: AppState, socket: WebSocket, initial: Vec<String>, combin
     let mut push = tokio::time::interval(settings.push_interval);
     let mut ping = tokio::time::interval(settings.ping_interval);
     ping.tick().await;
-    let mut last_tickers = std::time::Instant::now() - Duration::from_secs(1);
+    let mut last_tickers: Option<std::time::Instant> = None;
     let mut frames = Vec::new();
     loop {
         tokio::select! {
@@ -989,8 +1012,10 @@ async fn serve_ws(app: AppState, socket: WebSocket, initial: Vec<String>, combin
                 Some(Ok(_)) => {}
             },
             _ = push.tick() => {
-                let tickers_due = last_tickers.elapsed() >= Duration::from_secs(1);
-                if tickers_due { last_tickers = std::time::Instant::now(); }
+                let tickers_due = last_tickers.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if tickers_due {
+                    last_tickers = Some(std::time::Instant::now());
+                }
                 frames.clear();
                 conn.push(&mut frames, tickers_due);
                 for f in frames.drain(..) {
