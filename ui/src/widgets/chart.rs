@@ -82,10 +82,11 @@ impl CandleChart<'_> {
     }
 
     fn title(&self, symbol: &str, timeframe: &str, last: Option<(f64, u8, Color)>) -> Line<'static> {
-        let mut spans = vec![
-            Span::styled(format!(" {symbol} "), Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD)),
-            Span::styled(format!("{timeframe} "), Style::new().fg(self.theme.accent)),
-        ];
+        let mut spans =
+            vec![Span::styled(format!(" {symbol} "), Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD))];
+        if !timeframe.is_empty() {
+            spans.push(Span::styled(format!("{timeframe} "), Style::new().fg(self.theme.accent)));
+        }
         if let Some((price, decimals, colour)) = last {
             spans.push(Span::styled("last ", Style::new().fg(self.theme.muted)));
             spans.push(Span::styled(
@@ -172,7 +173,7 @@ impl Widget for CandleChart<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let wanted = self.wanted;
         let Some(detail) = self.detail else {
-            let (symbol, timeframe) = wanted.unwrap_or(("", ""));
+            let (symbol, timeframe) = wanted.unwrap_or(("Chart", ""));
             let block = self.border_block().title(self.title(symbol, timeframe, None));
             let message = if wanted.is_some() { "loading candles…" } else { "select a symbol" };
             self.render_message(block, message, area, buf);

@@ -54,10 +54,15 @@ impl HeaderBar<'_> {
             spans.push(Span::styled("perpdesk", bold));
             spans.push(Span::styled(" · ", self.base().fg(theme.muted)));
         }
-        let venue = match (detail, header.venue.is_empty()) {
-            (VenueDetail::Full, false) => format!("{} ({})", header.venue, header.environment),
+        let venue = match (detail, header.venue.is_empty(), header.environment.is_empty()) {
+            (VenueDetail::Full, false, false) => format!("{} ({})", header.venue, header.environment),
+            (VenueDetail::Full, false, true) => header.venue.clone(),
             _ => header.environment.clone(),
         };
+        if venue.is_empty() {
+            // Nothing known yet (an attached TUI before the first full view): no dangling separator.
+            spans.pop();
+        }
         spans.push(Span::raw(venue));
         spans.push(Span::raw("  "));
         if header.live_trading {

@@ -25,6 +25,7 @@ const VOLUME_WIDTH: u16 = 7;
 const MIN_SYMBOL_WIDTH: u16 = 8;
 const MAX_SYMBOL_WIDTH: u16 = 16;
 const COLUMN_SPACING: u16 = 1;
+const MAX_COLUMN_SPACING: u16 = 2;
 
 /// The scanner pane.
 #[derive(Debug, Clone, Copy)]
@@ -207,7 +208,13 @@ impl Widget for ScannerTable<'_> {
         }
 
         let page = Self::data_rows(area);
-        let widths: Vec<Constraint> = self.column_widths().into_iter().map(Constraint::Length).collect();
+        let column_widths = self.column_widths();
+        // Spare width (a stacked layout gives the table the whole terminal) goes between the columns,
+        // up to a point where the eye still follows a row across.
+        let content: u16 = column_widths.iter().sum();
+        let gaps = (column_widths.len() as u16).saturating_sub(1).max(1);
+        let spacing = (inner.width.saturating_sub(content) / gaps).clamp(COLUMN_SPACING, MAX_COLUMN_SPACING);
+        let widths: Vec<Constraint> = column_widths.into_iter().map(Constraint::Length).collect();
         let rows: Vec<Row> = self
             .rows
             .iter()
@@ -216,7 +223,14 @@ impl Widget for ScannerTable<'_> {
             .take(page)
             .map(|(index, row)| self.data_row(row, self.selected == Some(index)))
             .collect();
-        Table::new(rows, widths).header(self.heading()).column_spacing(COLUMN_SPACING).render(inner, buf);
+        Table::new(rows, widths).header(self.heading()).column_spacing(spacing).render(inner, buf);
         self.render_scroll_thumb(area, page, buf);
+        // A pointer on the left border marks the selection where colour alone would not (monochrome
+        // terminals, colour-blind operators, screenshots in bug reports).
+        if let Some(selected) = self.selected
+            && let Some(row) = selected.checked_sub(self.scroll_offset).filter(|row| *row < page)
+        {
+            buf[(area.x, inner.y + 1 + row as u16)].set_symbol("▶").set_style(Style::new().fg(self.theme.accent));
+        }
     }
 }

@@ -168,8 +168,11 @@ mod tests {
     fn narrow_status_shortens_counters_and_keeps_the_message() {
         let (_, text) = render(&status(None, None), 80);
         assert_eq!(text, " 200 sym │ series 598/590/600 │ bars 123,456 │ msg —             ? help  q quit ");
-        let (_, text) = render(&status(Some("stream 2 reconnecting after 1006"), Some(1_000)), 80);
-        assert_eq!(text, " series 598/590/600 │ msg 1.0s │ stream 2 reconnecting after 1006   ? help  q quit ");
+        let (_, text) = render(&status(Some("stream 2 reconnecting (1006)"), Some(1_000)), 80);
+        assert_eq!(text, " series 598/590/600 │ msg 1.0s │ stream 2 reconnecting (1006)    ? help  q quit ");
+        // A longer message pushes out the key hint before it is itself cut.
+        let (_, text) = render(&status(Some("stream 2 reconnecting after close code 1006"), Some(1_000)), 80);
+        assert_eq!(text, " series 598/590/600 │ msg 1.0s │ stream 2 reconnecting after close code 1006    ");
     }
 
     #[test]
