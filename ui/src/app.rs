@@ -24,7 +24,9 @@ use crate::{
     order::{self, SortOrder},
     theme::Theme,
     view::{StrategyMode, View},
-    widgets::{chart::CandleChart, header::HeaderBar, help::HelpOverlay, scanner::ScannerTable, status::StatusBar},
+    widgets::{
+        chart::CandleChart, header::HeaderBar, help::HelpOverlay, scanner::ScannerTable, status::StatusBar,
+    },
 };
 
 /// Rows moved by PgUp/PgDn before the first draw has measured the scanner.
@@ -124,16 +126,27 @@ impl App {
     /// The chart timeframe the operator chose, if any timeframe is known.
     pub fn chart_timeframe<'a>(&'a self, view: &'a View) -> Option<&'a str> {
         let choices = self.timeframe_choices(view);
-        if choices.is_empty() { None } else { Some(choices[self.timeframe_index % choices.len()].as_str()) }
+        if choices.is_empty() {
+            None
+        } else {
+            Some(choices[self.timeframe_index % choices.len()].as_str())
+        }
     }
 
     /// The symbols in scanner order, after filter and sort.
     pub fn visible_symbols<'v>(&self, view: &'v View) -> Vec<&'v str> {
-        order::ordered_rows(view, &self.filter, self.sort).into_iter().map(|row| row.symbol.as_str()).collect()
+        order::ordered_rows(view, &self.filter, self.sort)
+            .into_iter()
+            .map(|row| row.symbol.as_str())
+            .collect()
     }
 
     fn timeframe_choices<'a>(&'a self, view: &'a View) -> &'a [String] {
-        if self.chart_timeframes.is_empty() { &view.timeframes } else { &self.chart_timeframes }
+        if self.chart_timeframes.is_empty() {
+            &view.timeframes
+        } else {
+            &self.chart_timeframes
+        }
     }
 
     /// Handles one key press against the view currently on screen.
@@ -147,7 +160,11 @@ impl App {
             return None;
         }
         self.reconcile(view);
-        let intent = if self.filter_editing { self.handle_filter_key(key, view) } else { self.handle_browsing_key(key, view) };
+        let intent = if self.filter_editing {
+            self.handle_filter_key(key, view)
+        } else {
+            self.handle_browsing_key(key, view)
+        };
         intent.or_else(|| self.focus_request(view))
     }
 
@@ -158,7 +175,11 @@ impl App {
         self.reconcile(view);
         let symbol = self.selected_symbol.clone()?;
         let timeframe = self.chart_timeframe(view)?.to_owned();
-        if self.focused.as_ref().is_some_and(|(s, t)| *s == symbol && *t == timeframe) {
+        if self
+            .focused
+            .as_ref()
+            .is_some_and(|(s, t)| *s == symbol && *t == timeframe)
+        {
             return None;
         }
         self.focused = Some((symbol.clone(), timeframe.clone()));
@@ -197,7 +218,11 @@ impl App {
 
     fn handle_browsing_key(&mut self, key: KeyEvent, view: &View) -> Option<Intent> {
         let (binding, key_position) = keymap::lookup(KeyContext::Browsing, &key)?;
-        if self.help_visible && !matches!(binding.action, Action::ToggleHelp | Action::CloseOrClearFilter | Action::Quit)
+        if self.help_visible
+            && !matches!(
+                binding.action,
+                Action::ToggleHelp | Action::CloseOrClearFilter | Action::Quit
+            )
         {
             // The help is modal: other keys would act on a screen the operator cannot see.
             return None;
@@ -212,7 +237,10 @@ impl App {
             Action::Bottom => self.select_position(view, usize::MAX),
             Action::SortNextColumn => {
                 let column = self.sort.effective_column(view).next(view.timeframes.len());
-                self.sort = SortOrder { column, descending: column.natural_descending() };
+                self.sort = SortOrder {
+                    column,
+                    descending: column.natural_descending(),
+                };
             }
             Action::SortReverse => self.sort.descending = !self.sort.descending,
             Action::StartFilter => self.filter_editing = true,
@@ -252,7 +280,9 @@ impl App {
                 _ => {}
             }
         } else if let KeyCode::Char(character) = key.code
-            && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            && !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
         {
             self.filter.push(character);
         }
@@ -271,12 +301,42 @@ impl App {
         self.reconcile(view);
         let area = frame.area();
         let theme = self.theme;
-        frame.render_widget(Block::new().style(Style::new().fg(theme.text).bg(theme.background)), area);
-        let [header_area, body_area, status_area] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        frame.render_widget(
+            Block::new().style(Style::new().fg(theme.text).bg(theme.background)),
+            area,
+        );
+        // Header first, status second, body whatever is left: on a one-line terminal the header (LIVE or
+        // PAPER, connection) is the line worth keeping.
+        let header_area = Rect {
+            height: area.height.min(1),
+            ..area
+        };
+        let status_area = Rect {
+            y: area.bottom().saturating_sub(1),
+            height: u16::from(area.height >= 2),
+            ..area
+        };
+        let body_area = Rect {
+            y: area.y + header_area.height,
+            height: area.height.saturating_sub(2),
+            ..area
+        };
 
-        frame.render_widget(HeaderBar { header: &view.header, pending_mode: self.pending_mode, theme: &theme }, header_area);
-        frame.render_widget(StatusBar { status: &view.status, theme: &theme }, status_area);
+        frame.render_widget(
+            HeaderBar {
+                header: &view.header,
+                pending_mode: self.pending_mode,
+                theme: &theme,
+            },
+            header_area,
+        );
+        frame.render_widget(
+            StatusBar {
+                status: &view.status,
+                theme: &theme,
+            },
+            status_area,
+        );
 
         let rows = order::ordered_rows(view, &self.filter, self.sort);
         let table = ScannerTable {
@@ -295,11 +355,24 @@ impl App {
         let page_rows = ScannerTable::data_rows(scanner_area);
         self.page_rows = page_rows.max(1);
         self.scroll_offset = keep_visible(self.scroll_offset, self.selected_position, page_rows, rows.len());
-        frame.render_widget(ScannerTable { scroll_offset: self.scroll_offset, ..table }, scanner_area);
+        frame.render_widget(
+            ScannerTable {
+                scroll_offset: self.scroll_offset,
+                ..table
+            },
+            scanner_area,
+        );
 
         if let Some(chart_area) = chart_area {
             let wanted = self.selected_symbol.as_deref().zip(self.chart_timeframe(view));
-            frame.render_widget(CandleChart { detail: view.detail.as_ref(), wanted, theme: &theme }, chart_area);
+            frame.render_widget(
+                CandleChart {
+                    detail: view.detail.as_ref(),
+                    wanted,
+                    theme: &theme,
+                },
+                chart_area,
+            );
         }
         if self.help_visible {
             frame.render_widget(HelpOverlay { theme: &theme }, area);
@@ -377,8 +450,8 @@ mod tests {
     /// 25 symbols, rank order; 24h change alternates sign and grows with rank.
     fn view() -> View {
         let names = [
-            "BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "SUI", "LINK", "AVAX", "LTC", "DOT", "TRX", "NEAR",
-            "APT", "ARB", "OP", "FIL", "ATOM", "INJ", "WIF", "TIA", "SEI", "ETC", "UNI",
+            "BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "SUI", "LINK", "AVAX", "LTC", "DOT", "TRX",
+            "NEAR", "APT", "ARB", "OP", "FIL", "ATOM", "INJ", "WIF", "TIA", "SEI", "ETC", "UNI",
         ];
         let scanner = names
             .iter()
@@ -390,7 +463,10 @@ mod tests {
             })
             .collect();
         View {
-            header: Header { mode: StrategyMode::Ict, ..Header::default() },
+            header: Header {
+                mode: StrategyMode::Ict,
+                ..Header::default()
+            },
             scanner,
             timeframes: vec!["5m".to_owned(), "1h".to_owned()],
             ..View::default()
@@ -401,17 +477,24 @@ mod tests {
         App::new(Theme::builtin("default").unwrap(), ["15m", "1h", "4h"])
     }
 
-    fn focus(symbol: &str, timeframe: &str) -> Option<Intent> {
-        Some(Intent::Focus { symbol: symbol.to_owned(), timeframe: timeframe.to_owned() })
+    fn focus(symbol: &str, timeframe: &str) -> Intent {
+        Intent::Focus {
+            symbol: symbol.to_owned(),
+            timeframe: timeframe.to_owned(),
+        }
     }
 
     #[test]
     fn first_view_focuses_the_top_row_once() {
         let mut app = app();
         let view = view();
-        assert_eq!(app.focus_request(&view), focus("BTCUSDT", "15m"));
+        assert_eq!(app.focus_request(&view), Some(focus("BTCUSDT", "15m")));
         assert_eq!(app.focus_request(&view), None);
-        assert_eq!(app.focus_request(&View::default()), None, "an empty view focuses nothing");
+        assert_eq!(
+            app.focus_request(&View::default()),
+            None,
+            "an empty view focuses nothing"
+        );
     }
 
     #[test]
@@ -419,16 +502,48 @@ mod tests {
         let mut app = app();
         let view = view();
         app.focus_request(&view);
-        assert_eq!(app.handle_key(char_key('j'), &view), focus("ETHUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::Down), &view), focus("SOLUSDT", "15m"));
-        assert_eq!(app.handle_key(char_key('k'), &view), focus("ETHUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::Up), &view), focus("BTCUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::Up), &view), None, "already at the top");
-        assert_eq!(app.handle_key(char_key('G'), &view), focus("UNIUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::Down), &view), None, "already at the bottom");
-        assert_eq!(app.handle_key(char_key('g'), &view), focus("BTCUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::End), &view), focus("UNIUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::Home), &view), focus("BTCUSDT", "15m"));
+        assert_eq!(
+            app.handle_key(char_key('j'), &view),
+            Some(focus("ETHUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Down), &view),
+            Some(focus("SOLUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(char_key('k'), &view),
+            Some(focus("ETHUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Up), &view),
+            Some(focus("BTCUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Up), &view),
+            None,
+            "already at the top"
+        );
+        assert_eq!(
+            app.handle_key(char_key('G'), &view),
+            Some(focus("UNIUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Down), &view),
+            None,
+            "already at the bottom"
+        );
+        assert_eq!(
+            app.handle_key(char_key('g'), &view),
+            Some(focus("BTCUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::End), &view),
+            Some(focus("UNIUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Home), &view),
+            Some(focus("BTCUSDT", "15m"))
+        );
     }
 
     #[test]
@@ -437,19 +552,45 @@ mod tests {
         let view = view();
         app.focus_request(&view);
         // Before any draw a page is 10 rows: row 1 → row 11.
-        assert_eq!(app.handle_key(key(KeyCode::PageDown), &view), focus("LTCUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::PageDown), &view), focus("WIFUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::PageDown), &view), focus("UNIUSDT", "15m"), "clamped to the end");
-        assert_eq!(app.handle_key(key(KeyCode::PageUp), &view), focus("APTUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::PageUp), &view), focus("DOGEUSDT", "15m"));
-        assert_eq!(app.handle_key(key(KeyCode::PageUp), &view), focus("BTCUSDT", "15m"), "clamped to the top");
+        assert_eq!(
+            app.handle_key(key(KeyCode::PageDown), &view),
+            Some(focus("LTCUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::PageDown), &view),
+            Some(focus("WIFUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::PageDown), &view),
+            Some(focus("UNIUSDT", "15m")),
+            "clamped to the end"
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::PageUp), &view),
+            Some(focus("APTUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::PageUp), &view),
+            Some(focus("DOGEUSDT", "15m"))
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::PageUp), &view),
+            Some(focus("BTCUSDT", "15m")),
+            "clamped to the top"
+        );
     }
 
     #[test]
     fn sort_keys_cycle_columns_and_reverse() {
         let mut app = app();
         let view = view();
-        assert_eq!(app.sort(), SortOrder { column: SortColumn::Rank, descending: false });
+        assert_eq!(
+            app.sort(),
+            SortOrder {
+                column: SortColumn::Rank,
+                descending: false
+            }
+        );
         let columns: Vec<SortOrder> = (0..7)
             .map(|_| {
                 app.handle_key(char_key('s'), &view);
@@ -457,7 +598,10 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            columns.iter().map(|sort| (sort.column, sort.descending)).collect::<Vec<_>>(),
+            columns
+                .iter()
+                .map(|sort| (sort.column, sort.descending))
+                .collect::<Vec<_>>(),
             [
                 (SortColumn::Symbol, false),
                 (SortColumn::LastPrice, true),
@@ -469,7 +613,13 @@ mod tests {
             ]
         );
         app.handle_key(char_key('r'), &view);
-        assert_eq!(app.sort(), SortOrder { column: SortColumn::Rank, descending: true });
+        assert_eq!(
+            app.sort(),
+            SortOrder {
+                column: SortColumn::Rank,
+                descending: true
+            }
+        );
         assert_eq!(app.visible_symbols(&view)[0], "UNIUSDT");
     }
 
@@ -488,12 +638,18 @@ mod tests {
         }
         assert_eq!(app.sort().column, SortColumn::Change24h);
         assert_eq!(app.selected_symbol(), Some("DOGEUSDT"));
-        assert_eq!(app.visible_symbols(&view).iter().position(|s| *s == "DOGEUSDT"), Some(10));
+        assert_eq!(
+            app.visible_symbols(&view).iter().position(|s| *s == "DOGEUSDT"),
+            Some(10)
+        );
         // A new view where DOGE tops the 24h change: still DOGE, and `j` moves relative to its new place.
         view.scanner[4].change_24h_pct = 50.0;
         assert_eq!(app.focus_request(&view), None);
         assert_eq!(app.visible_symbols(&view)[0], "DOGEUSDT");
-        assert_eq!(app.handle_key(char_key('j'), &view), focus("UNIUSDT", "15m"));
+        assert_eq!(
+            app.handle_key(char_key('j'), &view),
+            Some(focus("UNIUSDT", "15m"))
+        );
     }
 
     #[test]
@@ -505,7 +661,7 @@ mod tests {
         app.handle_key(char_key('j'), &view);
         assert_eq!(app.selected_symbol(), Some("SOLUSDT"));
         view.scanner.remove(2);
-        assert_eq!(app.focus_request(&view), focus("XRPUSDT", "15m"));
+        assert_eq!(app.focus_request(&view), Some(focus("XRPUSDT", "15m")));
     }
 
     #[test]
@@ -516,7 +672,11 @@ mod tests {
         assert_eq!(app.handle_key(char_key('/'), &view), None);
         assert!(app.is_filter_editing());
         // `q`, `s`, `j`, `G` are text while typing; the selection follows the filter live.
-        assert_eq!(app.handle_key(char_key('E'), &view), focus("ETHUSDT", "15m"), "BTC no longer matches");
+        assert_eq!(
+            app.handle_key(char_key('E'), &view),
+            Some(focus("ETHUSDT", "15m")),
+            "BTC no longer matches"
+        );
         assert_eq!(app.handle_key(char_key('q'), &view), None);
         assert_eq!(app.filter(), "Eq");
         assert!(app.visible_symbols(&view).is_empty());
@@ -525,18 +685,34 @@ mod tests {
         assert_eq!(app.filter(), "Et");
         assert_eq!(app.visible_symbols(&view), ["ETHUSDT", "ETCUSDT"]);
         assert_eq!(app.selected_symbol(), Some("ETHUSDT"));
-        assert_eq!(app.handle_key(key(KeyCode::Down), &view), None, "arrows are not bound while typing");
+        assert_eq!(
+            app.handle_key(key(KeyCode::Down), &view),
+            None,
+            "arrows are not bound while typing"
+        );
         assert_eq!(app.handle_key(key(KeyCode::Enter), &view), None);
         assert!(!app.is_filter_editing());
         assert_eq!(app.filter(), "Et", "Enter keeps the filter");
-        assert_eq!(app.handle_key(char_key('j'), &view), focus("ETCUSDT", "15m"), "filtered rows are browsed");
-        assert_eq!(app.handle_key(key(KeyCode::Esc), &view), None, "Esc while browsing clears the filter");
+        assert_eq!(
+            app.handle_key(char_key('j'), &view),
+            Some(focus("ETCUSDT", "15m")),
+            "filtered rows are browsed"
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Esc), &view),
+            None,
+            "Esc while browsing clears the filter"
+        );
         assert_eq!(app.filter(), "");
         assert_eq!(app.selected_symbol(), Some("ETCUSDT"));
         app.handle_key(char_key('/'), &view);
         app.handle_key(char_key('x'), &view);
         app.handle_key(key(KeyCode::Esc), &view);
-        assert_eq!((app.filter(), app.is_filter_editing()), ("", false), "Esc while typing clears and stops");
+        assert_eq!(
+            (app.filter(), app.is_filter_editing()),
+            ("", false),
+            "Esc while typing clears and stops"
+        );
     }
 
     #[test]
@@ -545,8 +721,15 @@ mod tests {
         let view = view();
         app.focus_request(&view);
         app.handle_key(char_key('/'), &view);
-        assert_eq!(app.handle_key(char_key('s'), &view), None, "every symbol contains an s (USDT)");
-        assert_eq!(app.handle_key(char_key('o'), &view), focus("SOLUSDT", "15m"));
+        assert_eq!(
+            app.handle_key(char_key('s'), &view),
+            None,
+            "every symbol contains an s (USDT)"
+        );
+        assert_eq!(
+            app.handle_key(char_key('o'), &view),
+            Some(focus("SOLUSDT", "15m"))
+        );
         assert_eq!(app.focus_request(&view), None, "already reported");
         assert_eq!(app.selected_symbol(), Some("SOLUSDT"));
     }
@@ -575,20 +758,45 @@ mod tests {
     fn mode_keys_set_a_pending_mode_until_the_engine_applies_it() {
         let mut app = app();
         let mut view = view();
-        assert_eq!(app.handle_key(char_key('m'), &view), Some(Intent::SetMode(StrategyMode::SelfLearning)));
+        assert_eq!(
+            app.handle_key(char_key('m'), &view),
+            Some(Intent::SetMode(StrategyMode::SelfLearning))
+        );
         assert_eq!(app.pending_mode(), Some(StrategyMode::SelfLearning));
         // `m` cycles from the applied mode, not the pending one.
-        assert_eq!(app.handle_key(char_key('m'), &view), Some(Intent::SetMode(StrategyMode::SelfLearning)));
-        assert_eq!(app.handle_key(char_key('3'), &view), Some(Intent::SetMode(StrategyMode::Hybrid)));
+        assert_eq!(
+            app.handle_key(char_key('m'), &view),
+            Some(Intent::SetMode(StrategyMode::SelfLearning))
+        );
+        assert_eq!(
+            app.handle_key(char_key('3'), &view),
+            Some(Intent::SetMode(StrategyMode::Hybrid))
+        );
         assert_eq!(app.pending_mode(), Some(StrategyMode::Hybrid));
         view.header.mode = StrategyMode::Hybrid;
         app.focus_request(&view);
         assert_eq!(app.pending_mode(), None, "cleared once applied");
-        assert_eq!(app.handle_key(char_key('2'), &view), Some(Intent::SetMode(StrategyMode::SelfLearning)));
-        assert_eq!(app.handle_key(char_key('3'), &view), Some(Intent::SetMode(StrategyMode::Hybrid)));
-        assert_eq!(app.pending_mode(), None, "asking for the applied mode cancels the change in flight");
-        assert_eq!(app.handle_key(char_key('1'), &view), Some(Intent::SetMode(StrategyMode::Ict)));
-        assert_eq!(app.handle_key(char_key('m'), &view), Some(Intent::SetMode(StrategyMode::Ict)));
+        assert_eq!(
+            app.handle_key(char_key('2'), &view),
+            Some(Intent::SetMode(StrategyMode::SelfLearning))
+        );
+        assert_eq!(
+            app.handle_key(char_key('3'), &view),
+            Some(Intent::SetMode(StrategyMode::Hybrid))
+        );
+        assert_eq!(
+            app.pending_mode(),
+            None,
+            "asking for the applied mode cancels the change in flight"
+        );
+        assert_eq!(
+            app.handle_key(char_key('1'), &view),
+            Some(Intent::SetMode(StrategyMode::Ict))
+        );
+        assert_eq!(
+            app.handle_key(char_key('m'), &view),
+            Some(Intent::SetMode(StrategyMode::Ict))
+        );
     }
 
     #[test]
@@ -596,12 +804,22 @@ mod tests {
         let mut app = app();
         let view = view();
         app.focus_request(&view);
-        assert_eq!(app.handle_key(char_key('t'), &view), focus("BTCUSDT", "1h"));
-        assert_eq!(app.handle_key(char_key('t'), &view), focus("BTCUSDT", "4h"));
-        assert_eq!(app.handle_key(char_key('t'), &view), focus("BTCUSDT", "15m"));
+        assert_eq!(app.handle_key(char_key('t'), &view), Some(focus("BTCUSDT", "1h")));
+        assert_eq!(app.handle_key(char_key('t'), &view), Some(focus("BTCUSDT", "4h")));
+        assert_eq!(
+            app.handle_key(char_key('t'), &view),
+            Some(focus("BTCUSDT", "15m"))
+        );
         let mut from_view = App::new(Theme::default(), Vec::<String>::new());
-        assert_eq!(from_view.focus_request(&view), focus("BTCUSDT", "5m"), "no chart timeframes: the view's");
-        assert_eq!(from_view.handle_key(char_key('t'), &view), focus("BTCUSDT", "1h"));
+        assert_eq!(
+            from_view.focus_request(&view),
+            Some(focus("BTCUSDT", "5m")),
+            "no chart timeframes: the view's"
+        );
+        assert_eq!(
+            from_view.handle_key(char_key('t'), &view),
+            Some(focus("BTCUSDT", "1h"))
+        );
     }
 
     #[test]
@@ -620,7 +838,11 @@ mod tests {
         app.handle_key(char_key('?'), &view);
         assert!(!app.is_help_visible());
         app.handle_key(char_key('?'), &view);
-        assert_eq!(app.handle_key(char_key('q'), &view), Some(Intent::Quit), "quit works over the help");
+        assert_eq!(
+            app.handle_key(char_key('q'), &view),
+            Some(Intent::Quit),
+            "quit works over the help"
+        );
     }
 
     #[test]
@@ -637,7 +859,10 @@ mod tests {
     fn every_browsing_binding_does_something() {
         // Each binding's keys, pressed on a fresh app one row down, change the state or return an intent.
         let view = view();
-        for binding in keymap::KEYS.iter().filter(|binding| binding.context == KeyContext::Browsing) {
+        for binding in keymap::KEYS
+            .iter()
+            .filter(|binding| binding.context == KeyContext::Browsing)
+        {
             for key_def in binding.keys {
                 let mut app = app();
                 app.focus_request(&view);
@@ -676,7 +901,11 @@ mod tests {
         assert_eq!(keep_visible(0, 8, 8, 30), 1);
         assert_eq!(keep_visible(10, 4, 8, 30), 4);
         assert_eq!(keep_visible(20, 29, 8, 30), 22);
-        assert_eq!(keep_visible(20, 25, 8, 10), 2, "the window never runs past the last row");
+        assert_eq!(
+            keep_visible(20, 25, 8, 10),
+            2,
+            "the window never runs past the last row"
+        );
         assert_eq!(keep_visible(5, 5, 0, 30), 0);
     }
 }

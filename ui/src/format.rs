@@ -14,7 +14,9 @@ pub fn format_price(value: f64, decimals: u8) -> String {
         return MISSING.to_owned();
     }
     let plain = format!("{:.*}", usize::from(decimals), value.abs());
-    let (integer, fraction) = plain.split_once('.').map_or((plain.as_str(), None), |(i, f)| (i, Some(f)));
+    let (integer, fraction) = plain
+        .split_once('.')
+        .map_or((plain.as_str(), None), |(i, f)| (i, Some(f)));
     let mut out = String::with_capacity(plain.len() + plain.len() / 3 + 1);
     // "-0.00" would read as a falling price; only show the sign when something non-zero is left.
     if value < 0.0 && plain.bytes().any(|byte| byte.is_ascii_digit() && byte != b'0') {
@@ -36,7 +38,7 @@ pub fn format_count(value: u64) -> String {
 fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -49,23 +51,22 @@ pub fn format_pct(value: f64) -> String {
     if !value.is_finite() {
         return MISSING.to_owned();
     }
+    // Fewer decimals as the integer part grows, so the text never exceeds 7 columns.
     let magnitude = value.abs();
-    let decimals = if magnitude < 99.995 {
-        2
-    } else if magnitude < 999.95 {
-        1
-    } else {
-        0
+    let decimals: usize = match magnitude {
+        m if m < 99.995 => 2,
+        m if m < 999.95 => 1,
+        _ => 0,
     };
     format!("{value:+.decimals$}%")
 }
 
 /// A volume in at most 6 characters: `1.23B`, `456.7M`, `12.3K`, `999`.
 pub fn format_compact(value: f64) -> String {
+    const UNITS: [(f64, &str); 4] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")];
     if !value.is_finite() {
         return MISSING.to_owned();
     }
-    const UNITS: [(f64, &str); 4] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")];
     let sign = if value < 0.0 { "-" } else { "" };
     let magnitude = value.abs();
     for (index, (scale, suffix)) in UNITS.iter().enumerate() {
@@ -82,7 +83,11 @@ pub fn format_compact(value: f64) -> String {
         return format!("{sign}{text}{suffix}");
     }
     let text = format!("{magnitude:.0}");
-    if text == "1000" { format!("{sign}1.00K") } else { format!("{sign}{text}") }
+    if text == "1000" {
+        format!("{sign}1.00K")
+    } else {
+        format!("{sign}{text}")
+    }
 }
 
 /// How long ago, in at most 6 characters: `0.4s`, `12s`, `3m12s`, `2h05m`.
@@ -139,7 +144,11 @@ fn civil_from_days(days_since_epoch: i64) -> (i64, u8, u8) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month as u8, day as u8)
 }

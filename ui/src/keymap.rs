@@ -29,7 +29,9 @@ pub enum Key {
 impl Key {
     /// Whether the terminal event `event` is this key.
     pub fn matches(self, event: &KeyEvent) -> bool {
-        let ctrl_or_alt = event.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        let ctrl_or_alt = event
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
         match (self, event.code) {
             (Self::Char(wanted), KeyCode::Char(got)) => !ctrl_or_alt && wanted == got,
             (Self::Ctrl(wanted), KeyCode::Char(got)) => {
@@ -123,7 +125,11 @@ pub struct KeyBinding {
 impl KeyBinding {
     /// The keys as the help overlay writes them: `j / ↓`.
     pub fn keys_label(&self) -> String {
-        self.keys.iter().map(|key| key.label()).collect::<Vec<_>>().join(" / ")
+        self.keys
+            .iter()
+            .map(|key| key.label())
+            .collect::<Vec<_>>()
+            .join(" / ")
     }
 }
 
@@ -133,44 +139,125 @@ const fn bind(
     action: Action,
     description: &'static str,
 ) -> KeyBinding {
-    KeyBinding { context, keys, action, description }
+    KeyBinding {
+        context,
+        keys,
+        action,
+        description,
+    }
 }
 
 use KeyContext::{Browsing, Filtering};
 
 /// Every key the console understands, in the order the help shows them.
 pub const KEYS: &[KeyBinding] = &[
-    bind(Browsing, &[Key::Char('j'), Key::Down], Action::MoveDown, "select the next row"),
-    bind(Browsing, &[Key::Char('k'), Key::Up], Action::MoveUp, "select the previous row"),
-    bind(Browsing, &[Key::PageDown, Key::PageUp], Action::Page, "page down / up"),
+    bind(
+        Browsing,
+        &[Key::Char('j'), Key::Down],
+        Action::MoveDown,
+        "select the next row",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('k'), Key::Up],
+        Action::MoveUp,
+        "select the previous row",
+    ),
+    bind(
+        Browsing,
+        &[Key::PageDown, Key::PageUp],
+        Action::Page,
+        "page down / up",
+    ),
     bind(Browsing, &[Key::Char('g'), Key::Home], Action::Top, "first row"),
     bind(Browsing, &[Key::Char('G'), Key::End], Action::Bottom, "last row"),
-    bind(Browsing, &[Key::Char('s')], Action::SortNextColumn, "sort by the next column"),
-    bind(Browsing, &[Key::Char('r')], Action::SortReverse, "reverse the sort order"),
-    bind(Browsing, &[Key::Char('/')], Action::StartFilter, "filter symbols by name"),
-    bind(Browsing, &[Key::Esc], Action::CloseOrClearFilter, "close help / clear the filter"),
-    bind(Browsing, &[Key::Char('t')], Action::NextTimeframe, "next chart timeframe"),
-    bind(Browsing, &[Key::Char('c')], Action::ToggleChart, "show / hide the chart"),
-    bind(Browsing, &[Key::Char('m')], Action::CycleMode, "next strategy mode"),
+    bind(
+        Browsing,
+        &[Key::Char('s')],
+        Action::SortNextColumn,
+        "sort by the next column",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('r')],
+        Action::SortReverse,
+        "reverse the sort order",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('/')],
+        Action::StartFilter,
+        "filter symbols by name",
+    ),
+    bind(
+        Browsing,
+        &[Key::Esc],
+        Action::CloseOrClearFilter,
+        "close help / clear the filter",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('t')],
+        Action::NextTimeframe,
+        "next chart timeframe",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('c')],
+        Action::ToggleChart,
+        "show / hide the chart",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('m')],
+        Action::CycleMode,
+        "next strategy mode",
+    ),
     bind(
         Browsing,
         &[Key::Char('1'), Key::Char('2'), Key::Char('3')],
         Action::SelectMode,
         "mode ict / self_learning / hybrid",
     ),
-    bind(Browsing, &[Key::Char('?')], Action::ToggleHelp, "show / hide this help"),
+    bind(
+        Browsing,
+        &[Key::Char('?')],
+        Action::ToggleHelp,
+        "show / hide this help",
+    ),
     bind(Browsing, &[Key::Char('q'), Key::Ctrl('c')], Action::Quit, "quit"),
-    bind(Filtering, &[Key::Enter], Action::ApplyFilter, "keep the filter, stop typing"),
-    bind(Filtering, &[Key::Esc], Action::CancelFilter, "clear the filter, stop typing"),
-    bind(Filtering, &[Key::Backspace], Action::DeleteFilterChar, "delete the last character"),
+    bind(
+        Filtering,
+        &[Key::Enter],
+        Action::ApplyFilter,
+        "keep the filter, stop typing",
+    ),
+    bind(
+        Filtering,
+        &[Key::Esc],
+        Action::CancelFilter,
+        "clear the filter, stop typing",
+    ),
+    bind(
+        Filtering,
+        &[Key::Backspace],
+        Action::DeleteFilterChar,
+        "delete the last character",
+    ),
     bind(Filtering, &[Key::Ctrl('c')], Action::Quit, "quit"),
 ];
 
 /// The binding of `event` in `context`, with the position of the matching key in the binding.
 pub fn lookup(context: KeyContext, event: &KeyEvent) -> Option<(&'static KeyBinding, usize)> {
-    KEYS.iter().filter(|binding| binding.context == context).find_map(|binding| {
-        binding.keys.iter().position(|key| key.matches(event)).map(|position| (binding, position))
-    })
+    KEYS.iter()
+        .filter(|binding| binding.context == context)
+        .find_map(|binding| {
+            binding
+                .keys
+                .iter()
+                .position(|key| key.matches(event))
+                .map(|position| (binding, position))
+        })
 }
 
 /// The keymap as Markdown tables, one per context, for the README.
@@ -179,7 +266,11 @@ pub fn keymap_markdown() -> String {
     for context in [Browsing, Filtering] {
         let _ = writeln!(out, "**{}**\n\n| key | action |\n|---|---|", context.heading());
         for binding in KEYS.iter().filter(|binding| binding.context == context) {
-            let keys: Vec<String> = binding.keys.iter().map(|key| format!("`{}`", key.label())).collect();
+            let keys: Vec<String> = binding
+                .keys
+                .iter()
+                .map(|key| format!("`{}`", key.label()))
+                .collect();
             let _ = writeln!(out, "| {} | {} |", keys.join(" "), binding.description);
         }
         out.push('\n');
@@ -215,22 +306,41 @@ mod tests {
     #[test]
     fn shift_letters_and_ctrl_letters_are_told_apart() {
         let shifted_g = press(KeyCode::Char('G'), KeyModifiers::SHIFT);
-        assert_eq!(lookup(Browsing, &shifted_g).map(|(binding, _)| binding.action), Some(Action::Bottom));
+        assert_eq!(
+            lookup(Browsing, &shifted_g).map(|(binding, _)| binding.action),
+            Some(Action::Bottom)
+        );
         let ctrl_c = press(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(lookup(Browsing, &ctrl_c).map(|(binding, _)| binding.action), Some(Action::Quit));
+        assert_eq!(
+            lookup(Browsing, &ctrl_c).map(|(binding, _)| binding.action),
+            Some(Action::Quit)
+        );
         let plain_c = press(KeyCode::Char('c'), KeyModifiers::NONE);
-        assert_eq!(lookup(Browsing, &plain_c).map(|(binding, _)| binding.action), Some(Action::ToggleChart));
+        assert_eq!(
+            lookup(Browsing, &plain_c).map(|(binding, _)| binding.action),
+            Some(Action::ToggleChart)
+        );
         assert_eq!(lookup(Filtering, &plain_c), None);
         let three = press(KeyCode::Char('3'), KeyModifiers::NONE);
-        assert_eq!(lookup(Browsing, &three).map(|(binding, at)| (binding.action, at)), Some((Action::SelectMode, 2)));
+        assert_eq!(
+            lookup(Browsing, &three).map(|(binding, at)| (binding.action, at)),
+            Some((Action::SelectMode, 2))
+        );
     }
 
     #[test]
     fn markdown_lists_every_binding() {
         let markdown = keymap_markdown();
-        assert!(markdown.starts_with("**Browsing**\n\n| key | action |\n|---|---|\n| `j` `↓` | select the next row |\n"));
+        assert!(
+            markdown.starts_with(
+                "**Browsing**\n\n| key | action |\n|---|---|\n| `j` `↓` | select the next row |\n"
+            )
+        );
         assert!(markdown.contains("| `q` `Ctrl-C` | quit |\n"));
         assert!(markdown.ends_with("| `Ctrl-C` | quit |\n"));
-        assert_eq!(markdown.lines().filter(|line| line.starts_with("| `")).count(), KEYS.len());
+        assert_eq!(
+            markdown.lines().filter(|line| line.starts_with("| `")).count(),
+            KEYS.len()
+        );
     }
 }

@@ -50,7 +50,10 @@ pub struct SortOrder {
 impl Default for SortOrder {
     /// Universe rank, 1 first: the order the engine sends.
     fn default() -> Self {
-        Self { column: SortColumn::Rank, descending: false }
+        Self {
+            column: SortColumn::Rank,
+            descending: false,
+        }
     }
 }
 
@@ -73,7 +76,11 @@ pub fn matches_filter(symbol: &str, filter: &str) -> bool {
 /// The rows to show, filtered and sorted. Ties, and rows without a value for a timeframe column
 /// (always last, whatever the direction), keep universe rank order so the list does not jitter.
 pub fn ordered_rows<'v>(view: &'v View, filter: &str, sort: SortOrder) -> Vec<&'v ScannerRow> {
-    let mut rows: Vec<&ScannerRow> = view.scanner.iter().filter(|row| matches_filter(&row.symbol, filter)).collect();
+    let mut rows: Vec<&ScannerRow> = view
+        .scanner
+        .iter()
+        .filter(|row| matches_filter(&row.symbol, filter))
+        .collect();
     let column = sort.effective_column(view);
     rows.sort_by(|a, b| {
         let ordering = match column {
@@ -93,7 +100,11 @@ pub fn ordered_rows<'v>(view: &'v View, filter: &str, sort: SortOrder) -> Vec<&'
                 }
             }
         };
-        let ordering = if sort.descending { ordering.reverse() } else { ordering };
+        let ordering = if sort.descending {
+            ordering.reverse()
+        } else {
+            ordering
+        };
         ordering.then(a.rank.cmp(&b.rank))
     });
     rows
@@ -159,28 +170,61 @@ mod tests {
     #[test]
     fn ties_keep_rank_order_in_both_directions() {
         let view = view();
-        let descending = SortOrder { column: SortColumn::Change24h, descending: true };
-        assert_eq!(symbols(&ordered_rows(&view, "", descending)), ["SOLUSDT", "BTCUSDT", "ETCUSDT", "ETHUSDT"]);
-        let ascending = SortOrder { column: SortColumn::Change24h, descending: false };
-        assert_eq!(symbols(&ordered_rows(&view, "", ascending)), ["ETHUSDT", "BTCUSDT", "ETCUSDT", "SOLUSDT"]);
+        let descending = SortOrder {
+            column: SortColumn::Change24h,
+            descending: true,
+        };
+        assert_eq!(
+            symbols(&ordered_rows(&view, "", descending)),
+            ["SOLUSDT", "BTCUSDT", "ETCUSDT", "ETHUSDT"]
+        );
+        let ascending = SortOrder {
+            column: SortColumn::Change24h,
+            descending: false,
+        };
+        assert_eq!(
+            symbols(&ordered_rows(&view, "", ascending)),
+            ["ETHUSDT", "BTCUSDT", "ETCUSDT", "SOLUSDT"]
+        );
     }
 
     #[test]
     fn missing_timeframe_values_sort_last_either_way() {
         let view = view();
-        let descending = SortOrder { column: SortColumn::Timeframe(0), descending: true };
-        assert_eq!(symbols(&ordered_rows(&view, "", descending)), ["ETCUSDT", "BTCUSDT", "SOLUSDT", "ETHUSDT"]);
-        let ascending = SortOrder { column: SortColumn::Timeframe(0), descending: false };
-        assert_eq!(symbols(&ordered_rows(&view, "", ascending)), ["SOLUSDT", "BTCUSDT", "ETCUSDT", "ETHUSDT"]);
-        let gone = SortOrder { column: SortColumn::Timeframe(5), descending: false };
+        let descending = SortOrder {
+            column: SortColumn::Timeframe(0),
+            descending: true,
+        };
+        assert_eq!(
+            symbols(&ordered_rows(&view, "", descending)),
+            ["ETCUSDT", "BTCUSDT", "SOLUSDT", "ETHUSDT"]
+        );
+        let ascending = SortOrder {
+            column: SortColumn::Timeframe(0),
+            descending: false,
+        };
+        assert_eq!(
+            symbols(&ordered_rows(&view, "", ascending)),
+            ["SOLUSDT", "BTCUSDT", "ETCUSDT", "ETHUSDT"]
+        );
+        let gone = SortOrder {
+            column: SortColumn::Timeframe(5),
+            descending: false,
+        };
         assert_eq!(gone.effective_column(&view), SortColumn::Rank);
     }
 
     #[test]
     fn filter_is_a_case_insensitive_substring() {
         let view = view();
-        assert_eq!(symbols(&ordered_rows(&view, "et", SortOrder::default())), ["ETHUSDT", "ETCUSDT"]);
-        assert_eq!(symbols(&ordered_rows(&view, "SOL", SortOrder::default())), ["SOLUSDT"]);
+        assert_eq!(
+            symbols(&ordered_rows(&view, "et", SortOrder::default())),
+            ["ETHUSDT", "ETCUSDT"]
+        );
+        assert_eq!(
+            symbols(&ordered_rows(&view, "SOL", SortOrder::default())),
+            ["SOLUSDT"]
+        );
         assert!(ordered_rows(&view, "xyz", SortOrder::default()).is_empty());
     }
 }

@@ -55,12 +55,23 @@ pub fn enter() -> Result<ConsoleTerminal, TerminalError> {
 }
 
 fn enter_steps() -> Result<ConsoleTerminal, TerminalError> {
-    enable_raw_mode().map_err(|source| TerminalError::Enter { step: "enable raw mode", source })?;
-    execute!(stdout(), EnterAlternateScreen, Hide)
-        .map_err(|source| TerminalError::Enter { step: "enter the alternate screen", source })?;
-    let mut terminal = Terminal::new(CrosstermBackend::new(stdout()))
-        .map_err(|source| TerminalError::Enter { step: "measure the terminal", source })?;
-    terminal.clear().map_err(|source| TerminalError::Enter { step: "clear the screen", source })?;
+    enable_raw_mode().map_err(|source| TerminalError::Enter {
+        step: "enable raw mode",
+        source,
+    })?;
+    execute!(stdout(), EnterAlternateScreen, Hide).map_err(|source| TerminalError::Enter {
+        step: "enter the alternate screen",
+        source,
+    })?;
+    let mut terminal =
+        Terminal::new(CrosstermBackend::new(stdout())).map_err(|source| TerminalError::Enter {
+            step: "measure the terminal",
+            source,
+        })?;
+    terminal.clear().map_err(|source| TerminalError::Enter {
+        step: "clear the screen",
+        source,
+    })?;
     Ok(terminal)
 }
 
@@ -71,11 +82,19 @@ pub fn restore() -> Result<(), TerminalError> {
     if !ENTERED.swap(false, Ordering::SeqCst) {
         return Ok(());
     }
-    let raw = disable_raw_mode().map_err(|source| TerminalError::Restore { step: "leave raw mode", source });
+    let raw = disable_raw_mode().map_err(|source| TerminalError::Restore {
+        step: "leave raw mode",
+        source,
+    });
     let mut out = stdout();
-    let screen = execute!(out, LeaveAlternateScreen, Show)
-        .map_err(|source| TerminalError::Restore { step: "leave the alternate screen", source });
-    let flushed = out.flush().map_err(|source| TerminalError::Restore { step: "flush the terminal", source });
+    let screen = execute!(out, LeaveAlternateScreen, Show).map_err(|source| TerminalError::Restore {
+        step: "leave the alternate screen",
+        source,
+    });
+    let flushed = out.flush().map_err(|source| TerminalError::Restore {
+        step: "flush the terminal",
+        source,
+    });
     raw.and(screen).and(flushed)
 }
 
@@ -111,6 +130,9 @@ mod tests {
         install_panic_hook();
         let outcome = std::panic::catch_unwind(|| panic!("boom"));
         assert!(outcome.is_err());
-        assert!(!ENTERED.load(Ordering::SeqCst), "the hook restored (nothing) without entering");
+        assert!(
+            !ENTERED.load(Ordering::SeqCst),
+            "the hook restored (nothing) without entering"
+        );
     }
 }

@@ -30,12 +30,20 @@ pub enum ThemeError {
     #[error("cannot read theme file {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("theme {origin}: {source}")]
-    Syntax { origin: String, source: Box<toml::de::Error> },
+    Syntax {
+        origin: String,
+        source: Box<toml::de::Error>,
+    },
     #[error(
         "theme {origin}: key `{key}` has the bad colour {value}: {reason}; write a name such as \"red\" \
          or \"dark_gray\", a 256-colour index 0-255 such as \"196\" or 196, or \"#rrggbb\""
     )]
-    BadColour { origin: String, key: &'static str, value: String, reason: &'static str },
+    BadColour {
+        origin: String,
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
 }
 
 /// Colour names accepted in theme files, with the ratatui colour each stands for.
@@ -153,7 +161,9 @@ impl Theme {
         let (_, source) = BUILTIN_THEMES
             .iter()
             .find(|(builtin, _)| *builtin == name)
-            .ok_or_else(|| ThemeError::UnknownBuiltin { name: name.to_owned() })?;
+            .ok_or_else(|| ThemeError::UnknownBuiltin {
+                name: name.to_owned(),
+            })?;
         Self::from_toml_str(source, &format!("built-in {name:?}"))
     }
 
@@ -161,15 +171,19 @@ impl Theme {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ThemeError> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let source = std::fs::read_to_string(path)
-            .map_err(|source| ThemeError::Read { path: origin.clone(), source })?;
+        let source = std::fs::read_to_string(path).map_err(|source| ThemeError::Read {
+            path: origin.clone(),
+            source,
+        })?;
         Self::from_toml_str(&source, &origin)
     }
 
     /// A theme from TOML text; `origin` names it in errors (a path, or `built-in "light"`).
     pub fn from_toml_str(source: &str, origin: &str) -> Result<Self, ThemeError> {
-        let file: ThemeFile = toml::from_str(source)
-            .map_err(|source| ThemeError::Syntax { origin: origin.to_owned(), source: Box::new(source) })?;
+        let file: ThemeFile = toml::from_str(source).map_err(|source| ThemeError::Syntax {
+            origin: origin.to_owned(),
+            source: Box::new(source),
+        })?;
         file.resolve(origin)
     }
 }
@@ -209,7 +223,9 @@ impl Default for Theme {
 /// theme file.
 impl<'de> Deserialize<'de> for Theme {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        ThemeFile::deserialize(deserializer)?.resolve("table").map_err(de::Error::custom)
+        ThemeFile::deserialize(deserializer)?
+            .resolve("table")
+            .map_err(de::Error::custom)
     }
 }
 
@@ -222,7 +238,12 @@ enum ColourValue {
 
 impl ColourValue {
     fn resolve(self, origin: &str, key: &'static str) -> Result<Color, ThemeError> {
-        let bad = |value: String, reason| ThemeError::BadColour { origin: origin.to_owned(), key, value, reason };
+        let bad = |value: String, reason| ThemeError::BadColour {
+            origin: origin.to_owned(),
+            key,
+            value,
+            reason,
+        };
         match self {
             Self::Index(index) => u8::try_from(index)
                 .map(Color::Indexed)
@@ -262,7 +283,11 @@ impl<'de> Deserialize<'de> for ColourValue {
 
 /// Parses `"red"`, `"dark_gray"`, `"196"` or `"#1e90ff"`; the error says what was wrong.
 fn parse_colour(text: &str) -> Result<Color, &'static str> {
-    let normalised = text.trim().to_ascii_lowercase().replace(['-', ' '], "_").replace("grey", "gray");
+    let normalised = text
+        .trim()
+        .to_ascii_lowercase()
+        .replace(['-', ' '], "_")
+        .replace("grey", "gray");
     if let Some(hex) = normalised.strip_prefix('#') {
         if hex.len() != 6 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return Err("a true colour must be written #rrggbb with six hex digits");
@@ -271,7 +296,10 @@ fn parse_colour(text: &str) -> Result<Color, &'static str> {
         return Ok(Color::Rgb(channel(0), channel(2), channel(4)));
     }
     if !normalised.is_empty() && normalised.bytes().all(|byte| byte.is_ascii_digit()) {
-        return normalised.parse::<u8>().map(Color::Indexed).map_err(|_| "a colour index must be 0-255");
+        return normalised
+            .parse::<u8>()
+            .map(Color::Indexed)
+            .map_err(|_| "a colour index must be 0-255");
     }
     COLOUR_NAMES
         .iter()
@@ -309,7 +337,10 @@ mod tests {
             expected.sort_unstable();
             assert_eq!(keys, expected, "theme {name} must set exactly the theme keys");
             assert_ne!(theme.up, theme.down, "theme {name}: up and down must differ");
-            assert_ne!(theme.live_bg, theme.paper_bg, "theme {name}: LIVE must not look like PAPER");
+            assert_ne!(
+                theme.live_bg, theme.paper_bg,
+                "theme {name}: LIVE must not look like PAPER"
+            );
         }
     }
 
@@ -319,7 +350,10 @@ mod tests {
             let theme = Theme::builtin(name).unwrap();
             let table = toml::Table::try_from(theme).unwrap();
             for (key, value) in &table {
-                assert!(!value.as_str().unwrap().starts_with('#'), "theme {name}: {key} is true colour");
+                assert!(
+                    !value.as_str().unwrap().starts_with('#'),
+                    "theme {name}: {key} is true colour"
+                );
             }
         }
     }
@@ -337,7 +371,13 @@ mod tests {
         let (_, source) = BUILTIN_THEMES[0];
         source
             .lines()
-            .map(|existing| if existing.starts_with(&format!("{key} =")) { line } else { existing })
+            .map(|existing| {
+                if existing.starts_with(&format!("{key} =")) {
+                    line
+                } else {
+                    existing
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -351,7 +391,10 @@ mod tests {
         assert_eq!(parse_colour("#1e90FF"), Ok(Color::Rgb(0x1e, 0x90, 0xff)));
         assert_eq!(parse_colour("reset"), Ok(Color::Reset));
         let source = default_source_with("up", "up = 46");
-        assert_eq!(Theme::from_toml_str(&source, "test").unwrap().up, Color::Indexed(46));
+        assert_eq!(
+            Theme::from_toml_str(&source, "test").unwrap().up,
+            Color::Indexed(46)
+        );
     }
 
     #[test]
@@ -371,13 +414,25 @@ mod tests {
     fn out_of_range_index_names_the_key_and_the_value() {
         let source = default_source_with("down", "down = 300");
         let error = Theme::from_toml_str(&source, "my.toml").unwrap_err();
-        assert!(error.to_string().starts_with("theme my.toml: key `down` has the bad colour 300: a colour index must be 0-255"));
+        assert!(
+            error.to_string().starts_with(
+                "theme my.toml: key `down` has the bad colour 300: a colour index must be 0-255"
+            )
+        );
         let source = default_source_with("down", "down = \"256\"");
         let error = Theme::from_toml_str(&source, "my.toml").unwrap_err();
-        assert!(error.to_string().contains("key `down` has the bad colour \"256\": a colour index must be 0-255"));
+        assert!(
+            error
+                .to_string()
+                .contains("key `down` has the bad colour \"256\": a colour index must be 0-255")
+        );
         let source = default_source_with("down", "down = \"#12345\"");
         let error = Theme::from_toml_str(&source, "my.toml").unwrap_err();
-        assert!(error.to_string().contains("key `down` has the bad colour \"#12345\": a true colour must be"));
+        assert!(
+            error
+                .to_string()
+                .contains("key `down` has the bad colour \"#12345\": a true colour must be")
+        );
     }
 
     #[test]
@@ -391,7 +446,9 @@ mod tests {
         assert!(error.contains("unknown field `selection_background`"), "{error}");
 
         let wrong_type = default_source_with("muted", "muted = true");
-        let error = Theme::from_toml_str(&wrong_type, "my.toml").unwrap_err().to_string();
+        let error = Theme::from_toml_str(&wrong_type, "my.toml")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("a colour name such as \"red\""), "{error}");
     }
 
@@ -404,7 +461,10 @@ mod tests {
         assert_eq!(Theme::from_file(&path).unwrap().accent, Color::Magenta);
         std::fs::remove_file(&path).unwrap();
         let error = Theme::from_file(&path).unwrap_err().to_string();
-        assert!(error.starts_with(&format!("cannot read theme file {}: ", path.display())), "{error}");
+        assert!(
+            error.starts_with(&format!("cannot read theme file {}: ", path.display())),
+            "{error}"
+        );
         std::fs::remove_dir(&dir).unwrap();
     }
 

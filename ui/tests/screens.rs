@@ -25,7 +25,10 @@ fn scanner_and_chart() {
     let mut session = Session::new(view());
     assert_eq!(
         session.intents,
-        [Intent::Focus { symbol: "BTCUSDT".to_owned(), timeframe: "15m".to_owned() }],
+        [Intent::Focus {
+            symbol: "BTCUSDT".to_owned(),
+            timeframe: "15m".to_owned()
+        }],
         "the first view focuses the top symbol without a key press"
     );
     snapshot_at_both_sizes("scanner_and_chart", &mut session);
@@ -35,15 +38,24 @@ fn scanner_and_chart() {
 fn filter_being_typed() {
     let mut session = Session::new(view());
     session.press(KeyCode::Char('/')).type_text("et");
-    assert_eq!(session.app.visible_symbols(&session.view), ["ETHUSDT", "ETCUSDT", "FETUSDT"]);
+    assert_eq!(
+        session.app.visible_symbols(&session.view),
+        ["ETHUSDT", "ETCUSDT", "FETUSDT"]
+    );
     snapshot_at_both_sizes("filter_being_typed", &mut session);
 }
 
 #[test]
 fn filter_applied_and_browsed() {
     let mut session = Session::new(view());
-    session.press(KeyCode::Char('/')).type_text("10").press(KeyCode::Backspace);
-    session.type_text("000").press(KeyCode::Enter).press(KeyCode::Char('j'));
+    session
+        .press(KeyCode::Char('/'))
+        .type_text("10")
+        .press(KeyCode::Backspace);
+    session
+        .type_text("000")
+        .press(KeyCode::Enter)
+        .press(KeyCode::Char('j'));
     assert_eq!(session.app.filter(), "1000");
     assert_eq!(session.app.selected_symbol(), Some("1000SHIBUSDT"));
     snapshot_at_both_sizes("filter_applied", &mut session);
@@ -53,19 +65,33 @@ fn filter_applied_and_browsed() {
 fn sorted_by_24h_change() {
     let mut session = Session::new(view());
     session.type_text("sss");
-    assert_eq!(session.app.selected_symbol(), Some("BTCUSDT"), "the selection stays on its symbol");
+    assert_eq!(
+        session.app.selected_symbol(),
+        Some("BTCUSDT"),
+        "the selection stays on its symbol"
+    );
     session.type_text("gjj");
-    assert_eq!(session.app.selected_symbol(), Some("ORDIUSDT"), "third biggest gainer");
+    assert_eq!(
+        session.app.selected_symbol(),
+        Some("ORDIUSDT"),
+        "third biggest gainer"
+    );
     snapshot_at_both_sizes("sorted_by_24h_change", &mut session);
 }
 
 #[test]
 fn scrolled_to_the_bottom_on_another_timeframe() {
     let mut session = Session::new(view());
-    session.press(KeyCode::Char('G')).press(KeyCode::Char('t')).press(KeyCode::Up);
+    session
+        .press(KeyCode::Char('G'))
+        .press(KeyCode::Char('t'))
+        .press(KeyCode::Up);
     assert_eq!(
         session.intents.last(),
-        Some(&Intent::Focus { symbol: "ETCUSDT".to_owned(), timeframe: "1h".to_owned() })
+        Some(&Intent::Focus {
+            symbol: "ETCUSDT".to_owned(),
+            timeframe: "1h".to_owned()
+        })
     );
     snapshot_at_both_sizes("scrolled_to_bottom_1h", &mut session);
 }
@@ -97,12 +123,22 @@ fn pending_mode_change_while_live() {
     view.header.venue = "Binance USDT-M".to_owned();
     let mut session = Session::new(view);
     session.press(KeyCode::Char('3'));
-    assert_eq!(session.intents.last(), Some(&Intent::SetMode(StrategyMode::Hybrid)));
+    assert_eq!(
+        session.intents.last(),
+        Some(&Intent::SetMode(StrategyMode::Hybrid))
+    );
     snapshot_at_both_sizes("pending_mode_live", &mut session);
     // Once the engine applies the mode, the arrow goes away.
     session.view.header.mode = StrategyMode::Hybrid;
     session.publish();
-    assert!(session.screen(80, 24).lines().next().unwrap().contains("mode: hybrid  "));
+    assert!(
+        session
+            .screen(80, 24)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("mode: hybrid  ")
+    );
 }
 
 #[test]
@@ -116,4 +152,28 @@ fn chart_hidden_and_waiting_states() {
     insta::assert_snapshot!("chart_loading_80x24", session.screen(80, 24));
     let mut empty = Session::new(perpdesk_ui::View::default());
     insta::assert_snapshot!("empty_view_80x24", empty.screen(80, 24));
+}
+
+#[test]
+fn every_terminal_size_draws_and_keeps_the_paper_badge() {
+    // Resizing through tiny sizes must never panic (a panic would take the engine down with the TUI).
+    let mut session = Session::new(view());
+    session.press(KeyCode::Char('G'));
+    for help in [false, true] {
+        if help {
+            session.press(KeyCode::Char('?'));
+        }
+        for width in (1..=130).step_by(3) {
+            for height in [1, 2, 3, 5, 8, 13, 21, 24, 34, 45] {
+                let screen = session.screen(width, height);
+                assert_eq!(screen.lines().count(), usize::from(height));
+                if width >= 60 && !help {
+                    assert!(
+                        screen.lines().next().unwrap().contains("PAPER"),
+                        "{width}x{height}:\n{screen}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -78,14 +78,21 @@ impl PriceScale {
 
 impl CandleChart<'_> {
     fn border_block(&self) -> Block<'static> {
-        Block::new().borders(Borders::ALL).border_style(Style::new().fg(self.theme.border))
+        Block::new()
+            .borders(Borders::ALL)
+            .border_style(Style::new().fg(self.theme.border))
     }
 
     fn title(&self, symbol: &str, timeframe: &str, last: Option<(f64, u8, Color)>) -> Line<'static> {
-        let mut spans =
-            vec![Span::styled(format!(" {symbol} "), Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD))];
+        let mut spans = vec![Span::styled(
+            format!(" {symbol} "),
+            Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD),
+        )];
         if !timeframe.is_empty() {
-            spans.push(Span::styled(format!("{timeframe} "), Style::new().fg(self.theme.accent)));
+            spans.push(Span::styled(
+                format!("{timeframe} "),
+                Style::new().fg(self.theme.accent),
+            ));
         }
         if let Some((price, decimals, colour)) = last {
             spans.push(Span::styled("last ", Style::new().fg(self.theme.muted)));
@@ -98,23 +105,44 @@ impl CandleChart<'_> {
     }
 
     fn candle_colour(&self, candle: &Candle) -> Color {
-        if candle.close >= candle.open { self.theme.up } else { self.theme.down }
+        if candle.close >= candle.open {
+            self.theme.up
+        } else {
+            self.theme.down
+        }
     }
 
     fn render_message(&self, block: Block<'_>, message: &str, area: Rect, buf: &mut Buffer) {
         let inner = block.inner(area);
         block.render(area, buf);
-        let line_area = Rect { y: inner.y + inner.height / 2, height: inner.height.min(1), ..inner };
-        Paragraph::new(message.to_owned()).style(Style::new().fg(self.theme.muted)).centered().render(line_area, buf);
+        let line_area = Rect {
+            y: inner.y + inner.height / 2,
+            height: inner.height.min(1),
+            ..inner
+        };
+        Paragraph::new(message.to_owned())
+            .style(Style::new().fg(self.theme.muted))
+            .centered()
+            .render(line_area, buf);
     }
 
     fn render_candles(&self, detail: &Detail, plot: Rect, axis: Rect, buf: &mut Buffer) -> (i64, i64) {
         let stride: u16 = if plot.width >= MIN_WIDTH_FOR_GAPS { 2 } else { 1 };
         let fit = usize::from(plot.width.div_ceil(stride));
         let visible = &detail.candles[detail.candles.len().saturating_sub(fit)..];
-        let high = visible.iter().map(|candle| candle.high).fold(f64::NEG_INFINITY, f64::max);
-        let low = visible.iter().map(|candle| candle.low).fold(f64::INFINITY, f64::min);
-        let scale = PriceScale { high, low, steps: usize::from(plot.height) * 2 };
+        let high = visible
+            .iter()
+            .map(|candle| candle.high)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let low = visible
+            .iter()
+            .map(|candle| candle.low)
+            .fold(f64::INFINITY, f64::min);
+        let scale = PriceScale {
+            high,
+            low,
+            steps: usize::from(plot.height) * 2,
+        };
 
         let last_close = visible.last().map(|candle| candle.close);
         let last_row = last_close.map(|close| scale.step(close) / 2);
@@ -122,7 +150,9 @@ impl CandleChart<'_> {
         if let Some(row) = last_row {
             let y = plot.y + row as u16;
             for x in plot.left()..plot.right() {
-                buf[(x, y)].set_symbol("┄").set_style(Style::new().fg(self.theme.border));
+                buf[(x, y)]
+                    .set_symbol("┄")
+                    .set_style(Style::new().fg(self.theme.border));
             }
         }
 
@@ -152,15 +182,33 @@ impl CandleChart<'_> {
 
         // Axis: high at the top, low at the bottom, the last price at its level (it wins a tie).
         let muted = Style::new().fg(self.theme.muted);
-        let mut labels = vec![(0_u16, format!(" {}", format_price(high, detail.price_decimals)), muted)];
-        labels.push((plot.height - 1, format!(" {}", format_price(low, detail.price_decimals)), muted));
+        let mut labels = vec![(
+            0_u16,
+            format!(" {}", format_price(high, detail.price_decimals)),
+            muted,
+        )];
+        labels.push((
+            plot.height - 1,
+            format!(" {}", format_price(low, detail.price_decimals)),
+            muted,
+        ));
         if let (Some(row), Some(close), Some(candle)) = (last_row, last_close, visible.last()) {
-            let style = Style::new().fg(self.candle_colour(candle)).add_modifier(Modifier::BOLD);
+            let style = Style::new()
+                .fg(self.candle_colour(candle))
+                .add_modifier(Modifier::BOLD);
             labels.retain(|(label_row, _, _)| *label_row != row as u16);
-            labels.push((row as u16, format!("◀{}", format_price(close, detail.price_decimals)), style));
+            labels.push((
+                row as u16,
+                format!("◀{}", format_price(close, detail.price_decimals)),
+                style,
+            ));
         }
         for (row, text, style) in labels {
-            let line_area = Rect { y: axis.y + row, height: 1, ..axis };
+            let line_area = Rect {
+                y: axis.y + row,
+                height: 1,
+                ..axis
+            };
             Line::from(Span::styled(text, style)).render(line_area, buf);
         }
         let first = visible.first().map_or(0, |candle| candle.open_time_ms);
@@ -175,17 +223,28 @@ impl Widget for CandleChart<'_> {
         let Some(detail) = self.detail else {
             let (symbol, timeframe) = wanted.unwrap_or(("Chart", ""));
             let block = self.border_block().title(self.title(symbol, timeframe, None));
-            let message = if wanted.is_some() { "loading candles…" } else { "select a symbol" };
+            let message = if wanted.is_some() {
+                "loading candles…"
+            } else {
+                "select a symbol"
+            };
             self.render_message(block, message, area, buf);
             return;
         };
-        let last = detail.candles.last().map(|candle| (candle.close, detail.price_decimals, self.candle_colour(candle)));
-        let mut block = self.border_block().title(self.title(&detail.symbol, &detail.timeframe, last));
+        let last = detail
+            .candles
+            .last()
+            .map(|candle| (candle.close, detail.price_decimals, self.candle_colour(candle)));
+        let mut block = self
+            .border_block()
+            .title(self.title(&detail.symbol, &detail.timeframe, last));
         if let Some((symbol, timeframe)) = wanted
             && (symbol != detail.symbol || timeframe != detail.timeframe)
         {
             let loading = Style::new().fg(self.theme.warning);
-            block = block.title(Line::from(Span::styled(format!(" loading {symbol} {timeframe}… "), loading)).right_aligned());
+            block = block.title(
+                Line::from(Span::styled(format!(" loading {symbol} {timeframe}… "), loading)).right_aligned(),
+            );
         }
         if detail.candles.is_empty() {
             self.render_message(block, "no candles yet", area, buf);
@@ -204,15 +263,28 @@ impl Widget for CandleChart<'_> {
             self.render_message(block, "too small for a chart", area, buf);
             return;
         }
-        let plot = Rect { width: inner.width - axis_width - 1, ..inner };
-        let axis = Rect { x: plot.right() + 1, width: axis_width, ..inner };
+        let plot = Rect {
+            width: inner.width - axis_width - 1,
+            ..inner
+        };
+        let axis = Rect {
+            x: plot.right() + 1,
+            width: axis_width,
+            ..inner
+        };
         let (first, last) = self.render_candles(detail, plot, axis, buf);
         let time = Style::new().fg(self.theme.muted);
         block
-            .title_bottom(Line::from(Span::styled(format!(" {} ", format_month_day_minute(first)), time)))
+            .title_bottom(Line::from(Span::styled(
+                format!(" {} ", format_month_day_minute(first)),
+                time,
+            )))
             .title_bottom(
-                Line::from(Span::styled(format!(" {} UTC ", format_month_day_minute(last)), time))
-                    .alignment(Alignment::Right),
+                Line::from(Span::styled(
+                    format!(" {} UTC ", format_month_day_minute(last)),
+                    time,
+                ))
+                .alignment(Alignment::Right),
             )
             .render(area, buf);
     }
@@ -232,12 +304,20 @@ mod tests {
 
     #[test]
     fn price_scale_puts_high_on_top_and_low_at_the_bottom() {
-        let scale = PriceScale { high: 110.0, low: 100.0, steps: 21 };
+        let scale = PriceScale {
+            high: 110.0,
+            low: 100.0,
+            steps: 21,
+        };
         assert_eq!(scale.step(110.0), 0);
         assert_eq!(scale.step(100.0), 20);
         assert_eq!(scale.step(105.0), 10);
         assert_eq!(scale.step(200.0), 0, "clamped");
-        let flat = PriceScale { high: 5.0, low: 5.0, steps: 20 };
+        let flat = PriceScale {
+            high: 5.0,
+            low: 5.0,
+            steps: 20,
+        };
         assert_eq!(flat.step(5.0), 9, "a flat range sits in the middle");
     }
 
@@ -260,8 +340,12 @@ mod tests {
             candles: vec![candle(10.0, 14.0, 16.0, 8.0), candle(14.0, 12.0, 15.0, 11.0)],
         };
         let mut buf = Buffer::empty(Rect::new(0, 0, 12, 6));
-        CandleChart { detail: Some(&detail), wanted: Some(("TESTUSDT", "1m")), theme: &theme }
-            .render(buf.area, &mut buf);
+        CandleChart {
+            detail: Some(&detail),
+            wanted: Some(("TESTUSDT", "1m")),
+            theme: &theme,
+        }
+        .render(buf.area, &mut buf);
         // Scale 16 → 8 over 8 half-rows. The first candle (10 → 14) fills the middle with body and
         // has full wicks; the second (14 → 12) starts its wick mid-cell and ends its body mid-cell.
         let expected = Buffer::with_lines([
@@ -272,10 +356,19 @@ mod tests {
             "│    │   8 │",
             "└00:00 UTC ┘",
         ]);
-        let symbols = |buf: &Buffer| buf.content.iter().map(ratatui::buffer::Cell::symbol).collect::<String>();
+        let symbols = |buf: &Buffer| {
+            buf.content
+                .iter()
+                .map(ratatui::buffer::Cell::symbol)
+                .collect::<String>()
+        };
         assert_eq!(symbols(&buf), symbols(&expected));
         assert_eq!(buf[(5, 2)].fg, theme.up);
         assert_eq!(buf[(6, 2)].fg, theme.down);
-        assert_eq!(buf[(8, 3)].fg, theme.down, "the last price label takes the last candle's colour");
+        assert_eq!(
+            buf[(8, 3)].fg,
+            theme.down,
+            "the last price label takes the last candle's colour"
+        );
     }
 }

@@ -66,10 +66,16 @@ impl HeaderBar<'_> {
         spans.push(Span::raw(venue));
         spans.push(Span::raw("  "));
         if header.live_trading {
-            let live = Style::new().fg(theme.live_fg).bg(theme.live_bg).add_modifier(Modifier::BOLD);
+            let live = Style::new()
+                .fg(theme.live_fg)
+                .bg(theme.live_bg)
+                .add_modifier(Modifier::BOLD);
             spans.push(Span::styled(" LIVE ", live));
         } else {
-            spans.push(Span::styled(" PAPER ", Style::new().fg(theme.paper_fg).bg(theme.paper_bg)));
+            spans.push(Span::styled(
+                " PAPER ",
+                Style::new().fg(theme.paper_fg).bg(theme.paper_bg),
+            ));
         }
         spans.push(Span::raw("  "));
         spans.push(Span::styled("mode: ", self.base().fg(theme.muted)));
@@ -84,18 +90,28 @@ impl HeaderBar<'_> {
     fn right(&self, full_date: bool) -> Line<'static> {
         let header = self.header;
         let theme = self.theme;
-        let clock = if full_date { format_utc(header.now_ms) } else { format_utc_time(header.now_ms) };
+        let clock = if full_date {
+            format_utc(header.now_ms)
+        } else {
+            format_utc_time(header.now_ms)
+        };
         let counts = format!("{}/{}", header.streams_up, header.streams_total);
         let (text, style) = match header.connection {
             ConnectionState::Connected => (format!("connected {counts}"), self.base().fg(theme.ok)),
             ConnectionState::Degraded => (format!("degraded {counts}"), self.base().fg(theme.warning)),
             ConnectionState::Connecting => ("connecting…".to_owned(), self.base().fg(theme.warning)),
-            ConnectionState::Disconnected => {
-                (format!("DISCONNECTED {counts}"), self.base().fg(theme.alert).add_modifier(Modifier::BOLD))
-            }
+            ConnectionState::Disconnected => (
+                format!("DISCONNECTED {counts}"),
+                self.base().fg(theme.alert).add_modifier(Modifier::BOLD),
+            ),
         };
-        Line::from(vec![Span::raw(clock), Span::raw("  "), Span::styled(text, style), Span::raw(" ")])
-            .style(self.base())
+        Line::from(vec![
+            Span::raw(clock),
+            Span::raw("  "),
+            Span::styled(text, style),
+            Span::raw(" "),
+        ])
+        .style(self.base())
     }
 }
 
@@ -132,7 +148,12 @@ mod tests {
     fn render(header: &Header, pending: Option<StrategyMode>, width: u16) -> Buffer {
         let theme = Theme::builtin("default").unwrap();
         let mut buf = Buffer::empty(Rect::new(0, 0, width, 1));
-        HeaderBar { header, pending_mode: pending, theme: &theme }.render(buf.area, &mut buf);
+        HeaderBar {
+            header,
+            pending_mode: pending,
+            theme: &theme,
+        }
+        .render(buf.area, &mut buf);
         buf
     }
 
@@ -159,8 +180,15 @@ mod tests {
 
     #[test]
     fn narrow_header_drops_the_date_then_the_venue_name() {
-        let buf = render(&header(ConnectionState::Degraded, 2, false), Some(StrategyMode::SelfLearning), 80);
-        assert_eq!(text(&buf), " perpdesk · sim   PAPER   mode: ict → self_learning… 08:31:07 UTC  degraded 2/3 ");
+        let buf = render(
+            &header(ConnectionState::Degraded, 2, false),
+            Some(StrategyMode::SelfLearning),
+            80,
+        );
+        assert_eq!(
+            text(&buf),
+            " perpdesk · sim   PAPER   mode: ict → self_learning… 08:31:07 UTC  degraded 2/3 "
+        );
     }
 
     #[test]

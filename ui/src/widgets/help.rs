@@ -22,11 +22,17 @@ pub struct HelpOverlay<'a> {
 }
 
 impl HelpOverlay<'_> {
-    fn lines(&self) -> Vec<Line<'static>> {
-        let heading = Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
+    fn lines(self) -> Vec<Line<'static>> {
+        let heading = Style::new()
+            .fg(self.theme.title)
+            .add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
         let key = Style::new().fg(self.theme.accent).add_modifier(Modifier::BOLD);
         let description = Style::new().fg(self.theme.text);
-        let key_width = KEYS.iter().map(|binding| binding.keys_label().chars().count()).max().unwrap_or(0);
+        let key_width = KEYS
+            .iter()
+            .map(|binding| binding.keys_label().chars().count())
+            .max()
+            .unwrap_or(0);
         let mut lines = Vec::new();
         for context in [KeyContext::Browsing, KeyContext::Filtering] {
             lines.push(Line::from(Span::styled(context.heading(), heading)));
@@ -64,7 +70,11 @@ impl Widget for HelpOverlay<'_> {
         Clear.render(popup, buf);
         let inner = block.inner(popup);
         block.render(popup, buf);
-        let padded = Rect { x: inner.x + 1, width: inner.width.saturating_sub(1), ..inner };
+        let padded = Rect {
+            x: inner.x + 1,
+            width: inner.width.saturating_sub(1),
+            ..inner
+        };
         Paragraph::new(lines).render(padded, buf);
     }
 }

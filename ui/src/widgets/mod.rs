@@ -23,7 +23,10 @@ fn render_first_fitting(candidates: Vec<(Line<'_>, Line<'_>)>, area: Rect, buf: 
         let fits = left.width() + right.width() < width || (right.width() == 0 && left.width() <= width);
         if fits || index + 1 == count {
             right.right_aligned().render(area, buf);
-            let left_area = Rect { width: area.width.min(left.width() as u16), ..area };
+            let left_area = Rect {
+                width: area.width.min(left.width() as u16),
+                ..area
+            };
             left.render(left_area, buf);
             return;
         }

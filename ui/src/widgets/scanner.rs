@@ -54,8 +54,20 @@ impl ScannerTable<'_> {
     }
 
     fn column_widths(&self) -> Vec<u16> {
-        let rank_digits = self.all_rows.iter().map(|row| row.rank).max().unwrap_or(0).to_string().len() as u16;
-        let symbol = self.all_rows.iter().map(|row| row.symbol.chars().count() as u16).max().unwrap_or(0);
+        let rank_digits = self
+            .all_rows
+            .iter()
+            .map(|row| row.rank)
+            .max()
+            .unwrap_or(0)
+            .to_string()
+            .len() as u16;
+        let symbol = self
+            .all_rows
+            .iter()
+            .map(|row| row.symbol.chars().count() as u16)
+            .max()
+            .unwrap_or(0);
         let price = self
             .all_rows
             .iter()
@@ -87,7 +99,12 @@ impl ScannerTable<'_> {
             (SortColumn::Change24h, "24h%".to_owned()),
             (SortColumn::QuoteVolume24h, "Volume".to_owned()),
         ];
-        columns.extend(self.timeframes.iter().enumerate().map(|(index, tf)| (SortColumn::Timeframe(index), tf.clone())));
+        columns.extend(
+            self.timeframes
+                .iter()
+                .enumerate()
+                .map(|(index, tf)| (SortColumn::Timeframe(index), tf.clone())),
+        );
         columns
     }
 
@@ -96,11 +113,18 @@ impl ScannerTable<'_> {
         let sorted = Style::new().fg(self.theme.accent).add_modifier(Modifier::BOLD);
         let cells = self.columns().into_iter().map(|(column, name)| {
             let (text, style) = if column == self.sort_column {
-                (format!("{name}{}", if self.sort.descending { "▼" } else { "▲" }), sorted)
+                (
+                    format!("{name}{}", if self.sort.descending { "▼" } else { "▲" }),
+                    sorted,
+                )
             } else {
                 (name, muted)
             };
-            let alignment = if column == SortColumn::Symbol { Alignment::Left } else { Alignment::Right };
+            let alignment = if column == SortColumn::Symbol {
+                Alignment::Left
+            } else {
+                Alignment::Right
+            };
             Cell::from(Line::from(text).alignment(alignment)).style(style)
         });
         Row::new(cells)
@@ -127,15 +151,26 @@ impl ScannerTable<'_> {
     fn data_row(&self, row: &ScannerRow, selected: bool) -> Row<'static> {
         let theme = self.theme;
         let mut cells = vec![
-            Cell::from(Line::from(Span::styled(row.rank.to_string(), Style::new().fg(theme.muted))).right_aligned()),
-            Cell::from(Span::styled(row.symbol.clone(), Style::new().add_modifier(Modifier::BOLD))),
+            Cell::from(
+                Line::from(Span::styled(row.rank.to_string(), Style::new().fg(theme.muted))).right_aligned(),
+            ),
+            Cell::from(Span::styled(
+                row.symbol.clone(),
+                Style::new().add_modifier(Modifier::BOLD),
+            )),
             Cell::from(Line::from(format_price(row.last_price, row.price_decimals)).right_aligned()),
             self.change_cell(Some(row.change_24h_pct)),
             Cell::from(Line::from(format_compact(row.quote_volume_24h)).right_aligned()),
         ];
-        cells.extend((0..self.timeframes.len()).map(|index| self.change_cell(row.tf_change_pct.get(index).copied().flatten())));
+        cells.extend(
+            (0..self.timeframes.len())
+                .map(|index| self.change_cell(row.tf_change_pct.get(index).copied().flatten())),
+        );
         let style = if selected {
-            Style::new().fg(theme.selection_fg).bg(theme.selection_bg).add_modifier(Modifier::BOLD)
+            Style::new()
+                .fg(theme.selection_fg)
+                .bg(theme.selection_bg)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::new().fg(theme.text)
         };
@@ -146,8 +181,14 @@ impl ScannerTable<'_> {
         let shown = self.rows.len();
         let total = self.all_rows.len();
         Line::from(vec![
-            Span::styled(" Scanner ", Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD)),
-            Span::styled(format!("{shown}/{total} symbols "), Style::new().fg(self.theme.muted)),
+            Span::styled(
+                " Scanner ",
+                Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(
+                format!("{shown}/{total} symbols "),
+                Style::new().fg(self.theme.muted),
+            ),
         ])
     }
 
@@ -155,11 +196,19 @@ impl ScannerTable<'_> {
         let accent = Style::new().fg(self.theme.accent).add_modifier(Modifier::BOLD);
         let muted = Style::new().fg(self.theme.muted);
         if self.filter_editing {
-            Some(Line::from(vec![Span::styled(format!(" /{}", self.filter), accent), Span::styled("▏", accent), Span::raw(" ")]))
+            Some(Line::from(vec![
+                Span::styled(format!(" /{}", self.filter), accent),
+                Span::styled("▏", accent),
+                Span::raw(" "),
+            ]))
         } else if self.filter.is_empty() {
             None
         } else {
-            Some(Line::from(vec![Span::styled(" filter ", muted), Span::styled(self.filter.to_owned(), accent), Span::styled("  Esc clears ", muted)]))
+            Some(Line::from(vec![
+                Span::styled(" filter ", muted),
+                Span::styled(self.filter.to_owned(), accent),
+                Span::styled("  Esc clears ", muted),
+            ]))
         }
     }
 
@@ -172,12 +221,18 @@ impl ScannerTable<'_> {
         // The track runs alongside the data rows (below the heading).
         let track = page;
         let thumb = (page * track).div_ceil(total).clamp(1, track);
-        let start = if self.scroll_offset + page >= total { track - thumb } else { self.scroll_offset * track / total };
+        let start = if self.scroll_offset + page >= total {
+            track - thumb
+        } else {
+            self.scroll_offset * track / total
+        };
         let x = area.right().saturating_sub(1);
         for step in 0..thumb {
             let y = area.y + 2 + (start + step) as u16;
             if y < area.bottom().saturating_sub(1) {
-                buf[(x, y)].set_symbol("┃").set_style(Style::new().fg(self.theme.accent));
+                buf[(x, y)]
+                    .set_symbol("┃")
+                    .set_style(Style::new().fg(self.theme.accent));
             }
         }
     }
@@ -202,8 +257,15 @@ impl Widget for ScannerTable<'_> {
                 format!("no symbol contains \"{}\"", self.filter)
             };
             let y_offset = inner.height / 2;
-            let line_area = Rect { y: inner.y + y_offset, height: inner.height.min(1), ..inner };
-            Paragraph::new(message).style(Style::new().fg(self.theme.muted)).centered().render(line_area, buf);
+            let line_area = Rect {
+                y: inner.y + y_offset,
+                height: inner.height.min(1),
+                ..inner
+            };
+            Paragraph::new(message)
+                .style(Style::new().fg(self.theme.muted))
+                .centered()
+                .render(line_area, buf);
             return;
         }
 
@@ -223,14 +285,19 @@ impl Widget for ScannerTable<'_> {
             .take(page)
             .map(|(index, row)| self.data_row(row, self.selected == Some(index)))
             .collect();
-        Table::new(rows, widths).header(self.heading()).column_spacing(spacing).render(inner, buf);
+        Table::new(rows, widths)
+            .header(self.heading())
+            .column_spacing(spacing)
+            .render(inner, buf);
         self.render_scroll_thumb(area, page, buf);
         // A pointer on the left border marks the selection where colour alone would not (monochrome
         // terminals, colour-blind operators, screenshots in bug reports).
         if let Some(selected) = self.selected
             && let Some(row) = selected.checked_sub(self.scroll_offset).filter(|row| *row < page)
         {
-            buf[(area.x, inner.y + 1 + row as u16)].set_symbol("▶").set_style(Style::new().fg(self.theme.accent));
+            buf[(area.x, inner.y + 1 + row as u16)]
+                .set_symbol("▶")
+                .set_style(Style::new().fg(self.theme.accent));
         }
     }
 }

@@ -59,13 +59,19 @@ impl StatusBar<'_> {
         } else {
             self.theme.status_fg
         };
-        vec![Span::raw(label), Span::styled(format!("{}{suffix}", format_age(age_ms)), self.base().fg(colour))]
+        vec![
+            Span::raw(label),
+            Span::styled(format!("{}{suffix}", format_age(age_ms)), self.base().fg(colour)),
+        ]
     }
 
     fn left(&self, detail: Detail) -> Line<'static> {
         let status = self.status;
         let separator = || Span::styled(" │ ", self.base().fg(self.theme.muted));
-        let series = format!("{}/{}/{}", status.series_backfilled, status.series_streaming, status.series_total);
+        let series = format!(
+            "{}/{}/{}",
+            status.series_backfilled, status.series_streaming, status.series_total
+        );
         let mut parts: Vec<Vec<Span<'static>>> = match detail {
             Detail::Full => vec![
                 vec![Span::raw(format!("{} symbols", status.universe_size))],
@@ -89,11 +95,17 @@ impl StatusBar<'_> {
                 vec![Span::raw(format!("bars {}", format_count(status.closed_bars)))],
                 self.age_span("msg ", ""),
             ],
-            Detail::Minimal => vec![vec![Span::raw(format!("series {series}"))], self.age_span("msg ", "")],
+            Detail::Minimal => vec![
+                vec![Span::raw(format!("series {series}"))],
+                self.age_span("msg ", ""),
+            ],
             Detail::Nothing => Vec::new(),
         };
         if let Some(message) = status.message.as_deref().filter(|message| !message.is_empty()) {
-            parts.push(vec![Span::styled(message.to_owned(), self.base().add_modifier(Modifier::BOLD))]);
+            parts.push(vec![Span::styled(
+                message.to_owned(),
+                self.base().add_modifier(Modifier::BOLD),
+            )]);
         }
         let mut spans = vec![Span::raw(" ")];
         for (index, part) in parts.into_iter().enumerate() {
@@ -121,7 +133,9 @@ impl Widget for StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         buf.set_style(area, self.base());
         let mut candidates: Vec<(Line, Line)> =
-            [Detail::Full, Detail::Short, Detail::Shorter, Detail::Minimal].map(|detail| (self.left(detail), self.hint())).into();
+            [Detail::Full, Detail::Short, Detail::Shorter, Detail::Minimal]
+                .map(|detail| (self.left(detail), self.hint()))
+                .into();
         candidates.push((self.left(Detail::Minimal), Line::default()));
         candidates.push((self.left(Detail::Nothing), Line::default()));
         super::render_first_fitting(candidates, area, buf);
@@ -149,7 +163,11 @@ mod tests {
     fn render(status: &Status, width: u16) -> (Buffer, String) {
         let theme = Theme::builtin("default").unwrap();
         let mut buf = Buffer::empty(Rect::new(0, 0, width, 1));
-        StatusBar { status, theme: &theme }.render(buf.area, &mut buf);
+        StatusBar {
+            status,
+            theme: &theme,
+        }
+        .render(buf.area, &mut buf);
         let text = buf.content.iter().map(ratatui::buffer::Cell::symbol).collect();
         (buf, text)
     }
@@ -167,12 +185,24 @@ mod tests {
     #[test]
     fn narrow_status_shortens_counters_and_keeps_the_message() {
         let (_, text) = render(&status(None, None), 80);
-        assert_eq!(text, " 200 sym │ series 598/590/600 │ bars 123,456 │ msg —             ? help  q quit ");
+        assert_eq!(
+            text,
+            " 200 sym │ series 598/590/600 │ bars 123,456 │ msg —             ? help  q quit "
+        );
         let (_, text) = render(&status(Some("stream 2 reconnecting (1006)"), Some(1_000)), 80);
-        assert_eq!(text, " series 598/590/600 │ msg 1.0s │ stream 2 reconnecting (1006)    ? help  q quit ");
+        assert_eq!(
+            text,
+            " series 598/590/600 │ msg 1.0s │ stream 2 reconnecting (1006)    ? help  q quit "
+        );
         // A longer message pushes out the key hint before it is itself cut.
-        let (_, text) = render(&status(Some("stream 2 reconnecting after close code 1006"), Some(1_000)), 80);
-        assert_eq!(text, " series 598/590/600 │ msg 1.0s │ stream 2 reconnecting after close code 1006    ");
+        let (_, text) = render(
+            &status(Some("stream 2 reconnecting after close code 1006"), Some(1_000)),
+            80,
+        );
+        assert_eq!(
+            text,
+            " series 598/590/600 │ msg 1.0s │ stream 2 reconnecting after close code 1006    "
+        );
     }
 
     #[test]
