@@ -329,6 +329,12 @@ mod tests {
     }
 
     #[test]
+    fn readme_keymap_snapshot() {
+        // The README's key table is pasted from this snapshot.
+        insta::assert_snapshot!("readme_keymap", keymap_markdown());
+    }
+
+    #[test]
     fn markdown_lists_every_binding() {
         let markdown = keymap_markdown();
         assert!(
