@@ -2,3 +2,4 @@
 
 pub mod headless;
 pub mod presenter;
+pub mod tui;

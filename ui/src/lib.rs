@@ -20,5 +20,7 @@ pub mod widgets;
 pub use app::App;
 pub use intent::Intent;
 pub use keymap::{KEYS, keymap_markdown};
+/// Re-exported so the host drives the terminal with exactly the ratatui / crossterm this crate draws with.
+pub use ratatui;
 pub use theme::{Theme, ThemeError};
 pub use view::View;
