@@ -7,6 +7,10 @@
 //! subcommand (`perpdesk sim --port`); flags that shape the trading console are accepted both before the
 //! subcommand and after `perpdesk config`, so `perpdesk config --mode hybrid` previews the effect of a flag.
 
+// Doc comments in this module are the `--help` text a trader reads in a terminal, where Markdown backticks
+// would print literally.
+#![allow(clippy::doc_markdown)]
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -129,10 +133,7 @@ pub struct GlobalArgs {
 pub struct RunArgs {
     /// Which Binance environment to connect to [env: PERPDESK_ENV] [default: mainnet].
     ///
-    /// mainnet: the real exchange (fapi.binance.com), real market data.
-    /// testnet: Binance's futures testnet (testnet.binancefuture.com), play money, thin and odd markets.
-    /// demo: Binance's demo-trading servers (demo-fapi.binance.com), play money.
-    /// Not to be confused with --demo, which needs no network at all.
+    /// Not to be confused with --demo, which runs a simulated exchange and needs no network at all.
     #[arg(long = "env", value_enum, value_name = "ENV", help_heading = "Venue")]
     pub env: Option<VenueEnv>,
 
@@ -157,9 +158,6 @@ pub struct RunArgs {
 
     /// Strategy that generates signals [env: STRATEGY_MODE] [default: ict].
     ///
-    /// ict: rule-based Smart Money Concepts (structure breaks, order blocks, fair value gaps, sweeps).
-    /// self_learning: the machine-learning models alone.
-    /// hybrid: ICT setups, scored and filtered by the models.
     /// You can also switch mode live from the console; open positions are kept.
     #[arg(long, value_enum, value_name = "MODE", help_heading = "Strategy")]
     pub mode: Option<StrategyMode>,

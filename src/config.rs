@@ -85,12 +85,12 @@ fn serialize_redacted<S: Serializer>(secret: &Option<Secret>, s: S) -> Result<S:
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum VenueEnv {
-    /// The real exchange.
+    /// The real exchange (fapi.binance.com): real money, real market data.
     #[default]
     Mainnet,
-    /// Binance's futures testnet.
+    /// Binance's futures testnet (testnet.binancefuture.com): play money, thin and odd markets.
     Testnet,
-    /// Binance's demo-trading servers.
+    /// Binance's demo trading (demo-fapi.binance.com): play money.
     Demo,
 }
 
@@ -127,13 +127,14 @@ impl VenueEnv {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum StrategyMode {
-    /// Rule-based ICT / Smart Money Concepts. Needs no model, so it is the default.
+    /// Rule-based ICT / Smart Money Concepts: structure breaks, order blocks, fair value gaps,
+    /// liquidity sweeps. Needs no model
     #[default]
     Ict,
-    /// The machine-learning models alone.
+    /// The machine-learning models alone
     #[value(name = "self_learning")]
     SelfLearning,
-    /// ICT setups scored and filtered by the models.
+    /// ICT setups, scored and filtered by the machine-learning models
     Hybrid,
 }
 
@@ -171,7 +172,7 @@ impl SelfLearningMode {
 // ---------------------------------------------------------------------------------------------------------
 
 /// The effective configuration. Build it with [`load`]; `Config::default()` is the built-in defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Run against the built-in simulated exchange (no network, no keys).
@@ -190,27 +191,6 @@ pub struct Config {
     pub monitoring: MonitoringConfig,
     pub positions: PositionsConfig,
     pub secrets: SecretsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            demo: false,
-            trading_enabled: false,
-            strategy_mode: StrategyMode::default(),
-            venue: VenueConfig::default(),
-            universe: UniverseConfig::default(),
-            engine: EngineConfig::default(),
-            ui: UiConfig::default(),
-            paths: PathsConfig::default(),
-            logging: LoggingConfig::default(),
-            ml: MlConfig::default(),
-            features: FeaturesConfig::default(),
-            monitoring: MonitoringConfig::default(),
-            positions: PositionsConfig::default(),
-            secrets: SecretsConfig::default(),
-        }
-    }
 }
 
 impl Config {
@@ -769,6 +749,49 @@ fn accepted_keys(table: &str) -> Vec<&'static str> {
     keys
 }
 
+/// A likely intended key for an unknown `key` in `table`: a near miss in the same table, the same key in
+/// another table (`size` at the top level), a `table_key` spelling (`universe_size`), or the environment
+/// variable name of a setting (`BATCH_PREDICTION_SIZE`).
+fn suggest(table: &str, key: &str) -> Option<String> {
+    let in_table = |s: &Setting| match split_key(s.key) {
+        ("", k) => format!("`{k}` at the top level"),
+        (t, k) => format!("`{k}` in [{t}]"),
+    };
+    if let Some(near) = accepted_keys(table)
+        .into_iter()
+        .find(|k| edit_distance(k, key) <= 2)
+    {
+        return Some(format!("`{near}`"));
+    }
+    let lower = key.to_ascii_lowercase();
+    SETTINGS
+        .iter()
+        .find(|s| {
+            let (t, k) = split_key(s.key);
+            k == lower
+                || s.env.is_some_and(|var| var.eq_ignore_ascii_case(key))
+                || (!t.is_empty()
+                    && lower.strip_prefix(t).and_then(|r| r.strip_prefix(['_', '-'])) == Some(k))
+        })
+        .map(in_table)
+}
+
+/// Levenshtein distance, for "did you mean" hints on short key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Checking values
 // ---------------------------------------------------------------------------------------------------------
@@ -831,12 +854,11 @@ impl Kind {
             Kind::Timeframes => "a list of Binance intervals such as [\"5m\", \"15m\", \"1h\"]".to_owned(),
             Kind::Url { schemes } => format!("a {}:// URL", schemes.join(":// or ")),
             Kind::Path => "a path".to_owned(),
-            Kind::Text => "a string".to_owned(),
+            Kind::Text | Kind::Secret(SecretKind::Opaque) => "a string".to_owned(),
             Kind::LogFilter => format!(
                 "a log level ({}) or a filter such as \"info,perpdesk::binance=debug\"",
                 LOG_LEVELS.join(", ")
             ),
-            Kind::Secret(SecretKind::Opaque) => "a string".to_owned(),
             Kind::Secret(SecretKind::DiscordChannelId) => "a numeric Discord channel id".to_owned(),
             Kind::Secret(SecretKind::HttpsUrl) => "an https:// URL".to_owned(),
         }
@@ -999,14 +1021,21 @@ pub enum ConfigError {
         message: String,
     },
 
-    #[error("{}:{line}:{column}: unknown key `{key}` {table}; accepted keys: {}", path.display(), accepted.join(", "))]
+    #[error(
+        "{}:{line}:{column}: unknown key `{key}` {}{}; accepted keys: {}",
+        path.display(),
+        if table.is_empty() { "at the top level".to_owned() } else { format!("in [{table}]") },
+        hint.as_ref().map_or_else(String::new, |h| format!(" (did you mean {h}?)")),
+        accepted_keys(table).join(", ")
+    )]
     UnknownKey {
         path: PathBuf,
         line: usize,
         column: usize,
         key: String,
-        table: String,
-        accepted: Vec<&'static str>,
+        /// The table it was found in; `""` is the top level.
+        table: &'static str,
+        hint: Option<String>,
     },
 
     #[error("{}:{line}:{column}: invalid value for {key}: {problem}", path.display())]
@@ -1282,12 +1311,12 @@ impl Layers {
         &mut self,
         key: &'static str,
         flag: &'static str,
-        value: toml::Value,
+        value: &toml::Value,
     ) -> Result<(), ConfigError> {
         let s = find_setting(key).ok_or_else(|| ConfigError::Internal(format!("no setting {key}")))?;
         let value = s
             .kind
-            .check(&value)
+            .check(value)
             .map_err(|problem| ConfigError::InvalidFlag { flag, problem })?;
         self.insert(s.key, value);
         self.origins.insert(s.key, Origin::Flag(flag));
@@ -1306,39 +1335,39 @@ impl Layers {
                 })
         };
         if run.demo {
-            self.set_flag("demo", "--demo", Boolean(true))?;
+            self.set_flag("demo", "--demo", &Boolean(true))?;
         }
         if let Some(env) = run.env {
-            self.set_flag("venue.env", "--env", Str(env.as_str().to_owned()))?;
+            self.set_flag("venue.env", "--env", &Str(env.as_str().to_owned()))?;
         }
         if let Some(url) = run.rest_url {
-            self.set_flag("venue.rest_url", "--rest-url", Str(url))?;
+            self.set_flag("venue.rest_url", "--rest-url", &Str(url))?;
         }
         if let Some(url) = run.ws_url {
-            self.set_flag("venue.ws_url", "--ws-url", Str(url))?;
+            self.set_flag("venue.ws_url", "--ws-url", &Str(url))?;
         }
         if let Some(mode) = run.mode {
-            self.set_flag("strategy_mode", "--mode", Str(mode.as_str().to_owned()))?;
+            self.set_flag("strategy_mode", "--mode", &Str(mode.as_str().to_owned()))?;
         }
         if let Some(n) = run.universe_size {
-            self.set_flag("universe.size", "--universe-size", Integer(n))?;
+            self.set_flag("universe.size", "--universe-size", &Integer(n))?;
         }
         if let Some(list) = run.timeframes {
             let list = list.into_iter().map(|s| Str(s.trim().to_owned())).collect();
-            self.set_flag("universe.timeframes", "--timeframes", Array(list))?;
+            self.set_flag("universe.timeframes", "--timeframes", &Array(list))?;
         }
         if let Some(n) = run.history_bars {
-            self.set_flag("universe.history_bars", "--history-bars", Integer(n))?;
+            self.set_flag("universe.history_bars", "--history-bars", &Integer(n))?;
         }
         if let Some(theme) = run.theme {
-            self.set_flag("ui.theme", "--theme", Str(theme))?;
+            self.set_flag("ui.theme", "--theme", &Str(theme))?;
         }
         if let Some(dir) = &cli.global.data_dir {
             let value = path_value("--data-dir", dir)?;
-            self.set_flag("paths.data_dir", "--data-dir", value)?;
+            self.set_flag("paths.data_dir", "--data-dir", &value)?;
         }
         if let Some(level) = &cli.global.log_level {
-            self.set_flag("logging.level", "--log-level", Str(level.clone()))?;
+            self.set_flag("logging.level", "--log-level", &Str(level.clone()))?;
         }
         Ok(())
     }
@@ -1346,30 +1375,34 @@ impl Layers {
     /// Check the file against the registry and merge it. Returns whether it holds any secret.
     fn read_file(&mut self, path: &Path, text: &str) -> Result<bool, ConfigError> {
         let syntax = |e: &toml::de::Error| {
-            let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
+            let span = e.span().unwrap_or(0..0);
+            let (line, column) = line_column(text, span.start);
+            let mut message = e.message().trim().to_owned();
+            // The span of a duplicate key is the key itself (never a value, so never a secret).
+            if message == "duplicate key"
+                && let Some(key) = text.get(span)
+            {
+                message = format!("duplicate key `{key}`");
+            }
             ConfigError::Syntax {
                 path: path.to_owned(),
                 line,
                 column,
-                message: e.message().trim().to_owned(),
+                message,
             }
         };
         let doc = toml::de::DeTable::parse(text).map_err(|e| syntax(&e))?;
         let values: toml::Table = text.parse().map_err(|e| syntax(&e))?;
         let at = |span: Range<usize>| line_column(text, span.start);
-        let unknown = |key: &str, table: &str, span: Range<usize>| {
+        let unknown = |key: &str, table: &'static str, span: Range<usize>| {
             let (line, column) = at(span);
             ConfigError::UnknownKey {
                 path: path.to_owned(),
                 line,
                 column,
                 key: key.to_owned(),
-                table: if table.is_empty() {
-                    "at the top level".to_owned()
-                } else {
-                    format!("in [{table}]")
-                },
-                accepted: accepted_keys(table),
+                table,
+                hint: suggest(table, key),
             }
         };
         let invalid = |key: &str, span: Range<usize>, problem: String| {
@@ -1399,7 +1432,7 @@ impl Layers {
                         line: at(key.span()).0,
                     },
                 );
-            } else if tables.contains(&name) {
+            } else if let Some(name) = tables.iter().copied().find(|t| *t == name) {
                 let (Some(sub), Some(sub_values)) = (
                     value.get_ref().as_table(),
                     values.get(name).and_then(toml::Value::as_table),
@@ -1473,14 +1506,13 @@ fn check_file_mode(path: &Path) -> Result<(), ConfigError> {
         .permissions()
         .mode()
         & 0o777;
-    if mode & 0o077 == 0 {
-        Ok(())
-    } else {
-        Err(ConfigError::InsecureFile {
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::InsecureFile {
             path: path.to_owned(),
             mode,
-        })
+        });
     }
+    Ok(())
 }
 
 #[cfg(not(unix))]
@@ -1606,7 +1638,14 @@ impl Loaded {
                     continue;
                 }
             };
-            let _ = writeln!(out, "{line:<40} # {origin}");
+            match (&origin, s.env) {
+                (Origin::Default, Some(var)) => {
+                    let _ = writeln!(out, "{line:<40} # default (env {var})");
+                }
+                _ => {
+                    let _ = writeln!(out, "{line:<40} # {origin}");
+                }
+            }
         }
         Ok(out)
     }
@@ -2025,6 +2064,26 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(file_error(text), *expected, "for file {text:?}");
         }
+    }
+
+    #[test]
+    fn unknown_key_hints() {
+        assert_eq!(suggest("universe", "timeframe").as_deref(), Some("`timeframes`"));
+        assert_eq!(
+            suggest("", "universe_size").as_deref(),
+            Some("`size` in [universe]")
+        );
+        assert_eq!(suggest("", "theme").as_deref(), Some("`theme` in [ui]"));
+        assert_eq!(
+            suggest("", "BATCH_PREDICTION_SIZE").as_deref(),
+            Some("`batch_prediction_size` in [ml]")
+        );
+        assert_eq!(
+            suggest("ml", "batch_max_delay").as_deref(),
+            Some("`batch_max_delay_ms` in [ml]")
+        );
+        assert_eq!(suggest("engine", "view_fsp").as_deref(), Some("`view_fps`"));
+        assert_eq!(suggest("ui", "colour"), None);
     }
 
     #[test]
