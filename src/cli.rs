@@ -163,7 +163,12 @@ pub struct RunArgs {
     pub mode: Option<StrategyMode>,
 
     /// How many USDT perpetuals to follow, the top N by 24h quote volume (1..=1000) [default: 200].
-    #[arg(long, value_name = "N", help_heading = "Market data")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Market data",
+        allow_negative_numbers = true
+    )]
     pub universe_size: Option<i64>,
 
     /// Bar intervals to follow, comma-separated, e.g. 5m,15m,1h [default: 5m,15m,1h].
@@ -178,7 +183,12 @@ pub struct RunArgs {
     pub timeframes: Option<Vec<String>>,
 
     /// Bars of history loaded per symbol and interval at start (1..=1500) [default: 500].
-    #[arg(long, value_name = "N", help_heading = "Market data")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Market data",
+        allow_negative_numbers = true
+    )]
     pub history_bars: Option<i64>,
 
     /// Colour theme: a name (default, and the files in themes/) or the path of a theme TOML file.

@@ -2201,6 +2201,10 @@ mod tests {
             "invalid value for --rest-url: \"ftp://x\" must start with https:// or http://"
         );
         assert_eq!(
+            flag_error(&["--universe-size", "-5"]),
+            "invalid value for --universe-size: -5 is out of range: must be 1..=1000"
+        );
+        assert_eq!(
             flag_error(&["--history-bars", "2000"]),
             "invalid value for --history-bars: 2000 is out of range: must be 1..=1500"
         );
