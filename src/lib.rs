@@ -5,6 +5,8 @@
 //! market data, `market` keeps the universe and bar series, `engine` owns all state in one task, and
 //! `console` turns that state into the view the `perpdesk-ui` crate draws.
 
+pub mod cli;
+pub mod config;
 pub mod domain;
 
 pub mod binance;

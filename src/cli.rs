@@ -1,0 +1,351 @@
+//! The command line: what a trader types, and the `--help` text they read.
+//!
+//! This module only *describes* the command line (clap derive). It does not decide anything: every flag
+//! that is also a setting is an `Option` here, and [`crate::config::load`] layers it on top of the defaults,
+//! the config file and the environment (defaults < `perpdesk.toml` < environment variables < flags), checks
+//! it, and says which layer each value came from. Flags that only make sense for one subcommand live on that
+//! subcommand (`perpdesk sim --port`); flags that shape the trading console are accepted both before the
+//! subcommand and after `perpdesk config`, so `perpdesk config --mode hybrid` previews the effect of a flag.
+
+// Doc comments in this module are the `--help` text a trader reads in a terminal, where Markdown backticks
+// would print literally.
+#![allow(clippy::doc_markdown)]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{StrategyMode, VenueEnv};
+
+/// Text appended to `perpdesk --help`: the configuration layers and every environment variable.
+/// A unit test checks that each variable the loader reads is listed here.
+pub const ENV_HELP: &str = "\
+CONFIGURATION
+  Each setting is taken from the first of these that sets it:
+    1. a command-line flag
+    2. an environment variable (below)
+    3. the config file: --config PATH, else <config dir>/perpdesk/perpdesk.toml if it exists
+       (~/.config/perpdesk/perpdesk.toml on Linux)
+    4. the built-in default
+  `perpdesk config` prints the result, with the origin of every value and secrets redacted.
+  Any bad value stops perpdesk with a message naming it, and exit code 2.
+
+ENVIRONMENT VARIABLES
+  Venue and paths
+    PERPDESK_ENV                   Binance environment: mainnet, testnet or demo          [mainnet]
+    PERPDESK_DATA_DIR              journal, logs and feature store          [platform data dir]
+  Trading (paper trading unless TRADING_ENABLED=true)
+    TRADING_ENABLED                true = send real orders (needs the two keys below)       [false]
+    BINANCE_API_KEY                Binance API key; read only when trading is enabled
+    BINANCE_API_SECRET             Binance API secret; read only when trading is enabled
+    MAX_POSITIONS                  most positions open at once                                [999]
+    STRATEGY_MODE                  ict, self_learning or hybrid                               [ict]
+  Notifications (Discord: a webhook URL, or a bot token plus a channel id)
+    DISCORD_WEBHOOK_URL            webhook URL (it is a credential: never printed)
+    DISCORD_TOKEN                  bot token
+    DISCORD_CHANNEL_ID             channel the bot posts to
+  Machine learning
+    ENABLE_SELF_LEARNING           learn from closed trades                                  [true]
+    SELF_LEARNING_MODE             online, batch or frozen                                  [batch]
+    STRATEGY_EVOLUTION_INTERVAL    seconds between strategy evolution rounds                 [3600]
+    FEATURE_DISCOVERY_RATE         share of exploration in feature discovery, 0..1            [0.1]
+    STRUCTURE_VECTOR_DIM           size of the market-structure vector                         [16]
+    ENABLE_BATCH_PREDICTION        batch model inference requests                            [true]
+    BATCH_PREDICTION_SIZE          requests per batch                                          [32]
+    BATCH_MAX_DELAY                longest wait for a batch to fill, in milliseconds          [100]
+    ENABLE_QUANTIZATION            run the INT8 quantised model                             [false]
+    QUANTIZED_MODEL_PATH           path of the INT8 ONNX model
+  Features and monitoring
+    FEATURE_DIMENSION              features per symbol                                         [32]
+    ENABLE_INCREMENTAL_CACHE       update features bar by bar instead of recomputing         [true]
+    ENABLE_MEMORY_MAPPED_STORAGE   keep feature vectors in a memory-mapped file              [true]
+    MAX_MEMORY_MAPPED_POSITIONS    slots in the memory-mapped store                          [1000]
+    ENABLE_SMART_MONITORING        check risky positions more often                          [true]
+  An empty variable counts as unset. Booleans are true/false (or 1/0).";
+
+/// perpdesk: a terminal trading console for Binance USDT-M perpetual futures.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "perpdesk",
+    version,
+    about = "Terminal trading console for Binance USDT-M perpetual futures",
+    long_about = "Terminal trading console for Binance USDT-M perpetual futures.\n\n\
+        Without a subcommand, perpdesk opens the console: it follows the most traded USDT perpetuals on \
+        Binance with real public market data, runs the strategy on every closed bar and trades on paper. \
+        No API key is needed and no order is sent unless TRADING_ENABLED=true.\n\n\
+        Try it offline first: `perpdesk --demo` starts a built-in simulated exchange and connects to it.",
+    after_long_help = ENV_HELP,
+    args_conflicts_with_subcommands = false
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Run without the terminal UI: structured logs go to the log file and a one-line status is printed to
+    /// stdout every few seconds. For servers, containers and `nohup`.
+    #[arg(long, help_heading = "Display")]
+    pub headless: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The console flags in effect: those given after `perpdesk config` win over those given before it.
+    pub fn run_args(&self) -> RunArgs {
+        match &self.command {
+            Some(Command::Config(sub)) => sub.run.clone().or(&self.run),
+            _ => self.run.clone(),
+        }
+    }
+}
+
+/// Flags accepted by every subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Read settings from this TOML file.
+    ///
+    /// Without this flag perpdesk reads <config dir>/perpdesk/perpdesk.toml (~/.config/perpdesk/ on Linux)
+    /// if it exists. A file given here must exist. Unknown keys and bad values are errors, never ignored.
+    /// `perpdesk config` prints a complete file you can start from.
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Configuration")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the trade journal, logs and the feature store [env: PERPDESK_DATA_DIR].
+    ///
+    /// Default: the platform data directory (~/.local/share/perpdesk on Linux). Created if missing.
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Configuration")]
+    pub data_dir: Option<PathBuf>,
+
+    /// How much to log: trace, debug, info, warn, error or off [default: info].
+    ///
+    /// Also accepts a filter such as `info,perpdesk::binance=debug` to raise one module only. Logs go to a
+    /// file under the data directory (and to stdout with --headless). Secrets are never logged.
+    #[arg(long, global = true, value_name = "LEVEL", help_heading = "Configuration")]
+    pub log_level: Option<String>,
+}
+
+/// Flags that shape the trading console. Each one is also a setting (see `perpdesk config`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Which Binance environment to connect to [env: PERPDESK_ENV] [default: mainnet].
+    ///
+    /// Not to be confused with --demo, which runs a simulated exchange and needs no network at all.
+    #[arg(long = "env", value_enum, value_name = "ENV", help_heading = "Venue")]
+    pub env: Option<VenueEnv>,
+
+    /// Use this REST base URL instead of the one for --env (e.g. a proxy or a local simulator).
+    ///
+    /// Must be an http:// or https:// URL, e.g. https://fapi.binance.com.
+    #[arg(long, value_name = "URL", help_heading = "Venue")]
+    pub rest_url: Option<String>,
+
+    /// Use this WebSocket base URL instead of the one for --env.
+    ///
+    /// Must be a ws:// or wss:// URL, e.g. wss://fstream.binance.com.
+    #[arg(long, value_name = "URL", help_heading = "Venue")]
+    pub ws_url: Option<String>,
+
+    /// Offline demo: start the built-in simulated exchange on 127.0.0.1 and trade against it.
+    ///
+    /// The simulator speaks the Binance protocol, so the console runs exactly as it would against Binance,
+    /// with synthetic prices for 260 symbols. No network, no API keys. Ignores --env, --rest-url, --ws-url.
+    #[arg(long, help_heading = "Venue", conflicts_with_all = ["env", "rest_url", "ws_url"])]
+    pub demo: bool,
+
+    /// Strategy that generates signals [env: STRATEGY_MODE] [default: ict].
+    ///
+    /// You can also switch mode live from the console; open positions are kept.
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "Strategy")]
+    pub mode: Option<StrategyMode>,
+
+    /// How many USDT perpetuals to follow, the top N by 24h quote volume (1..=1000) [default: 200].
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Market data",
+        allow_negative_numbers = true
+    )]
+    pub universe_size: Option<i64>,
+
+    /// Bar intervals to follow, comma-separated, e.g. 5m,15m,1h [default: 5m,15m,1h].
+    ///
+    /// Any Binance kline interval: 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        help_heading = "Market data"
+    )]
+    pub timeframes: Option<Vec<String>>,
+
+    /// Bars of history loaded per symbol and interval at start (1..=1500) [default: 500].
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Market data",
+        allow_negative_numbers = true
+    )]
+    pub history_bars: Option<i64>,
+
+    /// Colour theme: a name (default, and the files in themes/) or the path of a theme TOML file.
+    #[arg(long, value_name = "NAME|PATH", help_heading = "Display")]
+    pub theme: Option<String>,
+}
+
+impl RunArgs {
+    /// Each flag of `self`, or else the one of `fallback`.
+    #[must_use]
+    pub fn or(self, fallback: &RunArgs) -> RunArgs {
+        RunArgs {
+            env: self.env.or(fallback.env),
+            rest_url: self.rest_url.or_else(|| fallback.rest_url.clone()),
+            ws_url: self.ws_url.or_else(|| fallback.ws_url.clone()),
+            demo: self.demo || fallback.demo,
+            mode: self.mode.or(fallback.mode),
+            universe_size: self.universe_size.or(fallback.universe_size),
+            timeframes: self.timeframes.or_else(|| fallback.timeframes.clone()),
+            history_bars: self.history_bars.or(fallback.history_bars),
+            theme: self.theme.or_else(|| fallback.theme.clone()),
+        }
+    }
+}
+
+/// What to run. Without a subcommand perpdesk opens the trading console.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the simulated exchange alone and print its REST and WebSocket URLs.
+    ///
+    /// The simulator is a Binance USDT-M compatible exchange on 127.0.0.1: REST, market streams and
+    /// orders. Point a console at it with `perpdesk --rest-url URL --ws-url URL`, or at any other client.
+    Sim(SimArgs),
+
+    /// Print the effective configuration as TOML, with where each value came from. Secrets are redacted.
+    ///
+    /// Accepts the same flags as the console, to preview their effect:
+    ///   perpdesk config --mode hybrid --timeframes 15m,1h
+    /// The output is a valid perpdesk.toml. Exit code 2 if the configuration is invalid.
+    Config(ConfigArgs),
+}
+
+/// Options of `perpdesk sim`.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// TCP port on 127.0.0.1 for both REST and WebSocket; 0 picks a free port.
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    pub port: u16,
+
+    /// Number of synthetic USDT perpetuals to list (1..=10000).
+    #[arg(long, default_value_t = 260, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub symbols: u32,
+
+    /// Simulated seconds per real second: 1 is real time, 60 plays an hour a minute.
+    #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = parse_speed)]
+    pub speed: f64,
+
+    /// Seed of the synthetic market; the same seed gives the same prices.
+    #[arg(long, default_value_t = 42, value_name = "N")]
+    pub seed: u64,
+
+    /// Replay recorded klines from DIR instead of the synthetic market.
+    ///
+    /// DIR holds CSV files named SYMBOL_INTERVAL.csv (e.g. BTCUSDT_1m.csv) with rows
+    /// `open_time_ms,open,high,low,close,volume`, oldest first.
+    #[arg(long, value_name = "DIR", conflicts_with = "calibrate")]
+    pub replay: Option<PathBuf>,
+
+    /// Print the calibration table (volatility, volume, correlation) derived from the kline CSVs in DIR, then
+    /// exit. Same file format as --replay.
+    #[arg(long, value_name = "DIR")]
+    pub calibrate: Option<PathBuf>,
+}
+
+/// Options of `perpdesk config`: the console flags, to preview their effect.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `--speed`: a finite number greater than zero.
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "expected a number greater than 0 (e.g. 1, 60, 0.5), found `{s}`"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn console_flags_before_and_after_config_subcommand() {
+        let cli = Cli::try_parse_from([
+            "perpdesk",
+            "--mode",
+            "hybrid",
+            "--universe-size",
+            "50",
+            "config",
+            "--mode",
+            "self_learning",
+            "--timeframes",
+            "15m,1h",
+        ])
+        .expect("parses");
+        let run = cli.run_args();
+        assert_eq!(run.mode, Some(StrategyMode::SelfLearning));
+        assert_eq!(run.universe_size, Some(50));
+        assert_eq!(run.timeframes, Some(vec!["15m".to_owned(), "1h".to_owned()]));
+    }
+
+    #[test]
+    fn global_flags_after_sim() {
+        let cli = Cli::try_parse_from(["perpdesk", "sim", "--config", "x.toml", "--log-level", "debug"])
+            .expect("parses");
+        assert_eq!(cli.global.config, Some(PathBuf::from("x.toml")));
+        let Some(Command::Sim(sim)) = cli.command else {
+            panic!("sim")
+        };
+        assert_eq!((sim.port, sim.symbols, sim.speed, sim.seed), (0, 260, 1.0, 42));
+    }
+
+    #[test]
+    fn demo_conflicts_with_venue_flags() {
+        assert!(Cli::try_parse_from(["perpdesk", "--demo", "--env", "testnet"]).is_err());
+    }
+
+    #[test]
+    fn bad_speed_is_rejected() {
+        let err = Cli::try_parse_from(["perpdesk", "sim", "--speed", "0"]).expect_err("rejected");
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("expected a number greater than 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_help_lists_every_variable() {
+        for var in crate::config::ENV_VARS {
+            assert!(
+                ENV_HELP.contains(&format!("    {var} ")),
+                "{var} missing from ENV_HELP"
+            );
+        }
+    }
+}
