@@ -123,32 +123,9 @@ impl VenueEnv {
     }
 }
 
-/// Which strategy generates signals. Switchable live from the console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum StrategyMode {
-    /// Rule-based ICT / Smart Money Concepts: structure breaks, order blocks, fair value gaps,
-    /// liquidity sweeps. Needs no model
-    #[default]
-    Ict,
-    /// The machine-learning models alone
-    #[value(name = "self_learning")]
-    SelfLearning,
-    /// ICT setups, scored and filtered by the machine-learning models
-    Hybrid,
-}
-
-impl StrategyMode {
-    pub const NAMES: &'static [&'static str] = &["ict", "self_learning", "hybrid"];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ict => "ict",
-            Self::SelfLearning => "self_learning",
-            Self::Hybrid => "hybrid",
-        }
-    }
-}
+/// Which strategy generates signals: the engine's own [`crate::strategy::Mode`], so a configured mode
+/// and a mode switched from the keyboard are the same type.
+pub use crate::strategy::Mode as StrategyMode;
 
 /// How the self-learning models are updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

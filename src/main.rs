@@ -1,17 +1,36 @@
-//! The `perpdesk` binary: parse the command line, load the configuration, dispatch the subcommand.
+//! The `perpdesk` binary: parse the command line, load the layered configuration, dispatch.
 //!
-//! This is a minimal composition root: only `perpdesk config` is implemented here. The logic lives in the
-//! library (`perpdesk::cli`, `perpdesk::config`) so the full application can replace this file and keep
-//! calling the same functions. Any configuration error ends the process with
-//! [`ConfigError::EXIT_CODE`] (2) and its message on stderr.
+//! * `perpdesk [--demo] [--headless]` — the console (TUI or headless) against Binance or the
+//!   built-in simulated exchange;
+//! * `perpdesk sim` — the simulated exchange alone;
+//! * `perpdesk config` — the effective configuration, secrets redacted.
+//!
+//! Configuration errors exit with code 2 and a message naming the key; every other failure exits 1
+//! with the error chain. `anyhow` lives only here and in `app` (the binary edge).
 
-use std::{io::Write as _, process::ExitCode};
+use std::{io::Write as _, process::ExitCode, sync::Arc, time::Duration};
 
+use anyhow::Context as _;
 use clap::Parser as _;
 use perpdesk::{
-    cli::{Cli, Command},
-    config::{self, ConfigError},
+    app::{self, RunOptions},
+    cli::{Cli, Command, SimArgs},
+    config::{self, Config, ConfigError},
+    console::{headless, tui},
+    engine::EngineSettings,
+    sim::{
+        calibration,
+        replay::ReplayMarket,
+        server::{self as sim_server, SimClock, SimSettings},
+        source::MarketSource,
+        synthetic::SyntheticMarket,
+    },
 };
+use perpdesk_ui::Theme;
+use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+
+/// History the synthetic market has before its start: enough for 500 bars of 1h with room to spare.
+const SYNTHETIC_HISTORY_MS: i64 = 30 * 86_400_000;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,15 +41,11 @@ fn main() -> ExitCode {
             return ExitCode::from(ConfigError::EXIT_CODE);
         }
     };
-    match cli.command {
+    match &cli.command {
         Some(Command::Config(_)) => match loaded.to_annotated_toml() {
             Ok(text) => {
                 let mut stdout = std::io::stdout().lock();
-                if stdout
-                    .write_all(text.as_bytes())
-                    .and_then(|()| stdout.flush())
-                    .is_err()
-                {
+                if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
                     return ExitCode::FAILURE;
                 }
                 ExitCode::SUCCESS
@@ -40,9 +55,182 @@ fn main() -> ExitCode {
                 ExitCode::from(ConfigError::EXIT_CODE)
             }
         },
-        Some(Command::Sim(_)) | None => {
-            eprintln!("error: only `perpdesk config` is available in this build");
+        Some(Command::Sim(args)) => finish(runtime().and_then(|rt| rt.block_on(run_sim(args, &loaded.config)))),
+        None => {
+            // Resolve the theme before touching the terminal: a bad theme is a configuration error.
+            let theme = if cli.headless {
+                Theme::default()
+            } else {
+                match load_theme(&loaded.config.ui.theme) {
+                    Ok(t) => t,
+                    Err(msg) => {
+                        eprintln!("error: {msg}");
+                        return ExitCode::from(ConfigError::EXIT_CODE);
+                    }
+                }
+            };
+            finish(runtime().and_then(|rt| rt.block_on(run_console(&loaded.config, cli.headless, theme))))
+        }
+    }
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// `--theme NAME|PATH`: a built-in name, else a TOML file.
+fn load_theme(spec: &str) -> Result<Theme, String> {
+    match Theme::builtin(spec) {
+        Ok(t) => Ok(t),
+        Err(builtin_err) => {
+            if std::path::Path::new(spec).exists() {
+                Theme::from_file(spec).map_err(|e| format!("theme file {spec}: {e}"))
+            } else {
+                Err(format!("ui.theme = {spec:?}: {builtin_err}"))
+            }
+        }
+    }
+}
+
+/// Logs go to daily-rolling files in `<data dir>/logs` (JSON lines). In headless mode warnings also
+/// go to stderr; the TUI owns the terminal, so it gets none.
+fn init_logging(config: &Config, headless: bool) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = app::log_dir(&config.paths.data_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+    let appender = tracing_appender::rolling::daily(&dir, "perpdesk.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = EnvFilter::try_new(&config.logging.level)
+        .with_context(|| format!("logging.level = {:?} is not a valid filter", config.logging.level))?;
+    let file_layer = tracing_subscriber::fmt::layer().json().with_writer(writer).with_filter(filter);
+    let stderr_layer = headless.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_filter(tracing_subscriber::filter::LevelFilter::WARN)
+    });
+    tracing_subscriber::registry().with(file_layer).with(stderr_layer).try_init().ok();
+    Ok(guard)
+}
+
+fn engine_settings(config: &Config, venue: &str, environment: &str) -> EngineSettings {
+    EngineSettings {
+        venue: venue.to_owned(),
+        environment: environment.to_owned(),
+        live_trading: config.trading_enabled,
+        mode: config.strategy_mode,
+        universe_size: config.universe.size,
+        timeframes: config.universe.timeframes.clone(),
+        history_bars: u32::try_from(config.universe.history_bars).unwrap_or(1500),
+        ring_capacity: config.universe.ring_capacity,
+        universe_refresh: config.universe.refresh(),
+        trading_cycle: config.engine.trading_cycle(),
+        virtual_cycle: config.engine.virtual_cycle(),
+        view_fps: config.engine.view_fps,
+        chart_bars: 120,
+    }
+}
+
+async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::Result<()> {
+    let _log_guard = init_logging(config, headless)?;
+    let demo_sim = if config.demo {
+        let clock = SimClock::synthetic(1.0);
+        let market = SyntheticMarket::new(42, 260, clock.now(), SYNTHETIC_HISTORY_MS);
+        let handle = sim_server::start(Arc::new(market), clock, SimSettings::default())
+            .await
+            .context("cannot start the built-in simulated exchange")?;
+        tracing::info!(rest = %handle.rest_url, ws = %handle.ws_url, "demo: simulated exchange started");
+        Some(handle)
+    } else {
+        None
+    };
+    let (rest_url, ws_url, venue, environment) = match &demo_sim {
+        Some(h) => (h.rest_url.clone(), h.ws_url.clone(), "simulated exchange", "sim"),
+        None => (config.rest_url().to_owned(), config.ws_url().to_owned(), "Binance USDT-M", config.venue.env.as_str()),
+    };
+    let opts = RunOptions {
+        rest_url,
+        ws_url,
+        engine: engine_settings(config, venue, environment),
+        streams_per_connection: config.universe.streams_per_connection,
+        stale_after: Duration::from_secs(30),
+        rest_concurrency: 8,
+    };
+    tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");
+    let engine = app::start_engine(&opts)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        app::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    if headless {
+        println!("perpdesk headless: {} ({environment}) REST {} WS {}", venue, opts.rest_url, opts.ws_url);
+        let printer = tokio::spawn(headless::print_status(engine.views.clone(), Duration::from_secs(5)));
+        let mut stop_rx = stop_rx;
+        let _ = stop_rx.changed().await;
+        println!("perpdesk: shutting down");
+        printer.abort();
+    } else {
+        tui::run(&engine, theme, stop_rx).await?;
+    }
+    engine.stop().await;
+    if let Some(sim) = demo_sim {
+        sim.shutdown().await;
+    }
+    tracing::info!("perpdesk stopped");
+    Ok(())
+}
+
+async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
+    if let Some(dir) = &args.calibrate {
+        let report = calibration::calibrate(dir).with_context(|| format!("calibrating from {}", dir.display()))?;
+        println!("{}", report.to_markdown());
+        return Ok(());
+    }
+    let _log_guard = init_logging(config, true)?;
+    let (source, clock): (Arc<dyn MarketSource>, SimClock) = match &args.replay {
+        Some(dir) => {
+            let market = ReplayMarket::from_dir(dir).with_context(|| format!("loading klines from {}", dir.display()))?;
+            let clock = SimClock::new(perpdesk::domain::now_ms(), market.start_time(), args.speed, market.end_time());
+            (Arc::new(market), clock)
+        }
+        None => {
+            let clock = SimClock::synthetic(args.speed);
+            let symbols = usize::try_from(args.symbols).unwrap_or(260);
+            (Arc::new(SyntheticMarket::new(args.seed, symbols, clock.now(), SYNTHETIC_HISTORY_MS)), clock)
+        }
+    };
+    let settings = SimSettings { port: args.port, ..SimSettings::default() };
+    let handle = sim_server::start(Arc::clone(&source), clock, settings)
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let tradable = source
+        .symbols()
+        .iter()
+        .filter(|s| s.status == "TRADING" && s.quote_asset == "USDT" && s.contract_type == "PERPETUAL")
+        .count();
+    println!("perpdesk sim: simulated Binance USDT-M exchange on 127.0.0.1:{}", handle.addr.port());
+    println!("REST base URL:      {}", handle.rest_url);
+    println!("WebSocket base URL: {}", handle.ws_url);
+    println!(
+        "market: {} ({} symbols, {tradable} tradable USDT perpetuals), speed {}x, seed {}",
+        if args.replay.is_some() { "replay" } else { "synthetic" },
+        source.symbols().len(),
+        args.speed,
+        args.seed
+    );
+    println!("connect a console: perpdesk --rest-url {} --ws-url {}", handle.rest_url, handle.ws_url);
+    app::shutdown_signal().await;
+    println!("perpdesk sim: shutting down");
+    handle.shutdown().await;
+    Ok(())
 }

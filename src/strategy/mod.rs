@@ -8,21 +8,24 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-/// The three live-switchable strategy modes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The three live-switchable strategy modes. (Doc comments of the variants are the `--mode` help.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
-    /// ICT / Smart Money Concepts rules.
+    /// Rule-based ICT / Smart Money Concepts: structure breaks, order blocks, fair value gaps,
+    /// liquidity sweeps. Needs no model
     #[default]
     Ict,
-    /// The self-learning ML trader.
+    /// The machine-learning models alone
+    #[value(name = "self_learning")]
     SelfLearning,
-    /// ICT signals kept only when the ML predictor agrees.
+    /// ICT setups, scored and filtered by the machine-learning models
     Hybrid,
 }
 
 impl Mode {
     pub const ALL: [Mode; 3] = [Self::Ict, Self::SelfLearning, Self::Hybrid];
+    pub const NAMES: &'static [&'static str] = &["ict", "self_learning", "hybrid"];
 
     pub fn as_str(self) -> &'static str {
         match self {
