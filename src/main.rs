@@ -29,8 +29,17 @@ use perpdesk::{
 use perpdesk_ui::Theme;
 use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
-/// History the synthetic market has before its start: enough for 500 bars of 1h with room to spare.
+/// History the synthetic market has before the clock's anchor: 500 bars of 1h with room to spare.
 const SYNTHETIC_HISTORY_MS: i64 = 30 * 86_400_000;
+
+/// The synthetic market for a clock. Its history starts a fixed span before the clock's anchor (not
+/// before "now"), so every simulator started with the same seed on the same day generates the very
+/// same price path, and a restarted simulator continues the killed one's market.
+fn synthetic_market(seed: u64, symbols: usize, clock: &SimClock) -> SyntheticMarket {
+    let start = clock.now();
+    let history = start - (clock.anchor_sim() - SYNTHETIC_HISTORY_MS);
+    SyntheticMarket::new(seed, symbols, start, history)
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -144,7 +153,7 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
     let _log_guard = init_logging(config, headless)?;
     let demo_sim = if config.demo {
         let clock = SimClock::synthetic(1.0);
-        let market = SyntheticMarket::new(42, 260, clock.now(), SYNTHETIC_HISTORY_MS);
+        let market = synthetic_market(42, 260, &clock);
         let handle = sim_server::start(Arc::new(market), clock, SimSettings::default())
             .await
             .context("cannot start the built-in simulated exchange")?;
@@ -206,7 +215,7 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
         None => {
             let clock = SimClock::synthetic(args.speed);
             let symbols = usize::try_from(args.symbols).unwrap_or(260);
-            (Arc::new(SyntheticMarket::new(args.seed, symbols, clock.now(), SYNTHETIC_HISTORY_MS)), clock)
+            (Arc::new(synthetic_market(args.seed, symbols, &clock)), clock)
         }
     };
     let settings = SimSettings { port: args.port, ..SimSettings::default() };

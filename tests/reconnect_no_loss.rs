@@ -64,7 +64,8 @@ async fn wait_view(
 async fn outage_loses_no_closed_bar() {
     let clock = SimClock::synthetic(SPEED);
     let start = clock.now();
-    let market: Arc<dyn MarketSource> = Arc::new(SyntheticMarket::new(7, 40, start, 3 * 86_400_000));
+    let history = start - (clock.anchor_sim() - 3 * 86_400_000);
+    let market: Arc<dyn MarketSource> = Arc::new(SyntheticMarket::new(7, 40, start, history));
     let sim = server::start(Arc::clone(&market), clock, SimSettings::default())
         .await
         .expect("sim starts");

@@ -105,6 +105,11 @@ impl SimClock {
         Self::new(day, day, speed, None)
     }
 
+    /// The simulated time at the anchor (for the synthetic clock: midnight UTC of the start day).
+    pub fn anchor_sim(&self) -> TimestampMs {
+        self.anchor_sim
+    }
+
     pub fn at_wall(&self, wall: TimestampMs) -> TimestampMs {
         let t = self.anchor_sim + ((wall - self.anchor_wall) as f64 * self.speed) as i64;
         self.end.map_or(t, |e| t.min(e))
