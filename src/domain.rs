@@ -186,13 +186,12 @@ impl Interval {
 
     /// Open time of the bar after the one opening at `open`.
     pub fn next_open(self, open: TimestampMs) -> TimestampMs {
-        match self.fixed_millis() {
-            Some(len) => open + len,
-            None => {
-                let (y, m, _) = civil_from_days(open.div_euclid(DAY_MS));
-                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                days_from_civil(ny, nm, 1) * DAY_MS
-            }
+        if let Some(len) = self.fixed_millis() {
+            open + len
+        } else {
+            let (y, m, _) = civil_from_days(open.div_euclid(DAY_MS));
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            days_from_civil(ny, nm, 1) * DAY_MS
         }
     }
 
