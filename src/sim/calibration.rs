@@ -21,7 +21,7 @@
 //! | SOLUSDT | 0.00638 | 6.15 | 174.7 | 0.070 | 0.711 | 1.905 | 1.124 | 0.000885 | 0.957 |
 //! | XRPUSDT | 0.00639 | 5.20 | 117.9 | 0.077 | 0.498 | 1.337 | 1.131 | 0.000814 | 0.873 |
 
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, fmt::Write as _, path::Path};
 
 use crate::{
     domain::{Bar, Interval, TimestampMs},
@@ -50,8 +50,8 @@ pub const MINUTE_RANGE_OVER_VOL: f64 = 0.793;
 /// Mean volume by UTC hour of day (00 … 23), each symbol's volume divided by its own mean, averaged over
 /// symbols, normalised to mean 1. The US session (12–19 UTC) trades about twice the Asian night.
 pub const UTC_HOUR_VOLUME_PROFILE: [f64; 24] = [
-    1.072, 0.814, 0.837, 0.672, 0.631, 0.694, 0.766, 0.911, 0.915, 0.982, 0.897, 0.719, 1.211, 1.220,
-    1.472, 1.444, 1.509, 1.184, 1.482, 1.266, 1.052, 0.807, 0.690, 0.754,
+    1.072, 0.814, 0.837, 0.672, 0.631, 0.694, 0.766, 0.911, 0.915, 0.982, 0.897, 0.719, 1.211, 1.220, 1.472,
+    1.444, 1.509, 1.184, 1.482, 1.266, 1.052, 0.807, 0.690, 0.754,
 ];
 
 // ---- Model parameters (not measured directly; chosen so the synthetic market reproduces the
@@ -88,7 +88,7 @@ pub const TREND_DRIFT_SIGMAS: f64 = 0.12;
 pub const RANGE_REVERSION_PER_HOUR: f64 = 0.06;
 /// Mean extra wick beyond max(open, close) (and below the minimum), in minute σ.
 pub const MINUTE_WICK_SIGMAS: f64 = 0.24;
-/// Elasticity of volume to the volatility state: volume ∝ (σ_t / σ)^this.
+/// Elasticity of volume to the volatility state: volume ∝ (`σ_t` / σ)^this.
 pub const VOLUME_VOL_ELASTICITY: f64 = 0.8;
 /// Share of a minute's volume that follows the size of its move (the rest is flat).
 pub const VOLUME_MOVE_SHARE: f64 = 0.6;
@@ -183,16 +183,23 @@ impl CalibrationReport {
             (!values.is_empty()).then(|| mean(&values))
         };
         let is_major = |s: &SymbolCalibration| MAJORS.contains(&s.symbol.as_str());
-        let median_of = |pick: fn(&SymbolCalibration) -> f64| {
-            median(&self.symbols.iter().map(pick).collect::<Vec<_>>())
-        };
+        let median_of =
+            |pick: fn(&SymbolCalibration) -> f64| median(&self.symbols.iter().map(pick).collect::<Vec<_>>());
         CalibrationSummary {
             major_hourly_vol: mean_of(&|s| is_major(s).then_some(s.hourly_vol)),
             alt_hourly_vol: mean_of(&|s| (!is_major(s)).then_some(s.hourly_vol)),
             hourly_excess_kurtosis: median_of(|s| s.excess_kurtosis_1h),
             squared_return_acf1: median_of(|s| s.squared_return_acf1),
-            eth_btc_correlation: mean_of(&|s| (s.symbol == "ETHUSDT").then_some(s.correlation_with_btc).flatten()),
-            alt_btc_correlation: mean_of(&|s| (s.symbol != "BTCUSDT").then_some(s.correlation_with_btc).flatten()),
+            eth_btc_correlation: mean_of(&|s| {
+                (s.symbol == "ETHUSDT")
+                    .then_some(s.correlation_with_btc)
+                    .flatten()
+            }),
+            alt_btc_correlation: mean_of(&|s| {
+                (s.symbol != "BTCUSDT")
+                    .then_some(s.correlation_with_btc)
+                    .flatten()
+            }),
             minute_to_hour_vol_ratio: mean_of(&|s| Some(s.minute_to_hour_vol_ratio)).unwrap_or(f64::NAN),
             minute_range_over_vol: median_of(|s| s.median_range_over_minute_vol),
         }
@@ -200,7 +207,8 @@ impl CalibrationReport {
 
     /// The per-symbol table, the summary and the volume profile, as Markdown.
     pub fn to_markdown(&self) -> String {
-        let opt = |v: Option<f64>, digits: usize| v.map_or_else(|| "–".to_owned(), |x| format!("{x:.digits$}"));
+        let opt =
+            |v: Option<f64>, digits: usize| v.map_or_else(|| "–".to_owned(), |x| format!("{x:.digits$}"));
         let mut out = String::new();
         out.push_str(
             "| symbol | hourly returns | σ 1h | excess kurtosis 1h | excess kurtosis 1m | ACF1 of r² (1h) \
@@ -208,8 +216,9 @@ impl CalibrationReport {
         );
         out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
         for s in &self.symbols {
-            out.push_str(&format!(
-                "| {} | {} | {:.5} | {:.2} | {:.1} | {:.3} | {} | {} | {:.3} | {:.6} | {:.3} |\n",
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.5} | {:.2} | {:.1} | {:.3} | {} | {} | {:.3} | {:.6} | {:.3} |",
                 s.symbol,
                 s.hourly_returns,
                 s.hourly_vol,
@@ -221,13 +230,21 @@ impl CalibrationReport {
                 s.minute_to_hour_vol_ratio,
                 s.median_range_1m,
                 s.median_range_over_minute_vol,
-            ));
+            );
         }
         let summary = self.summary();
         out.push_str("\n| figure | measured | constant in `sim::calibration` |\n|---|---|---|\n");
         let rows = [
-            ("σ 1h, majors (mean)", opt(summary.major_hourly_vol, 5), format!("MAJOR_HOURLY_VOL = {MAJOR_HOURLY_VOL}")),
-            ("σ 1h, alts (mean)", opt(summary.alt_hourly_vol, 5), format!("ALT_HOURLY_VOL = {ALT_HOURLY_VOL}")),
+            (
+                "σ 1h, majors (mean)",
+                opt(summary.major_hourly_vol, 5),
+                format!("MAJOR_HOURLY_VOL = {MAJOR_HOURLY_VOL}"),
+            ),
+            (
+                "σ 1h, alts (mean)",
+                opt(summary.alt_hourly_vol, 5),
+                format!("ALT_HOURLY_VOL = {ALT_HOURLY_VOL}"),
+            ),
             (
                 "excess kurtosis 1h (median)",
                 format!("{:.2}", summary.hourly_excess_kurtosis),
@@ -238,7 +255,11 @@ impl CalibrationReport {
                 format!("{:.3}", summary.squared_return_acf1),
                 format!("SQUARED_RETURN_ACF1 = {SQUARED_RETURN_ACF1}"),
             ),
-            ("corr ETH–BTC", opt(summary.eth_btc_correlation, 3), format!("ETH_BTC_CORRELATION = {ETH_BTC_CORRELATION}")),
+            (
+                "corr ETH–BTC",
+                opt(summary.eth_btc_correlation, 3),
+                format!("ETH_BTC_CORRELATION = {ETH_BTC_CORRELATION}"),
+            ),
             (
                 "corr with BTC, others (mean)",
                 opt(summary.alt_btc_correlation, 3),
@@ -256,17 +277,17 @@ impl CalibrationReport {
             ),
         ];
         for (name, measured, constant) in rows {
-            out.push_str(&format!("| {name} | {measured} | `{constant}` |\n"));
+            let _ = writeln!(out, "| {name} | {measured} | `{constant}` |");
         }
         out.push_str("\nVolume by UTC hour (mean 1; constant `UTC_HOUR_VOLUME_PROFILE`):\n\n| UTC hour |");
         for hour in 0..24 {
-            out.push_str(&format!(" {hour:02} |"));
+            let _ = write!(out, " {hour:02} |");
         }
         out.push_str("\n|---|");
         out.push_str(&"---|".repeat(24));
         out.push_str("\n| volume |");
         for v in self.volume_profile {
-            out.push_str(&format!(" {v:.3} |"));
+            let _ = write!(out, " {v:.3} |");
         }
         out.push('\n');
         out
@@ -277,7 +298,9 @@ impl CalibrationReport {
 pub fn calibrate(dir: impl AsRef<Path>) -> Result<CalibrationReport, CalibrationError> {
     let files = read_kline_dir(dir.as_ref())?;
     let find = |symbol: &str, interval: Interval| -> Option<&KlineFile> {
-        files.iter().find(|f| f.symbol == symbol && f.interval == interval)
+        files
+            .iter()
+            .find(|f| f.symbol == symbol && f.interval == interval)
     };
     let btc_hourly = find("BTCUSDT", Interval::H1).map(|f| f.rows.as_slice());
     let mut symbols = Vec::new();
@@ -286,7 +309,12 @@ pub fn calibrate(dir: impl AsRef<Path>) -> Result<CalibrationReport, Calibration
         let Some(minutes) = find(&file.symbol, Interval::M1) else {
             continue;
         };
-        symbols.push(measure_symbol(&file.symbol, &file.rows, &minutes.rows, btc_hourly)?);
+        symbols.push(measure_symbol(
+            &file.symbol,
+            &file.rows,
+            &minutes.rows,
+            btc_hourly,
+        )?);
         hourly_series.push(file.rows.as_slice());
     }
     if symbols.is_empty() {
@@ -328,7 +356,10 @@ pub fn measure_symbol(
                 .filter_map(|(t, r)| btc_by_time.get(t).map(|b| (*r, *b)))
                 .unzip();
             if own.len() >= 48 {
-                (Some(correlation(&own, &reference)), Some(covariance(&own, &reference) / variance(&reference)))
+                (
+                    Some(correlation(&own, &reference)),
+                    Some(covariance(&own, &reference) / variance(&reference)),
+                )
             } else {
                 (None, None)
             }
@@ -461,7 +492,7 @@ pub fn median(values: &[f64]) -> f64 {
     }
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0
+    f64::midpoint(sorted[(n - 1) / 2], sorted[n / 2])
 }
 
 #[cfg(test)]
@@ -481,7 +512,10 @@ mod tests {
             "PERPDESK_REQUIRE_SHARED is set but {} is missing",
             dir.display()
         );
-        eprintln!("\n*** SKIP: {} not found; calibration against real klines not run ***\n", dir.display());
+        eprintln!(
+            "\n*** SKIP: {} not found; calibration against real klines not run ***\n",
+            dir.display()
+        );
         None
     }
 
@@ -491,7 +525,10 @@ mod tests {
         assert_eq!(variance(&[1.0, 2.0, 3.0, 6.0]), 3.5);
         assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert!((correlation(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.5]) - 4.5 / (2.0 * 61.0 / 6.0_f64).sqrt()).abs() < 1e-12);
+        assert!(
+            (correlation(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.5]) - 4.5 / (2.0 * 61.0 / 6.0_f64).sqrt()).abs()
+                < 1e-12
+        );
         // Two-point distribution ±1: kurtosis 1, excess −2.
         assert!((excess_kurtosis(&[1.0, -1.0, 1.0, -1.0]) + 2.0).abs() < 1e-12);
         // Alternating series: lag-1 autocorrelation (n−1)/n · (−1).
@@ -531,24 +568,68 @@ mod tests {
             );
         };
         // Tolerances: half a unit of the last digit the constant is written with, or 5 % for volatilities.
-        within("major vol", s.major_hourly_vol, MAJOR_HOURLY_VOL, 0.05 * MAJOR_HOURLY_VOL);
+        within(
+            "major vol",
+            s.major_hourly_vol,
+            MAJOR_HOURLY_VOL,
+            0.05 * MAJOR_HOURLY_VOL,
+        );
         within("alt vol", s.alt_hourly_vol, ALT_HOURLY_VOL, 0.05 * ALT_HOURLY_VOL);
-        within("hourly kurtosis", Some(s.hourly_excess_kurtosis), HOURLY_EXCESS_KURTOSIS, 0.05);
-        within("ACF1 r²", Some(s.squared_return_acf1), SQUARED_RETURN_ACF1, 0.0005);
+        within(
+            "hourly kurtosis",
+            Some(s.hourly_excess_kurtosis),
+            HOURLY_EXCESS_KURTOSIS,
+            0.05,
+        );
+        within(
+            "ACF1 r²",
+            Some(s.squared_return_acf1),
+            SQUARED_RETURN_ACF1,
+            0.0005,
+        );
         within("ETH corr", s.eth_btc_correlation, ETH_BTC_CORRELATION, 0.0005);
         within("alt corr", s.alt_btc_correlation, ALT_BTC_CORRELATION, 0.0005);
-        within("1m/1h vol", Some(s.minute_to_hour_vol_ratio), MINUTE_TO_HOUR_VOL_RATIO, 0.0005);
-        within("range/vol", Some(s.minute_range_over_vol), MINUTE_RANGE_OVER_VOL, 0.0005);
-        for (hour, (&measured, &constant)) in report.volume_profile.iter().zip(&UTC_HOUR_VOLUME_PROFILE).enumerate() {
-            within(&format!("volume profile {hour:02}h"), Some(measured), constant, 0.0005);
+        within(
+            "1m/1h vol",
+            Some(s.minute_to_hour_vol_ratio),
+            MINUTE_TO_HOUR_VOL_RATIO,
+            0.0005,
+        );
+        within(
+            "range/vol",
+            Some(s.minute_range_over_vol),
+            MINUTE_RANGE_OVER_VOL,
+            0.0005,
+        );
+        for (hour, (&measured, &constant)) in report
+            .volume_profile
+            .iter()
+            .zip(&UTC_HOUR_VOLUME_PROFILE)
+            .enumerate()
+        {
+            within(
+                &format!("volume profile {hour:02}h"),
+                Some(measured),
+                constant,
+                0.0005,
+            );
         }
-        let btc = report.symbols.iter().find(|x| x.symbol == "BTCUSDT").expect("BTC row");
+        let btc = report
+            .symbols
+            .iter()
+            .find(|x| x.symbol == "BTCUSDT")
+            .expect("BTC row");
         assert_eq!(btc.correlation_with_btc, Some(1.0));
         assert!(report.to_markdown().contains("| BTCUSDT | 1053 |"));
     }
 
     /// The hourly and minute bars of one synthetic symbol over `[from, to)`.
-    fn synthetic_rows(market: &SyntheticMarket, symbol: usize, from: TimestampMs, to: TimestampMs) -> (Vec<KlineRow>, Vec<KlineRow>) {
+    fn synthetic_rows(
+        market: &SyntheticMarket,
+        symbol: usize,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> (Vec<KlineRow>, Vec<KlineRow>) {
         let collect = |interval: Interval| {
             let mut rows = Vec::new();
             let mut t = from;
@@ -570,13 +651,17 @@ mod tests {
         let market = SyntheticMarket::new(42, 40, start, 30 * DAY);
         let from = market.earliest();
         let symbols = [0_usize, 1, 2, 3, 4, 5];
-        let series: Vec<(Vec<KlineRow>, Vec<KlineRow>)> =
-            symbols.iter().map(|&s| synthetic_rows(&market, s, from, start)).collect();
+        let series: Vec<(Vec<KlineRow>, Vec<KlineRow>)> = symbols
+            .iter()
+            .map(|&s| synthetic_rows(&market, s, from, start))
+            .collect();
         let btc_hourly = series[0].0.as_slice();
         let measured: Vec<SymbolCalibration> = symbols
             .iter()
             .zip(&series)
-            .map(|(&s, (h, m))| measure_symbol(&market.symbols()[s].name, h, m, Some(btc_hourly)).expect("measure"))
+            .map(|(&s, (h, m))| {
+                measure_symbol(&market.symbols()[s].name, h, m, Some(btc_hourly)).expect("measure")
+            })
             .collect();
         let report = CalibrationReport {
             symbols: measured.clone(),
@@ -584,10 +669,30 @@ mod tests {
         };
         println!("synthetic, 30 days:\n{}", report.to_markdown());
         for m in &measured {
-            assert!(m.hourly_returns >= 700, "{}: {} hours", m.symbol, m.hourly_returns);
-            assert!(m.excess_kurtosis_1h > 1.0, "{}: hourly excess kurtosis {}", m.symbol, m.excess_kurtosis_1h);
-            assert!(m.excess_kurtosis_1m > 3.0, "{}: minute excess kurtosis {}", m.symbol, m.excess_kurtosis_1m);
-            assert!(m.squared_return_acf1 > 0.0, "{}: ACF1 of r² {}", m.symbol, m.squared_return_acf1);
+            assert!(
+                m.hourly_returns >= 700,
+                "{}: {} hours",
+                m.symbol,
+                m.hourly_returns
+            );
+            assert!(
+                m.excess_kurtosis_1h > 1.0,
+                "{}: hourly excess kurtosis {}",
+                m.symbol,
+                m.excess_kurtosis_1h
+            );
+            assert!(
+                m.excess_kurtosis_1m > 3.0,
+                "{}: minute excess kurtosis {}",
+                m.symbol,
+                m.excess_kurtosis_1m
+            );
+            assert!(
+                m.squared_return_acf1 > 0.0,
+                "{}: ACF1 of r² {}",
+                m.symbol,
+                m.squared_return_acf1
+            );
             assert!(
                 (0.8..1.5).contains(&m.minute_to_hour_vol_ratio),
                 "{}: σ1m·√60/σ1h {}",
@@ -599,10 +704,15 @@ mod tests {
         assert!(mean_acf > 0.05, "mean ACF1 of squared hourly returns {mean_acf}");
         // Majors near the calibrated hourly σ (loose: 30 days of a GARCH path wander).
         let btc_vol = measured[0].hourly_vol;
-        assert!((0.5..2.0).contains(&(btc_vol / MAJOR_HOURLY_VOL)), "BTC hourly σ {btc_vol}");
+        assert!(
+            (0.5..2.0).contains(&(btc_vol / MAJOR_HOURLY_VOL)),
+            "BTC hourly σ {btc_vol}"
+        );
         // Co-movement: mean pairwise correlation of hourly returns.
-        let returns: Vec<Vec<f64>> =
-            series.iter().map(|(h, _)| log_returns(h, 3_600_000).into_iter().map(|(_, r)| r).collect()).collect();
+        let returns: Vec<Vec<f64>> = series
+            .iter()
+            .map(|(h, _)| log_returns(h, 3_600_000).into_iter().map(|(_, r)| r).collect())
+            .collect();
         let mut pairs = Vec::new();
         for i in 0..returns.len() {
             for j in i + 1..returns.len() {
@@ -616,7 +726,12 @@ mod tests {
         let seasonality = correlation(&report.volume_profile, &UTC_HOUR_VOLUME_PROFILE);
         assert!(seasonality > 0.7, "volume profile correlation {seasonality}");
         // Minute ranges relative to minute σ within a factor of the real figure.
-        let range_ratio = median(&measured.iter().map(|m| m.median_range_over_minute_vol).collect::<Vec<_>>());
+        let range_ratio = median(
+            &measured
+                .iter()
+                .map(|m| m.median_range_over_minute_vol)
+                .collect::<Vec<_>>(),
+        );
         assert!(
             (0.6..1.6).contains(&(range_ratio / MINUTE_RANGE_OVER_VOL)),
             "median range / σ1m {range_ratio}"

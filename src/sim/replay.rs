@@ -158,12 +158,19 @@ impl Columns {
     };
 
     fn width(self) -> usize {
-        [self.open_time, self.open, self.high, self.low, self.close, self.volume]
-            .into_iter()
-            .chain(self.quote_volume)
-            .chain(self.trades)
-            .max()
-            .unwrap_or(0)
+        [
+            self.open_time,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+        ]
+        .into_iter()
+        .chain(self.quote_volume)
+        .chain(self.trades)
+        .max()
+        .unwrap_or(0)
             + 1
     }
 
@@ -222,9 +229,10 @@ pub fn read_kline_file(path: &Path, symbol: &str, interval: Interval) -> Result<
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let cols = match columns {
-            Some(c) => c,
-            None => {
+        let cols = if let Some(c) = columns {
+            c
+        } else {
+            {
                 let first_is_number = fields.first().is_some_and(|f| f.parse::<i64>().is_ok());
                 let detected = if first_is_number {
                     if fields.len() >= Columns::BINANCE_DUMP.width() {
@@ -245,7 +253,11 @@ pub fn read_kline_file(path: &Path, symbol: &str, interval: Interval) -> Result<
         if fields.len() < cols.width() {
             return Err(parse_error(
                 line_no,
-                format!("expected at least {} columns, found {}", cols.width(), fields.len()),
+                format!(
+                    "expected at least {} columns, found {}",
+                    cols.width(),
+                    fields.len()
+                ),
             ));
         }
         let number = |col: usize, what: &str| -> Result<f64, ReplayError> {
@@ -255,7 +267,10 @@ pub fn read_kline_file(path: &Path, symbol: &str, interval: Interval) -> Result<
             if value.is_finite() && value >= 0.0 {
                 Ok(value)
             } else {
-                Err(parse_error(line_no, format!("{what} `{}` is not a finite non-negative number", fields[col])))
+                Err(parse_error(
+                    line_no,
+                    format!("{what} `{}` is not a finite non-negative number", fields[col]),
+                ))
             }
         };
         let mut open_time = fields[cols.open_time]
@@ -282,20 +297,32 @@ pub fn read_kline_file(path: &Path, symbol: &str, interval: Interval) -> Result<
                 .transpose()?,
         };
         if row.low <= 0.0 || row.high < row.low || row.open > row.high || row.open < row.low {
-            return Err(parse_error(line_no, format!("inconsistent prices o={} h={} l={}", row.open, row.high, row.low)));
+            return Err(parse_error(
+                line_no,
+                format!("inconsistent prices o={} h={} l={}", row.open, row.high, row.low),
+            ));
         }
         if row.close > row.high || row.close < row.low {
-            return Err(parse_error(line_no, format!("close {} outside [low {}, high {}]", row.close, row.low, row.high)));
+            return Err(parse_error(
+                line_no,
+                format!("close {} outside [low {}, high {}]", row.close, row.low, row.high),
+            ));
         }
         if interval.open_time_of(open_time) != open_time {
-            return Err(parse_error(line_no, format!("open time {open_time} is not aligned to {interval}")));
+            return Err(parse_error(
+                line_no,
+                format!("open time {open_time} is not aligned to {interval}"),
+            ));
         }
         if let Some(previous) = rows.last()
             && open_time <= previous.open_time
         {
             return Err(parse_error(
                 line_no,
-                format!("open time {open_time} is not after the previous row's {}", previous.open_time),
+                format!(
+                    "open time {open_time} is not after the previous row's {}",
+                    previous.open_time
+                ),
             ));
         }
         for col in [cols.open, cols.high, cols.low, cols.close] {
@@ -305,7 +332,9 @@ pub fn read_kline_file(path: &Path, symbol: &str, interval: Interval) -> Result<
         rows.push(row);
     }
     if rows.is_empty() {
-        return Err(ReplayError::EmptyFile { path: path.to_owned() });
+        return Err(ReplayError::EmptyFile {
+            path: path.to_owned(),
+        });
     }
     Ok(KlineFile {
         symbol: symbol.to_owned(),
@@ -352,7 +381,12 @@ impl Series {
 }
 
 /// Sums rows into one bar. `rows` is non-empty.
-fn aggregate(rows: &[KlineRow], open_time: TimestampMs, close_time: TimestampMs, closed: bool) -> Option<Bar> {
+fn aggregate(
+    rows: &[KlineRow],
+    open_time: TimestampMs,
+    close_time: TimestampMs,
+    closed: bool,
+) -> Option<Bar> {
     let first = rows.first()?;
     let last = rows.last()?;
     let mut bar = Bar {
@@ -395,9 +429,15 @@ pub struct ReplayMarket {
 }
 
 impl ReplayMarket {
+    /// Loads every `SYMBOL_INTERVAL.csv` in `dir`, keeping [`DEFAULT_WARMUP_BARS`] bars of history
+    /// before the start time.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, ReplayError> {
+        Self::from_dir_with_warmup(dir, DEFAULT_WARMUP_BARS)
+    }
+
     /// Loads every `SYMBOL_INTERVAL.csv` in `dir`. The exchange clock starts once every symbol has
     /// `warmup_bars` bars of its coarsest file behind it (clamped to the end of the data).
-    pub fn from_dir(dir: impl AsRef<Path>, warmup_bars: usize) -> Result<Self, ReplayError> {
+    pub fn from_dir_with_warmup(dir: impl AsRef<Path>, warmup_bars: usize) -> Result<Self, ReplayError> {
         Ok(Self::from_files(read_kline_dir(dir.as_ref())?, warmup_bars))
     }
 
@@ -451,15 +491,21 @@ impl ReplayMarket {
         }
     }
 
-    /// The closed bar from the interval's own file, else aggregated from a finer one.
-    fn closed_bar(&self, files: &[Series], interval: Interval, open_time: TimestampMs) -> Option<Bar> {
+    /// The complete bar from the interval's own file, else aggregated from a finer one. `closed` is the
+    /// venue flag: false at the close time itself, true once `now` is past it.
+    fn complete_bar(
+        files: &[Series],
+        interval: Interval,
+        open_time: TimestampMs,
+        closed: bool,
+    ) -> Option<Bar> {
         let close_time = interval.close_time(open_time);
         let exact = files
             .iter()
             .filter(|s| s.interval == interval)
             .find_map(|s| s.index_of(open_time).map(|i| &s.rows[i..=i]));
         if let Some(rows) = exact {
-            return aggregate(rows, open_time, close_time, true);
+            return aggregate(rows, open_time, close_time, closed);
         }
         let length = interval_len(interval, open_time);
         files
@@ -468,15 +514,22 @@ impl ReplayMarket {
                 let step = divides(s.interval, length, open_time)?;
                 s.contiguous(open_time, (length / step) as usize, step)
             })
-            .find_map(|rows| aggregate(rows, open_time, close_time, true))
+            .find_map(|rows| aggregate(rows, open_time, close_time, closed))
     }
 
     /// The bar as known at `now` (before its close): finer closed rows, or its open alone.
-    fn partial_bar(&self, files: &[Series], interval: Interval, open_time: TimestampMs, now: TimestampMs) -> Option<Bar> {
+    fn partial_bar(
+        files: &[Series],
+        interval: Interval,
+        open_time: TimestampMs,
+        now: TimestampMs,
+    ) -> Option<Bar> {
         let close_time = interval.close_time(open_time);
         let length = interval_len(interval, open_time);
         for s in files {
-            let Some(first) = s.index_of(open_time) else { continue };
+            let Some(first) = s.index_of(open_time) else {
+                continue;
+            };
             let Some(step) = divides(s.interval, length, open_time) else {
                 if s.interval == interval {
                     return Some(open_only(&s.rows[first], open_time, close_time));
@@ -575,15 +628,22 @@ impl MarketSource for ReplayMarket {
         Some(self.end)
     }
 
-    fn bar(&self, symbol: usize, interval: Interval, open_time: TimestampMs, now: TimestampMs) -> Option<Bar> {
+    fn bar(
+        &self,
+        symbol: usize,
+        interval: Interval,
+        open_time: TimestampMs,
+        now: TimestampMs,
+    ) -> Option<Bar> {
         let files = self.series.get(symbol)?;
         if open_time > now || open_time < self.earliest || interval.open_time_of(open_time) != open_time {
             return None;
         }
-        if now >= interval.close_time(open_time) {
-            self.closed_bar(files, interval, open_time)
+        let close_time = interval.close_time(open_time);
+        if now >= close_time {
+            Self::complete_bar(files, interval, open_time, now > close_time)
         } else {
-            self.partial_bar(files, interval, open_time, now)
+            Self::partial_bar(files, interval, open_time, now)
         }
     }
 
@@ -603,7 +663,13 @@ impl MarketSource for ReplayMarket {
             }
         }
         best.map(|(_, p)| p)
-            .or_else(|| files.iter().filter_map(|s| s.rows.first()).min_by_key(|r| r.open_time).map(|r| r.open))
+            .or_else(|| {
+                files
+                    .iter()
+                    .filter_map(|s| s.rows.first())
+                    .min_by_key(|r| r.open_time)
+                    .map(|r| r.open)
+            })
             .unwrap_or(0.0)
     }
 
@@ -679,7 +745,10 @@ mod tests {
             "PERPDESK_REQUIRE_SHARED is set but {} is missing",
             dir.display()
         );
-        eprintln!("\n*** SKIP: {} not found; real-kline replay test not run ***\n", dir.display());
+        eprintln!(
+            "\n*** SKIP: {} not found; real-kline replay test not run ***\n",
+            dir.display()
+        );
         None
     }
 
@@ -695,8 +764,17 @@ mod tests {
         let mut minutes = String::from("open_time_ms,open,high,low,close,volume\n");
         for k in 0..120_i64 {
             let o = 100.0 + k as f64 * 0.1;
-            writeln!(minutes, "{},{:.1},{:.1},{:.1},{:.1},{}", T0 + k * M, o, o + 0.3, o - 0.2, o + 0.1, k + 1)
-                .expect("fmt");
+            writeln!(
+                minutes,
+                "{},{:.1},{:.1},{:.1},{:.1},{}",
+                T0 + k * M,
+                o,
+                o + 0.3,
+                o - 0.2,
+                o + 0.1,
+                k + 1
+            )
+            .expect("fmt");
         }
         write(dir.path(), "TESTUSDT_1m.csv", &minutes);
         write(
@@ -711,7 +789,7 @@ mod tests {
     #[test]
     fn serves_native_file_and_aggregates_finer_data() {
         let dir = small_dir();
-        let market = ReplayMarket::from_dir(dir.path(), 1).expect("load");
+        let market = ReplayMarket::from_dir_with_warmup(dir.path(), 1).expect("load");
         assert_eq!(market.symbols().len(), 1);
         let sym = &market.symbols()[0];
         assert_eq!((sym.name.as_str(), sym.base_asset.as_str()), ("TESTUSDT", "TEST"));
@@ -733,7 +811,7 @@ mod tests {
         assert_eq!(agg.volume, (61..=120).sum::<i64>() as f64);
         assert!(agg.closed);
         let five = market.bar(0, Interval::M5, T0 + 5 * M, far).expect("5m");
-        assert_eq!(five.volume, (6 + 7 + 8 + 9 + 10) as f64);
+        assert_eq!(five.volume, f64::from(6 + 7 + 8 + 9 + 10));
         assert_eq!(five.open, 100.5);
         // Beyond the data, and misaligned opens, are None.
         assert!(market.bar(0, Interval::H1, T0 + 2 * H, far).is_none());
@@ -744,23 +822,37 @@ mod tests {
     #[test]
     fn partial_bars_use_only_closed_finer_data() {
         let dir = small_dir();
-        let market = ReplayMarket::from_dir(dir.path(), 0).expect("load");
+        let market = ReplayMarket::from_dir_with_warmup(dir.path(), 0).expect("load");
         // 30 s into the hour: no minute has closed, only the open is known.
         let early = market.bar(0, Interval::H1, T0, T0 + 30_000).expect("partial");
         assert!(!early.closed);
-        assert_eq!((early.open, early.high, early.low, early.close, early.volume), (100.0, 100.0, 100.0, 100.0, 0.0));
+        assert_eq!(
+            (early.open, early.high, early.low, early.close, early.volume),
+            (100.0, 100.0, 100.0, 100.0, 0.0)
+        );
         // 10 min 30 s in: exactly minutes 0..10 have closed; never the native 1h row (look-ahead).
         let now = T0 + 10 * M + 30_000;
         let partial = market.bar(0, Interval::H1, T0, now).expect("partial");
         assert_eq!(partial.volume, (1..=10).sum::<i64>() as f64);
         assert_eq!(partial.close, 100.0 + 9.0 * 0.1 + 0.1);
         assert_eq!(market.last_price(0, now), partial.close);
-        // At the close time the native row is served.
-        let at_close = market.bar(0, Interval::H1, T0, T0 + H - 1).expect("closed");
-        assert!(at_close.closed);
+        // At the close time every minute has closed, so the native row is served; the venue marks it
+        // closed one millisecond later.
+        let at_close = market.bar(0, Interval::H1, T0, T0 + H - 1).expect("complete");
+        assert!(!at_close.closed);
         assert_eq!(at_close.volume, 9999.0);
+        assert_eq!(
+            market.bar(0, Interval::H1, T0, T0 + H),
+            Some(Bar {
+                closed: true,
+                ..at_close
+            })
+        );
         let ticker = market.ticker_24h(0, now);
-        assert_eq!((ticker.open, ticker.last, ticker.volume), (100.0, partial.close, partial.volume));
+        assert_eq!(
+            (ticker.open, ticker.last, ticker.volume),
+            (100.0, partial.close, partial.volume)
+        );
         let mark = market.mark(0, now);
         assert_eq!(mark.mark_price, partial.close);
         assert_eq!(mark.next_funding_time, T0 + 8 * H);
@@ -779,8 +871,10 @@ mod tests {
                 T0 + 2 * M - 1
             ),
         );
-        let market = ReplayMarket::from_dir(dir.path(), 0).expect("load");
-        let bar = market.bar(0, Interval::M3, T0, T0 + 2 * M + 5).expect("partial 3m");
+        let market = ReplayMarket::from_dir_with_warmup(dir.path(), 0).expect("load");
+        let bar = market
+            .bar(0, Interval::M3, T0, T0 + 2 * M + 5)
+            .expect("partial 3m");
         assert_eq!(bar.trades, 10);
         assert!((bar.quote_volume - 13.3).abs() < 1e-12);
         assert_eq!(market.symbols()[0].quantity_precision, 2);
@@ -790,30 +884,67 @@ mod tests {
     #[test]
     fn bad_files_give_errors_naming_file_and_line() {
         let dir = tempfile::tempdir().expect("tempdir");
-        write(dir.path(), "BADUSDT_1m.csv", &format!("open_time_ms,open,high,low,close,volume\n{T0},1,2,0.5,1.5,3\n{},1,x,0.5,1,1\n", T0 + M));
-        let err = ReplayMarket::from_dir(dir.path(), 0).expect_err("bad number");
+        write(
+            dir.path(),
+            "BADUSDT_1m.csv",
+            &format!(
+                "open_time_ms,open,high,low,close,volume\n{T0},1,2,0.5,1.5,3\n{},1,x,0.5,1,1\n",
+                T0 + M
+            ),
+        );
+        let err = ReplayMarket::from_dir_with_warmup(dir.path(), 0).expect_err("bad number");
         let message = err.to_string();
-        assert!(message.contains("BADUSDT_1m.csv:3:") && message.contains("high `x`"), "{message}");
+        assert!(
+            message.contains("BADUSDT_1m.csv:3:") && message.contains("high `x`"),
+            "{message}"
+        );
 
-        write(dir.path(), "BADUSDT_1m.csv", &format!("{T0},1,2,0.5,1.5,3\n{T0},1,2,0.5,1.5,3\n"));
-        let message = ReplayMarket::from_dir(dir.path(), 0).expect_err("duplicate").to_string();
-        assert!(message.contains(":2:") && message.contains("not after"), "{message}");
+        write(
+            dir.path(),
+            "BADUSDT_1m.csv",
+            &format!("{T0},1,2,0.5,1.5,3\n{T0},1,2,0.5,1.5,3\n"),
+        );
+        let message = ReplayMarket::from_dir_with_warmup(dir.path(), 0)
+            .expect_err("duplicate")
+            .to_string();
+        assert!(
+            message.contains(":2:") && message.contains("not after"),
+            "{message}"
+        );
 
-        write(dir.path(), "BADUSDT_1m.csv", &format!("{},1,2,0.5,1.5,3\n", T0 + 1));
-        let message = ReplayMarket::from_dir(dir.path(), 0).expect_err("misaligned").to_string();
+        write(
+            dir.path(),
+            "BADUSDT_1m.csv",
+            &format!("{},1,2,0.5,1.5,3\n", T0 + 1),
+        );
+        let message = ReplayMarket::from_dir_with_warmup(dir.path(), 0)
+            .expect_err("misaligned")
+            .to_string();
         assert!(message.contains("not aligned to 1m"), "{message}");
 
         write(dir.path(), "BADUSDT_1m.csv", &format!("{T0},1,2,0.5\n"));
-        let message = ReplayMarket::from_dir(dir.path(), 0).expect_err("short").to_string();
+        let message = ReplayMarket::from_dir_with_warmup(dir.path(), 0)
+            .expect_err("short")
+            .to_string();
         assert!(message.contains("expected at least 6 columns"), "{message}");
 
-        write(dir.path(), "BADUSDT_1m.csv", "open_time_ms,open,high,low,close,volume\n");
-        assert!(matches!(ReplayMarket::from_dir(dir.path(), 0), Err(ReplayError::EmptyFile { .. })));
+        write(
+            dir.path(),
+            "BADUSDT_1m.csv",
+            "open_time_ms,open,high,low,close,volume\n",
+        );
+        assert!(matches!(
+            ReplayMarket::from_dir_with_warmup(dir.path(), 0),
+            Err(ReplayError::EmptyFile { .. })
+        ));
 
         let empty = tempfile::tempdir().expect("tempdir");
-        assert!(matches!(ReplayMarket::from_dir(empty.path(), 0), Err(ReplayError::NoFiles { .. })));
         assert!(matches!(
-            ReplayMarket::from_dir(empty.path().join("missing"), 0),
+            ReplayMarket::from_dir_with_warmup(empty.path(), 0),
+            Err(ReplayError::NoFiles { .. })
+        ));
+        assert!(matches!(
+            ReplayMarket::from_dir_with_warmup(empty.path().join("missing"), 0),
             Err(ReplayError::ReadDir { .. })
         ));
     }
@@ -822,10 +953,18 @@ mod tests {
     fn real_hourly_bars_equal_the_aggregate_of_real_minutes() {
         let Some(dir) = shared_klines() else { return };
         let files = read_kline_dir(&dir).expect("shared klines parse");
-        let hourly: Vec<KlineFile> = files.iter().filter(|f| f.interval == Interval::H1).cloned().collect();
+        let hourly: Vec<KlineFile> = files
+            .iter()
+            .filter(|f| f.interval == Interval::H1)
+            .cloned()
+            .collect();
         // Only the minute files: every 1h bar is then served by aggregation.
         let minutes_only = ReplayMarket::from_files(
-            files.iter().filter(|f| f.interval == Interval::M1).cloned().collect(),
+            files
+                .iter()
+                .filter(|f| f.interval == Interval::M1)
+                .cloned()
+                .collect(),
             0,
         );
         let mut compared = 0;
@@ -861,14 +1000,26 @@ mod tests {
             "unexpected volume mismatches: {volume_mismatches:?}"
         );
         // And the full market (all files) serves 1h from the native file with no gaps at its start.
-        let market = ReplayMarket::from_dir(&dir, DEFAULT_WARMUP_BARS).expect("load real dir");
+        let market = ReplayMarket::from_dir(&dir).expect("load real dir");
         assert_eq!(market.symbols().len(), 7);
-        assert!(market.start_time() > market.earliest() && market.start_time() < market.end_time().unwrap_or(0));
-        let btc = market.symbols().iter().position(|s| s.name == "BTCUSDT").expect("BTC");
+        assert!(
+            market.start_time() > market.earliest() && market.start_time() < market.end_time().unwrap_or(0)
+        );
+        let btc = market
+            .symbols()
+            .iter()
+            .position(|s| s.name == "BTCUSDT")
+            .expect("BTC");
         assert_eq!(market.symbols()[btc].tick_size, Decimal::new(1, 1));
         assert_eq!(market.symbols()[btc].step_size, Decimal::new(1, 3));
         let now = market.start_time();
-        for interval in [Interval::M5, Interval::M15, Interval::H1, Interval::H4, Interval::D1] {
+        for interval in [
+            Interval::M5,
+            Interval::M15,
+            Interval::H1,
+            Interval::H4,
+            Interval::D1,
+        ] {
             let open = interval.open_time_of(now - 1) - interval.fixed_millis().unwrap_or(0);
             let bar = market.bar(btc, interval, open, now).expect("bar before start");
             assert!(bar.closed && bar.low <= bar.high && bar.volume > 0.0);

@@ -72,7 +72,8 @@ pub trait MarketSource: Send + Sync + std::fmt::Debug {
     /// The bar of `interval` opening at `open_time` (which must be aligned), as it looked at simulated
     /// time `now`: `None` if it opened after `now` or before [`MarketSource::earliest`]; `closed` is
     /// true once `now` is past its close time. Partial bars only contain what happened up to `now`.
-    fn bar(&self, symbol: usize, interval: Interval, open_time: TimestampMs, now: TimestampMs) -> Option<Bar>;
+    fn bar(&self, symbol: usize, interval: Interval, open_time: TimestampMs, now: TimestampMs)
+    -> Option<Bar>;
 
     /// Last traded price at `now`.
     fn last_price(&self, symbol: usize, now: TimestampMs) -> f64;

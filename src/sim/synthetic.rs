@@ -37,12 +37,14 @@ use crate::{
     domain::{Bar, Interval, TimestampMs},
     sim::{
         calibration::{
-            ALT_BTC_CORRELATION, ALT_HOURLY_VOL, BASE_FUNDING_RATE, BTC_MARKET_CORRELATION, ETH_BTC_CORRELATION,
-            GARCH_ALPHA, GARCH_BETA, HOURLY_T_DOF, MAJOR_HOURLY_VOL, MARKET_JUMP_PROBABILITY, MARKET_JUMP_SIGMAS, MINUTE_T_DOF, MINUTE_TO_HOUR_VOL_RATIO,
+            ALT_BTC_CORRELATION, ALT_HOURLY_VOL, BASE_FUNDING_RATE, BTC_MARKET_CORRELATION,
+            ETH_BTC_CORRELATION, GARCH_ALPHA, GARCH_BETA, HOURLY_T_DOF, MAJOR_HOURLY_VOL,
+            MARKET_JUMP_PROBABILITY, MARKET_JUMP_SIGMAS, MINUTE_T_DOF, MINUTE_TO_HOUR_VOL_RATIO,
             MINUTE_WICK_SIGMAS, RANGE_MEAN_HOURS, RANGE_REVERSION_PER_HOUR, REGIME_MIN_HOURS,
-            TAIL_DAILY_QUOTE_VOLUME, TAIL_MEAN_TRADE_NOTIONAL, TOP_DAILY_QUOTE_VOLUME, TRADE_NOTIONAL_ELASTICITY,
-            TREND_DRIFT_SIGMAS, TREND_MEAN_HOURS, VOL_SEASONALITY_EXPONENT, VOLUME_MOVE_SHARE,
-            VOLUME_RANK_DISPERSION, VOLUME_RANK_EXPONENT, VOLUME_VOL_ELASTICITY, seasonal_volume_factor,
+            TAIL_DAILY_QUOTE_VOLUME, TAIL_MEAN_TRADE_NOTIONAL, TOP_DAILY_QUOTE_VOLUME,
+            TRADE_NOTIONAL_ELASTICITY, TREND_DRIFT_SIGMAS, TREND_MEAN_HOURS, VOL_SEASONALITY_EXPONENT,
+            VOLUME_MOVE_SHARE, VOLUME_RANK_DISPERSION, VOLUME_RANK_EXPONENT, VOLUME_VOL_ELASTICITY,
+            seasonal_volume_factor,
         },
         source::{MarkInfo, MarketSource, SimSymbol, Ticker24h},
     },
@@ -89,7 +91,9 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// A well-mixed 64-bit hash of a few integers.
 fn mix(parts: [u64; 4]) -> u64 {
-    parts.iter().fold(0x243F_6A88_85A3_08D3, |acc, &p| splitmix64(acc ^ splitmix64(p)))
+    parts
+        .iter()
+        .fold(0x243F_6A88_85A3_08D3, |acc, &p| splitmix64(acc ^ splitmix64(p)))
 }
 
 fn rng_for(seed: u64, stream: u64, index: u64, tag: u64) -> ChaCha8Rng {
@@ -129,7 +133,7 @@ fn minute_noise_factor() -> f64 {
 /// The model of one contract: its filters as numbers and its calibrated dynamics.
 #[derive(Debug, Clone)]
 struct ContractModel {
-    /// 10^price_precision: a price of `n` ticks is `n / price_scale`.
+    /// `10^price_precision`: a price of `n` ticks is `n / price_scale`.
     price_scale: f64,
     step: f64,
     initial_ticks: i64,
@@ -292,7 +296,9 @@ const KNOWN_BASES: &[(&str, Option<f64>)] = &[
 ];
 
 /// Syllables for generated tickers once the real names run out (`ZELTA`, `KORIN`, …).
-const ONSETS: [&str; 16] = ["B", "D", "F", "G", "K", "L", "M", "N", "P", "R", "S", "T", "V", "Z", "QU", "X"];
+const ONSETS: [&str; 16] = [
+    "B", "D", "F", "G", "K", "L", "M", "N", "P", "R", "S", "T", "V", "Z", "QU", "X",
+];
 const NUCLEI: [&str; 5] = ["A", "E", "I", "O", "U"];
 
 fn generated_base(rng: &mut ChaCha8Rng, taken: &HashSet<String>) -> String {
@@ -349,14 +355,20 @@ fn market_hourly_vol() -> f64 {
 fn dynamics_for(base: &str, rank: usize, price: f64, rng: &mut ChaCha8Rng) -> (f64, f64) {
     match base {
         "BTC" => (MAJOR_HOURLY_VOL, BTC_MARKET_CORRELATION),
-        "ETH" => (MAJOR_HOURLY_VOL * 1.05, ETH_BTC_CORRELATION / BTC_MARKET_CORRELATION),
+        "ETH" => (
+            MAJOR_HOURLY_VOL * 1.05,
+            ETH_BTC_CORRELATION / BTC_MARKET_CORRELATION,
+        ),
         _ if rank < 20 => (
             ALT_HOURLY_VOL * rng.random_range(0.8..1.2),
             (ALT_BTC_CORRELATION / BTC_MARKET_CORRELATION * rng.random_range(0.85..1.15)).min(0.95),
         ),
         _ => {
             let small_coin = if price < 0.1 { 1.3 } else { 1.0 };
-            (ALT_HOURLY_VOL * rng.random_range(1.0..1.8) * small_coin, rng.random_range(0.4..0.7))
+            (
+                ALT_HOURLY_VOL * rng.random_range(1.0..1.8) * small_coin,
+                rng.random_range(0.4..0.7),
+            )
         }
     }
 }
@@ -399,11 +411,20 @@ fn build_universe(seed: u64, n_symbols: usize) -> (Vec<SimSymbol>, Vec<ContractM
         });
         let (quote, contract_type, status, name) = match special.map(|(_, _, listing)| *listing) {
             Some(Listing::OtherQuote(q)) => (q, "PERPETUAL", "TRADING", format!("{base}{q}")),
-            Some(Listing::Quarterly) => ("USDT", "CURRENT_QUARTER", "TRADING", format!("{base}USDT{QUARTERLY_SUFFIX}")),
+            Some(Listing::Quarterly) => (
+                "USDT",
+                "CURRENT_QUARTER",
+                "TRADING",
+                format!("{base}USDT{QUARTERLY_SUFFIX}"),
+            ),
             Some(Listing::Status(s)) => ("USDT", "PERPETUAL", s, format!("{base}USDT")),
             None => ("USDT", "PERPETUAL", "TRADING", format!("{base}USDT")),
         };
-        let price_level = if contract_type == "CURRENT_QUARTER" { price_level * 1.02 } else { price_level };
+        let price_level = if contract_type == "CURRENT_QUARTER" {
+            price_level * 1.02
+        } else {
+            price_level
+        };
         let decimals = price_decimals(price_level);
         let (step, quantity_precision) = quantity_step(price_level);
         let step_f64 = step.to_string().parse::<f64>().unwrap_or(1.0);
@@ -495,7 +516,8 @@ impl SeriesState {
                 Regime::Range { .. } => true,
             };
             let mean_hours = if trend { TREND_MEAN_HOURS } else { RANGE_MEAN_HOURS };
-            self.regime_hours_left = (REGIME_MIN_HOURS + mean_hours * standard_exponential(rng)).round() as u32;
+            self.regime_hours_left =
+                (REGIME_MIN_HOURS + mean_hours * standard_exponential(rng)).round() as u32;
             self.regime = if trend {
                 let direction = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
                 Regime::Trend {
@@ -602,8 +624,7 @@ impl HourlyPath {
             let season = seasonal_volume_factor(earliest + hour as i64 * HOUR_MS);
             let vol_season = season.powf(VOL_SEASONALITY_EXPONENT);
             let mut market_rng = rng_for(seed, MARKET_STREAM, hour as u64, TAG_HOUR);
-            let (market_return, market_sigma) =
-                self.market_state.step(
+            let (market_return, market_sigma) = self.market_state.step(
                 &mut market_rng,
                 market_vol,
                 vol_season,
@@ -615,12 +636,17 @@ impl HourlyPath {
                 let mut rng = rng_for(seed, index as u64, hour as u64, TAG_HOUR);
                 let state = &mut self.symbol_states[index];
                 let log_price = self.log_prices[index];
-                let (own_return, own_sigma) = state.step(&mut rng, model.idio_vol, vol_season, log_price, 0.0);
+                let (own_return, own_sigma) =
+                    state.step(&mut rng, model.idio_vol, vol_season, log_price, 0.0);
                 let log_price = log_price + model.beta * market_return + own_return;
                 self.log_prices[index] = log_price;
                 let sigma_now = (model.beta * market_sigma).hypot(own_sigma);
                 let sigma_base = (model.beta * market_vol).hypot(model.idio_vol);
-                let regime_factor = if state.is_trending() || self.market_state.is_trending() { 1.15 } else { 0.9 };
+                let regime_factor = if state.is_trending() || self.market_state.is_trending() {
+                    1.15
+                } else {
+                    0.9
+                };
                 let activity =
                     (sigma_now / (sigma_base * vol_season)).powf(VOLUME_VOL_ELASTICITY) * regime_factor;
                 self.anchors[index].push(Anchor {
@@ -677,22 +703,26 @@ impl Accumulator {
         }
     }
 
-    fn add(&mut self, open: i64, high: i64, low: i64, close: i64, volume: f64, quote_volume: f64, trades: u64) {
-        self.open.get_or_insert(open);
-        self.high = self.high.max(high);
-        self.low = self.low.min(low);
-        self.close = close;
-        self.volume += volume;
-        self.quote_volume += quote_volume;
-        self.trades += trades;
-    }
-
     fn add_minute(&mut self, m: &MinuteBar) {
-        self.add(m.open, m.high, m.low, m.close, m.volume, m.quote_volume, u64::from(m.trades));
+        self.add_hour(&HourAggregate {
+            open: m.open,
+            high: m.high,
+            low: m.low,
+            close: m.close,
+            volume: m.volume,
+            quote_volume: m.quote_volume,
+            trades: u64::from(m.trades),
+        });
     }
 
     fn add_hour(&mut self, h: &HourAggregate) {
-        self.add(h.open, h.high, h.low, h.close, h.volume, h.quote_volume, h.trades);
+        self.open.get_or_insert(h.open);
+        self.high = self.high.max(h.high);
+        self.low = self.low.min(h.low);
+        self.close = h.close;
+        self.volume += h.volume;
+        self.quote_volume += h.quote_volume;
+        self.trades += h.trades;
     }
 }
 
@@ -819,13 +849,17 @@ impl SyntheticMarket {
     }
 
     /// The 60 minutes of `hour` of `symbol` (the path must cover `hour`).
-    fn generate_minutes(&self, path: &HourlyPath, symbol: usize, hour: usize) -> [MinuteBar; MINUTES_PER_HOUR] {
+    fn generate_minutes(
+        &self,
+        path: &HourlyPath,
+        symbol: usize,
+        hour: usize,
+    ) -> [MinuteBar; MINUTES_PER_HOUR] {
         let model = &self.models[symbol];
         let anchor = path.anchors[symbol][hour];
         let open_ticks = self.hour_open(path, symbol, hour);
-        let market_bridge = path.market_bridges[hour].get_or_init(|| {
-            unit_bridge(&mut rng_for(self.seed, MARKET_STREAM, hour as u64, TAG_MINUTES))
-        });
+        let market_bridge = path.market_bridges[hour]
+            .get_or_init(|| unit_bridge(&mut rng_for(self.seed, MARKET_STREAM, hour as u64, TAG_MINUTES)));
         let mut rng = rng_for(self.seed, symbol as u64, hour as u64, TAG_MINUTES);
         let own_bridge = unit_bridge(&mut rng);
         let per_minute = self.minute_noise / (MINUTES_PER_HOUR as f64).sqrt();
@@ -849,14 +883,19 @@ impl SyntheticMarket {
                 + (end - start) * step as f64 / MINUTES_PER_HOUR as f64
                 + market_scale * f64::from(market_bridge[step])
                 + own_scale * f64::from(own_bridge[step]);
-            let close = if step == MINUTES_PER_HOUR { anchor.close_ticks } else { model.ticks(log_price.exp()) };
+            let close = if step == MINUTES_PER_HOUR {
+                anchor.close_ticks
+            } else {
+                model.ticks(log_price.exp())
+            };
             let open = previous_close;
             let top = open.max(close);
             let bottom = open.min(close);
             let up_wick = MINUTE_WICK_SIGMAS * minute_sigma * standard_exponential(&mut rng);
             let down_wick = MINUTE_WICK_SIGMAS * minute_sigma * standard_exponential(&mut rng);
             let high = top + (model.price(top) * up_wick.exp_m1() * model.price_scale).floor() as i64;
-            let low = (bottom - (model.price(bottom) * (-(-down_wick).exp_m1()) * model.price_scale).floor() as i64)
+            let low = (bottom
+                - (model.price(bottom) * (-(-down_wick).exp_m1()) * model.price_scale).floor() as i64)
                 .max(1);
             let move_size = (log_price - previous_log).abs() / minute_sigma / mean_abs_move;
             let noise: f64 = rng.sample(StandardNormal);
@@ -866,7 +905,9 @@ impl SyntheticMarket {
             let typical = (model.price(high) + model.price(low) + model.price(close)) / 3.0;
             let volume = (quote_target / typical / model.step).round().max(1.0) * model.step;
             let quote_volume = volume * typical;
-            let trades = (quote_volume / model.mean_trade_notional).round().clamp(1.0, f64::from(u32::MAX));
+            let trades = (quote_volume / model.mean_trade_notional)
+                .round()
+                .clamp(1.0, f64::from(u32::MAX));
             *minute = MinuteBar {
                 open,
                 high,
@@ -884,7 +925,9 @@ impl SyntheticMarket {
 
     /// The minutes of an hour through the per-symbol cache.
     fn minutes(&self, path: &HourlyPath, symbol: usize, hour: usize) -> HourMinutes {
-        let mut cache = self.minute_cache[symbol].lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.minute_cache[symbol]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(position) = cache.iter().position(|(h, _)| *h == hour) {
             let entry = cache.remove(position);
             let minutes = Arc::clone(&entry.1);
@@ -905,7 +948,13 @@ impl SyntheticMarket {
 
     /// The minute as it looked `elapsed` ms after its open (0 ..= 59 999): a seeded path from the open
     /// through the high and the low (in a seeded order) to the close.
-    fn partial_minute(&self, symbol: usize, minute_open: TimestampMs, minute: &MinuteBar, elapsed: i64) -> MinuteBar {
+    fn partial_minute(
+        &self,
+        symbol: usize,
+        minute_open: TimestampMs,
+        minute: &MinuteBar,
+        elapsed: i64,
+    ) -> MinuteBar {
         let last_ms = MINUTE_MS - 1;
         if elapsed >= last_ms {
             return *minute;
@@ -916,8 +965,17 @@ impl SyntheticMarket {
         let high_first = unit_of(bits) < high_first_probability;
         let first_at = 1 + (splitmix64(bits) % 29_999) as i64;
         let second_at = first_at + 1 + (splitmix64(bits ^ 0x5555) % (last_ms - first_at - 1) as u64) as i64;
-        let (first, second) = if high_first { (minute.high, minute.low) } else { (minute.low, minute.high) };
-        let waypoints = [(0, minute.open), (first_at, first), (second_at, second), (last_ms, minute.close)];
+        let (first, second) = if high_first {
+            (minute.high, minute.low)
+        } else {
+            (minute.low, minute.high)
+        };
+        let waypoints = [
+            (0, minute.open),
+            (first_at, first),
+            (second_at, second),
+            (last_ms, minute.close),
+        ];
         let mut high = minute.open;
         let mut low = minute.open;
         let mut price = minute.open;
@@ -977,7 +1035,14 @@ impl SyntheticMarket {
         acc.open.is_some().then_some(acc)
     }
 
-    fn to_bar(&self, symbol: usize, acc: &Accumulator, open_time: TimestampMs, close_time: TimestampMs, closed: bool) -> Bar {
+    fn to_bar(
+        &self,
+        symbol: usize,
+        acc: &Accumulator,
+        open_time: TimestampMs,
+        close_time: TimestampMs,
+        closed: bool,
+    ) -> Bar {
         let model = &self.models[symbol];
         Bar {
             open_time,
@@ -1016,7 +1081,13 @@ impl MarketSource for SyntheticMarket {
         Some(self.end)
     }
 
-    fn bar(&self, symbol: usize, interval: Interval, open_time: TimestampMs, now: TimestampMs) -> Option<Bar> {
+    fn bar(
+        &self,
+        symbol: usize,
+        interval: Interval,
+        open_time: TimestampMs,
+        now: TimestampMs,
+    ) -> Option<Bar> {
         if symbol >= self.symbols.len()
             || open_time < self.earliest
             || open_time > now
@@ -1090,7 +1161,10 @@ impl MarketSource for SyntheticMarket {
         let period = now.div_euclid(FUNDING_PERIOD_MS) as u64;
         let funding_bits = mix([self.seed, symbol as u64, period, TAG_FUNDING]);
         // Sum of four uniforms: a bell around the base rate, ±0.8 bp at the extremes.
-        let bell: f64 = (0..4).map(|i| unit_of(splitmix64(funding_bits.wrapping_add(i)))).sum::<f64>() - 2.0;
+        let bell: f64 = (0..4)
+            .map(|i| unit_of(splitmix64(funding_bits.wrapping_add(i))))
+            .sum::<f64>()
+            - 2.0;
         let funding_rate = ((BASE_FUNDING_RATE + bell * 4.0e-5) * 1e8).round() / 1e8;
         let (index_price, mark_price) = match self.models.get(symbol) {
             Some(model) => {
@@ -1125,11 +1199,32 @@ mod tests {
 
     fn assert_bars_close(a: &Bar, b: &Bar, what: &str) {
         assert_eq!(
-            (a.open_time, a.close_time, a.open, a.high, a.low, a.close, a.trades),
-            (b.open_time, b.close_time, b.open, b.high, b.low, b.close, b.trades),
+            (
+                a.open_time,
+                a.close_time,
+                a.open,
+                a.high,
+                a.low,
+                a.close,
+                a.trades
+            ),
+            (
+                b.open_time,
+                b.close_time,
+                b.open,
+                b.high,
+                b.low,
+                b.close,
+                b.trades
+            ),
             "{what}"
         );
-        assert!((a.volume - b.volume).abs() <= 1e-9 * a.volume.max(1.0), "{what}: volume {} vs {}", a.volume, b.volume);
+        assert!(
+            (a.volume - b.volume).abs() <= 1e-9 * a.volume.max(1.0),
+            "{what}: volume {} vs {}",
+            a.volume,
+            b.volume
+        );
         assert!(
             (a.quote_volume - b.quote_volume).abs() <= 1e-9 * a.quote_volume.max(1.0),
             "{what}: quote volume {} vs {}",
@@ -1138,18 +1233,18 @@ mod tests {
         );
     }
 
-    fn aggregate_bars(bars: &[Bar]) -> (f64, f64, f64, f64, f64, f64, u64) {
-        let high = bars.iter().map(|b| b.high).fold(f64::MIN, f64::max);
-        let low = bars.iter().map(|b| b.low).fold(f64::MAX, f64::min);
-        (
-            bars[0].open,
-            high,
-            low,
-            bars[bars.len() - 1].close,
-            bars.iter().map(|b| b.volume).sum(),
-            bars.iter().map(|b| b.quote_volume).sum(),
-            bars.iter().map(|b| b.trades).sum(),
-        )
+    /// The bars summed into one, with the times and flag of `template`.
+    fn aggregate_bars(bars: &[Bar], template: &Bar) -> Bar {
+        Bar {
+            open: bars[0].open,
+            high: bars.iter().map(|b| b.high).fold(f64::MIN, f64::max),
+            low: bars.iter().map(|b| b.low).fold(f64::MAX, f64::min),
+            close: bars[bars.len() - 1].close,
+            volume: bars.iter().map(|b| b.volume).sum(),
+            quote_volume: bars.iter().map(|b| b.quote_volume).sum(),
+            trades: bars.iter().map(|b| b.trades).sum(),
+            ..*template
+        }
     }
 
     #[test]
@@ -1167,41 +1262,91 @@ mod tests {
             .iter()
             .filter(|s| s.status == "TRADING" && s.quote_asset == "USDT" && s.contract_type == "PERPETUAL")
             .count();
-        assert!((240..=250).contains(&tradable), "{tradable} tradable USDT perpetuals");
+        assert!(
+            (240..=250).contains(&tradable),
+            "{tradable} tradable USDT perpetuals"
+        );
         for status in ["SETTLING", "PENDING_TRADING"] {
-            assert!(symbols.iter().filter(|s| s.status == status).count() >= 2, "{status}");
+            assert!(
+                symbols.iter().filter(|s| s.status == status).count() >= 2,
+                "{status}"
+            );
         }
-        assert!(symbols.iter().filter(|s| s.contract_type == "CURRENT_QUARTER").count() >= 3);
+        assert!(
+            symbols
+                .iter()
+                .filter(|s| s.contract_type == "CURRENT_QUARTER")
+                .count()
+                >= 3
+        );
         assert!(symbols.iter().filter(|s| s.quote_asset != "USDT").count() >= 4);
         let btc = &symbols[0];
-        assert_eq!((btc.tick_size, btc.step_size, btc.price_precision), (Decimal::new(1, 1), Decimal::new(1, 3), 1));
+        assert_eq!(
+            (btc.tick_size, btc.step_size, btc.price_precision),
+            (Decimal::new(1, 1), Decimal::new(1, 3), 1)
+        );
         assert_eq!(btc.min_notional, Decimal::from(100));
         assert_eq!(symbols[1].tick_size, Decimal::new(1, 2));
         assert_eq!(symbols[5].min_notional, Decimal::from(5));
         let tail_prices: Vec<f64> = (0..symbols.len()).map(|s| market.last_price(s, START)).collect();
-        assert!((50_000.0..70_000.0).contains(&tail_prices[0]), "BTC at {}", tail_prices[0]);
-        assert!(tail_prices.iter().filter(|&&p| p < 0.1).count() > 80, "a long tail of small coins");
+        assert!(
+            (50_000.0..70_000.0).contains(&tail_prices[0]),
+            "BTC at {}",
+            tail_prices[0]
+        );
+        assert!(
+            tail_prices.iter().filter(|&&p| p < 0.1).count() > 80,
+            "a long tail of small coins"
+        );
         for (symbol, price) in symbols.iter().zip(&tail_prices) {
-            assert_eq!(symbol.tick_size, Decimal::new(1, symbol.price_precision), "{}", symbol.name);
-            assert_eq!(symbol.step_size.scale(), symbol.quantity_precision, "{}", symbol.name);
+            assert_eq!(
+                symbol.tick_size,
+                Decimal::new(1, symbol.price_precision),
+                "{}",
+                symbol.name
+            );
+            assert_eq!(
+                symbol.step_size.scale(),
+                symbol.quantity_precision,
+                "{}",
+                symbol.name
+            );
             assert!(symbol.min_qty == symbol.step_size && symbol.max_qty > symbol.market_max_qty);
             // At least ~1000 ticks per price: ticks are fine enough to trade.
             let tick: f64 = symbol.tick_size.to_string().parse().expect("tick");
-            assert!(price / tick >= 500.0, "{} at {price} with tick {tick}", symbol.name);
+            assert!(
+                price / tick >= 500.0,
+                "{} at {price} with tick {tick}",
+                symbol.name
+            );
         }
     }
 
     #[test]
     fn quote_volumes_are_heavy_tailed_with_clear_ranks() {
         let market = SyntheticMarket::new(11, DEFAULT_SYMBOL_COUNT, START, 2 * DAY_MS);
-        let volumes: Vec<f64> = (0..260).map(|s| market.ticker_24h(s, START).quote_volume).collect();
-        assert!(volumes[0] > 3.0e9 && volumes[0] < 5.0e10, "BTC 24h quote volume {}", volumes[0]);
+        let volumes: Vec<f64> = (0..260)
+            .map(|s| market.ticker_24h(s, START).quote_volume)
+            .collect();
+        assert!(
+            volumes[0] > 3.0e9 && volumes[0] < 5.0e10,
+            "BTC 24h quote volume {}",
+            volumes[0]
+        );
         assert!(volumes[1] > 1.0e9, "ETH {}", volumes[1]);
         let mut sorted = volumes.clone();
         sorted.sort_by(|a, b| b.total_cmp(a));
         assert_eq!(sorted[0], volumes[0], "BTC trades the most");
-        assert!(sorted[199] > 1.0e6 && sorted[199] < 3.0e7, "200th largest {}", sorted[199]);
-        assert!(sorted[0] / sorted[199] > 300.0, "top / 200th = {}", sorted[0] / sorted[199]);
+        assert!(
+            sorted[199] > 1.0e6 && sorted[199] < 3.0e7,
+            "200th largest {}",
+            sorted[199]
+        );
+        assert!(
+            sorted[0] / sorted[199] > 300.0,
+            "top / 200th = {}",
+            sorted[0] / sorted[199]
+        );
         // Ranks are clear: the top decile trades far more than the median contract.
         assert!(sorted[25] > 5.0 * sorted[130]);
     }
@@ -1210,7 +1355,14 @@ mod tests {
     fn answers_do_not_depend_on_query_order() {
         let queries: Vec<(usize, Interval, TimestampMs, TimestampMs)> = (0..60)
             .map(|i| {
-                let interval = [Interval::M1, Interval::M5, Interval::M15, Interval::H1, Interval::H4, Interval::D1][i % 6];
+                let interval = [
+                    Interval::M1,
+                    Interval::M5,
+                    Interval::M15,
+                    Interval::H1,
+                    Interval::H4,
+                    Interval::D1,
+                ][i % 6];
                 let now = START + (i as i64 * 7_919_317) % (2 * DAY_MS) - DAY_MS;
                 let open = interval.open_time_of(now - (i as i64 % 3) * 3_600_000);
                 (i % 12, interval, open, now)
@@ -1218,15 +1370,25 @@ mod tests {
             .collect();
         let forward = small_market(99);
         let backward = small_market(99);
-        let a: Vec<Option<Bar>> = queries.iter().map(|&(s, i, o, n)| forward.bar(s, i, o, n)).collect();
+        let a: Vec<Option<Bar>> = queries
+            .iter()
+            .map(|&(s, i, o, n)| forward.bar(s, i, o, n))
+            .collect();
         // The second instance first runs far ahead in time, then answers in reverse order.
         let _ = backward.last_price(3, START + 20 * DAY_MS);
-        let mut b: Vec<Option<Bar>> = queries.iter().rev().map(|&(s, i, o, n)| backward.bar(s, i, o, n)).collect();
+        let mut b: Vec<Option<Bar>> = queries
+            .iter()
+            .rev()
+            .map(|&(s, i, o, n)| backward.bar(s, i, o, n))
+            .collect();
         b.reverse();
         assert_eq!(a, b);
         assert!(a.iter().all(Option::is_some));
         let other_seed = small_market(100);
-        assert_ne!(a[0], other_seed.bar(queries[0].0, queries[0].1, queries[0].2, queries[0].3));
+        assert_ne!(
+            a[0],
+            other_seed.bar(queries[0].0, queries[0].1, queries[0].2, queries[0].3)
+        );
     }
 
     #[test]
@@ -1240,21 +1402,33 @@ mod tests {
                 let parts: Vec<Bar> = (0..count)
                     .map(|k| {
                         market
-                            .bar(symbol, interval, hour + k * interval.fixed_millis().unwrap_or(0), now)
+                            .bar(
+                                symbol,
+                                interval,
+                                hour + k * interval.fixed_millis().unwrap_or(0),
+                                now,
+                            )
                             .expect("part")
                     })
                     .collect();
-                let (o, h, l, c, v, q, n) = aggregate_bars(&parts);
-                let rebuilt = Bar { open: o, high: h, low: l, close: c, volume: v, quote_volume: q, trades: n, ..hourly };
+                let rebuilt = aggregate_bars(&parts, &hourly);
                 assert_bars_close(&hourly, &rebuilt, &format!("1h from {interval}"));
             }
             let day = market.bar(symbol, Interval::D1, START, now).expect("1d");
-            let hours: Vec<Bar> =
-                (0..24).map(|k| market.bar(symbol, Interval::H1, START + k * HOUR_MS, now).expect("1h")).collect();
-            let (o, h, l, c, v, q, n) = aggregate_bars(&hours);
-            assert_bars_close(&day, &Bar { open: o, high: h, low: l, close: c, volume: v, quote_volume: q, trades: n, ..day }, "1d");
+            let hours: Vec<Bar> = (0..24)
+                .map(|k| {
+                    market
+                        .bar(symbol, Interval::H1, START + k * HOUR_MS, now)
+                        .expect("1h")
+                })
+                .collect();
+            assert_bars_close(&day, &aggregate_bars(&hours, &day), "1d");
             // A month bar opening before the earliest data does not exist; the 3-day history does.
-            assert!(market.bar(symbol, Interval::Mo1, Interval::Mo1.open_time_of(START), now).is_none());
+            assert!(
+                market
+                    .bar(symbol, Interval::Mo1, Interval::Mo1.open_time_of(START), now)
+                    .is_none()
+            );
         }
     }
 
@@ -1262,7 +1436,14 @@ mod tests {
     fn klines_walk_is_ordered_contiguous_and_starts_at_earliest() {
         let market = small_market(3);
         let now = START + 90 * MINUTE_MS + 12_345;
-        for interval in [Interval::M1, Interval::M5, Interval::M15, Interval::H1, Interval::H4, Interval::D1] {
+        for interval in [
+            Interval::M1,
+            Interval::M5,
+            Interval::M15,
+            Interval::H1,
+            Interval::H4,
+            Interval::D1,
+        ] {
             let mut bars = Vec::new();
             let mut t = interval.open_time_of(market.earliest() - 1);
             while t <= now {
@@ -1271,20 +1452,51 @@ mod tests {
                 }
                 t = interval.next_open(t);
             }
-            assert_eq!(bars[0].open_time, market.earliest(), "{interval}: first bar at earliest");
+            assert_eq!(
+                bars[0].open_time,
+                market.earliest(),
+                "{interval}: first bar at earliest"
+            );
             for pair in bars.windows(2) {
-                assert!(pair[0].open_time < pair[1].open_time, "{interval}: strictly ordered");
-                assert_eq!(pair[0].close_time + 1, pair[1].open_time, "{interval}: contiguous");
-                assert_eq!(pair[0].close, pair[1].open, "{interval}: each bar opens at the previous close");
+                assert!(
+                    pair[0].open_time < pair[1].open_time,
+                    "{interval}: strictly ordered"
+                );
+                assert_eq!(
+                    pair[0].close_time + 1,
+                    pair[1].open_time,
+                    "{interval}: contiguous"
+                );
+                assert_eq!(
+                    pair[0].close, pair[1].open,
+                    "{interval}: each bar opens at the previous close"
+                );
             }
             let last = bars.last().expect("bars");
-            assert!(!last.closed && bars[..bars.len() - 1].iter().all(|b| b.closed), "{interval}: only the last is open");
-            assert_eq!(last.close, market.last_price(2, now), "{interval}: partial close is the last price");
+            assert!(
+                !last.closed && bars[..bars.len() - 1].iter().all(|b| b.closed),
+                "{interval}: only the last is open"
+            );
+            assert_eq!(
+                last.close,
+                market.last_price(2, now),
+                "{interval}: partial close is the last price"
+            );
         }
-        assert!(market.bar(0, Interval::M1, market.earliest() - MINUTE_MS, now).is_none());
+        assert!(
+            market
+                .bar(0, Interval::M1, market.earliest() - MINUTE_MS, now)
+                .is_none()
+        );
         assert!(market.bar(0, Interval::M1, now + MINUTE_MS, now).is_none());
-        assert!(market.bar(0, Interval::M5, START + MINUTE_MS, now).is_none(), "misaligned open");
-        assert!(market.bar(12, Interval::M1, START, now).is_none(), "unknown symbol");
+        assert!(
+            market.bar(0, Interval::M5, START + MINUTE_MS, now).is_none(),
+            "misaligned open"
+        );
+        assert!(
+            market.bar(12, Interval::M1, START, now).is_none(),
+            "unknown symbol"
+        );
     }
 
     #[test]
@@ -1296,19 +1508,32 @@ mod tests {
         assert_eq!(ticker.last, last);
         assert_eq!(ticker.open_time, START - 10 * HOUR_MS);
         let hours: Vec<Bar> = (0..24)
-            .map(|k| market.bar(1, Interval::H1, ticker.open_time + k * HOUR_MS, now).expect("hour"))
+            .map(|k| {
+                market
+                    .bar(1, Interval::H1, ticker.open_time + k * HOUR_MS, now)
+                    .expect("hour")
+            })
             .collect();
-        let (o, h, l, c, v, _, n) = aggregate_bars(&hours);
-        assert_eq!((ticker.open, ticker.high, ticker.low, ticker.last, ticker.trades), (o, h, l, c, n));
-        assert!((ticker.volume - v).abs() < 1e-9 * v);
+        let day = aggregate_bars(&hours, &hours[0]);
+        assert_eq!(
+            (ticker.open, ticker.high, ticker.low, ticker.last, ticker.trades),
+            (day.open, day.high, day.low, day.close, day.trades)
+        );
+        assert!((ticker.volume - day.volume).abs() < 1e-9 * day.volume);
         let mark = market.mark(1, now);
         assert!((mark.mark_price / last - 1.0).abs() < 5e-4 && (mark.index_price / last - 1.0).abs() < 2e-4);
         assert!((-0.0005..0.001).contains(&mark.funding_rate));
         assert_eq!(mark.next_funding_time, START + 16 * HOUR_MS);
         assert_eq!(next_funding_time(START), START + 8 * HOUR_MS);
         assert_eq!(market.mark(1, now), market.mark(1, now));
-        let rates: HashSet<u64> =
-            (0..30).map(|k| market.mark(1, START + k * FUNDING_PERIOD_MS).funding_rate.to_bits()).collect();
+        let rates: HashSet<u64> = (0..30)
+            .map(|k| {
+                market
+                    .mark(1, START + k * FUNDING_PERIOD_MS)
+                    .funding_rate
+                    .to_bits()
+            })
+            .collect();
         assert!(rates.len() > 5, "funding varies between periods");
     }
 
@@ -1318,9 +1543,16 @@ mod tests {
         // above previous 48h highs and stay inside them (ranges).
         let market = SyntheticMarket::new(8, 3, START, 60 * DAY_MS);
         let closes: Vec<f64> = (0..60 * 24)
-            .map(|k| market.bar(1, Interval::H1, market.earliest() + k * HOUR_MS, START).expect("h").close)
+            .map(|k| {
+                market
+                    .bar(1, Interval::H1, market.earliest() + k * HOUR_MS, START)
+                    .expect("h")
+                    .close
+            })
             .collect();
-        let breaks = (48..closes.len()).filter(|&i| closes[i] > closes[i - 48..i].iter().copied().fold(0.0, f64::max)).count();
+        let breaks = (48..closes.len())
+            .filter(|&i| closes[i] > closes[i - 48..i].iter().copied().fold(0.0, f64::max))
+            .count();
         let inside = closes.len() - 48 - breaks;
         assert!(breaks > 30 && inside > 300, "breaks {breaks}, inside {inside}");
     }
