@@ -54,7 +54,11 @@ fn main() -> ExitCode {
         Some(Command::Config(_)) => match loaded.to_annotated_toml() {
             Ok(text) => {
                 let mut stdout = std::io::stdout().lock();
-                if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+                if stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
                     return ExitCode::FAILURE;
                 }
                 ExitCode::SUCCESS
@@ -64,7 +68,9 @@ fn main() -> ExitCode {
                 ExitCode::from(ConfigError::EXIT_CODE)
             }
         },
-        Some(Command::Sim(args)) => finish(runtime().and_then(|rt| rt.block_on(run_sim(args, &loaded.config)))),
+        Some(Command::Sim(args)) => {
+            finish(runtime().and_then(|rt| rt.block_on(run_sim(args, &loaded.config))))
+        }
         None => {
             // Resolve the theme before touching the terminal: a bad theme is a configuration error.
             let theme = if cli.headless {
@@ -94,7 +100,10 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// `--theme NAME|PATH`: a built-in name, else a TOML file.
@@ -113,21 +122,32 @@ fn load_theme(spec: &str) -> Result<Theme, String> {
 
 /// Logs go to daily-rolling files in `<data dir>/logs` (JSON lines). In headless mode warnings also
 /// go to stderr; the TUI owns the terminal, so it gets none.
-fn init_logging(config: &Config, headless: bool) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+fn init_logging(
+    config: &Config,
+    headless: bool,
+) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
     let dir = app::log_dir(&config.paths.data_dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
     let appender = tracing_appender::rolling::daily(&dir, "perpdesk.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let filter = EnvFilter::try_new(&config.logging.level)
         .with_context(|| format!("logging.level = {:?} is not a valid filter", config.logging.level))?;
-    let file_layer = tracing_subscriber::fmt::layer().json().with_writer(writer).with_filter(filter);
+    let file_layer = tracing_subscriber::fmt::layer()
+        .json()
+        .with_writer(writer)
+        .with_filter(filter);
     let stderr_layer = headless.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_target(false)
             .with_filter(tracing_subscriber::filter::LevelFilter::WARN)
     });
-    tracing_subscriber::registry().with(file_layer).with(stderr_layer).try_init().ok();
+    tracing_subscriber::registry()
+        .with(file_layer)
+        .with(stderr_layer)
+        .try_init()
+        .ok();
     Ok(guard)
 }
 
@@ -164,7 +184,12 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
     };
     let (rest_url, ws_url, venue, environment) = match &demo_sim {
         Some(h) => (h.rest_url.clone(), h.ws_url.clone(), "simulated exchange", "sim"),
-        None => (config.rest_url().to_owned(), config.ws_url().to_owned(), "Binance USDT-M", config.venue.env.as_str()),
+        None => (
+            config.rest_url().to_owned(),
+            config.ws_url().to_owned(),
+            "Binance USDT-M",
+            config.venue.env.as_str(),
+        ),
     };
     let opts = RunOptions {
         rest_url,
@@ -182,8 +207,14 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
         let _ = stop_tx.send(true);
     });
     if headless {
-        println!("perpdesk headless: {} ({environment}) REST {} WS {}", venue, opts.rest_url, opts.ws_url);
-        let printer = tokio::spawn(headless::print_status(engine.views.clone(), Duration::from_secs(5)));
+        println!(
+            "perpdesk headless: {} ({environment}) REST {} WS {}",
+            venue, opts.rest_url, opts.ws_url
+        );
+        let printer = tokio::spawn(headless::print_status(
+            engine.views.clone(),
+            Duration::from_secs(5),
+        ));
         let mut stop_rx = stop_rx;
         let _ = stop_rx.changed().await;
         println!("perpdesk: shutting down");
@@ -201,15 +232,22 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
 
 async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
     if let Some(dir) = &args.calibrate {
-        let report = calibration::calibrate(dir).with_context(|| format!("calibrating from {}", dir.display()))?;
+        let report =
+            calibration::calibrate(dir).with_context(|| format!("calibrating from {}", dir.display()))?;
         println!("{}", report.to_markdown());
         return Ok(());
     }
     let _log_guard = init_logging(config, true)?;
     let (source, clock): (Arc<dyn MarketSource>, SimClock) = match &args.replay {
         Some(dir) => {
-            let market = ReplayMarket::from_dir(dir).with_context(|| format!("loading klines from {}", dir.display()))?;
-            let clock = SimClock::new(perpdesk::domain::now_ms(), market.start_time(), args.speed, market.end_time());
+            let market = ReplayMarket::from_dir(dir)
+                .with_context(|| format!("loading klines from {}", dir.display()))?;
+            let clock = SimClock::new(
+                perpdesk::domain::now_ms(),
+                market.start_time(),
+                args.speed,
+                market.end_time(),
+            );
             (Arc::new(market), clock)
         }
         None => {
@@ -218,7 +256,10 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
             (Arc::new(synthetic_market(args.seed, symbols, &clock)), clock)
         }
     };
-    let settings = SimSettings { port: args.port, ..SimSettings::default() };
+    let settings = SimSettings {
+        port: args.port,
+        ..SimSettings::default()
+    };
     let handle = sim_server::start(Arc::clone(&source), clock, settings)
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
@@ -227,17 +268,27 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
         .iter()
         .filter(|s| s.status == "TRADING" && s.quote_asset == "USDT" && s.contract_type == "PERPETUAL")
         .count();
-    println!("perpdesk sim: simulated Binance USDT-M exchange on 127.0.0.1:{}", handle.addr.port());
+    println!(
+        "perpdesk sim: simulated Binance USDT-M exchange on 127.0.0.1:{}",
+        handle.addr.port()
+    );
     println!("REST base URL:      {}", handle.rest_url);
     println!("WebSocket base URL: {}", handle.ws_url);
     println!(
         "market: {} ({} symbols, {tradable} tradable USDT perpetuals), speed {}x, seed {}",
-        if args.replay.is_some() { "replay" } else { "synthetic" },
+        if args.replay.is_some() {
+            "replay"
+        } else {
+            "synthetic"
+        },
         source.symbols().len(),
         args.speed,
         args.seed
     );
-    println!("connect a console: perpdesk --rest-url {} --ws-url {}", handle.rest_url, handle.ws_url);
+    println!(
+        "connect a console: perpdesk --rest-url {} --ws-url {}",
+        handle.rest_url, handle.ws_url
+    );
     app::shutdown_signal().await;
     println!("perpdesk sim: shutting down");
     handle.shutdown().await;

@@ -34,7 +34,10 @@ impl Screen {
             if pred(&text) {
                 return text;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; screen:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{text}"
+            );
             thread::sleep(Duration::from_millis(100));
         }
     }
@@ -50,7 +53,12 @@ fn demo_console_in_a_pty() {
     let config_home = tempfile::tempdir().expect("temp dir");
     let pty = native_pty_system();
     let pair = pty
-        .openpty(PtySize { rows: ROWS, cols: COLS, pixel_width: 0, pixel_height: 0 })
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
         .expect("open a pty");
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_perpdesk"));
     cmd.args(["--demo", "--data-dir"]);
@@ -85,7 +93,10 @@ fn demo_console_in_a_pty() {
     let text = screen.wait_for("200 symbols in the scanner", Duration::from_secs(120), |t| {
         t.contains("Scanner 200/200 symbols") && t.contains("connected")
     });
-    assert!(header_line(&text).contains("PAPER"), "paper trading by default:\n{text}");
+    assert!(
+        header_line(&text).contains("PAPER"),
+        "paper trading by default:\n{text}"
+    );
     assert!(header_line(&text).contains("mode: ict"));
 
     // Sort: the rank column loses its arrow, another column gets one.
@@ -93,7 +104,9 @@ fn demo_console_in_a_pty() {
     press("s");
     press("s");
     press("s");
-    let text = screen.wait_for("a sort by 24h change", Duration::from_secs(10), |t| t.contains("24h%▼"));
+    let text = screen.wait_for("a sort by 24h change", Duration::from_secs(10), |t| {
+        t.contains("24h%▼")
+    });
     assert!(!text.contains("#▲"), "rank is no longer the sort column:\n{text}");
 
     // Filter to one symbol family.
@@ -105,11 +118,19 @@ fn demo_console_in_a_pty() {
     let text = screen.wait_for("the filter applied", Duration::from_secs(10), |t| {
         t.lines().any(|l| l.contains("Scanner") && !l.contains("200/200"))
     });
-    let rows: Vec<&str> = text.lines().filter(|l| l.contains("USDT") && l.starts_with(['│', '▶'])).collect();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("USDT") && l.starts_with(['│', '▶']))
+        .collect();
     assert!(!rows.is_empty(), "filtered rows shown:\n{text}");
-    assert!(rows.iter().all(|l| l.contains("BTC")), "only matching symbols:\n{text}");
+    assert!(
+        rows.iter().all(|l| l.contains("BTC")),
+        "only matching symbols:\n{text}"
+    );
     press("\x1b"); // Esc clears the filter
-    screen.wait_for("the filter cleared", Duration::from_secs(10), |t| t.contains("Scanner 200/200 symbols"));
+    screen.wait_for("the filter cleared", Duration::from_secs(10), |t| {
+        t.contains("Scanner 200/200 symbols")
+    });
 
     // Switch the strategy mode live; the header confirms once the engine applied it.
     press("3");
@@ -125,10 +146,14 @@ fn demo_console_in_a_pty() {
 
     // Help overlay lists the keys, Esc closes it.
     press("?");
-    let text = screen.wait_for("the help overlay", Duration::from_secs(10), |t| t.contains("next strategy mode"));
+    let text = screen.wait_for("the help overlay", Duration::from_secs(10), |t| {
+        t.contains("next strategy mode")
+    });
     assert!(text.contains("quit"), "help lists quit:\n{text}");
     press("\x1b");
-    screen.wait_for("help closed", Duration::from_secs(10), |t| !t.contains("next strategy mode"));
+    screen.wait_for("help closed", Duration::from_secs(10), |t| {
+        !t.contains("next strategy mode")
+    });
 
     // Quit: exit code 0, and the alternate screen is left.
     press("q");
@@ -137,13 +162,22 @@ fn demo_console_in_a_pty() {
         if let Some(status) = child.try_wait().expect("try_wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "perpdesk did not exit after q; screen:\n{}", screen.text());
+        assert!(
+            Instant::now() < deadline,
+            "perpdesk did not exit after q; screen:\n{}",
+            screen.text()
+        );
         thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status:?}");
     thread::sleep(Duration::from_millis(200));
     assert!(
-        !screen.parser.lock().expect("parser lock").screen().alternate_screen(),
+        !screen
+            .parser
+            .lock()
+            .expect("parser lock")
+            .screen()
+            .alternate_screen(),
         "terminal restored to the main screen"
     );
 }

@@ -16,15 +16,22 @@ use support::start_sim;
 fn python_path() -> Option<String> {
     let path = std::env::var("PERPDESK_PYTHONPATH").unwrap_or_default();
     let ok = Command::new("python3")
-        .args(["-c", "import binance.um_futures, binance.websocket.um_futures.websocket_client"])
+        .args([
+            "-c",
+            "import binance.um_futures, binance.websocket.um_futures.websocket_client",
+        ])
         .env("PYTHONPATH", &path)
         .status()
         .is_ok_and(|s| s.success());
     if ok {
         return Some(path);
     }
-    let msg = "binance-futures-connector is not importable by python3 (set PERPDESK_PYTHONPATH, or run .ci/run)";
-    assert!(std::env::var_os("PERPDESK_REQUIRE_THIRD_PARTY").is_none(), "{msg}");
+    let msg =
+        "binance-futures-connector is not importable by python3 (set PERPDESK_PYTHONPATH, or run .ci/run)";
+    assert!(
+        std::env::var_os("PERPDESK_REQUIRE_THIRD_PARTY").is_none(),
+        "{msg}"
+    );
     eprintln!("SKIP: third-party client test: {msg}");
     None
 }
@@ -33,7 +40,10 @@ fn python_path() -> Option<String> {
 fn binance_python_connector_works_against_the_simulator() {
     let Some(pythonpath) = python_path() else { return };
     let (_sim, rest, ws) = start_sim(&["--seed", "5"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/third_party/binance_connector_check.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/third_party/binance_connector_check.py"
+    );
     let out = Command::new("python3")
         .arg(script)
         .args([&rest, &ws])
@@ -42,8 +52,12 @@ fn binance_python_connector_works_against_the_simulator() {
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "connector check failed:\n{stdout}\n{stderr}");
-    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json summary");
+    assert!(
+        out.status.success(),
+        "connector check failed:\n{stdout}\n{stderr}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json summary");
     assert_eq!(summary["ok"], true);
     assert_eq!(summary["unknown_symbol_error"], -1121);
     assert_eq!(summary["klines_limit_5000"], 1500);

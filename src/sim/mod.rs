@@ -1,5 +1,12 @@
 //! A Binance USDT-M compatible exchange on 127.0.0.1, so that the demo, the tests and fault-injection
 //! runs exercise the same client code that talks to Binance for real users.
+//!
+//! `source` is the market a simulator serves (the [`source::MarketSource`] trait); `synthetic` and
+//! `replay` implement it; `calibration` measures real klines to set the synthetic model's figures;
+//! `server` speaks the venue's REST and WebSocket protocols over any source.
 
+pub mod calibration;
+pub mod replay;
 pub mod server;
 pub mod source;
+pub mod synthetic;

@@ -27,9 +27,14 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(bin());
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // Tests never read the user's configuration or write to their data directory.
-        cmd.env_remove("STRATEGY_MODE").env_remove("TRADING_ENABLED").env_remove("PERPDESK_ENV");
+        cmd.env_remove("STRATEGY_MODE")
+            .env_remove("TRADING_ENABLED")
+            .env_remove("PERPDESK_ENV");
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -52,7 +57,11 @@ impl Proc {
                 }
             }
         });
-        Self { child, lines: rx, seen: Vec::new() }
+        Self {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits for a line satisfying `pred`, returning it; panics with everything seen on timeout.
@@ -70,7 +79,10 @@ impl Proc {
                 }
                 Err(_) => {
                     let tail: Vec<_> = self.seen.iter().rev().take(40).rev().cloned().collect();
-                    panic!("timed out after {timeout:?} waiting for {what}; last output:\n{}", tail.join("\n"));
+                    panic!(
+                        "timed out after {timeout:?} waiting for {what}; last output:\n{}",
+                        tail.join("\n")
+                    );
                 }
             }
         }
@@ -78,7 +90,10 @@ impl Proc {
 
     /// Sends a signal (Unix).
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([sig, &self.child.id().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 
@@ -89,7 +104,10 @@ impl Proc {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "process did not exit within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit within {timeout:?}"
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -107,8 +125,12 @@ pub fn start_sim(extra: &[&str]) -> (Proc, String, String) {
     let mut args = vec!["sim"];
     args.extend_from_slice(extra);
     let mut sim = Proc::spawn(&args, &[]);
-    let rest = sim.wait_for("the REST URL", Duration::from_secs(60), |l| l.contains("REST") && l.contains("http://"));
-    let ws = sim.wait_for("the WebSocket URL", Duration::from_secs(10), |l| l.contains("ws://"));
+    let rest = sim.wait_for("the REST URL", Duration::from_secs(60), |l| {
+        l.contains("REST") && l.contains("http://")
+    });
+    let ws = sim.wait_for("the WebSocket URL", Duration::from_secs(10), |l| {
+        l.contains("ws://")
+    });
     let url = |l: &str, scheme: &str| {
         let start = l.find(scheme).expect("url in line");
         l[start..].split_whitespace().next().expect("url").to_owned()
