@@ -238,23 +238,20 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
         return Ok(());
     }
     let _log_guard = init_logging(config, true)?;
-    let (source, clock): (Arc<dyn MarketSource>, SimClock) = match &args.replay {
-        Some(dir) => {
-            let market = ReplayMarket::from_dir(dir)
-                .with_context(|| format!("loading klines from {}", dir.display()))?;
-            let clock = SimClock::new(
-                perpdesk::domain::now_ms(),
-                market.start_time(),
-                args.speed,
-                market.end_time(),
-            );
-            (Arc::new(market), clock)
-        }
-        None => {
-            let clock = SimClock::synthetic(args.speed);
-            let symbols = usize::try_from(args.symbols).unwrap_or(260);
-            (Arc::new(synthetic_market(args.seed, symbols, &clock)), clock)
-        }
+    let (source, clock): (Arc<dyn MarketSource>, SimClock) = if let Some(dir) = &args.replay {
+        let market =
+            ReplayMarket::from_dir(dir).with_context(|| format!("loading klines from {}", dir.display()))?;
+        let clock = SimClock::new(
+            perpdesk::domain::now_ms(),
+            market.start_time(),
+            args.speed,
+            market.end_time(),
+        );
+        (Arc::new(market), clock)
+    } else {
+        let clock = SimClock::synthetic(args.speed);
+        let symbols = usize::try_from(args.symbols).unwrap_or(260);
+        (Arc::new(synthetic_market(args.seed, symbols, &clock)), clock)
     };
     let settings = SimSettings {
         port: args.port,

@@ -2,7 +2,7 @@
 //!
 //! * the simulator's REST surface behaves like Binance's (exchangeInfo, klines windows, errors, weights);
 //! * `perpdesk --demo --headless` back-fills and streams the full 200 × 3 universe and exits 0 on SIGTERM;
-//! * a headless console survives the simulator being SIGKILLed and restarted on the same port: it
+//! * a headless console survives the simulator being killed (`SIGKILL`) and restarted on the same port: it
 //!   reports the outage, reconnects, fills the gap, and ends with no missing bar.
 
 mod support;

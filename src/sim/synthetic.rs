@@ -1187,7 +1187,6 @@ impl MarketSource for SyntheticMarket {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
 
     use proptest::prelude::*;
 

@@ -69,21 +69,17 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = pred(&line);
-                    self.seen.push(line.clone());
-                    if hit {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let tail: Vec<_> = self.seen.iter().rev().take(40).rev().cloned().collect();
-                    panic!(
-                        "timed out after {timeout:?} waiting for {what}; last output:\n{}",
-                        tail.join("\n")
-                    );
-                }
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                let tail: Vec<_> = self.seen.iter().rev().take(40).rev().cloned().collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; last output:\n{}",
+                    tail.join("\n")
+                );
+            };
+            let hit = pred(&line);
+            self.seen.push(line.clone());
+            if hit {
+                return line;
             }
         }
     }

@@ -101,6 +101,23 @@ impl StatusBar<'_> {
             ],
             Detail::Nothing => Vec::new(),
         };
+        // Missing bars and undecodable frames are rare and serious: shown, in the alert colour, only
+        // when they are not zero, at every level of detail but the last.
+        if detail != Detail::Nothing {
+            let alert = self.base().fg(self.theme.alert).add_modifier(Modifier::BOLD);
+            if status.missing_bars > 0 {
+                parts.push(vec![Span::styled(
+                    format!("missing bars {}", status.missing_bars),
+                    alert,
+                )]);
+            }
+            if status.malformed_frames > 0 {
+                parts.push(vec![Span::styled(
+                    format!("bad frames {}", status.malformed_frames),
+                    alert,
+                )]);
+            }
+        }
         if let Some(message) = status.message.as_deref().filter(|message| !message.is_empty()) {
             parts.push(vec![Span::styled(
                 message.to_owned(),
@@ -154,6 +171,8 @@ mod tests {
             series_total: 600,
             closed_bars: 123_456,
             reconnects: 2,
+            missing_bars: 0,
+            malformed_frames: 0,
             rest_weight_used: 41,
             last_message_age_ms: age,
             message: message.map(str::to_owned),
@@ -216,5 +235,22 @@ mod tests {
         assert_eq!(colour_at(1_000), theme.status_fg);
         assert_eq!(colour_at(6_000), theme.warning);
         assert_eq!(colour_at(45_000), theme.alert);
+    }
+
+    #[test]
+    fn missing_bars_and_bad_frames_are_shown_only_when_present() {
+        let mut s = status(None, Some(100));
+        let (_, text) = render(&s, 160);
+        assert!(
+            !text.contains("missing") && !text.contains("bad frames"),
+            "{text}"
+        );
+        s.missing_bars = 3;
+        s.malformed_frames = 7;
+        let (_, text) = render(&s, 160);
+        assert!(
+            text.contains("missing bars 3") && text.contains("bad frames 7"),
+            "{text}"
+        );
     }
 }
