@@ -71,20 +71,33 @@ fn demo_console_in_a_pty() {
 
     let parser = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
     let mut reader = pair.master.try_clone_reader().expect("pty reader");
+    let keys = Arc::new(Mutex::new(pair.master.take_writer().expect("pty writer")));
     let sink = Arc::clone(&parser);
+    let answer = Arc::clone(&keys);
     thread::spawn(move || {
         let mut buf = [0u8; 8192];
         while let Ok(n) = reader.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            sink.lock().expect("parser lock").process(&buf[..n]);
+            let mut parser = sink.lock().expect("parser lock");
+            parser.process(&buf[..n]);
+            // Answer "where is the cursor?" (DSR, ESC [ 6 n) as a real terminal does; crossterm asks
+            // it when the screen is cleared.
+            if buf[..n].windows(4).any(|w| w == b"\x1b[6n") {
+                let (row, col) = parser.screen().cursor_position();
+                let reply = format!("\x1b[{};{}R", row + 1, col + 1);
+                let mut w = answer.lock().expect("writer lock");
+                let _ = w.write_all(reply.as_bytes());
+                let _ = w.flush();
+            }
         }
     });
-    let mut keys = pair.master.take_writer().expect("pty writer");
-    let mut press = |k: &str| {
-        keys.write_all(k.as_bytes()).expect("write key");
-        keys.flush().expect("flush");
+    let press = |k: &str| {
+        let mut w = keys.lock().expect("writer lock");
+        w.write_all(k.as_bytes()).expect("write key");
+        w.flush().expect("flush");
+        drop(w);
         thread::sleep(Duration::from_millis(150));
     };
     let screen = Screen { parser };
@@ -100,7 +113,7 @@ fn demo_console_in_a_pty() {
     assert!(header_line(&text).contains("mode: ict"));
 
     // Sort: the rank column loses its arrow, another column gets one.
-    press("s");
+    // rank → symbol → last → 24h change.
     press("s");
     press("s");
     press("s");
