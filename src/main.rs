@@ -184,6 +184,14 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
     };
     let (rest_url, ws_url, venue, environment) = match &demo_sim {
         Some(h) => (h.rest_url.clone(), h.ws_url.clone(), "simulated exchange", "sim"),
+        // An overridden URL may be anything Binance-compatible (a `perpdesk sim`, a proxy): say so
+        // rather than claim it is Binance's mainnet.
+        None if config.venue.rest_url.is_some() || config.venue.ws_url.is_some() => (
+            config.rest_url().to_owned(),
+            config.ws_url().to_owned(),
+            "Binance-compatible endpoint",
+            "custom",
+        ),
         None => (
             config.rest_url().to_owned(),
             config.ws_url().to_owned(),

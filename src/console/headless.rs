@@ -66,7 +66,10 @@ pub async fn print_status(mut views: watch::Receiver<Arc<View>>, every: Duration
         tokio::select! {
             _ = tick.tick() => {
                 let v = Arc::clone(&views.borrow());
-                println!("{}", status_line(&v));
+                // The engine's first view has not arrived yet: nothing true to say.
+                if !v.header.venue.is_empty() {
+                    println!("{}", status_line(&v));
+                }
             }
             changed = views.changed() => {
                 if changed.is_err() { return; }
