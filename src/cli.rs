@@ -71,7 +71,7 @@ ENVIRONMENT VARIABLES
     about = "Terminal trading console for Binance USDT-M perpetual futures",
     long_about = "Terminal trading console for Binance USDT-M perpetual futures.\n\n\
         Without a subcommand, perpdesk opens the console: it follows the most traded USDT perpetuals on \
-        Binance with real public market data, runs the strategy on every closed bar and trades on paper. \
+        Binance with real public market data, scans every timeframe as bars close, and paper-trades by default. \
         No API key is needed and no order is sent unless TRADING_ENABLED=true.\n\n\
         Try it offline first: `perpdesk --demo` starts a built-in simulated exchange and connects to it.",
     after_long_help = ENV_HELP,
@@ -123,7 +123,7 @@ pub struct GlobalArgs {
     /// How much to log: trace, debug, info, warn, error or off [default: info].
     ///
     /// Also accepts a filter such as `info,perpdesk::binance=debug` to raise one module only. Logs go to a
-    /// file under the data directory (and to stdout with --headless). Secrets are never logged.
+    /// file under the data directory (warnings also to stderr with --headless, whose stdout carries a status line). Secrets are never logged.
     #[arg(long, global = true, value_name = "LEVEL", help_heading = "Configuration")]
     pub log_level: Option<String>,
 }
