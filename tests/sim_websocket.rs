@@ -1,5 +1,5 @@
 //! The simulator's WebSocket surface, checked frame by frame with a plain WebSocket client:
-//! combined and raw endpoints, live SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS with their replies,
+//! combined and raw endpoints, live `SUBSCRIBE` / `UNSUBSCRIBE` / `LIST_SUBSCRIPTIONS` with their replies,
 //! the per-connection stream limit and the incoming-message rate limit, bars closing with `x=true`,
 //! `!ticker@arr`, `markPrice@1s`, and server pings.
 
