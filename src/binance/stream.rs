@@ -99,8 +99,19 @@ pub fn backoff_delay(cfg: &StreamConfig, attempt: u32, rng: &mut impl Rng) -> Du
 
 /// Decodes one text frame into events (pushed to `out`). Returns the number of events produced.
 pub fn decode_frame(text: &str, table: &SymbolTable, out: &mut Vec<StreamEvent>) -> Result<usize, String> {
-    let frame: CombinedFrame<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let before = out.len();
+    decode_frame_or_reply(text, table, out)?;
+    Ok(out.len() - before)
+}
+
+/// Like [`decode_frame`], and also reports the id of a successful reply to a live request (the
+/// shard waits for its `SUBSCRIBE` replies before it calls itself up).
+pub fn decode_frame_or_reply(
+    text: &str,
+    table: &SymbolTable,
+    out: &mut Vec<StreamEvent>,
+) -> Result<Option<u64>, String> {
+    let frame: CombinedFrame<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     match frame {
         CombinedFrame::Kline(k) => {
             out.push(StreamEvent::Kline(
@@ -124,9 +135,10 @@ pub fn decode_frame(text: &str, table: &SymbolTable, out: &mut Vec<StreamEvent>)
         } => {
             return Err(format!("request {id} rejected: {} {}", e.code, e.msg));
         }
-        CombinedFrame::Reply { .. } | CombinedFrame::Unhandled => {}
+        CombinedFrame::Reply { id, .. } => return Ok(id.as_u64()),
+        CombinedFrame::Unhandled => {}
     }
-    Ok(out.len() - before)
+    Ok(None)
 }
 
 /// Handle to a running shard task.
@@ -355,19 +367,16 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
         if let Err(e) = self.subscribe_all(&mut ws, &mut next_id).await {
             return Ended::Lost(e);
         }
-        tracing::info!(
-            shard = self.id,
-            streams = self.streams.len(),
-            reconnect,
-            "market stream up"
-        );
-        let up = StreamEvent::Up {
-            shard: self.id,
-            streams: self.streams.iter().cloned().collect(),
-            reconnect,
-        };
-        if !self.emit(up).await {
-            return Ended::Shutdown;
+        // The shard reports itself up only once the venue has acknowledged every SUBSCRIBE: the
+        // engine's gap fill starts at that moment, and a REST back-fill served before the venue had
+        // registered the subscription could miss a bar closing in between.
+        let mut awaiting: BTreeSet<u64> = (1..=next_id).collect();
+        let mut up_sent = false;
+        if awaiting.is_empty() {
+            up_sent = true;
+            if !self.report_up(reconnect).await {
+                return Ended::Shutdown;
+            }
         }
         let mut decoded = Vec::with_capacity(4);
         let mut last_data = Instant::now();
@@ -387,12 +396,24 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                     last_data = Instant::now();
                     decoded.clear();
                     let result = match self.table.read() {
-                        Ok(table) => decode_frame(text.as_str(), &table, &mut decoded),
+                        Ok(table) => decode_frame_or_reply(text.as_str(), &table, &mut decoded),
                         Err(_) => Err("symbol table lock poisoned".to_owned()),
                     };
-                    if let Err(error) = result {
-                        tracing::debug!(shard = self.id, %error, "malformed frame skipped");
-                        decoded.push(StreamEvent::Malformed { shard: self.id, error });
+                    match result {
+                        Ok(Some(id)) => {
+                            awaiting.remove(&id);
+                            if !up_sent && awaiting.is_empty() {
+                                up_sent = true;
+                                if !self.report_up(reconnect).await {
+                                    return Ended::Shutdown;
+                                }
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::debug!(shard = self.id, %error, "malformed frame skipped");
+                            decoded.push(StreamEvent::Malformed { shard: self.id, error });
+                        }
                     }
                     for ev in decoded.drain(..) {
                         if self.events.send(E::from(ev)).await.is_err() {
@@ -413,6 +434,9 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                     }
                 }
                 _ = watchdog.tick() => {
+                    if !up_sent && last_data.elapsed() > self.cfg.stale_after {
+                        return Ended::Lost("no reply to SUBSCRIBE".to_owned());
+                    }
                     if !self.streams.is_empty() && last_data.elapsed() > self.cfg.stale_after {
                         return Ended::Lost(format!("stale: no data for {:?}", self.cfg.stale_after));
                     }
@@ -423,6 +447,22 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                 }
             }
         }
+    }
+
+    /// Tells the engine the shard is up with its current streams. False if the engine is gone.
+    async fn report_up(&self, reconnect: bool) -> bool {
+        tracing::info!(
+            shard = self.id,
+            streams = self.streams.len(),
+            reconnect,
+            "market stream up"
+        );
+        let up = StreamEvent::Up {
+            shard: self.id,
+            streams: self.streams.iter().cloned().collect(),
+            reconnect,
+        };
+        self.emit(up).await
     }
 }
 

@@ -128,6 +128,8 @@ pub struct Engine {
     universe_pending: bool,
     /// Series whose back-fill failed; retried by the housekeeping tick.
     retry_backfill: HashSet<(SymbolId, usize)>,
+    /// Series with a gap-fill request in flight (so a burst of updates asks only once).
+    gap_pending: HashSet<(SymbolId, usize)>,
     dirty: bool,
     shutdown_requested: bool,
 }
@@ -166,6 +168,7 @@ impl Engine {
             feed,
             universe_pending: false,
             retry_backfill: HashSet::new(),
+            gap_pending: HashSet::new(),
             dirty: true,
             shutdown_requested: false,
         }
@@ -268,6 +271,7 @@ impl Engine {
                 state.backfilled[tf] = true;
                 self.counters.closed_bars += new as u64;
                 self.retry_backfill.remove(&(symbol, tf));
+                self.gap_pending.remove(&(symbol, tf));
                 self.dirty = true;
             }
             FeedEvent::BackfillFailed {
@@ -279,6 +283,7 @@ impl Engine {
                 self.counters.backfill_failures += 1;
                 if let Some(tf) = self.settings.timeframes.iter().position(|t| *t == interval) {
                     self.retry_backfill.insert((symbol, tf));
+                    self.gap_pending.remove(&(symbol, tf));
                 }
                 self.message = Some(format!("back-fill failed: {error}"));
                 self.dirty = true;
@@ -390,12 +395,24 @@ impl Engine {
                 let Some(state) = self.symbols.get_mut(&u.symbol) else {
                     return;
                 };
+                // A bar that opens more than one interval after our last closed bar means closed
+                // bars went missing (a reconnect race, a dropped frame): fetch them over REST. This
+                // is what makes a series self-healing whatever caused the hole.
+                let gap_from = state.series[tf]
+                    .last_closed()
+                    .filter(|last| {
+                        state.backfilled[tf] && u.bar.open_time > u.interval.next_open(last.open_time)
+                    })
+                    .map(|last| last.open_time);
                 let applied = state.series[tf].apply(u.bar);
                 if state.backfilled[tf] {
                     state.streaming[tf] = true;
                 }
                 if u.bar.closed && matches!(applied, Applied::Closed | Applied::Inserted) {
                     self.counters.closed_bars += 1;
+                }
+                if let Some(from) = gap_from {
+                    self.request_gap_fill(u.symbol, tf, BackfillFrom::Since(from));
                 }
                 self.dirty = true;
             }
@@ -459,19 +476,29 @@ impl Engine {
                 },
                 |b| BackfillFrom::Since(b.open_time),
             );
-            let name = self
-                .table
-                .read()
-                .ok()
-                .and_then(|t| t.get(id).map(|s| s.name.clone()));
-            if let Some(name) = name {
-                self.request(FeedRequest::Backfill {
-                    symbol: id,
-                    name,
-                    interval: self.settings.timeframes[tf],
-                    from,
-                });
-            }
+            self.request_gap_fill(id, tf, from);
+        }
+    }
+
+    /// Asks the feed for history of one series unless a request for it is already in flight.
+    fn request_gap_fill(&mut self, id: SymbolId, tf: usize, from: BackfillFrom) {
+        if !self.gap_pending.insert((id, tf)) {
+            return;
+        }
+        let name = self
+            .table
+            .read()
+            .ok()
+            .and_then(|t| t.get(id).map(|s| s.name.clone()));
+        if let Some(name) = name {
+            self.request(FeedRequest::Backfill {
+                symbol: id,
+                name,
+                interval: self.settings.timeframes[tf],
+                from,
+            });
+        } else {
+            self.gap_pending.remove(&(id, tf));
         }
     }
 
@@ -562,5 +589,149 @@ impl Engine {
         view.send_replace(Arc::new(v));
         tracing::info!("engine stopped");
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, RwLock};
+
+    use tokio::sync::{mpsc, watch};
+
+    use super::*;
+    use crate::{
+        binance::{parse::KlineUpdate, stream::StreamConfig, wire},
+        domain::Bar,
+    };
+
+    fn settings() -> EngineSettings {
+        EngineSettings {
+            venue: "test".into(),
+            environment: "test".into(),
+            live_trading: false,
+            mode: Mode::Ict,
+            universe_size: 1,
+            timeframes: vec![Interval::M1],
+            history_bars: 10,
+            ring_capacity: 100,
+            universe_refresh: Duration::from_secs(3600),
+            trading_cycle: Duration::from_secs(60),
+            virtual_cycle: Duration::from_secs(10),
+            view_fps: 30,
+            chart_bars: 10,
+        }
+    }
+
+    fn bar(minute: i64, closed: bool) -> Bar {
+        Bar {
+            open_time: minute * 60_000,
+            close_time: minute * 60_000 + 59_999,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 1.0,
+            quote_volume: 1.0,
+            trades: 1,
+            closed,
+        }
+    }
+
+    /// An engine with one symbol in its universe, its feed requests observable.
+    fn engine() -> (Engine, mpsc::UnboundedReceiver<FeedRequest>, SymbolId) {
+        let (events, _events_rx) = mpsc::channel(16);
+        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+        let table = Arc::new(RwLock::new(SymbolTable::default()));
+        // Port 9 (discard) on loopback: the shard's connection attempts fail quietly and retry.
+        let streams = StreamManager::new(
+            StreamConfig::new("ws://127.0.0.1:9"),
+            Arc::clone(&table),
+            events,
+            shutdown_rx,
+        );
+        let (feed_tx, feed_rx) = mpsc::unbounded_channel();
+        let mut e = Engine::new(
+            settings(),
+            table,
+            streams,
+            feed_tx,
+            Arc::new(WeightMeter::default()),
+        );
+        let info: wire::ExchangeInfo = serde_json::from_str(
+            r#"{"timezone":"UTC","serverTime":1,"rateLimits":[],"symbols":[{"symbol":"BTCUSDT","contractType":"PERPETUAL",
+            "status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT","pricePrecision":1,"quantityPrecision":3,"filters":[
+            {"filterType":"PRICE_FILTER","minPrice":"0.1","maxPrice":"1000000","tickSize":"0.1"},
+            {"filterType":"LOT_SIZE","minQty":"0.001","maxQty":"1000","stepSize":"0.001"}]}]}"#,
+        )
+        .expect("exchange info");
+        e.process(EngineEvent::Feed(FeedEvent::Universe {
+            info: Box::new(info),
+            tickers: Vec::new(),
+        }));
+        let id = e.universe()[0];
+        (e, feed_rx, id)
+    }
+
+    #[tokio::test]
+    async fn a_jump_in_the_stream_triggers_one_gap_fill() {
+        let (mut e, mut feed, id) = engine();
+        assert!(matches!(
+            feed.try_recv(),
+            Ok(FeedRequest::Backfill {
+                from: BackfillFrom::Latest { bars: 10 },
+                ..
+            })
+        ));
+        let history: Vec<Bar> = (0..10).map(|m| bar(m, true)).collect();
+        e.process(EngineEvent::Feed(FeedEvent::History {
+            symbol: id,
+            interval: Interval::M1,
+            from: BackfillFrom::Latest { bars: 10 },
+            bars: history,
+        }));
+        let kline = |b: Bar| {
+            EngineEvent::Stream(StreamEvent::Kline(KlineUpdate {
+                symbol: id,
+                interval: Interval::M1,
+                bar: b,
+                event_time: 0,
+            }))
+        };
+        // In order: no gap fill.
+        e.process(kline(bar(10, false)));
+        e.process(kline(bar(10, true)));
+        assert!(feed.try_recv().is_err());
+        // Minute 11 never arrives closed; minute 12 shows up: fetch from the last closed bar (10).
+        e.process(kline(bar(12, false)));
+        e.process(kline(bar(12, true)));
+        match feed.try_recv() {
+            Ok(FeedRequest::Backfill {
+                from: BackfillFrom::Since(t),
+                ..
+            }) => assert_eq!(t, 10 * 60_000),
+            other => panic!("expected a gap fill, got {other:?}"),
+        }
+        assert!(feed.try_recv().is_err(), "one request while it is in flight");
+        // The gap fill lands: nothing missing any more.
+        e.process(EngineEvent::Feed(FeedEvent::History {
+            symbol: id,
+            interval: Interval::M1,
+            from: BackfillFrom::Since(10 * 60_000),
+            bars: vec![bar(10, true), bar(11, true), bar(12, true)],
+        }));
+        let series = &e.symbol_state(id).expect("state").series[0];
+        assert_eq!(series.gap_count(), 0);
+        assert_eq!(series.closed().len(), 13);
+    }
+
+    #[tokio::test]
+    async fn mode_changes_apply_and_are_reported() {
+        let (mut e, _feed, _) = engine();
+        e.take_dirty();
+        e.process(EngineEvent::Command(Command::SetMode(Mode::Hybrid)));
+        assert_eq!(e.mode(), Mode::Hybrid);
+        assert!(e.take_dirty());
+        e.process(EngineEvent::Command(Command::SetMode(Mode::Hybrid)));
+        assert!(!e.take_dirty(), "re-applying the same mode is not a change");
     }
 }
