@@ -219,8 +219,8 @@ impl RunArgs {
 pub enum Command {
     /// Run the simulated exchange alone and print its REST and WebSocket URLs.
     ///
-    /// The simulator is a Binance USDT-M compatible exchange on 127.0.0.1: REST, market streams and
-    /// orders. Point a console at it with `perpdesk --rest-url URL --ws-url URL`, or at any other client.
+    /// The simulator is a Binance USDT-M compatible exchange on 127.0.0.1: REST market data and market
+    /// streams. Point a console at it with `perpdesk --rest-url URL --ws-url URL`, or any other client.
     Sim(SimArgs),
 
     /// Print the effective configuration as TOML, with where each value came from. Secrets are redacted.
@@ -229,6 +229,25 @@ pub enum Command {
     ///   perpdesk config --mode hybrid --timeframes 15m,1h
     /// The output is a valid perpdesk.toml. Exit code 2 if the configuration is invalid.
     Config(ConfigArgs),
+
+    /// Open the console on an engine already running headless (`perpdesk --headless`).
+    ///
+    /// The headless engine listens on a Unix socket, `<data dir>/perpdesk.sock` (mode 0600). The
+    /// attached console shows that engine's screens and sends it your key presses; `q` detaches and
+    /// leaves the engine running. Several consoles may attach at once.
+    Attach(AttachArgs),
+}
+
+/// Options of `perpdesk attach`.
+#[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    /// The engine's socket; default `<data dir>/perpdesk.sock`.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Colour theme: default, light, high-contrast, or a theme TOML file.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
 }
 
 /// Options of `perpdesk sim`.

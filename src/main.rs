@@ -14,9 +14,12 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use perpdesk::{
     app::{self, RunOptions},
-    cli::{Cli, Command, SimArgs},
+    cli::{AttachArgs, Cli, Command, SimArgs},
     config::{self, Config, ConfigError},
-    console::{headless, tui},
+    console::{
+        attach, headless,
+        tui::{self, IntentSink},
+    },
     engine::EngineSettings,
     sim::{
         calibration,
@@ -68,6 +71,16 @@ fn main() -> ExitCode {
                 ExitCode::from(ConfigError::EXIT_CODE)
             }
         },
+        Some(Command::Attach(args)) => {
+            let theme = match load_theme(args.theme.as_deref().unwrap_or(&loaded.config.ui.theme)) {
+                Ok(t) => t,
+                Err(msg) => {
+                    eprintln!("error: {msg}");
+                    return ExitCode::from(ConfigError::EXIT_CODE);
+                }
+            };
+            finish(runtime().and_then(|rt| rt.block_on(run_attach(args, &loaded.config, theme))))
+        }
         Some(Command::Sim(args)) => {
             finish(runtime().and_then(|rt| rt.block_on(run_sim(args, &loaded.config))))
         }
@@ -216,8 +229,26 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
     });
     if headless {
         println!(
-            "perpdesk headless: {} ({environment}) REST {} WS {}",
-            venue, opts.rest_url, opts.ws_url
+            "perpdesk headless: {venue} ({environment}) REST {} WS {}",
+            opts.rest_url, opts.ws_url
+        );
+        std::fs::create_dir_all(&config.paths.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.paths.data_dir.display()
+            )
+        })?;
+        let socket = attach::socket_path(&config.paths.data_dir);
+        let server = attach::serve(
+            &socket,
+            engine.views.clone(),
+            engine.commands.clone(),
+            stop_rx.clone(),
+        )
+        .await?;
+        println!(
+            "attach a console with: perpdesk attach --socket {}",
+            socket.display()
         );
         let printer = tokio::spawn(headless::print_status(
             engine.views.clone(),
@@ -227,8 +258,9 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
         let _ = stop_rx.changed().await;
         println!("perpdesk: shutting down");
         printer.abort();
+        let _ = server.await;
     } else {
-        tui::run(&engine, theme, stop_rx).await?;
+        tui::run(engine.views.clone(), IntentSink::Local(&engine), theme, stop_rx).await?;
     }
     engine.stop().await;
     if let Some(sim) = demo_sim {
@@ -297,5 +329,29 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
     app::shutdown_signal().await;
     println!("perpdesk sim: shutting down");
     handle.shutdown().await;
+    Ok(())
+}
+
+async fn run_attach(args: &AttachArgs, config: &Config, theme: Theme) -> anyhow::Result<()> {
+    let _log_guard = init_logging(config, false)?;
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| attach::socket_path(&config.paths.data_dir));
+    let attached = attach::connect(&socket).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        app::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    tui::run(
+        attached.views.clone(),
+        IntentSink::Remote(&attached.intents),
+        theme,
+        stop_rx,
+    )
+    .await?;
+    // Let the writer flush the detach before the runtime ends.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())
 }

@@ -55,12 +55,40 @@ fn spawn_input_thread(tx: mpsc::UnboundedSender<Input>) {
     });
 }
 
-fn send(engine: &RunningEngine, intent: &Intent) {
-    if let Some(cmd) = intent_to_command(intent) {
-        // A full command channel means the engine is far behind; dropping one key press is better
-        // than freezing the screen.
-        if engine.commands.try_send(EngineEvent::Command(cmd)).is_err() {
-            tracing::warn!(?intent, "engine busy: operator command dropped");
+/// Where the console's intents go: the engine in this process, or one attached over a socket.
+#[derive(Debug, Clone, Copy)]
+pub enum IntentSink<'a> {
+    Local(&'a RunningEngine),
+    Remote(&'a mpsc::UnboundedSender<Intent>),
+}
+
+impl IntentSink<'_> {
+    fn send(self, intent: &Intent) {
+        match self {
+            Self::Local(engine) => {
+                if let Some(cmd) = intent_to_command(intent) {
+                    // A full command channel means the engine is far behind; dropping one key press
+                    // is better than freezing the screen.
+                    if engine.commands.try_send(EngineEvent::Command(cmd)).is_err() {
+                        tracing::warn!(?intent, "engine busy: operator command dropped");
+                    }
+                }
+            }
+            Self::Remote(tx) => {
+                let _ = tx.send(intent.clone());
+            }
+        }
+    }
+
+    /// The console is closing: a local engine shuts down with it, a remote one is only detached from.
+    fn close(self) {
+        match self {
+            Self::Local(engine) => {
+                let _ = engine.commands.try_send(EngineEvent::Command(Command::Shutdown));
+            }
+            Self::Remote(tx) => {
+                let _ = tx.send(Intent::Quit);
+            }
         }
     }
 }
@@ -70,15 +98,17 @@ fn draw(term: &mut ConsoleTerminal, app: &mut App, view: &View) -> anyhow::Resul
     Ok(())
 }
 
-/// Runs the TUI until the operator quits or `shutdown` fires. Restores the terminal on every path.
+/// Runs the TUI until the operator quits, the view source closes, or `shutdown` fires. Restores the
+/// terminal on every path.
 pub async fn run(
-    engine: &RunningEngine,
+    views: watch::Receiver<Arc<View>>,
+    sink: IntentSink<'_>,
     theme: Theme,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     terminal::install_panic_hook();
     let mut term = terminal::enter()?;
-    let result = run_loop(&mut term, engine, theme, &mut shutdown).await;
+    let result = run_loop(&mut term, views, sink, theme, &mut shutdown).await;
     let restored = terminal::restore();
     result?;
     restored?;
@@ -87,15 +117,15 @@ pub async fn run(
 
 async fn run_loop(
     term: &mut ConsoleTerminal,
-    engine: &RunningEngine,
+    mut views: watch::Receiver<Arc<View>>,
+    sink: IntentSink<'_>,
     theme: Theme,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let timeframes: Vec<String> = engine.views.borrow().timeframes.clone();
-    let mut app = App::new(theme, timeframes);
+    // An empty list: the chart follows the view's timeframes (known once the first view arrives).
+    let mut app = App::new(theme, Vec::<String>::new());
     let (tx, mut rx) = mpsc::unbounded_channel();
     spawn_input_thread(tx);
-    let mut views = engine.views.clone();
     let mut view: Arc<View> = Arc::clone(&views.borrow_and_update());
     draw(term, &mut app, &view)?;
     let mut clock = tokio::time::interval(Duration::from_secs(1));
@@ -107,7 +137,7 @@ async fn run_loop(
                         let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
                         match app.handle_key(key, &view) {
                             Some(Intent::Quit) => break,
-                            Some(intent) => send(engine, &intent),
+                            Some(intent) => sink.send(&intent),
                             None if ctrl_c => break,
                             None => {}
                         }
@@ -121,7 +151,7 @@ async fn run_loop(
                 if changed.is_err() { break; }
                 view = Arc::clone(&views.borrow_and_update());
                 if let Some(intent) = app.focus_request(&view) {
-                    send(engine, &intent);
+                    sink.send(&intent);
                 }
                 draw(term, &mut app, &view)?;
             }
@@ -129,6 +159,6 @@ async fn run_loop(
             _ = shutdown.changed() => break,
         }
     }
-    let _ = engine.commands.try_send(EngineEvent::Command(Command::Shutdown));
+    sink.close();
     Ok(())
 }
