@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn atr_seeds_with_the_mean_then_smooths() {
-        let mut atr = Atr::new(2).unwrap();
+        let mut atr = Atr::new(2).expect("valid parameters");
         assert_eq!(atr.update(bar(10.0, 9.0, 9.5)), None);
         assert_eq!(atr.update(bar(10.0, 9.0, 9.5)), None); // TR 1
         assert_eq!(atr.update(bar(11.0, 9.0, 10.0)), Some(1.5)); // TR 2, mean(1, 2)

@@ -93,7 +93,7 @@ mod tests {
             .into_iter()
             .filter_map(|close| bands.update(close))
             .last()
-            .unwrap();
+            .expect("warmed up");
         assert_eq!(last.upper, last.lower);
     }
 }

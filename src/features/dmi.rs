@@ -4,13 +4,15 @@
 //! * `up = h[i] − h[i−1]`, `down = l[i−1] − l[i]`; −DM = down if `down > 0 and up < down`, else +DM = up if
 //!   `up > 0 and up > down` (equal moves give neither).
 //! * Bars 1..=period−1 are summed (period − 1 terms); from bar `period` on, `S = S − S/period + x` for +DM,
-//!   −DM and TR, and DI = 100·S_dm/S_tr (0 when S_tr is zero by TA-Lib's epsilon). First DI/DX on bar
+//!   −DM and TR, and DI = `100·S_dm/S_tr` (0 when `S_tr` is zero by TA-Lib's epsilon). First DI/DX on bar
 //!   `period`.
-//! * DX = 100·|−DI − +DI| / (−DI + +DI). When that sum (or S_tr) is zero TA-Lib writes 0 on the first DX
+//! * DX = 100·|−DI − +DI| / (−DI + +DI). When that sum (or `S_tr`) is zero TA-Lib writes 0 on the first DX
 //!   and repeats the previous DX afterwards, and ADX skips that bar; we do the same. (SPEC.md §0.3 says
 //!   "0 if the sum is 0": that is the first-bar case; the golden files contain no later one.)
 //! * ADX on bar `2·period − 1`: the mean of the DX of bars `period..=2·period − 1`, then
 //!   `ADX = (ADX·(period − 1) + DX) / period`.
+
+use std::cmp::Ordering;
 
 use super::{FeatureError, Indicator, atr::true_range, check_period, ta_lib_is_zero};
 use crate::domain::Bar;
@@ -105,18 +107,22 @@ impl Indicator for Dmi {
             (plus_di, minus_di, dx)
         };
         let first_adx_index = 2 * self.period - 1;
-        let adx = if index < first_adx_index {
-            self.adx += dx.unwrap_or(0.0);
-            None
-        } else if index == first_adx_index {
-            self.adx += dx.unwrap_or(0.0);
-            self.adx /= period;
-            Some(self.adx)
-        } else {
-            if let Some(dx) = dx {
-                self.adx = (self.adx * (period - 1.0) + dx) / period;
+        let adx = match index.cmp(&first_adx_index) {
+            Ordering::Less => {
+                self.adx += dx.unwrap_or(0.0);
+                None
             }
-            Some(self.adx)
+            Ordering::Equal => {
+                self.adx += dx.unwrap_or(0.0);
+                self.adx /= period;
+                Some(self.adx)
+            }
+            Ordering::Greater => {
+                if let Some(dx) = dx {
+                    self.adx = (self.adx * (period - 1.0) + dx) / period;
+                }
+                Some(self.adx)
+            }
         };
         let dx = match dx {
             Some(dx) => dx,
@@ -156,29 +162,29 @@ mod tests {
 
     #[test]
     fn steady_uptrend_is_all_plus() {
-        let mut dmi = Dmi::new(3).unwrap();
+        let mut dmi = Dmi::new(3).expect("valid parameters");
         let values: Vec<_> = (0..8)
             .map(|i| dmi.update(bar(11.0 + f64::from(i), 10.0 + f64::from(i))))
             .collect();
         assert!(values[..3].iter().all(Option::is_none));
-        let first = values[3].unwrap();
+        let first = values[3].expect("warmed up");
         assert_eq!(first.minus_di, 0.0);
         assert!(first.plus_di > 0.0);
         assert_eq!(first.dx, 100.0);
         assert_eq!(first.adx, None);
-        assert_eq!(values[5].unwrap().adx, Some(100.0));
+        assert_eq!(values[5].expect("warmed up").adx, Some(100.0));
     }
 
     #[test]
     fn flat_market_gives_zero_dx_then_repeats_it() {
-        let mut dmi = Dmi::new(2).unwrap();
+        let mut dmi = Dmi::new(2).expect("valid parameters");
         let values: Vec<_> = (0..5).map(|_| dmi.update(bar(10.0, 10.0))).collect();
-        let first = values[2].unwrap();
+        let first = values[2].expect("warmed up");
         assert_eq!(
             (first.plus_di, first.minus_di, first.dx, first.adx),
             (0.0, 0.0, 0.0, None)
         );
-        assert_eq!(values[3].unwrap().adx, Some(0.0));
-        assert_eq!(values[4].unwrap().dx, 0.0);
+        assert_eq!(values[3].expect("warmed up").adx, Some(0.0));
+        assert_eq!(values[4].expect("warmed up").dx, 0.0);
     }
 }

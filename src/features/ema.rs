@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn sma_seeded_ema_starts_at_period_minus_one_with_the_mean() {
-        let mut ema = Ema::new(3, EmaSeeding::SmaOfFirstPeriod).unwrap();
+        let mut ema = Ema::new(3, EmaSeeding::SmaOfFirstPeriod).expect("valid parameters");
         assert_eq!(ema.update(1.0), None);
         assert_eq!(ema.update(2.0), None);
         assert_eq!(ema.update(6.0), Some(3.0));
@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn first_value_ema_starts_at_the_first_input() {
-        let mut ema = Ema::new(3, EmaSeeding::FirstValue).unwrap();
+        let mut ema = Ema::new(3, EmaSeeding::FirstValue).expect("valid parameters");
         assert_eq!(ema.update(10.0), Some(10.0));
         assert_eq!(ema.update(20.0), Some(15.0));
     }

@@ -116,8 +116,8 @@ mod tests {
         let closes: Vec<f64> = (0..40)
             .map(|i| 100.0 + f64::from(i % 7) - f64::from(i % 3))
             .collect();
-        let mut ta_lib = Macd::new(12, 26, 9, MacdSeeding::TaLib).unwrap();
-        let mut natural = Macd::new(12, 26, 9, MacdSeeding::Natural).unwrap();
+        let mut ta_lib = Macd::new(12, 26, 9, MacdSeeding::TaLib).expect("valid parameters");
+        let mut natural = Macd::new(12, 26, 9, MacdSeeding::Natural).expect("valid parameters");
         let ta_lib: Vec<_> = closes.iter().map(|&close| ta_lib.update(close)).collect();
         let natural: Vec<_> = closes.iter().map(|&close| natural.update(close)).collect();
         assert_eq!(ta_lib.iter().position(Option::is_some), Some(33));

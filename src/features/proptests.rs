@@ -10,6 +10,8 @@
 //! `N·ε·E[x²]`, and a square root turns that into a visible σ; the variance error stays below
 //! `1e-12·mean²`. Realised volatility is compared squared for the same reason.
 
+use std::cmp::Ordering;
+
 use proptest::prelude::*;
 
 use super::{
@@ -171,13 +173,13 @@ fn rsi(xs: &[f64], period: usize) -> Vec<Option<f64>> {
     let loss = |i: usize| (xs[i - 1] - xs[i]).max(0.0);
     let mut average_gain = (1..=period).map(gain).sum::<f64>() / n;
     let mut average_loss = (1..=period).map(loss).sum::<f64>() / n;
-    for i in period..xs.len() {
+    for (i, slot) in out.iter_mut().enumerate().skip(period) {
         if i > period {
             average_gain = (average_gain * (n - 1.0) + gain(i)) / n;
             average_loss = (average_loss * (n - 1.0) + loss(i)) / n;
         }
         let total = average_gain + average_loss;
-        out[i] = Some(if total.abs() < TA_LIB_EPSILON {
+        *slot = Some(if total.abs() < TA_LIB_EPSILON {
             0.0
         } else {
             100.0 * average_gain / total
@@ -250,17 +252,21 @@ fn dmi(bars: &[Bar], period: usize) -> Vec<Option<DmiValue>> {
         let di_sum = plus_di + minus_di;
         let dx = (defined_range && di_sum.abs() >= TA_LIB_EPSILON)
             .then(|| 100.0 * (plus_di - minus_di).abs() / di_sum);
-        let adx_value = if i < 2 * period - 1 {
-            adx += dx.unwrap_or(0.0);
-            None
-        } else if i == 2 * period - 1 {
-            adx = (adx + dx.unwrap_or(0.0)) / n;
-            Some(adx)
-        } else {
-            if let Some(dx) = dx {
-                adx = (adx * (n - 1.0) + dx) / n;
+        let adx_value = match i.cmp(&(2 * period - 1)) {
+            Ordering::Less => {
+                adx += dx.unwrap_or(0.0);
+                None
             }
-            Some(adx)
+            Ordering::Equal => {
+                adx = (adx + dx.unwrap_or(0.0)) / n;
+                Some(adx)
+            }
+            Ordering::Greater => {
+                if let Some(dx) = dx {
+                    adx = (adx * (n - 1.0) + dx) / n;
+                }
+                Some(adx)
+            }
         };
         last_dx = dx.unwrap_or(if i == period { 0.0 } else { last_dx });
         out[i] = Some(DmiValue {
@@ -402,9 +408,9 @@ proptest! {
         let xs = closes(&bars);
         for period in EMA_PERIODS {
             let n = period as usize;
-            let sma_seeded = run(Ema::new(period, EmaSeeding::SmaOfFirstPeriod).unwrap(), &xs);
+            let sma_seeded = run(Ema::new(period, EmaSeeding::SmaOfFirstPeriod).expect("valid parameters"), &xs);
             check_series(&format!("ema{period}"), &sma_seeded, &ema_sma_seeded(&xs, n), 0.0)?;
-            let first_value = run(Ema::new(period, EmaSeeding::FirstValue).unwrap(), &xs);
+            let first_value = run(Ema::new(period, EmaSeeding::FirstValue).expect("valid parameters"), &xs);
             check_series(&format!("ema{period}_seedfirst"), &first_value, &ema_first_value(&xs, n), 0.0)?;
         }
     }
@@ -432,15 +438,15 @@ proptest! {
     fn true_range_and_atr_equal_batch(bars in bars()) {
         let scale = bars.iter().map(|bar| bar.close).fold(0.0, f64::max);
         check_series("trange", &run(TrueRange::new(), &bars), &true_ranges(&bars), 0.0)?;
-        check_series("atr14", &run(Atr::new(14).unwrap(), &bars), &atr(&bars, 14), scale)?;
-        check_series("atr3", &run(Atr::new(3).unwrap(), &bars), &atr(&bars, 3), scale)?;
+        check_series("atr14", &run(Atr::new(14).expect("valid parameters"), &bars), &atr(&bars, 14), scale)?;
+        check_series("atr3", &run(Atr::new(3).expect("valid parameters"), &bars), &atr(&bars, 3), scale)?;
     }
 
     #[test]
     fn rsi_equals_batch(bars in bars()) {
         let xs = closes(&bars);
-        check_series("rsi14", &run(Rsi::new(14).unwrap(), &xs), &rsi(&xs, 14), 1.0)?;
-        check_series("rsi2", &run(Rsi::new(2).unwrap(), &xs), &rsi(&xs, 2), 1.0)?;
+        check_series("rsi14", &run(Rsi::new(14).expect("valid parameters"), &xs), &rsi(&xs, 14), 1.0)?;
+        check_series("rsi2", &run(Rsi::new(2).expect("valid parameters"), &xs), &rsi(&xs, 2), 1.0)?;
     }
 
     #[test]
@@ -448,7 +454,7 @@ proptest! {
         let xs = closes(&bars);
         let scale = xs.iter().copied().fold(0.0, f64::max);
         for seeding in [MacdSeeding::TaLib, MacdSeeding::Natural] {
-            let actual = run(Macd::new(12, 26, 9, seeding).unwrap(), &xs);
+            let actual = run(Macd::new(12, 26, 9, seeding).expect("valid parameters"), &xs);
             let expected = macd(&xs, 12, 26, 9, seeding);
             check_series("macd line", &field(&actual, |v| v.line), &field(&expected, |v| v.line), scale)?;
             let signal = |values: &[Option<MacdValue>]| values.iter().map(|v| v.and_then(|v| v.signal)).collect::<Vec<_>>();
@@ -461,7 +467,7 @@ proptest! {
     #[test]
     fn dmi_equals_batch(bars in bars()) {
         for period in [14_u32, 3] {
-            let actual = run(Dmi::new(period).unwrap(), &bars);
+            let actual = run(Dmi::new(period).expect("valid parameters"), &bars);
             let expected = dmi(&bars, period as usize);
             check_series("plus_di", &field(&actual, |v| v.plus_di), &field(&expected, |v| v.plus_di), 1.0)?;
             check_series("minus_di", &field(&actual, |v| v.minus_di), &field(&expected, |v| v.minus_di), 1.0)?;
@@ -487,16 +493,16 @@ proptest! {
         let xs = closes(&bars);
         let forming_bars: Vec<Bar> = bars.iter().map(|bar| forming(bar, shift)).collect();
         let forming_closes = closes(&forming_bars);
-        check_peek_is_pure(Ema::new(9, EmaSeeding::SmaOfFirstPeriod).unwrap(), &xs, &forming_closes)?;
-        check_peek_is_pure(Ema::new(21, EmaSeeding::FirstValue).unwrap(), &xs, &forming_closes)?;
+        check_peek_is_pure(Ema::new(9, EmaSeeding::SmaOfFirstPeriod).expect("valid parameters"), &xs, &forming_closes)?;
+        check_peek_is_pure(Ema::new(21, EmaSeeding::FirstValue).expect("valid parameters"), &xs, &forming_closes)?;
         check_peek_is_pure(Sma::<20>::new(), &xs, &forming_closes)?;
         check_peek_is_pure(Bollinger::<20>::new(2.0), &xs, &forming_closes)?;
         check_peek_is_pure(TrueRange::new(), &bars, &forming_bars)?;
-        check_peek_is_pure(Atr::new(14).unwrap(), &bars, &forming_bars)?;
-        check_peek_is_pure(Rsi::new(14).unwrap(), &xs, &forming_closes)?;
-        check_peek_is_pure(Macd::new(12, 26, 9, MacdSeeding::TaLib).unwrap(), &xs, &forming_closes)?;
-        check_peek_is_pure(Macd::new(12, 26, 9, MacdSeeding::Natural).unwrap(), &xs, &forming_closes)?;
-        check_peek_is_pure(Dmi::new(14).unwrap(), &bars, &forming_bars)?;
+        check_peek_is_pure(Atr::new(14).expect("valid parameters"), &bars, &forming_bars)?;
+        check_peek_is_pure(Rsi::new(14).expect("valid parameters"), &xs, &forming_closes)?;
+        check_peek_is_pure(Macd::new(12, 26, 9, MacdSeeding::TaLib).expect("valid parameters"), &xs, &forming_closes)?;
+        check_peek_is_pure(Macd::new(12, 26, 9, MacdSeeding::Natural).expect("valid parameters"), &xs, &forming_closes)?;
+        check_peek_is_pure(Dmi::new(14).expect("valid parameters"), &bars, &forming_bars)?;
         check_peek_is_pure(Obv::new(), &bars, &forming_bars)?;
         check_peek_is_pure(Vwap::new(), &bars, &forming_bars)?;
         check_peek_is_pure(LogReturn::new(), &xs, &forming_closes)?;
@@ -506,12 +512,12 @@ proptest! {
         let mut peeked = IndicatorSet::default();
         for (bar, forming) in bars.iter().zip(&forming_bars) {
             let before = peeked.clone();
-            peeked.peek(forming).unwrap();
-            let preview = peeked.peek(bar).unwrap();
+            peeked.peek(forming).expect("bars are in order, closed and finite");
+            let preview = peeked.peek(bar).expect("bars are in order, closed and finite");
             prop_assert_eq!(&peeked, &before);
-            let committed = *peeked.update(bar).unwrap();
+            let committed = *peeked.update(bar).expect("bars are in order, closed and finite");
             prop_assert_eq!(preview, committed);
-            prop_assert_eq!(committed, *plain.update(bar).unwrap());
+            prop_assert_eq!(committed, *plain.update(bar).expect("bars are in order, closed and finite"));
         }
     }
 
@@ -519,15 +525,15 @@ proptest! {
     fn set_matches_its_indicators_and_is_nan_free(bars in bars()) {
         let xs = closes(&bars);
         let mut set = IndicatorSet::default();
-        let values: Vec<_> = bars.iter().map(|bar| *set.update(bar).unwrap()).collect();
-        let emas: Vec<_> = values.iter().map(|v| v.emas()).collect();
+        let values: Vec<_> = bars.iter().map(|bar| *set.update(bar).expect("bars are in order, closed and finite")).collect();
+        let emas: Vec<_> = values.iter().map(super::IndicatorValues::emas).collect();
         for (slot, period) in EMA_PERIODS.into_iter().enumerate() {
             let column: Vec<_> = emas.iter().map(|emas| emas[slot]).collect();
-            prop_assert_eq!(column, run(Ema::new(period, EmaSeeding::SmaOfFirstPeriod).unwrap(), &xs));
+            prop_assert_eq!(column, run(Ema::new(period, EmaSeeding::SmaOfFirstPeriod).expect("valid parameters"), &xs));
         }
         prop_assert_eq!(values.iter().map(|v| v.sma20).collect::<Vec<_>>(), run(Sma::<20>::new(), &xs));
-        prop_assert_eq!(values.iter().map(|v| v.rsi14).collect::<Vec<_>>(), run(Rsi::new(14).unwrap(), &xs));
-        prop_assert_eq!(values.iter().map(|v| v.dmi).collect::<Vec<_>>(), run(Dmi::new(14).unwrap(), &bars));
+        prop_assert_eq!(values.iter().map(|v| v.rsi14).collect::<Vec<_>>(), run(Rsi::new(14).expect("valid parameters"), &xs));
+        prop_assert_eq!(values.iter().map(|v| v.dmi).collect::<Vec<_>>(), run(Dmi::new(14).expect("valid parameters"), &bars));
         prop_assert_eq!(values.iter().map(|v| v.vwap).collect::<Vec<_>>(), run(Vwap::new(), &bars));
         for (index, v) in values.iter().enumerate() {
             let mut all = vec![

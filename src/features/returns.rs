@@ -84,7 +84,7 @@ mod tests {
         let mut volatility = RealisedVolatility::<2>::new();
         assert_eq!(volatility.update(1.0), None);
         assert_eq!(volatility.update(2.0), None);
-        let value = volatility.update(1.0).unwrap();
+        let value = volatility.update(1.0).expect("warmed up");
         let ln2 = 2.0_f64.ln();
         assert!((value - ln2).abs() < 1e-15, "{value} vs {ln2}");
         assert_eq!(volatility.last_log_return(), Some(-ln2));

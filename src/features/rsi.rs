@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn first_value_after_period_changes() {
-        let mut rsi = Rsi::new(2).unwrap();
+        let mut rsi = Rsi::new(2).expect("valid parameters");
         assert_eq!(rsi.update(10.0), None);
         assert_eq!(rsi.update(12.0), None); // gain 2
         assert_eq!(rsi.update(11.0), Some(100.0 * (1.0 / 1.5))); // loss 1: G = 1, L = 0.5
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn flat_series_gives_zero_like_ta_lib() {
-        let mut rsi = Rsi::new(3).unwrap();
+        let mut rsi = Rsi::new(3).expect("valid parameters");
         let values: Vec<_> = [5.0; 6].into_iter().map(|close| rsi.update(close)).collect();
         assert_eq!(values, vec![None, None, None, Some(0.0), Some(0.0), Some(0.0)]);
     }

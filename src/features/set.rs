@@ -264,26 +264,32 @@ mod tests {
     #[test]
     fn warm_up_order_of_the_set() {
         let mut set = IndicatorSet::default();
-        let first = *set.update(&bar(0, 100.0)).unwrap();
+        let first = *set
+            .update(&bar(0, 100.0))
+            .expect("bars are in order, closed and finite");
         assert_eq!(first.obv, Some(10.0));
         assert_eq!(first.vwap, Some(100.0));
         assert_eq!(first.ema9, None);
         assert_eq!(first.true_range, None);
         for index in 1..33 {
-            set.update(&bar(index, 100.0 + (index % 5) as f64)).unwrap();
+            set.update(&bar(index, 100.0 + (index % 5) as f64))
+                .expect("bars are in order, closed and finite");
         }
         let values = *set.latest();
         assert!(values.ema26.is_some() && values.atr14.is_some() && values.dmi.is_some());
         assert_eq!(values.macd, None);
         assert_eq!(values.ema50, None);
-        let values = *set.update(&bar(33, 101.0)).unwrap();
+        let values = *set
+            .update(&bar(33, 101.0))
+            .expect("bars are in order, closed and finite");
         assert!(values.macd.is_some_and(|macd| macd.signal.is_some()));
     }
 
     #[test]
     fn refuses_bars_out_of_order_forming_or_non_finite_and_stays_unchanged() {
         let mut set = IndicatorSet::default();
-        set.update(&bar(5, 100.0)).unwrap();
+        set.update(&bar(5, 100.0))
+            .expect("bars are in order, closed and finite");
         let before = set.clone();
         assert_eq!(
             set.update(&bar(5, 101.0)),
@@ -319,14 +325,15 @@ mod tests {
     fn peek_of_a_forming_bar_equals_the_update_of_the_closed_bar() {
         let mut set = IndicatorSet::default();
         for index in 0..40 {
-            set.update(&bar(index, 50.0 + (index % 7) as f64)).unwrap();
+            set.update(&bar(index, 50.0 + (index % 7) as f64))
+                .expect("bars are in order, closed and finite");
         }
         let forming = Bar {
             closed: false,
             ..bar(40, 58.5)
         };
         let before = set.clone();
-        let preview = set.peek(&forming).unwrap();
+        let preview = set.peek(&forming).expect("bars are in order, closed and finite");
         assert_eq!(set, before);
         assert_eq!(preview.open_time, Some(forming.open_time));
         let committed = *set
@@ -334,7 +341,7 @@ mod tests {
                 closed: true,
                 ..forming
             })
-            .unwrap();
+            .expect("warmed up");
         assert_eq!(preview, committed);
     }
 
