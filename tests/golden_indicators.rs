@@ -12,7 +12,7 @@
 //!   written with `%.12g`, so a golden value carries up to 5e-12 relative rounding of its own; 1e-9
 //!   leaves a 200× margin for our floating-point differences and still catches any convention error
 //!   (the seeding differences SPEC.md §4.5 lists are 1e-7..0.26 relative). A golden 0 must be matched
-//!   by an exact 0 (that happens for RSI/DX on flat stretches).
+//!   by an exact 0 (a relative error is undefined there).
 //!
 //! Measured (printed per column by `cargo test --test golden_indicators -- --nocapture`): every column on
 //! every dataset is within 5.0e-12 relative, i.e. within the CSV's own 12-digit rounding, except

@@ -7,8 +7,10 @@
 //!   −DM and TR, and DI = `100·S_dm/S_tr` (0 when `S_tr` is zero by TA-Lib's epsilon). First DI/DX on bar
 //!   `period`.
 //! * DX = 100·|−DI − +DI| / (−DI + +DI). When that sum (or `S_tr`) is zero TA-Lib writes 0 on the first DX
-//!   and repeats the previous DX afterwards, and ADX skips that bar; we do the same. (SPEC.md §0.3 says
-//!   "0 if the sum is 0": that is the first-bar case; the golden files contain no later one.)
+//!   and repeats the previous DX afterwards, and ADX skips that bar (TA-Lib's `ta_DX.c` / `ta_ADX.c`);
+//!   we do the same. SPEC.md §0.3 says "0 if the sum is 0", which is only the first-bar case; none of the
+//!   three golden files has a zero DI sum on any row, so the goldens cannot tell the two readings apart
+//!   and the unit test `flat_market_gives_zero_dx_then_repeats_it` pins ours.
 //! * ADX on bar `2·period − 1`: the mean of the DX of bars `period..=2·period − 1`, then
 //!   `ADX = (ADX·(period − 1) + DX) / period`.
 
