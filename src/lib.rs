@@ -14,6 +14,8 @@ pub mod sim;
 
 pub mod market;
 
+pub mod smc;
+
 pub mod strategy;
 
 pub mod engine;
