@@ -31,7 +31,11 @@ pub struct FairValueGapDetector {
 
 impl FairValueGapDetector {
     pub fn new(join_consecutive: bool) -> Self {
-        Self { join_consecutive, previous: [None, None], active: Vec::new() }
+        Self {
+            join_consecutive,
+            previous: [None, None],
+            active: Vec::new(),
+        }
     }
 
     pub fn on_bar(&mut self, index: BarIndex, bar: &Bar, out: &mut Vec<SmcEvent>) {
@@ -39,9 +43,19 @@ impl FairValueGapDetector {
         if let [Some(before), Some(middle)] = self.previous {
             let middle_row = index - 1;
             let gap = if middle.close > middle.open && before.high < bar.low {
-                Some(Gap { row: middle_row, direction: Direction::Bullish, top: bar.low, bottom: before.high })
+                Some(Gap {
+                    row: middle_row,
+                    direction: Direction::Bullish,
+                    top: bar.low,
+                    bottom: before.high,
+                })
             } else if middle.close < middle.open && before.low > bar.high {
-                Some(Gap { row: middle_row, direction: Direction::Bearish, top: before.low, bottom: bar.high })
+                Some(Gap {
+                    row: middle_row,
+                    direction: Direction::Bearish,
+                    top: before.low,
+                    bottom: bar.high,
+                })
             } else {
                 None
             };
@@ -93,6 +107,7 @@ impl FairValueGapDetector {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
@@ -122,21 +137,33 @@ mod tests {
 
     #[test]
     fn bullish_gap_known_one_bar_late_and_mitigated_on_touch() {
-        let bars = [bar(1.0, 2.0, 0.5, 1.5), bar(2.0, 4.0, 1.9, 3.8), bar(3.8, 5.0, 3.0, 4.5), bar(4.5, 4.6, 3.0, 3.5)];
+        let bars = [
+            bar(1.0, 2.0, 0.5, 1.5),
+            bar(2.0, 4.0, 1.9, 3.8),
+            bar(3.8, 5.0, 3.0, 4.5),
+            bar(4.5, 4.6, 3.0, 3.5),
+        ];
         let out = run(false, &bars);
-        assert_eq!(out, vec![
-            SmcEvent {
-                row: 1,
-                known_at: 2,
-                kind: SmcEventKind::FairValueGap {
-                    direction: Direction::Bullish,
-                    top: 3.0,
-                    bottom: 2.0,
-                    joined: false
-                }
-            },
-            SmcEvent { row: 1, known_at: 3, kind: SmcEventKind::FairValueGapMitigated { joined: false, at: 3 } },
-        ]);
+        assert_eq!(
+            out,
+            vec![
+                SmcEvent {
+                    row: 1,
+                    known_at: 2,
+                    kind: SmcEventKind::FairValueGap {
+                        direction: Direction::Bullish,
+                        top: 3.0,
+                        bottom: 2.0,
+                        joined: false
+                    }
+                },
+                SmcEvent {
+                    row: 1,
+                    known_at: 3,
+                    kind: SmcEventKind::FairValueGapMitigated { joined: false, at: 3 }
+                },
+            ]
+        );
     }
 
     #[test]
@@ -157,7 +184,12 @@ mod tests {
         assert!(out.contains(&SmcEvent {
             row: 2,
             known_at: 3,
-            kind: SmcEventKind::FairValueGap { direction: Direction::Bullish, top: 5.5, bottom: 2.0, joined: true }
+            kind: SmcEventKind::FairValueGap {
+                direction: Direction::Bullish,
+                top: 5.5,
+                bottom: 2.0,
+                joined: true
+            }
         }));
     }
 }

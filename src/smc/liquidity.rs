@@ -13,7 +13,9 @@
 //! the swing de-duplication. The reference takes `pip_range` from the range of the whole frame, which is
 //! look-ahead; here it is a fixed parameter (the golden tests pass the value the reference used).
 
-use super::{BarHistory, BarIndex, Direction, SmcError, SmcEvent, SmcEventKind, Swing, SwingSide, SwingUpdate};
+use super::{
+    BarHistory, BarIndex, Direction, SmcError, SmcEvent, SmcEventKind, Swing, SwingSide, SwingUpdate,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Pool {
@@ -35,8 +37,15 @@ impl Pool {
 /// How the newest swing was placed, so a swing revision can undo it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Placement {
-    Started { row: BarIndex },
-    Joined { pool_row: BarIndex, direction: Direction, sum: f64, end: BarIndex },
+    Started {
+        row: BarIndex,
+    },
+    Joined {
+        pool_row: BarIndex,
+        direction: Direction,
+        sum: f64,
+        end: BarIndex,
+    },
 }
 
 /// Groups equal highs / lows into pools.
@@ -53,7 +62,11 @@ impl LiquidityDetector {
         if !pip_range.is_finite() || pip_range < 0.0 {
             return Err(SmcError::PipRange(pip_range));
         }
-        Ok(Self { pip_range, pools: Vec::new(), newest_placement: None })
+        Ok(Self {
+            pip_range,
+            pools: Vec::new(),
+            newest_placement: None,
+        })
     }
 
     pub fn on_bar(
@@ -96,7 +109,8 @@ impl LiquidityDetector {
             Some(Placement::Started { row }) => Some(row),
             None => None,
         };
-        self.pools.retain(|p| !(p.swept_at.is_some_and(|s| s <= newest_row) && Some(p.row) != pinned));
+        self.pools
+            .retain(|p| !(p.swept_at.is_some_and(|s| s <= newest_row) && Some(p.row) != pinned));
     }
 
     fn place(&mut self, swing: Swing, bars: &BarHistory, now: BarIndex, out: &mut Vec<SmcEvent>) {
@@ -113,8 +127,12 @@ impl LiquidityDetector {
                 && swing.level <= p.level + pip
         });
         if let Some(pool) = accepting {
-            self.newest_placement =
-                Some(Placement::Joined { pool_row: pool.row, direction, sum: pool.sum, end: pool.end });
+            self.newest_placement = Some(Placement::Joined {
+                pool_row: pool.row,
+                direction,
+                sum: pool.sum,
+                end: pool.end,
+            });
             if pool.visible() {
                 out.push(invalidated(pool, now));
             }
@@ -145,8 +163,17 @@ impl LiquidityDetector {
     fn undo_newest(&mut self, now: BarIndex, out: &mut Vec<SmcEvent>) {
         match self.newest_placement.take() {
             Some(Placement::Started { row }) => self.pools.retain(|p| p.row != row),
-            Some(Placement::Joined { pool_row, direction, sum, end }) => {
-                if let Some(pool) = self.pools.iter_mut().find(|p| p.row == pool_row && p.direction == direction) {
+            Some(Placement::Joined {
+                pool_row,
+                direction,
+                sum,
+                end,
+            }) => {
+                if let Some(pool) = self
+                    .pools
+                    .iter_mut()
+                    .find(|p| p.row == pool_row && p.direction == direction)
+                {
                     out.push(invalidated(pool, now));
                     pool.sum = sum;
                     pool.end = end;
@@ -167,7 +194,13 @@ fn is_sweep(pool: &Pool, high: f64, low: f64, pip: f64) -> bool {
 }
 
 fn invalidated(pool: &Pool, now: BarIndex) -> SmcEvent {
-    SmcEvent { row: pool.row, known_at: now, kind: SmcEventKind::LiquidityInvalidated { direction: pool.direction } }
+    SmcEvent {
+        row: pool.row,
+        known_at: now,
+        kind: SmcEventKind::LiquidityInvalidated {
+            direction: pool.direction,
+        },
+    }
 }
 
 /// Emits the pool (and its sweep, if already seen) when it has two or more members.
@@ -188,7 +221,10 @@ fn announce(pool: &Pool, now: BarIndex, out: &mut Vec<SmcEvent>) {
         out.push(SmcEvent {
             row: pool.row,
             known_at: now,
-            kind: SmcEventKind::LiquiditySwept { direction: pool.direction, at },
+            kind: SmcEventKind::LiquiditySwept {
+                direction: pool.direction,
+                at,
+            },
         });
     }
 }

@@ -90,37 +90,65 @@ pub struct SmcEvent {
 pub enum SmcEventKind {
     /// A swing high or low (after de-duplication). `bookend` marks the artificial row-0 swing the
     /// reference places opposite the first real swing.
-    Swing { side: SwingSide, level: f64, bookend: bool },
+    Swing {
+        side: SwingSide,
+        level: f64,
+        bookend: bool,
+    },
     /// The swing on `row` was replaced by a more extreme one of the same side.
     SwingInvalidated,
     /// A break of structure or change of character on swing `row`, broken by bar `broken_at`.
-    StructureBreak { kind: StructureKind, direction: Direction, level: f64, broken_at: BarIndex },
+    StructureBreak {
+        kind: StructureKind,
+        direction: Direction,
+        level: f64,
+        broken_at: BarIndex,
+    },
     /// A newer break, broken no later than this one, superseded the break on `row`.
     StructureInvalidated,
     /// A fair value gap with `row` as its middle candle. `joined`: emitted by a detector in
     /// `join_consecutive` mode.
-    FairValueGap { direction: Direction, top: f64, bottom: f64, joined: bool },
+    FairValueGap {
+        direction: Direction,
+        top: f64,
+        bottom: f64,
+        joined: bool,
+    },
     /// Price came back to the gap's near edge at bar `at`.
     FairValueGapMitigated { joined: bool, at: BarIndex },
     /// The gap moved to a later row (joined with the adjacent gap after it).
     FairValueGapInvalidated { joined: bool },
     /// An order block on candle `row`. `volume` is the three-bar volume at the crossing bar and
     /// `volume_percentage` the reference's min/max balance of its two parts.
-    OrderBlock { direction: Direction, top: f64, bottom: f64, volume: f64, volume_percentage: f64 },
+    OrderBlock {
+        direction: Direction,
+        top: f64,
+        bottom: f64,
+        volume: f64,
+        volume_percentage: f64,
+    },
     /// Price traded through the block at bar `at`; it is now a breaker block.
     OrderBlockMitigated { direction: Direction, at: BarIndex },
     /// The block was run through after mitigation, or revised because its crossing swing changed.
     OrderBlockInvalidated { direction: Direction },
     /// Equal highs (bullish) or equal lows (bearish) starting at swing `row`: `level` is the mean of the
     /// group's swing levels and `end` the last swing in the group.
-    LiquidityPool { direction: Direction, level: f64, end: BarIndex },
+    LiquidityPool {
+        direction: Direction,
+        level: f64,
+        end: BarIndex,
+    },
     /// Price ran through the pool at bar `at`.
     LiquiditySwept { direction: Direction, at: BarIndex },
     /// The pool on `row` changed (a member was added or withdrawn); a new `LiquidityPool` follows if
     /// the group still has two or more swings.
     LiquidityInvalidated { direction: Direction },
     /// From bar `row` on, the previous completed `timeframe` period had this high and low.
-    PreviousRange { timeframe: Interval, high: f64, low: f64 },
+    PreviousRange {
+        timeframe: Interval,
+        high: f64,
+        low: f64,
+    },
     /// Bar `row` traded above the previous period's high (first time in the current period).
     PreviousHighBroken { timeframe: Interval },
     /// Bar `row` traded below the previous period's low (first time in the current period).
@@ -128,7 +156,11 @@ pub enum SmcEventKind {
     /// Bar `row` is inside `session`; `high`/`low` are the extremes since the session opened.
     SessionBar { session: Session, high: f64, low: f64 },
     /// Retracement of bar `row` from the last swing (`from`), in percent, rounded to 0.1.
-    Retracement { from: SwingSide, current_percent: f64, deepest_percent: f64 },
+    Retracement {
+        from: SwingSide,
+        current_percent: f64,
+        deepest_percent: f64,
+    },
     /// The dealing range between the latest swing high and swing low, from bar `row` on.
     DealingRange { high: f64, low: f64 },
     /// Bar `row` closed in a different zone of the dealing range than the bar before.
@@ -143,7 +175,10 @@ pub enum SmcError {
     #[error("liquidity pip range must be finite and >= 0, got {0}")]
     PipRange(f64),
     #[error("bar opening at {open_time} does not follow the previous bar opening at {previous}")]
-    OutOfOrder { open_time: TimestampMs, previous: TimestampMs },
+    OutOfOrder {
+        open_time: TimestampMs,
+        previous: TimestampMs,
+    },
     #[error("bar opening at {open_time} has non-finite or inconsistent prices")]
     BadBar { open_time: TimestampMs },
     #[error("custom session needs start and end minutes below 1440, got {start}..{end}")]
@@ -160,7 +195,9 @@ pub struct BarHistory {
 
 impl BarHistory {
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { bars: Vec::with_capacity(capacity) }
+        Self {
+            bars: Vec::with_capacity(capacity),
+        }
     }
 
     pub fn push(&mut self, bar: Bar) -> BarIndex {
@@ -219,7 +256,12 @@ impl Default for SmcConfig {
             liquidity_pip_range: 0.0,
             fvg_join_consecutive: false,
             previous_timeframes: vec![Interval::H4, Interval::D1, Interval::W1],
-            sessions: vec![Session::Sydney, Session::London, Session::NewYork, Session::NewYorkKillZone],
+            sessions: vec![
+                Session::Sydney,
+                Session::London,
+                Session::NewYork,
+                Session::NewYorkKillZone,
+            ],
         }
     }
 }
@@ -249,7 +291,11 @@ impl SmcEngine {
         Ok(Self {
             history: BarHistory::default(),
             fvg: FairValueGapDetector::new(config.fvg_join_consecutive),
-            previous_levels: config.previous_timeframes.iter().map(|&tf| PreviousLevelsDetector::new(tf)).collect(),
+            previous_levels: config
+                .previous_timeframes
+                .iter()
+                .map(|&tf| PreviousLevelsDetector::new(tf))
+                .collect(),
             sessions,
             swings: SwingDetector::new(config.swing_length)?,
             structure: StructureDetector::new(config.close_break),
@@ -269,15 +315,22 @@ impl SmcEngine {
     /// Feeds the next closed bar and appends what became known at its close to `out`. Returns the bar's
     /// index.
     pub fn on_bar(&mut self, bar: &Bar, out: &mut Vec<SmcEvent>) -> Result<BarIndex, SmcError> {
-        let consistent = [bar.open, bar.high, bar.low, bar.close, bar.volume].iter().all(|v| v.is_finite())
+        let consistent = [bar.open, bar.high, bar.low, bar.close, bar.volume]
+            .iter()
+            .all(|v| v.is_finite())
             && bar.high >= bar.low;
         if !consistent {
-            return Err(SmcError::BadBar { open_time: bar.open_time });
+            return Err(SmcError::BadBar {
+                open_time: bar.open_time,
+            });
         }
         if let Some(last) = self.history.bars.last()
             && bar.open_time <= last.open_time
         {
-            return Err(SmcError::OutOfOrder { open_time: bar.open_time, previous: last.open_time });
+            return Err(SmcError::OutOfOrder {
+                open_time: bar.open_time,
+                previous: last.open_time,
+            });
         }
         let index = self.history.push(*bar);
         self.fvg.on_bar(index, bar, out);

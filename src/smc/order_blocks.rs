@@ -20,7 +20,9 @@
 //! bullish and bearish blocks have separate state (the reference shares breaker flags between its two
 //! passes, which a causal detector cannot do); a block re-created on the same candle starts afresh.
 
-use super::{BarHistory, BarIndex, Direction, SmcEvent, SmcEventKind, Swing, SwingSide, swings::last_swing_before};
+use super::{
+    BarHistory, BarIndex, Direction, SmcEvent, SmcEventKind, Swing, SwingSide, swings::last_swing_before,
+};
 
 /// One order block as it stands.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,7 +92,11 @@ impl BlockStore for Overlay<'_> {
     }
 
     fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>) {
-        if let Some(entry) = self.entries.iter_mut().find(|(r, d, _)| *r == row && *d == direction) {
+        if let Some(entry) = self
+            .entries
+            .iter_mut()
+            .find(|(r, d, _)| *r == row && *d == direction)
+        {
             entry.2 = block;
         } else {
             self.entries.push((row, direction, block));
@@ -147,7 +153,10 @@ impl OrderBlockDetector {
 
     /// The blocks as they stand after the last bar: `(row, block)`, oldest first.
     pub fn current(&self) -> impl Iterator<Item = (BarIndex, OrderBlock)> + '_ {
-        self.emitted.iter().enumerate().flat_map(|(row, blocks)| blocks.iter().flatten().map(move |b| (row, *b)))
+        self.emitted
+            .iter()
+            .enumerate()
+            .flat_map(|(row, blocks)| blocks.iter().flatten().map(move |b| (row, *b)))
     }
 
     pub fn on_bar(&mut self, bars: &BarHistory, swings: &[Swing], out: &mut Vec<SmcEvent>) {
@@ -164,9 +173,19 @@ impl OrderBlockDetector {
         self.touched.clear();
         self.touched.extend_from_slice(&self.previous_overlay_rows);
 
-        let mut settled = Settled { blocks: &mut self.settled_blocks, touched: &mut self.touched };
+        let mut settled = Settled {
+            blocks: &mut self.settled_blocks,
+            touched: &mut self.touched,
+        };
         for i in self.settled_until..=newest.row {
-            walk_bar(i, bars, swings, close_mitigation, &mut self.settled_state, &mut settled);
+            walk_bar(
+                i,
+                bars,
+                swings,
+                close_mitigation,
+                &mut self.settled_state,
+                &mut settled,
+            );
         }
         self.settled_until = self.settled_until.max(newest.row + 1);
 
@@ -174,12 +193,23 @@ impl OrderBlockDetector {
         self.scratch_state.active[1].clone_from(&self.settled_state.active[1]);
         self.scratch_state.last_crossed = self.settled_state.last_crossed;
         self.overlay.clear();
-        let mut overlay = Overlay { base: &self.settled_blocks, entries: &mut self.overlay };
+        let mut overlay = Overlay {
+            base: &self.settled_blocks,
+            entries: &mut self.overlay,
+        };
         for i in self.settled_until..=now {
-            walk_bar(i, bars, swings, close_mitigation, &mut self.scratch_state, &mut overlay);
+            walk_bar(
+                i,
+                bars,
+                swings,
+                close_mitigation,
+                &mut self.scratch_state,
+                &mut overlay,
+            );
         }
         self.previous_overlay_rows.clear();
-        self.previous_overlay_rows.extend(self.overlay.iter().map(|(row, _, _)| *row));
+        self.previous_overlay_rows
+            .extend(self.overlay.iter().map(|(row, _, _)| *row));
         self.touched.extend_from_slice(&self.previous_overlay_rows);
         self.touched.sort_unstable();
         self.touched.dedup();
@@ -203,7 +233,11 @@ fn emit_difference(
     after: Option<OrderBlock>,
     out: &mut Vec<SmcEvent>,
 ) {
-    let event = |kind| SmcEvent { row, known_at: now, kind };
+    let event = |kind| SmcEvent {
+        row,
+        known_at: now,
+        kind,
+    };
     let create = |out: &mut Vec<SmcEvent>, block: OrderBlock| {
         out.push(event(SmcEventKind::OrderBlock {
             direction,
@@ -269,10 +303,18 @@ fn walk_bar(
             } else {
                 let mitigated = match direction {
                     Direction::Bullish => {
-                        (if close_mitigation { bar.open.min(bar.close) } else { bar.low }) < block.bottom
+                        (if close_mitigation {
+                            bar.open.min(bar.close)
+                        } else {
+                            bar.low
+                        }) < block.bottom
                     }
                     Direction::Bearish => {
-                        (if close_mitigation { bar.open.max(bar.close) } else { bar.high }) > block.top
+                        (if close_mitigation {
+                            bar.open.max(bar.close)
+                        } else {
+                            bar.high
+                        }) > block.top
                     }
                 };
                 if mitigated {
@@ -303,10 +345,20 @@ fn walk_bar(
             let between = swing.row + 1..i;
             match direction {
                 // The lowest low, the last one on ties.
-                Direction::Bullish => between.reduce(|best, k| if bars.bar(k).low <= bars.bar(best).low { k } else { best }),
-                Direction::Bearish => {
-                    between.reduce(|best, k| if bars.bar(k).high >= bars.bar(best).high { k } else { best })
-                }
+                Direction::Bullish => between.reduce(|best, k| {
+                    if bars.bar(k).low <= bars.bar(best).low {
+                        k
+                    } else {
+                        best
+                    }
+                }),
+                Direction::Bearish => between.reduce(|best, k| {
+                    if bars.bar(k).high >= bars.bar(best).high {
+                        k
+                    } else {
+                        best
+                    }
+                }),
             }
             .unwrap_or(i - 1)
         } else {
@@ -321,7 +373,11 @@ fn walk_bar(
             top: bars.bar(candle).high,
             bottom: bars.bar(candle).low,
             volume: recent + older,
-            volume_percentage: if largest == 0.0 { 100.0 } else { recent.min(older) / largest * 100.0 },
+            volume_percentage: if largest == 0.0 {
+                100.0
+            } else {
+                recent.min(older) / largest * 100.0
+            },
             mitigated_at: None,
             breaker: false,
         };

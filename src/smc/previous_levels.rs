@@ -74,11 +74,19 @@ impl PreviousLevelsDetector {
         };
         if !self.high_broken && bar.high > high {
             self.high_broken = true;
-            out.push(SmcEvent { row: index, known_at: index, kind: SmcEventKind::PreviousHighBroken { timeframe } });
+            out.push(SmcEvent {
+                row: index,
+                known_at: index,
+                kind: SmcEventKind::PreviousHighBroken { timeframe },
+            });
         }
         if !self.low_broken && bar.low < low {
             self.low_broken = true;
-            out.push(SmcEvent { row: index, known_at: index, kind: SmcEventKind::PreviousLowBroken { timeframe } });
+            out.push(SmcEvent {
+                row: index,
+                known_at: index,
+                kind: SmcEventKind::PreviousLowBroken { timeframe },
+            });
         }
     }
 }

@@ -61,7 +61,11 @@ impl RetracementTracker {
                 }
                 _ => 0.0,
             };
-            let carried = if previous_direction == Some(direction) { self.deepest } else { 0.0 };
+            let carried = if previous_direction == Some(direction) {
+                self.deepest
+            } else {
+                0.0
+            };
             self.deepest = carried.max(current);
             if previous_direction != Some(direction) {
                 self.direction_changes += 1;
@@ -93,6 +97,7 @@ impl RetracementTracker {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::round_one_decimal;
 

@@ -37,7 +37,10 @@ impl Session {
             Self::LondonOpenKillZone => (6 * H, 9 * H),
             Self::NewYorkKillZone => (11 * H, 14 * H),
             Self::LondonCloseKillZone => (14 * H, 16 * H),
-            Self::Custom { start_minute, end_minute } => (start_minute, end_minute),
+            Self::Custom {
+                start_minute,
+                end_minute,
+            } => (start_minute, end_minute),
         }
     }
 
@@ -65,7 +68,10 @@ impl SessionTracker {
         if start >= 1440 || end >= 1440 {
             return Err(SmcError::SessionWindow { start, end });
         }
-        Ok(Self { session, running: None })
+        Ok(Self {
+            session,
+            running: None,
+        })
     }
 
     pub fn session(&self) -> Session {
@@ -86,12 +92,17 @@ impl SessionTracker {
         out.push(SmcEvent {
             row: index,
             known_at: index,
-            kind: SmcEventKind::SessionBar { session: self.session, high, low },
+            kind: SmcEventKind::SessionBar {
+                session: self.session,
+                high,
+                low,
+            },
         });
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
@@ -106,7 +117,13 @@ mod tests {
 
     #[test]
     fn custom_window_out_of_day_is_rejected() {
-        let session = Session::Custom { start_minute: 0, end_minute: 1440 };
-        assert_eq!(SessionTracker::new(session).err(), Some(SmcError::SessionWindow { start: 0, end: 1440 }));
+        let session = Session::Custom {
+            start_minute: 0,
+            end_minute: 1440,
+        };
+        assert_eq!(
+            SessionTracker::new(session).err(),
+            Some(SmcError::SessionWindow { start: 0, end: 1440 })
+        );
     }
 }

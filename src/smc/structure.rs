@@ -1,7 +1,7 @@
-//! Break of structure (BOS) and change of character (CHoCH), with the reference's supersession rule.
+//! Break of structure (BOS) and change of character (`CHoCH`), with the reference's supersession rule.
 //!
 //! A strategy wants to know when the market made a higher high after a higher low (bullish BOS) or broke
-//! the last high after a lower low (bullish CHoCH), and the mirror images. The reference (SPEC §2.3)
+//! the last high after a lower low (bullish `CHoCH`), and the mirror images. The reference (SPEC §2.3)
 //! looks at each four consecutive swings `a, b, c, d`, writes the signal on swing `b`, records the
 //! first bar after `b` whose close (or wick, without `close_break`) goes beyond `level(b)`, drops
 //! signals that are never broken, and deletes an older signal when a newer one is broken no later than
@@ -46,7 +46,10 @@ pub struct StructureDetector {
 
 impl StructureDetector {
     pub fn new(close_break: bool) -> Self {
-        Self { close_break, signals: Vec::new() }
+        Self {
+            close_break,
+            signals: Vec::new(),
+        }
     }
 
     fn breaks(&self, signal: &Signal, bars: &BarHistory, index: BarIndex) -> bool {
@@ -70,7 +73,11 @@ impl StructureDetector {
         // Pending signals created earlier: does this bar break them?
         for position in 0..self.signals.len() {
             let signal = self.signals[position];
-            if signal.broken_at.is_none() && !signal.suppressed && signal.row < now && self.breaks(&signal, bars, now) {
+            if signal.broken_at.is_none()
+                && !signal.suppressed
+                && signal.row < now
+                && self.breaks(&signal, bars, now)
+            {
                 self.on_broken(position, now, now, out);
             }
         }
@@ -90,7 +97,10 @@ impl StructureDetector {
 
     fn on_broken(&mut self, position: usize, broken_at: BarIndex, now: BarIndex, out: &mut Vec<SmcEvent>) {
         let row = self.signals[position].row;
-        let superseded = self.signals.iter().any(|s| s.row > row && s.broken_at.is_some_and(|j| j <= broken_at));
+        let superseded = self
+            .signals
+            .iter()
+            .any(|s| s.row > row && s.broken_at.is_some_and(|j| j <= broken_at));
         let signal = &mut self.signals[position];
         signal.broken_at = Some(broken_at);
         if superseded {
@@ -112,7 +122,11 @@ impl StructureDetector {
             if older.visible && older.broken_at.is_some_and(|j| j >= broken_at) {
                 older.visible = false;
                 older.suppressed = true;
-                out.push(SmcEvent { row: older.row, known_at: now, kind: SmcEventKind::StructureInvalidated });
+                out.push(SmcEvent {
+                    row: older.row,
+                    known_at: now,
+                    kind: SmcEventKind::StructureInvalidated,
+                });
             } else if older.broken_at.is_none() {
                 // It can only break later than `broken_at` now, so it would be superseded at once.
                 older.suppressed = true;
@@ -125,7 +139,7 @@ impl StructureDetector {
     fn prune(&mut self, swings: &[Swing]) {
         let earliest_future_row = swings.len().checked_sub(3).map_or(0, |p| swings[p].row);
         self.signals.retain(|s| {
-            !s.suppressed && !(s.visible && s.broken_at.is_some_and(|j| j <= earliest_future_row))
+            !(s.suppressed || s.visible && s.broken_at.is_some_and(|j| j <= earliest_future_row))
         });
     }
 }
@@ -133,7 +147,12 @@ impl StructureDetector {
 /// The signal the newest four swings make on the second of them, if any.
 fn classify(swings: &[Swing]) -> Option<Signal> {
     let start = swings.len().checked_sub(4)?;
-    let [a, b, c, d] = [swings[start], swings[start + 1], swings[start + 2], swings[start + 3]];
+    let [a, b, c, d] = [
+        swings[start],
+        swings[start + 1],
+        swings[start + 2],
+        swings[start + 3],
+    ];
     let (la, lb, lc, ld) = (a.level, b.level, c.level, d.level);
     let (kind, direction) = match (a.side, b.side, c.side, d.side) {
         (SwingSide::Low, SwingSide::High, SwingSide::Low, SwingSide::High) => {
@@ -156,15 +175,29 @@ fn classify(swings: &[Swing]) -> Option<Signal> {
         }
         _ => return None,
     };
-    Some(Signal { row: b.row, kind, direction, level: lb, broken_at: None, visible: false, suppressed: false })
+    Some(Signal {
+        row: b.row,
+        kind,
+        direction,
+        level: lb,
+        broken_at: None,
+        visible: false,
+        suppressed: false,
+    })
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
     fn swing(row: usize, side: SwingSide, level: f64) -> Swing {
-        Swing { row, side, level, bookend: false }
+        Swing {
+            row,
+            side,
+            level,
+            bookend: false,
+        }
     }
 
     #[test]
@@ -176,7 +209,10 @@ mod tests {
             swing(14, SwingSide::High, 4.0),
         ];
         let signal = classify(&swings).unwrap();
-        assert_eq!((signal.row, signal.kind, signal.direction), (5, StructureKind::Bos, Direction::Bullish));
+        assert_eq!(
+            (signal.row, signal.kind, signal.direction),
+            (5, StructureKind::Bos, Direction::Bullish)
+        );
     }
 
     #[test]
@@ -188,7 +224,10 @@ mod tests {
             swing(14, SwingSide::High, 4.0),
         ];
         let signal = classify(&swings).unwrap();
-        assert_eq!((signal.kind, signal.direction), (StructureKind::Choch, Direction::Bullish));
+        assert_eq!(
+            (signal.kind, signal.direction),
+            (StructureKind::Choch, Direction::Bullish)
+        );
     }
 
     #[test]

@@ -78,7 +78,10 @@ impl SwingDetector {
         if swing_length == 0 {
             return Err(SmcError::SwingLength(swing_length));
         }
-        Ok(Self { length: swing_length, swings: Vec::new() })
+        Ok(Self {
+            length: swing_length,
+            swings: Vec::new(),
+        })
     }
 
     pub fn swing_length(&self) -> usize {
@@ -116,12 +119,21 @@ impl SwingDetector {
             SwingSide::High => candidate.high,
             SwingSide::Low => candidate.low,
         };
-        let swing = Swing { row, side, level, bookend: false };
+        let swing = Swing {
+            row,
+            side,
+            level,
+            bookend: false,
+        };
         let emit = |out: &mut Vec<SmcEvent>, s: Swing| {
             out.push(SmcEvent {
                 row: s.row,
                 known_at: now,
-                kind: SmcEventKind::Swing { side: s.side, level: s.level, bookend: s.bookend },
+                kind: SmcEventKind::Swing {
+                    side: s.side,
+                    level: s.level,
+                    bookend: s.bookend,
+                },
             });
         };
         match self.swings.last().copied() {
@@ -149,7 +161,11 @@ impl SwingDetector {
                     SwingSide::Low => level < last.level,
                 };
                 if more_extreme && !last.bookend {
-                    out.push(SmcEvent { row: last.row, known_at: now, kind: SmcEventKind::SwingInvalidated });
+                    out.push(SmcEvent {
+                        row: last.row,
+                        known_at: now,
+                        kind: SmcEventKind::SwingInvalidated,
+                    });
                     self.swings.pop();
                     self.swings.push(swing);
                     emit(out, swing);
@@ -170,10 +186,16 @@ impl SwingDetector {
 /// The newest swing of `side` strictly before bar `before`.
 pub(crate) fn last_swing_before(swings: &[Swing], before: BarIndex, side: SwingSide) -> Option<Swing> {
     let end = swings.partition_point(|s| s.row < before);
-    swings[..end].iter().rev().take(2).find(|s| s.side == side).copied()
+    swings[..end]
+        .iter()
+        .rev()
+        .take(2)
+        .find(|s| s.side == side)
+        .copied()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::domain::Bar;
@@ -211,19 +233,41 @@ mod tests {
     #[test]
     fn swing_is_confirmed_exactly_n_bars_late_with_row0_bookend() {
         // n = 2: rows 3..=N-1-2 qualify. Peak at row 4.
-        let bars = [(5.0, 4.0), (5.0, 4.0), (5.0, 4.0), (6.0, 5.0), (9.0, 8.0), (7.0, 6.0), (6.0, 5.5)];
+        let bars = [
+            (5.0, 4.0),
+            (5.0, 4.0),
+            (5.0, 4.0),
+            (6.0, 5.0),
+            (9.0, 8.0),
+            (7.0, 6.0),
+            (6.0, 5.5),
+        ];
         let (det, out) = run(&bars, 2);
         assert_eq!(det.swings().len(), 2);
-        assert_eq!(out[0], SmcEvent {
-            row: 0,
-            known_at: 6,
-            kind: SmcEventKind::Swing { side: SwingSide::Low, level: 4.0, bookend: true }
-        });
-        assert_eq!(out[1], SmcEvent {
-            row: 4,
-            known_at: 6,
-            kind: SmcEventKind::Swing { side: SwingSide::High, level: 9.0, bookend: false }
-        });
+        assert_eq!(
+            out[0],
+            SmcEvent {
+                row: 0,
+                known_at: 6,
+                kind: SmcEventKind::Swing {
+                    side: SwingSide::Low,
+                    level: 4.0,
+                    bookend: true
+                }
+            }
+        );
+        assert_eq!(
+            out[1],
+            SmcEvent {
+                row: 4,
+                known_at: 6,
+                kind: SmcEventKind::Swing {
+                    side: SwingSide::High,
+                    level: 9.0,
+                    bookend: false
+                }
+            }
+        );
     }
 
     #[test]
@@ -241,7 +285,11 @@ mod tests {
             (9.6, 9.2),
         ];
         let (det, out) = run(&bars, 2);
-        assert!(out.contains(&SmcEvent { row: 4, known_at: 9, kind: SmcEventKind::SwingInvalidated }));
+        assert!(out.contains(&SmcEvent {
+            row: 4,
+            known_at: 9,
+            kind: SmcEventKind::SwingInvalidated
+        }));
         assert_eq!(det.swings().last().map(|s| s.row), Some(7));
     }
 

@@ -22,7 +22,7 @@ pub enum PriceZone {
 impl PriceZone {
     /// Zone of `price` in the range `low..=high`.
     pub fn of(price: f64, high: f64, low: f64) -> Self {
-        let equilibrium = (high + low) / 2.0;
+        let equilibrium = f64::midpoint(high, low);
         if price > equilibrium {
             Self::Premium
         } else if price < equilibrium {
@@ -54,7 +54,14 @@ impl PremiumDiscountTracker {
         let Some(now) = bars.last_index() else {
             return;
         };
-        let newest_real = |side| swings.iter().rev().take(2).find(|s| s.side == side && !s.bookend).copied();
+        let newest_real = |side| {
+            swings
+                .iter()
+                .rev()
+                .take(2)
+                .find(|s| s.side == side && !s.bookend)
+                .copied()
+        };
         if let (Some(high), Some(low)) = (newest_real(SwingSide::High), newest_real(SwingSide::Low))
             && self.range != Some((high, low))
         {
@@ -62,7 +69,10 @@ impl PremiumDiscountTracker {
             out.push(SmcEvent {
                 row: high.row.max(low.row),
                 known_at: now,
-                kind: SmcEventKind::DealingRange { high: high.level, low: low.level },
+                kind: SmcEventKind::DealingRange {
+                    high: high.level,
+                    low: low.level,
+                },
             });
         }
         let Some((high, low)) = self.range() else {
@@ -71,12 +81,17 @@ impl PremiumDiscountTracker {
         let zone = PriceZone::of(bars.bar(now).close, high, low);
         if self.zone != Some(zone) {
             self.zone = Some(zone);
-            out.push(SmcEvent { row: now, known_at: now, kind: SmcEventKind::PriceZoneChanged { zone } });
+            out.push(SmcEvent {
+                row: now,
+                known_at: now,
+                kind: SmcEventKind::PriceZoneChanged { zone },
+            });
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::domain::Bar;
@@ -100,9 +115,24 @@ mod tests {
     fn zone_follows_the_midpoint_of_the_latest_swings() {
         let mut history = BarHistory::default();
         let swings = [
-            Swing { row: 0, side: SwingSide::High, level: 100.0, bookend: true },
-            Swing { row: 3, side: SwingSide::Low, level: 80.0, bookend: false },
-            Swing { row: 6, side: SwingSide::High, level: 120.0, bookend: false },
+            Swing {
+                row: 0,
+                side: SwingSide::High,
+                level: 100.0,
+                bookend: true,
+            },
+            Swing {
+                row: 3,
+                side: SwingSide::Low,
+                level: 80.0,
+                bookend: false,
+            },
+            Swing {
+                row: 6,
+                side: SwingSide::High,
+                level: 120.0,
+                bookend: false,
+            },
         ];
         let mut tracker = PremiumDiscountTracker::default();
         let mut out = Vec::new();
@@ -111,12 +141,36 @@ mod tests {
             tracker.on_bar(&history, &swings, &mut out);
         }
         let kinds: Vec<_> = out.iter().map(|e| (e.row, e.kind)).collect();
-        assert_eq!(kinds, vec![
-            (6, SmcEventKind::DealingRange { high: 120.0, low: 80.0 }),
-            (0, SmcEventKind::PriceZoneChanged { zone: PriceZone::Premium }),
-            (1, SmcEventKind::PriceZoneChanged { zone: PriceZone::Discount }),
-            (2, SmcEventKind::PriceZoneChanged { zone: PriceZone::Equilibrium }),
-        ]);
+        assert_eq!(
+            kinds,
+            vec![
+                (
+                    6,
+                    SmcEventKind::DealingRange {
+                        high: 120.0,
+                        low: 80.0
+                    }
+                ),
+                (
+                    0,
+                    SmcEventKind::PriceZoneChanged {
+                        zone: PriceZone::Premium
+                    }
+                ),
+                (
+                    1,
+                    SmcEventKind::PriceZoneChanged {
+                        zone: PriceZone::Discount
+                    }
+                ),
+                (
+                    2,
+                    SmcEventKind::PriceZoneChanged {
+                        zone: PriceZone::Equilibrium
+                    }
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -124,8 +178,18 @@ mod tests {
         let mut history = BarHistory::default();
         history.push(bar(1.0));
         let swings = [
-            Swing { row: 0, side: SwingSide::High, level: 2.0, bookend: true },
-            Swing { row: 3, side: SwingSide::Low, level: 0.5, bookend: false },
+            Swing {
+                row: 0,
+                side: SwingSide::High,
+                level: 2.0,
+                bookend: true,
+            },
+            Swing {
+                row: 3,
+                side: SwingSide::Low,
+                level: 0.5,
+                bookend: false,
+            },
         ];
         let mut tracker = PremiumDiscountTracker::default();
         let mut out = Vec::new();
