@@ -15,6 +15,7 @@ pub mod sim;
 pub mod market;
 
 pub mod features;
+pub mod smc;
 
 pub mod strategy;
 

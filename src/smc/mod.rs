@@ -1,0 +1,361 @@
+//! Smart Money Concepts (ICT) structure, computed causally and incrementally, one closed bar at a time.
+//!
+//! The strategy layer needs swings, breaks of structure, order blocks, fair value gaps, liquidity pools,
+//! previous period ranges, sessions, retracements and premium/discount zones. The reference
+//! implementation (`smartmoneyconcepts` 0.0.27, see `../shared/golden/SPEC.md`) computes them over a
+//! whole frame and writes each result on the row it *belongs to* using rows that come later, so a
+//! backtest built on it looks ahead. This module computes the same structures from bars `0..=t` only and
+//! says so explicitly: every [`SmcEvent`] carries the `row` it describes and the bar `known_at` at which
+//! it became known. When later bars revise something (the swing de-duplication replaces a swing, a
+//! newer break of structure supersedes an older one, an order block is run through), the revision is an
+//! event too ([`SmcEventKind::SwingInvalidated`] and friends). Replaying the events up to bar `t` gives
+//! exactly what was knowable at `t`; replaying all of them gives the reference's end-of-data columns,
+//! except for the reference quirks listed in `docs/smc-differences.md`, where this module does the
+//! correct thing on purpose.
+//!
+//! Layout, in the order [`SmcEngine::on_bar`] runs them: [`fvg`] and the calendar families
+//! ([`previous_levels`], [`sessions`]) need only the new bar; [`swings`] confirms swings `n` bars late;
+//! [`structure`] (BOS/CHoCH), [`order_blocks`], [`liquidity`], [`retracements`] and [`zones`] consume the
+//! swing list. All detectors reuse their buffers, so a bar allocates nothing once the buffers have grown
+//! (the bar history and the per-row order-block table grow by amortised doubling).
+
+pub mod fvg;
+pub mod liquidity;
+pub mod order_blocks;
+pub mod previous_levels;
+pub mod retracements;
+pub mod sessions;
+pub mod structure;
+pub mod swings;
+pub mod zones;
+
+use crate::domain::{Bar, Interval, TimestampMs};
+
+pub use self::{
+    fvg::FairValueGapDetector,
+    liquidity::LiquidityDetector,
+    order_blocks::OrderBlockDetector,
+    previous_levels::PreviousLevelsDetector,
+    retracements::RetracementTracker,
+    sessions::{Session, SessionTracker},
+    structure::{StructureDetector, StructureKind},
+    swings::{Swing, SwingDetector, SwingSide, SwingUpdate},
+    zones::{PremiumDiscountTracker, PriceZone},
+};
+
+/// Position of a bar in the series fed to a detector, starting at 0 (the reference's `idx`).
+pub type BarIndex = usize;
+
+/// Direction of a structure: bullish (+1 in the reference's columns) or bearish (−1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Bullish,
+    Bearish,
+}
+
+impl Direction {
+    /// +1 or −1, the reference's encoding.
+    pub fn sign(self) -> i8 {
+        match self {
+            Self::Bullish => 1,
+            Self::Bearish => -1,
+        }
+    }
+
+    /// 0 for bullish, 1 for bearish: an index into per-direction arrays.
+    pub(crate) fn slot(self) -> usize {
+        match self {
+            Self::Bullish => 0,
+            Self::Bearish => 1,
+        }
+    }
+
+    pub(crate) const BOTH: [Self; 2] = [Self::Bullish, Self::Bearish];
+}
+
+/// One fact learned at the close of bar `known_at` about bar `row` (`row <= known_at`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SmcEvent {
+    /// The bar the fact belongs to (where the reference writes it).
+    pub row: BarIndex,
+    /// The bar at whose close the fact became known.
+    pub known_at: BarIndex,
+    pub kind: SmcEventKind,
+}
+
+/// What an [`SmcEvent`] says. Each family has a "created" event, optional "amended" events that add a
+/// fact learned later (mitigation, sweep, break), and an "invalidated" event that withdraws the record
+/// on that row (a later event on the same row may re-create it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SmcEventKind {
+    /// A swing high or low (after de-duplication). `bookend` marks the artificial row-0 swing the
+    /// reference places opposite the first real swing.
+    Swing {
+        side: SwingSide,
+        level: f64,
+        bookend: bool,
+    },
+    /// The swing on `row` was replaced by a more extreme one of the same side.
+    SwingInvalidated,
+    /// A break of structure or change of character on swing `row`, broken by bar `broken_at`.
+    StructureBreak {
+        kind: StructureKind,
+        direction: Direction,
+        level: f64,
+        broken_at: BarIndex,
+    },
+    /// A newer break, broken no later than this one, superseded the break on `row`.
+    StructureInvalidated,
+    /// A fair value gap with `row` as its middle candle. `joined`: emitted by a detector in
+    /// `join_consecutive` mode.
+    FairValueGap {
+        direction: Direction,
+        top: f64,
+        bottom: f64,
+        joined: bool,
+    },
+    /// Price came back to the gap's near edge at bar `at`.
+    FairValueGapMitigated { joined: bool, at: BarIndex },
+    /// The gap moved to a later row (joined with the adjacent gap after it).
+    FairValueGapInvalidated { joined: bool },
+    /// An order block on candle `row`. `volume` is the three-bar volume at the crossing bar and
+    /// `volume_percentage` the reference's min/max balance of its two parts.
+    OrderBlock {
+        direction: Direction,
+        top: f64,
+        bottom: f64,
+        volume: f64,
+        volume_percentage: f64,
+    },
+    /// Price traded through the block at bar `at`; it is now a breaker block.
+    OrderBlockMitigated { direction: Direction, at: BarIndex },
+    /// The block was run through after mitigation, or revised because its crossing swing changed.
+    OrderBlockInvalidated { direction: Direction },
+    /// Equal highs (bullish) or equal lows (bearish) starting at swing `row`: `level` is the mean of the
+    /// group's swing levels and `end` the last swing in the group.
+    LiquidityPool {
+        direction: Direction,
+        level: f64,
+        end: BarIndex,
+    },
+    /// Price ran through the pool at bar `at`.
+    LiquiditySwept { direction: Direction, at: BarIndex },
+    /// The pool on `row` changed (a member was added or withdrawn); a new `LiquidityPool` follows if
+    /// the group still has two or more swings.
+    LiquidityInvalidated { direction: Direction },
+    /// From bar `row` on, the previous completed `timeframe` period had this high and low.
+    PreviousRange {
+        timeframe: Interval,
+        high: f64,
+        low: f64,
+    },
+    /// Bar `row` traded above the previous period's high (first time in the current period).
+    PreviousHighBroken { timeframe: Interval },
+    /// Bar `row` traded below the previous period's low (first time in the current period).
+    PreviousLowBroken { timeframe: Interval },
+    /// Bar `row` is inside `session`; `high`/`low` are the extremes since the session opened.
+    SessionBar { session: Session, high: f64, low: f64 },
+    /// Retracement of bar `row` from the last swing (`from`), in percent, rounded to 0.1.
+    Retracement {
+        from: SwingSide,
+        current_percent: f64,
+        deepest_percent: f64,
+    },
+    /// The dealing range between the latest swing high and swing low, from bar `row` on.
+    DealingRange { high: f64, low: f64 },
+    /// Bar `row` closed in a different zone of the dealing range than the bar before.
+    PriceZoneChanged { zone: PriceZone },
+}
+
+/// Everything that can be wrong with a configuration or with the bars fed in.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SmcError {
+    #[error("swing length must be at least 1, got {0}")]
+    SwingLength(usize),
+    #[error("liquidity pip range must be finite and >= 0, got {0}")]
+    PipRange(f64),
+    #[error("bar opening at {open_time} does not follow the previous bar opening at {previous}")]
+    OutOfOrder {
+        open_time: TimestampMs,
+        previous: TimestampMs,
+    },
+    #[error("bar opening at {open_time} has non-finite or inconsistent prices")]
+    BadBar { open_time: TimestampMs },
+    #[error("custom session needs start and end minutes below 1440, got {start}..{end}")]
+    SessionWindow { start: u16, end: u16 },
+}
+
+/// The bars seen so far, indexed by [`BarIndex`]. Detectors that must look back to an arbitrary earlier
+/// bar (the order-block candle between a swing and its crossing, the first break after a swing) read it;
+/// none can read past the newest bar because it does not exist yet.
+#[derive(Debug, Clone, Default)]
+pub struct BarHistory {
+    bars: Vec<Bar>,
+}
+
+impl BarHistory {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            bars: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub fn push(&mut self, bar: Bar) -> BarIndex {
+        self.bars.push(bar);
+        self.bars.len() - 1
+    }
+
+    pub fn len(&self) -> usize {
+        self.bars.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bars.is_empty()
+    }
+
+    /// Index of the newest bar. `None` before the first bar.
+    pub fn last_index(&self) -> Option<BarIndex> {
+        self.bars.len().checked_sub(1)
+    }
+
+    /// Bar `index`. Callers only ask for indices they have seen, so this is in bounds.
+    pub fn bar(&self, index: BarIndex) -> &Bar {
+        &self.bars[index]
+    }
+
+    pub fn bars(&self) -> &[Bar] {
+        &self.bars
+    }
+}
+
+/// Parameters of one [`SmcEngine`], named as in the reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmcConfig {
+    /// `swing_length`: a swing high is the highest high of `n − 1` bars before and `n` bars after.
+    pub swing_length: usize,
+    /// `close_break`: a break of structure needs a close beyond the level (else a wick is enough).
+    pub close_break: bool,
+    /// `close_mitigation`: an order block is mitigated by a body beyond it (else a wick is enough).
+    pub close_mitigation: bool,
+    /// Absolute tolerance for equal highs / lows. The reference derives it from the range of the whole
+    /// frame (`range_percent × (max high − min low)`), which is look-ahead; here it is configuration.
+    pub liquidity_pip_range: f64,
+    /// `join_consecutive` for fair value gaps.
+    pub fvg_join_consecutive: bool,
+    /// Periods for previous high / low (e.g. 4h, 1d, 1w).
+    pub previous_timeframes: Vec<Interval>,
+    pub sessions: Vec<Session>,
+}
+
+impl Default for SmcConfig {
+    fn default() -> Self {
+        Self {
+            swing_length: 5,
+            close_break: true,
+            close_mitigation: false,
+            liquidity_pip_range: 0.0,
+            fvg_join_consecutive: false,
+            previous_timeframes: vec![Interval::H4, Interval::D1, Interval::W1],
+            sessions: vec![
+                Session::Sydney,
+                Session::London,
+                Session::NewYork,
+                Session::NewYorkKillZone,
+            ],
+        }
+    }
+}
+
+/// All detector families over one bar series, fed one closed bar at a time.
+#[derive(Debug)]
+pub struct SmcEngine {
+    history: BarHistory,
+    fvg: FairValueGapDetector,
+    previous_levels: Vec<PreviousLevelsDetector>,
+    sessions: Vec<SessionTracker>,
+    swings: SwingDetector,
+    structure: StructureDetector,
+    order_blocks: OrderBlockDetector,
+    liquidity: LiquidityDetector,
+    retracements: RetracementTracker,
+    zones: PremiumDiscountTracker,
+}
+
+impl SmcEngine {
+    pub fn new(config: &SmcConfig) -> Result<Self, SmcError> {
+        let sessions = config
+            .sessions
+            .iter()
+            .map(|&session| SessionTracker::new(session))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            history: BarHistory::default(),
+            fvg: FairValueGapDetector::new(config.fvg_join_consecutive),
+            previous_levels: config
+                .previous_timeframes
+                .iter()
+                .map(|&tf| PreviousLevelsDetector::new(tf))
+                .collect(),
+            sessions,
+            swings: SwingDetector::new(config.swing_length)?,
+            structure: StructureDetector::new(config.close_break),
+            order_blocks: OrderBlockDetector::new(config.close_mitigation),
+            liquidity: LiquidityDetector::new(config.liquidity_pip_range)?,
+            retracements: RetracementTracker::default(),
+            zones: PremiumDiscountTracker::default(),
+        })
+    }
+
+    /// Reserves room for `bars` bars so the history does not reallocate while they arrive.
+    pub fn reserve(&mut self, bars: usize) {
+        self.history.bars.reserve(bars);
+        self.order_blocks.reserve(bars);
+    }
+
+    /// Feeds the next closed bar and appends what became known at its close to `out`. Returns the bar's
+    /// index.
+    pub fn on_bar(&mut self, bar: &Bar, out: &mut Vec<SmcEvent>) -> Result<BarIndex, SmcError> {
+        let consistent = [bar.open, bar.high, bar.low, bar.close, bar.volume]
+            .iter()
+            .all(|v| v.is_finite())
+            && bar.high >= bar.low;
+        if !consistent {
+            return Err(SmcError::BadBar {
+                open_time: bar.open_time,
+            });
+        }
+        if let Some(last) = self.history.bars.last()
+            && bar.open_time <= last.open_time
+        {
+            return Err(SmcError::OutOfOrder {
+                open_time: bar.open_time,
+                previous: last.open_time,
+            });
+        }
+        let index = self.history.push(*bar);
+        self.fvg.on_bar(index, bar, out);
+        for detector in &mut self.previous_levels {
+            detector.on_bar(index, bar, out);
+        }
+        for tracker in &mut self.sessions {
+            tracker.on_bar(index, bar, out);
+        }
+        let update = self.swings.on_bar(&self.history, out);
+        let swings = self.swings.swings();
+        self.structure.on_bar(&self.history, swings, update, out);
+        self.order_blocks.on_bar(&self.history, swings, out);
+        self.liquidity.on_bar(&self.history, swings, update, out);
+        self.retracements.on_bar(&self.history, swings, out);
+        self.zones.on_bar(&self.history, swings, out);
+        Ok(index)
+    }
+
+    pub fn history(&self) -> &BarHistory {
+        &self.history
+    }
+
+    /// The swings known now (de-duplicated, alternating, row-0 bookend included).
+    pub fn swings(&self) -> &[Swing] {
+        self.swings.swings()
+    }
+}

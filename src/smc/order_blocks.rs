@@ -1,0 +1,389 @@
+//! Order blocks: the last opposite candle before a close through a swing, their mitigation (breaker) and
+//! their invalidation.
+//!
+//! The reference (SPEC §2.4) walks every bar `i`: it updates the active blocks (a block becomes a
+//! breaker when price trades through it; a breaker is deleted when price then runs through its far
+//! side), then, if the close crosses the newest swing before `i` that has not been crossed yet, it puts a
+//! block on the lowest-low candle between the swing and `i` (bullish; the highest high for bearish).
+//!
+//! The reference uses the *final* swings, some of which are confirmed only after the crossing bar. So
+//! this detector keeps two states. The *settled* state has processed every bar up to the newest swing's
+//! row: swings before that row can no longer change (only the newest swing can be replaced), so those
+//! bars are final. The *provisional* tail (after the newest swing, up to the current bar) is re-derived
+//! on every bar from a copy of the settled state, into a small overlay. The blocks as they now stand are
+//! compared with what was emitted before, and only the differences become events. At the end of the data
+//! the emitted blocks are the reference's final blocks.
+//!
+//! Deliberate differences (`docs/smc-differences.md`): bullish `MitigatedIndex` is the mitigating bar
+//! (the reference writes `i − 1`); prices are compared in f64, not against float32-rounded edges; the
+//! one-candle case after the row-0 bookend keeps `top = high`, `bottom = low` (the reference swaps them);
+//! bullish and bearish blocks have separate state (the reference shares breaker flags between its two
+//! passes, which a causal detector cannot do); a block re-created on the same candle starts afresh.
+
+use super::{
+    BarHistory, BarIndex, Direction, SmcEvent, SmcEventKind, Swing, SwingSide, swings::last_swing_before,
+};
+
+/// One order block as it stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderBlock {
+    pub direction: Direction,
+    pub top: f64,
+    pub bottom: f64,
+    /// Volume of the crossing bar and the two before it.
+    pub volume: f64,
+    /// `min/max × 100` of the two parts of `volume` (100 when both are 0).
+    pub volume_percentage: f64,
+    pub mitigated_at: Option<BarIndex>,
+    /// Mitigated: from now on price running through the far side deletes it.
+    breaker: bool,
+}
+
+impl OrderBlock {
+    fn same_creation(&self, other: &Self) -> bool {
+        self.direction == other.direction
+            && self.top == other.top
+            && self.bottom == other.bottom
+            && self.volume == other.volume
+            && self.volume_percentage == other.volume_percentage
+    }
+}
+
+type RowBlocks = [Option<OrderBlock>; 2];
+
+/// State of the walk besides the block table: the active blocks per direction and the last swing each
+/// direction has crossed.
+#[derive(Debug, Clone, Default)]
+struct WalkState {
+    active: [Vec<BarIndex>; 2],
+    last_crossed: [Option<BarIndex>; 2],
+}
+
+/// Where the walk reads and writes blocks: straight into the settled table, or into an overlay on it.
+trait BlockStore {
+    fn get(&self, row: BarIndex, direction: Direction) -> Option<OrderBlock>;
+    fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>);
+}
+
+struct Settled<'a> {
+    blocks: &'a mut [RowBlocks],
+    touched: &'a mut Vec<BarIndex>,
+}
+
+impl BlockStore for Settled<'_> {
+    fn get(&self, row: BarIndex, direction: Direction) -> Option<OrderBlock> {
+        self.blocks[row][direction.slot()]
+    }
+
+    fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>) {
+        self.blocks[row][direction.slot()] = block;
+        self.touched.push(row);
+    }
+}
+
+struct Overlay<'a> {
+    base: &'a [RowBlocks],
+    entries: &'a mut Vec<(BarIndex, Direction, Option<OrderBlock>)>,
+}
+
+impl BlockStore for Overlay<'_> {
+    fn get(&self, row: BarIndex, direction: Direction) -> Option<OrderBlock> {
+        lookup(self.base, self.entries, row, direction)
+    }
+
+    fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>) {
+        if let Some(entry) = self
+            .entries
+            .iter_mut()
+            .find(|(r, d, _)| *r == row && *d == direction)
+        {
+            entry.2 = block;
+        } else {
+            self.entries.push((row, direction, block));
+        }
+    }
+}
+
+fn lookup(
+    base: &[RowBlocks],
+    entries: &[(BarIndex, Direction, Option<OrderBlock>)],
+    row: BarIndex,
+    direction: Direction,
+) -> Option<OrderBlock> {
+    entries
+        .iter()
+        .find(|(r, d, _)| *r == row && *d == direction)
+        .map_or(base[row][direction.slot()], |entry| entry.2)
+}
+
+/// Detects order blocks from the swing list.
+#[derive(Debug, Clone)]
+pub struct OrderBlockDetector {
+    close_mitigation: bool,
+    settled_blocks: Vec<RowBlocks>,
+    settled_state: WalkState,
+    /// Bars `0..settled_until` have been walked into the settled state.
+    settled_until: BarIndex,
+    scratch_state: WalkState,
+    overlay: Vec<(BarIndex, Direction, Option<OrderBlock>)>,
+    previous_overlay_rows: Vec<BarIndex>,
+    touched: Vec<BarIndex>,
+    emitted: Vec<RowBlocks>,
+}
+
+impl OrderBlockDetector {
+    pub fn new(close_mitigation: bool) -> Self {
+        Self {
+            close_mitigation,
+            settled_blocks: Vec::new(),
+            settled_state: WalkState::default(),
+            settled_until: 0,
+            scratch_state: WalkState::default(),
+            overlay: Vec::new(),
+            previous_overlay_rows: Vec::new(),
+            touched: Vec::new(),
+            emitted: Vec::new(),
+        }
+    }
+
+    pub fn reserve(&mut self, bars: usize) {
+        self.settled_blocks.reserve(bars);
+        self.emitted.reserve(bars);
+    }
+
+    /// The blocks as they stand after the last bar: `(row, block)`, oldest first.
+    pub fn current(&self) -> impl Iterator<Item = (BarIndex, OrderBlock)> + '_ {
+        self.emitted
+            .iter()
+            .enumerate()
+            .flat_map(|(row, blocks)| blocks.iter().flatten().map(move |b| (row, *b)))
+    }
+
+    pub fn on_bar(&mut self, bars: &BarHistory, swings: &[Swing], out: &mut Vec<SmcEvent>) {
+        let Some(now) = bars.last_index() else {
+            return;
+        };
+        self.settled_blocks.resize(now + 1, [None, None]);
+        self.emitted.resize(now + 1, [None, None]);
+        let Some(newest) = swings.last() else {
+            // No swing, no block: nothing can be walked yet (the row-0 bookend arrives with the first swing).
+            return;
+        };
+        let close_mitigation = self.close_mitigation;
+        self.touched.clear();
+        self.touched.extend_from_slice(&self.previous_overlay_rows);
+
+        let mut settled = Settled {
+            blocks: &mut self.settled_blocks,
+            touched: &mut self.touched,
+        };
+        for i in self.settled_until..=newest.row {
+            walk_bar(
+                i,
+                bars,
+                swings,
+                close_mitigation,
+                &mut self.settled_state,
+                &mut settled,
+            );
+        }
+        self.settled_until = self.settled_until.max(newest.row + 1);
+
+        self.scratch_state.active[0].clone_from(&self.settled_state.active[0]);
+        self.scratch_state.active[1].clone_from(&self.settled_state.active[1]);
+        self.scratch_state.last_crossed = self.settled_state.last_crossed;
+        self.overlay.clear();
+        let mut overlay = Overlay {
+            base: &self.settled_blocks,
+            entries: &mut self.overlay,
+        };
+        for i in self.settled_until..=now {
+            walk_bar(
+                i,
+                bars,
+                swings,
+                close_mitigation,
+                &mut self.scratch_state,
+                &mut overlay,
+            );
+        }
+        self.previous_overlay_rows.clear();
+        self.previous_overlay_rows
+            .extend(self.overlay.iter().map(|(row, _, _)| *row));
+        self.touched.extend_from_slice(&self.previous_overlay_rows);
+        self.touched.sort_unstable();
+        self.touched.dedup();
+
+        for &row in &self.touched {
+            for direction in Direction::BOTH {
+                let now_block = lookup(&self.settled_blocks, &self.overlay, row, direction);
+                let before = self.emitted[row][direction.slot()];
+                emit_difference(row, now, direction, before, now_block, out);
+                self.emitted[row][direction.slot()] = now_block;
+            }
+        }
+    }
+}
+
+fn emit_difference(
+    row: BarIndex,
+    now: BarIndex,
+    direction: Direction,
+    before: Option<OrderBlock>,
+    after: Option<OrderBlock>,
+    out: &mut Vec<SmcEvent>,
+) {
+    let event = |kind| SmcEvent {
+        row,
+        known_at: now,
+        kind,
+    };
+    let create = |out: &mut Vec<SmcEvent>, block: OrderBlock| {
+        out.push(event(SmcEventKind::OrderBlock {
+            direction,
+            top: block.top,
+            bottom: block.bottom,
+            volume: block.volume,
+            volume_percentage: block.volume_percentage,
+        }));
+        if let Some(at) = block.mitigated_at {
+            out.push(event(SmcEventKind::OrderBlockMitigated { direction, at }));
+        }
+    };
+    match (before, after) {
+        (None, None) => {}
+        (None, Some(block)) => create(out, block),
+        (Some(_), None) => out.push(event(SmcEventKind::OrderBlockInvalidated { direction })),
+        (Some(old), Some(new)) => {
+            if old.same_creation(&new) && old.mitigated_at == new.mitigated_at {
+                return;
+            }
+            if old.same_creation(&new)
+                && old.mitigated_at.is_none()
+                && let Some(at) = new.mitigated_at
+            {
+                out.push(event(SmcEventKind::OrderBlockMitigated { direction, at }));
+                return;
+            }
+            out.push(event(SmcEventKind::OrderBlockInvalidated { direction }));
+            create(out, new);
+        }
+    }
+}
+
+/// The reference's per-bar step for both directions.
+fn walk_bar(
+    i: BarIndex,
+    bars: &BarHistory,
+    swings: &[Swing],
+    close_mitigation: bool,
+    state: &mut WalkState,
+    store: &mut impl BlockStore,
+) {
+    let bar = bars.bar(i);
+    for direction in Direction::BOTH {
+        let slot = direction.slot();
+        let mut position = 0;
+        while position < state.active[slot].len() {
+            let row = state.active[slot][position];
+            let Some(mut block) = store.get(row, direction) else {
+                state.active[slot].remove(position);
+                continue;
+            };
+            if block.breaker {
+                let run_through = match direction {
+                    Direction::Bullish => bar.high > block.top,
+                    Direction::Bearish => bar.low < block.bottom,
+                };
+                if run_through {
+                    store.set(row, direction, None);
+                    state.active[slot].remove(position);
+                    continue;
+                }
+            } else {
+                let mitigated = match direction {
+                    Direction::Bullish => {
+                        (if close_mitigation {
+                            bar.open.min(bar.close)
+                        } else {
+                            bar.low
+                        }) < block.bottom
+                    }
+                    Direction::Bearish => {
+                        (if close_mitigation {
+                            bar.open.max(bar.close)
+                        } else {
+                            bar.high
+                        }) > block.top
+                    }
+                };
+                if mitigated {
+                    block.breaker = true;
+                    block.mitigated_at = Some(i);
+                    store.set(row, direction, Some(block));
+                }
+            }
+            position += 1;
+        }
+
+        let side = match direction {
+            Direction::Bullish => SwingSide::High,
+            Direction::Bearish => SwingSide::Low,
+        };
+        let Some(swing) = last_swing_before(swings, i, side) else {
+            continue;
+        };
+        let crosses = match direction {
+            Direction::Bullish => bar.close > swing.level,
+            Direction::Bearish => bar.close < swing.level,
+        };
+        if !crosses || state.last_crossed[slot] == Some(swing.row) {
+            continue;
+        }
+        state.last_crossed[slot] = Some(swing.row);
+        let candle = if i - swing.row > 1 {
+            let between = swing.row + 1..i;
+            match direction {
+                // The lowest low, the last one on ties.
+                Direction::Bullish => between.reduce(|best, k| {
+                    if bars.bar(k).low <= bars.bar(best).low {
+                        k
+                    } else {
+                        best
+                    }
+                }),
+                Direction::Bearish => between.reduce(|best, k| {
+                    if bars.bar(k).high >= bars.bar(best).high {
+                        k
+                    } else {
+                        best
+                    }
+                }),
+            }
+            .unwrap_or(i - 1)
+        } else {
+            i - 1
+        };
+        let volume_at = |k: Option<BarIndex>| k.map_or(0.0, |k| bars.bar(k).volume);
+        let recent = bar.volume + volume_at(i.checked_sub(1));
+        let older = volume_at(i.checked_sub(2));
+        let largest = recent.max(older);
+        let block = OrderBlock {
+            direction,
+            top: bars.bar(candle).high,
+            bottom: bars.bar(candle).low,
+            volume: recent + older,
+            volume_percentage: if largest == 0.0 {
+                100.0
+            } else {
+                recent.min(older) / largest * 100.0
+            },
+            mitigated_at: None,
+            breaker: false,
+        };
+        store.set(candle, direction, Some(block));
+        if !state.active[slot].contains(&candle) {
+            state.active[slot].push(candle);
+        }
+    }
+}
