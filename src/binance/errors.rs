@@ -167,30 +167,74 @@ const CODES: &[(i64, &str, Rule)] = &[
     (-1016, "SERVICE_SHUTTING_DOWN", Rule::NotExecuted(Hint::None)),
     (-1021, "INVALID_TIMESTAMP", Rule::NotExecuted(Hint::ResyncClock)),
     (-1022, "INVALID_SIGNATURE", Rule::Refused(Hint::CheckCredentials)),
-    (-1102, "MANDATORY_PARAM_EMPTY_OR_MALFORMED", Rule::Refused(Hint::FixRequest)),
+    (
+        -1102,
+        "MANDATORY_PARAM_EMPTY_OR_MALFORMED",
+        Rule::Refused(Hint::FixRequest),
+    ),
     (-1111, "BAD_PRECISION", Rule::Refused(Hint::FixRequest)),
     (-1121, "BAD_SYMBOL", Rule::Refused(Hint::FixRequest)),
-    (-1125, "INVALID_LISTEN_KEY", Rule::Refused(Hint::RecreateListenKey)),
+    (
+        -1125,
+        "INVALID_LISTEN_KEY",
+        Rule::Refused(Hint::RecreateListenKey),
+    ),
     (-2011, "CANCEL_REJECTED", Rule::Refused(Hint::QueryOrder)),
     (-2013, "NO_SUCH_ORDER", Rule::NotFound),
     (-2014, "BAD_API_KEY_FMT", Rule::Refused(Hint::CheckCredentials)),
     (-2015, "REJECTED_MBX_KEY", Rule::Refused(Hint::CheckCredentials)),
     (-2019, "MARGIN_NOT_SUFFICIEN", Rule::Refused(Hint::None)),
-    (-2021, "ORDER_WOULD_IMMEDIATELY_TRIGGER", Rule::Refused(Hint::FixRequest)),
+    (
+        -2021,
+        "ORDER_WOULD_IMMEDIATELY_TRIGGER",
+        Rule::Refused(Hint::FixRequest),
+    ),
     (-2022, "REDUCE_ONLY_REJECT", Rule::Refused(Hint::RequeryPosition)),
     (-4001, "PRICE_LESS_THAN_ZERO", Rule::Refused(Hint::FixRequest)),
-    (-4002, "PRICE_GREATER_THAN_MAX_PRICE", Rule::Refused(Hint::FixRequest)),
+    (
+        -4002,
+        "PRICE_GREATER_THAN_MAX_PRICE",
+        Rule::Refused(Hint::FixRequest),
+    ),
     (-4003, "QTY_LESS_THAN_ZERO", Rule::Refused(Hint::FixRequest)),
     (-4004, "QTY_LESS_THAN_MIN_QTY", Rule::Refused(Hint::FixRequest)),
     (-4005, "QTY_GREATER_THAN_MAX_QTY", Rule::Refused(Hint::FixRequest)),
-    (-4013, "PRICE_LESS_THAN_MIN_PRICE", Rule::Refused(Hint::FixRequest)),
-    (-4014, "PRICE_NOT_INCREASED_BY_TICK_SIZE", Rule::Refused(Hint::FixRequest)),
+    (
+        -4013,
+        "PRICE_LESS_THAN_MIN_PRICE",
+        Rule::Refused(Hint::FixRequest),
+    ),
+    (
+        -4014,
+        "PRICE_NOT_INCREASED_BY_TICK_SIZE",
+        Rule::Refused(Hint::FixRequest),
+    ),
     (-4015, "INVALID_CL_ORD_ID_LEN", Rule::Refused(Hint::FixRequest)),
-    (-4016, "PRICE_HIGHTER_THAN_MULTIPLIER_UP", Rule::Refused(Hint::FixRequest)),
-    (-4023, "QTY_NOT_INCREASED_BY_STEP_SIZE", Rule::Refused(Hint::FixRequest)),
-    (-4024, "PRICE_LOWER_THAN_MULTIPLIER_DOWN", Rule::Refused(Hint::FixRequest)),
-    (-4116, "DUPLICATED_CLIENT_ORDER_ID", Rule::Refused(Hint::QueryOrder)),
-    (-4118, "REDUCE_ONLY_MARGIN_CHECK_FAILED", Rule::Refused(Hint::RequeryPosition)),
+    (
+        -4016,
+        "PRICE_HIGHTER_THAN_MULTIPLIER_UP",
+        Rule::Refused(Hint::FixRequest),
+    ),
+    (
+        -4023,
+        "QTY_NOT_INCREASED_BY_STEP_SIZE",
+        Rule::Refused(Hint::FixRequest),
+    ),
+    (
+        -4024,
+        "PRICE_LOWER_THAN_MULTIPLIER_DOWN",
+        Rule::Refused(Hint::FixRequest),
+    ),
+    (
+        -4116,
+        "DUPLICATED_CLIENT_ORDER_ID",
+        Rule::Refused(Hint::QueryOrder),
+    ),
+    (
+        -4118,
+        "REDUCE_ONLY_MARGIN_CHECK_FAILED",
+        Rule::Refused(Hint::RequeryPosition),
+    ),
     (-4164, "MIN_NOTIONAL", Rule::Refused(Hint::FixRequest)),
     (-5022, "GTX_ORDER_REJECT", Rule::Refused(Hint::None)),
 ];
@@ -318,37 +362,152 @@ mod tests {
             (Read, 503, MSG_503_UNKNOWN.to_owned(), Retry),
             (CreateOrder, 503, MSG_503_UNAVAILABLE.to_owned(), Retry),
             (Read, 503, MSG_503_UNAVAILABLE.to_owned(), Retry),
-            (CreateOrder, 503, err(-1008, MSG_THROTTLED), ErrorClass::BackOff(BackOff::Throttled)),
-            (CreateOrder, 503, MSG_THROTTLED.to_owned(), ErrorClass::BackOff(BackOff::Throttled)),
+            (
+                CreateOrder,
+                503,
+                err(-1008, MSG_THROTTLED),
+                ErrorClass::BackOff(BackOff::Throttled),
+            ),
+            (
+                CreateOrder,
+                503,
+                MSG_THROTTLED.to_owned(),
+                ErrorClass::BackOff(BackOff::Throttled),
+            ),
             (CreateOrder, 503, "upstream gone".to_owned(), OutcomeUnknown),
             (CreateOrder, 500, String::new(), OutcomeUnknown),
-            (CreateOrder, 502, "<html>Bad Gateway</html>".to_owned(), OutcomeUnknown),
+            (
+                CreateOrder,
+                502,
+                "<html>Bad Gateway</html>".to_owned(),
+                OutcomeUnknown,
+            ),
             (CreateOrder, 504, String::new(), OutcomeUnknown),
             (CreateOrder, 408, String::new(), OutcomeUnknown),
             (Read, 502, String::new(), Retry),
             (Read, 408, String::new(), Retry),
-            (CreateOrder, 400, err(-1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown."), OutcomeUnknown),
-            (CreateOrder, 400, err(-1006, "An unexpected response was received from the message bus. Execution status unknown."), OutcomeUnknown),
-            (CreateOrder, 429, err(-1003, "Too many requests; current limit is 2400 requests per minute."), ErrorClass::BackOff(BackOff::RateLimited)),
-            (Read, 429, String::new(), ErrorClass::BackOff(BackOff::RateLimited)),
-            (Read, 418, String::new(), ErrorClass::BackOff(BackOff::IpBanned { until_ms: None })),
-            (Read, 418, err(-1003, "Way too many requests; IP banned until 1591702613943. Please use the websocket for live updates to avoid bans."), ErrorClass::BackOff(BackOff::IpBanned { until_ms: Some(1_591_702_613_943) })),
-            (CreateOrder, 400, err(-1015, "Too many new orders; current limit is 300 orders per TEN_SECONDS."), ErrorClass::BackOff(BackOff::RateLimited)),
-            (CreateOrder, 400, err(-1021, "Timestamp for this request is outside of the recvWindow."), Retry),
-            (CreateOrder, 400, err(-1022, "Signature for this request is not valid."), NeverRetry),
-            (CreateOrder, 401, err(-2015, "Invalid API-key, IP, or permissions for action."), NeverRetry),
+            (
+                CreateOrder,
+                400,
+                err(
+                    -1007,
+                    "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+                ),
+                OutcomeUnknown,
+            ),
+            (
+                CreateOrder,
+                400,
+                err(
+                    -1006,
+                    "An unexpected response was received from the message bus. Execution status unknown.",
+                ),
+                OutcomeUnknown,
+            ),
+            (
+                CreateOrder,
+                429,
+                err(
+                    -1003,
+                    "Too many requests; current limit is 2400 requests per minute.",
+                ),
+                ErrorClass::BackOff(BackOff::RateLimited),
+            ),
+            (
+                Read,
+                429,
+                String::new(),
+                ErrorClass::BackOff(BackOff::RateLimited),
+            ),
+            (
+                Read,
+                418,
+                String::new(),
+                ErrorClass::BackOff(BackOff::IpBanned { until_ms: None }),
+            ),
+            (
+                Read,
+                418,
+                err(
+                    -1003,
+                    "Way too many requests; IP banned until 1591702613943. Please use the websocket for live updates to avoid bans.",
+                ),
+                ErrorClass::BackOff(BackOff::IpBanned {
+                    until_ms: Some(1_591_702_613_943),
+                }),
+            ),
+            (
+                CreateOrder,
+                400,
+                err(
+                    -1015,
+                    "Too many new orders; current limit is 300 orders per TEN_SECONDS.",
+                ),
+                ErrorClass::BackOff(BackOff::RateLimited),
+            ),
+            (
+                CreateOrder,
+                400,
+                err(-1021, "Timestamp for this request is outside of the recvWindow."),
+                Retry,
+            ),
+            (
+                CreateOrder,
+                400,
+                err(-1022, "Signature for this request is not valid."),
+                NeverRetry,
+            ),
+            (
+                CreateOrder,
+                401,
+                err(-2015, "Invalid API-key, IP, or permissions for action."),
+                NeverRetry,
+            ),
             (CreateOrder, 401, String::new(), NeverRetry),
             (CreateOrder, 403, "WAF".to_owned(), NeverRetry),
-            (CreateOrder, 400, err(-1111, "Precision is over the maximum defined for this asset."), NeverRetry),
-            (CreateOrder, 400, err(-2019, "Margin is insufficient."), NeverRetry),
-            (CreateOrder, 400, err(-2022, "ReduceOnly Order is rejected."), NeverRetry),
-            (CreateOrder, 400, err(-4116, "ClientOrderId is duplicated."), NeverRetry),
-            (CreateOrder, 400, err(-4164, "Order's notional must be no smaller than 5.0 (unless you choose reduce only)"), NeverRetry),
+            (
+                CreateOrder,
+                400,
+                err(-1111, "Precision is over the maximum defined for this asset."),
+                NeverRetry,
+            ),
+            (
+                CreateOrder,
+                400,
+                err(-2019, "Margin is insufficient."),
+                NeverRetry,
+            ),
+            (
+                CreateOrder,
+                400,
+                err(-2022, "ReduceOnly Order is rejected."),
+                NeverRetry,
+            ),
+            (
+                CreateOrder,
+                400,
+                err(-4116, "ClientOrderId is duplicated."),
+                NeverRetry,
+            ),
+            (
+                CreateOrder,
+                400,
+                err(
+                    -4164,
+                    "Order's notional must be no smaller than 5.0 (unless you choose reduce only)",
+                ),
+                NeverRetry,
+            ),
             (CreateOrder, 400, err(-9999, "Something new."), NeverRetry),
             (Mutation, 400, err(-2013, "Order does not exist."), NeverRetry),
             (Read, 400, err(-2013, "Order does not exist."), Retry),
             (Mutation, 400, err(-2011, "Unknown order sent."), NeverRetry),
-            (Read, 400, err(-1016, "This service is no longer available."), Retry),
+            (
+                Read,
+                400,
+                err(-1016, "This service is no longer available."),
+                Retry,
+            ),
         ];
         for (kind, status, body, class) in rows {
             assert_eq!(http(kind, status, &body).class, class, "{kind:?} {status} {body}");
@@ -364,7 +523,10 @@ mod tests {
         assert_eq!(classify(CreateOrder, Failure::NoResponse).class, OutcomeUnknown);
         assert_eq!(classify(CreateOrder, Failure::NoResponse).hint, Hint::QueryOrder);
         assert_eq!(classify(Mutation, Failure::NoResponse).class, OutcomeUnknown);
-        assert_eq!(classify(CreateOrder, Failure::MalformedSuccess).class, OutcomeUnknown);
+        assert_eq!(
+            classify(CreateOrder, Failure::MalformedSuccess).class,
+            OutcomeUnknown
+        );
         assert_eq!(classify(Read, Failure::MalformedSuccess).class, NeverRetry);
     }
 
@@ -401,7 +563,10 @@ mod tests {
     fn hints_and_names() {
         assert_eq!(http(Read, 400, &err(-1021, "x")).hint, Hint::ResyncClock);
         assert_eq!(http(Read, 400, &err(-1125, "x")).hint, Hint::RecreateListenKey);
-        assert_eq!(http(CreateOrder, 400, &err(-2022, "x")).hint, Hint::RequeryPosition);
+        assert_eq!(
+            http(CreateOrder, 400, &err(-2022, "x")).hint,
+            Hint::RequeryPosition
+        );
         assert_eq!(http(Read, 418, "").hint, Hint::AlertOperator);
         assert_eq!(code_name(-1021), Some("INVALID_TIMESTAMP"));
         assert_eq!(code_name(-4164), Some("MIN_NOTIONAL"));
@@ -419,8 +584,14 @@ mod tests {
         );
         assert_eq!(ErrorBody::parse(r#"{"msg":"only msg"}"#).code, None);
         assert_eq!(ErrorBody::parse(r#"{"code":-1000}"#).msg, "");
-        assert_eq!(ErrorBody::parse(" Service Unavailable.\n").msg, MSG_503_UNAVAILABLE);
-        assert_eq!(ErrorBody::parse(r#""Service Unavailable.""#).msg, MSG_503_UNAVAILABLE);
+        assert_eq!(
+            ErrorBody::parse(" Service Unavailable.\n").msg,
+            MSG_503_UNAVAILABLE
+        );
+        assert_eq!(
+            ErrorBody::parse(r#""Service Unavailable.""#).msg,
+            MSG_503_UNAVAILABLE
+        );
         assert_eq!(banned_until("IP banned until %s. Please"), None);
     }
 }

@@ -12,12 +12,12 @@
 //!   protective stop trigger the same rule moves the trigger toward the market (a SELL stop below the
 //!   price goes up, a BUY stop above it goes down), so it fires no later than asked. It never moves by
 //!   a whole tick or more. A price outside `[minPrice, maxPrice]` is refused, not clamped.
-//! * **Quantity** is **floored** to the grid `minQty + k·stepSize` (LOT_SIZE, or MARKET_LOT_SIZE for
+//! * **Quantity** is **floored** to the grid `minQty + k·stepSize` (`LOT_SIZE`, or `MARKET_LOT_SIZE` for
 //!   MARKET orders): an order is never larger than the sizing asked for. Outside `[minQty, maxQty]` it is
 //!   refused, not clamped.
-//! * **MIN_NOTIONAL**: price × qty ≥ notional, using the limit price, or the **mark price** for MARKET
+//! * **`MIN_NOTIONAL`**: price × qty ≥ notional, using the limit price, or the **mark price** for MARKET
 //!   orders; reduce-only orders are exempt (the venue lets them close dust).
-//! * **PERCENT_PRICE** (limit orders, against the mark price): BUY price ≤ mark × multiplierUp (`-4016`),
+//! * **`PERCENT_PRICE`** (limit orders, against the mark price): BUY price ≤ mark × multiplierUp (`-4016`),
 //!   SELL price ≥ mark × multiplierDown (`-4024`).
 //!
 //! Wire strings ([`to_wire_string`]) are plain decimals with no exponent and no trailing zeros, so they
@@ -46,7 +46,7 @@ impl OrderSide {
 }
 
 /// The order types whose checks differ: a LIMIT has its own price; a MARKET takes the mark price for
-/// the notional check and MARKET_LOT_SIZE for its quantity.
+/// the notional check and `MARKET_LOT_SIZE` for its quantity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderKind {
     Limit,
@@ -82,9 +82,9 @@ pub struct SymbolFilters {
     pub symbol: String,
     pub price: PriceRule,
     pub lot: LotRule,
-    /// MARKET_LOT_SIZE; the LOT_SIZE rule when the symbol has none.
+    /// `MARKET_LOT_SIZE`; the `LOT_SIZE` rule when the symbol has none.
     pub market_lot: LotRule,
-    /// MIN_NOTIONAL; zero when the symbol has none.
+    /// `MIN_NOTIONAL`; zero when the symbol has none.
     pub min_notional: Decimal,
     pub percent_price: Option<PercentPrice>,
     /// `pricePrecision` / `quantityPrecision`: the most decimals the venue accepts (`-1111` beyond).
@@ -101,7 +101,7 @@ pub struct OrderDraft {
     pub price: Option<Decimal>,
     pub qty: Decimal,
     pub reduce_only: bool,
-    /// Current mark price (MIN_NOTIONAL of MARKET orders, PERCENT_PRICE of LIMIT orders).
+    /// Current mark price (`MIN_NOTIONAL` of MARKET orders, `PERCENT_PRICE` of LIMIT orders).
     pub mark_price: Decimal,
 }
 
@@ -211,7 +211,7 @@ fn mul(a: Decimal, b: Decimal) -> Result<Decimal, FilterError> {
 }
 
 impl SymbolFilters {
-    /// Reads the filters of `exchangeInfo.symbols[i]`. PRICE_FILTER and LOT_SIZE are required;
+    /// Reads the filters of `exchangeInfo.symbols[i]`. `PRICE_FILTER` and `LOT_SIZE` are required;
     /// numbers must be non-negative decimals (no exponent) and `stepSize` positive.
     pub fn from_symbol_info(info: &wire::SymbolInfo) -> Result<Self, ParseError> {
         let name = info.symbol.as_str();
@@ -359,7 +359,9 @@ impl SymbolFilters {
     /// Rounds a draft to the grid and checks it against every filter.
     pub fn prepare(&self, draft: &OrderDraft) -> Result<RoundedOrder, FilterError> {
         let price = match draft.kind {
-            OrderKind::Limit => Some(self.round_price(draft.side, draft.price.ok_or(FilterError::PriceMissing)?)?),
+            OrderKind::Limit => {
+                Some(self.round_price(draft.side, draft.price.ok_or(FilterError::PriceMissing)?)?)
+            }
             OrderKind::Market => None,
         };
         let order = RoundedOrder {
@@ -375,7 +377,12 @@ impl SymbolFilters {
     /// Checks an order as it would be sent, without changing it: grid, bounds, precision, notional and
     /// mark-price band. Use it on prices and quantities that did not come from [`Self::prepare`]
     /// (typed by the operator, read back from the journal).
-    pub fn validate(&self, order: &RoundedOrder, reduce_only: bool, mark_price: Decimal) -> Result<(), FilterError> {
+    pub fn validate(
+        &self,
+        order: &RoundedOrder,
+        reduce_only: bool,
+        mark_price: Decimal,
+    ) -> Result<(), FilterError> {
         if mark_price <= Decimal::ZERO {
             return Err(FilterError::BadMarkPrice(mark_price));
         }
@@ -514,7 +521,10 @@ mod tests {
     #[test]
     fn price_rounds_buy_down_sell_up_on_the_grid_from_min() {
         let f = btcusdt();
-        assert_eq!(f.round_price(OrderSide::Buy, d("30000.349999999")), Ok(d("30000.34")));
+        assert_eq!(
+            f.round_price(OrderSide::Buy, d("30000.349999999")),
+            Ok(d("30000.34"))
+        );
         assert_eq!(f.round_price(OrderSide::Sell, d("30000.341")), Ok(d("30000.35")));
         assert_eq!(f.round_price(OrderSide::Sell, d("30000.34")), Ok(d("30000.34")));
         assert_eq!(f.round_price(OrderSide::Buy, d("556.72")), Ok(d("556.72")));
@@ -556,7 +566,10 @@ mod tests {
     #[test]
     fn qty_is_floored_never_increased() {
         let f = btcusdt();
-        assert_eq!(f.floor_qty(OrderKind::Limit, d("0.34999999999999")), Ok(d("0.349")));
+        assert_eq!(
+            f.floor_qty(OrderKind::Limit, d("0.34999999999999")),
+            Ok(d("0.349"))
+        );
         assert_eq!(f.floor_qty(OrderKind::Limit, d("0.001")), Ok(d("0.001")));
         assert!(matches!(
             f.floor_qty(OrderKind::Limit, d("0.0009")),
@@ -568,7 +581,9 @@ mod tests {
         ));
         assert_eq!(f.floor_qty(OrderKind::Limit, d("500")), Ok(d("500")));
         // MARKET uses MARKET_LOT_SIZE (max 100 here).
-        let err = f.floor_qty(OrderKind::Market, d("500")).expect_err("above market max");
+        let err = f
+            .floor_qty(OrderKind::Market, d("500"))
+            .expect_err("above market max");
         assert_eq!(err.venue_code(), Some(-4005));
     }
 
@@ -577,8 +592,17 @@ mod tests {
         let f = btcusdt();
         // 0.001 × 4000 = 4 < 5.
         let small = limit(OrderSide::Buy, "4000", "0.001", "4000");
-        assert_eq!(f.prepare(&small).expect_err("too small").venue_code(), Some(-4164));
-        assert!(f.prepare(&OrderDraft { reduce_only: true, ..small }).is_ok());
+        assert_eq!(
+            f.prepare(&small).expect_err("too small").venue_code(),
+            Some(-4164)
+        );
+        assert!(
+            f.prepare(&OrderDraft {
+                reduce_only: true,
+                ..small
+            })
+            .is_ok()
+        );
         // MARKET: the mark price decides, not the (absent) limit price.
         let market = OrderDraft {
             side: OrderSide::Sell,
@@ -603,15 +627,28 @@ mod tests {
     fn percent_price_band_against_mark() {
         let f = btcusdt();
         // cap 1.15 × 30000 = 34500.
-        assert!(f.prepare(&limit(OrderSide::Buy, "34500.009", "0.01", "30000")).is_ok());
-        let e = f.prepare(&limit(OrderSide::Buy, "34500.02", "0.01", "30000")).expect_err("cap");
+        assert!(
+            f.prepare(&limit(OrderSide::Buy, "34500.009", "0.01", "30000"))
+                .is_ok()
+        );
+        let e = f
+            .prepare(&limit(OrderSide::Buy, "34500.02", "0.01", "30000"))
+            .expect_err("cap");
         assert_eq!(e.venue_code(), Some(-4016));
         // floor 0.85 × 30000 = 25500.
-        assert!(f.prepare(&limit(OrderSide::Sell, "25499.991", "0.01", "30000")).is_ok());
-        let e = f.prepare(&limit(OrderSide::Sell, "25499.98", "0.01", "30000")).expect_err("floor");
+        assert!(
+            f.prepare(&limit(OrderSide::Sell, "25499.991", "0.01", "30000"))
+                .is_ok()
+        );
+        let e = f
+            .prepare(&limit(OrderSide::Sell, "25499.98", "0.01", "30000"))
+            .expect_err("floor");
         assert_eq!(e.venue_code(), Some(-4024));
         // The band is one-sided per side.
-        assert!(f.prepare(&limit(OrderSide::Sell, "34000", "0.01", "30000")).is_ok());
+        assert!(
+            f.prepare(&limit(OrderSide::Sell, "34000", "0.01", "30000"))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -627,7 +664,10 @@ mod tests {
         assert_eq!(f.validate(&o("30000.01", "0.5"), false, mark), Ok(()));
         let code = |r: Result<(), FilterError>| r.expect_err("refused").venue_code();
         assert_eq!(code(f.validate(&o("30000.015", "0.5"), false, mark)), Some(-4014));
-        assert_eq!(code(f.validate(&o("30000.01", "0.5005"), false, mark)), Some(-4023));
+        assert_eq!(
+            code(f.validate(&o("30000.01", "0.5005"), false, mark)),
+            Some(-4023)
+        );
         assert_eq!(code(f.validate(&o("30000.01", "1001"), false, mark)), Some(-4005));
         assert_eq!(
             code(f.validate(
@@ -651,10 +691,18 @@ mod tests {
         assert_eq!(to_wire_string(d("0.00100")), "0.001");
         assert_eq!(to_wire_string(d("100.0")), "100");
         assert_eq!(to_wire_string(Decimal::new(1, 8)), "0.00000001");
-        assert_eq!(to_wire_string(Decimal::from_scientific("1e2").expect("sci")), "100");
-        assert_eq!(to_wire_string(Decimal::from_scientific("5e-10").expect("sci")), "0.0000000005");
+        assert_eq!(
+            to_wire_string(Decimal::from_scientific("1e2").expect("sci")),
+            "100"
+        );
+        assert_eq!(
+            to_wire_string(Decimal::from_scientific("5e-10").expect("sci")),
+            "0.0000000005"
+        );
         let f = btcusdt();
-        let o = f.prepare(&limit(OrderSide::Buy, "30000.10", "0.0100", "30000")).expect("ok");
+        let o = f
+            .prepare(&limit(OrderSide::Buy, "30000.10", "0.0100", "30000"))
+            .expect("ok");
         assert_eq!(o.price_wire().as_deref(), Some("30000.1"));
         assert_eq!(o.qty_wire(), "0.01");
     }
@@ -669,10 +717,22 @@ mod tests {
             )
         };
         for (lot, problem) in [
-            (r#"{"stepSize":"0","filterType":"LOT_SIZE","maxQty":"1","minQty":"0.1"}"#, "stepSize is zero"),
-            (r#"{"stepSize":"1e-3","filterType":"LOT_SIZE","maxQty":"1","minQty":"0.1"}"#, "stepSize \"1e-3\""),
-            (r#"{"stepSize":"-0.1","filterType":"LOT_SIZE","maxQty":"1","minQty":"0.1"}"#, "stepSize \"-0.1\""),
-            (r#"{"stepSize":"0.1","filterType":"LOT_SIZE","maxQty":"1","minQty":"2"}"#, "above maxQty"),
+            (
+                r#"{"stepSize":"0","filterType":"LOT_SIZE","maxQty":"1","minQty":"0.1"}"#,
+                "stepSize is zero",
+            ),
+            (
+                r#"{"stepSize":"1e-3","filterType":"LOT_SIZE","maxQty":"1","minQty":"0.1"}"#,
+                "stepSize \"1e-3\"",
+            ),
+            (
+                r#"{"stepSize":"-0.1","filterType":"LOT_SIZE","maxQty":"1","minQty":"0.1"}"#,
+                "stepSize \"-0.1\"",
+            ),
+            (
+                r#"{"stepSize":"0.1","filterType":"LOT_SIZE","maxQty":"1","minQty":"2"}"#,
+                "above maxQty",
+            ),
             (r#"{"notional":"5","filterType":"MIN_NOTIONAL"}"#, "no LOT_SIZE"),
         ] {
             let info: wire::SymbolInfo = serde_json::from_str(&json(lot)).expect("json");

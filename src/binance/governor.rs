@@ -58,7 +58,10 @@ pub enum WaitReason {
 pub enum Refusal {
     /// Ask again at `until_ms` (venue time).
     #[error("wait until {until_ms} ({reason:?})")]
-    Wait { until_ms: TimestampMs, reason: WaitReason },
+    Wait {
+        until_ms: TimestampMs,
+        reason: WaitReason,
+    },
     /// The request alone costs more than the cap of a budget: it can never be sent.
     #[error("a request costing {cost} exceeds the {kind:?} budget of {cap} per {window_ms} ms")]
     TooLarge {
@@ -92,7 +95,11 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GovernorError {
     #[error("rate limit {kind} has an unknown interval {interval:?} × {num}")]
-    BadInterval { kind: String, interval: String, num: u32 },
+    BadInterval {
+        kind: String,
+        interval: String,
+        num: u32,
+    },
     #[error("exchangeInfo has no REQUEST_WEIGHT rate limit")]
     NoWeightLimit,
 }
@@ -159,7 +166,11 @@ impl Budget {
     /// Spent since the start of the fixed, epoch-aligned window containing `now` (the venue's count).
     fn spent_in_fixed_window(&self, now: TimestampMs) -> u32 {
         let start = now - now.rem_euclid(self.window_ms);
-        self.log.iter().filter(|&&(t, _)| t >= start).map(|&(_, c)| c).sum()
+        self.log
+            .iter()
+            .filter(|&&(t, _)| t >= start)
+            .map(|&(_, c)| c)
+            .sum()
     }
 
     fn cost(&self, weight: u32, orders: u32) -> u32 {
@@ -219,11 +230,12 @@ impl RateGovernor {
                 "RAW_REQUESTS" | "RAW_REQUEST" => LimitKind::RawRequests,
                 _ => continue,
             };
-            let window_ms = interval_ms(&l.interval, l.interval_num).ok_or_else(|| GovernorError::BadInterval {
-                kind: l.rate_limit_type.clone(),
-                interval: l.interval.clone(),
-                num: l.interval_num,
-            })?;
+            let window_ms =
+                interval_ms(&l.interval, l.interval_num).ok_or_else(|| GovernorError::BadInterval {
+                    kind: l.rate_limit_type.clone(),
+                    interval: l.interval.clone(),
+                    num: l.interval_num,
+                })?;
             budgets.push(Budget::new(kind, window_ms, l.limit));
         }
         if !budgets.iter().any(|b| b.kind == LimitKind::RequestWeight) {
@@ -265,7 +277,10 @@ impl RateGovernor {
     pub fn acquire(&mut self, weight: u32, orders: u32, now: TimestampMs) -> Result<(), Refusal> {
         if let Some((until, reason)) = self.blocked {
             if now < until {
-                return Err(Refusal::Wait { until_ms: until, reason });
+                return Err(Refusal::Wait {
+                    until_ms: until,
+                    reason,
+                });
             }
             self.blocked = None;
         }
@@ -308,7 +323,11 @@ impl RateGovernor {
 
     /// Feeds the headers of a response (any order, any case): `X-MBX-USED-WEIGHT-<n><u>` and
     /// `X-MBX-ORDER-COUNT-<n><u>` correct the matching budget upward. Other headers are ignored.
-    pub fn on_headers<'a>(&mut self, headers: impl IntoIterator<Item = (&'a str, &'a str)>, now: TimestampMs) {
+    pub fn on_headers<'a>(
+        &mut self,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+        now: TimestampMs,
+    ) {
         for (name, value) in headers {
             let name = name.to_ascii_uppercase();
             let (kind, suffix) = if let Some(s) = name.strip_prefix("X-MBX-USED-WEIGHT-") {
@@ -318,7 +337,8 @@ impl RateGovernor {
             } else {
                 continue;
             };
-            let (Some(window_ms), Ok(reported)) = (header_interval_ms(suffix), value.trim().parse::<u32>()) else {
+            let (Some(window_ms), Ok(reported)) = (header_interval_ms(suffix), value.trim().parse::<u32>())
+            else {
                 continue;
             };
             if let Some(b) = self
@@ -373,7 +393,9 @@ impl RateGovernor {
     /// The venue answered 418: no REST at all until `Retry-After` (default [`DEFAULT_BAN_MS`]), and
     /// an alert for the operator.
     pub fn on_banned(&mut self, retry_after: Option<Duration>, now: TimestampMs) {
-        let ms = retry_after.map_or(DEFAULT_BAN_MS, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2));
+        let ms = retry_after.map_or(DEFAULT_BAN_MS, |d| {
+            i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+        });
         self.block(now + ms, WaitReason::Banned);
         let until_ms = self.blocked.map_or(now + ms, |(t, _)| t);
         self.alert = Some(BanAlert {
@@ -455,7 +477,11 @@ mod tests {
             let mut headers = Vec::new();
             let mut over = false;
             for &(kind, w, limit) in &self.limits {
-                let cost = if kind == LimitKind::RequestWeight { weight } else { orders };
+                let cost = if kind == LimitKind::RequestWeight {
+                    weight
+                } else {
+                    orders
+                };
                 let c = self.counts.entry((kind, w, now.div_euclid(w))).or_default();
                 *c += cost;
                 over |= *c > limit;
@@ -468,11 +494,7 @@ mod tests {
                 };
                 headers.push((format!("{prefix}{suffix}"), c.to_string()));
             }
-            if over {
-                None
-            } else {
-                Some(headers)
-            }
+            if over { None } else { Some(headers) }
         }
 
         fn max(&self, kind: LimitKind, w: i64) -> u32 {
@@ -484,7 +506,11 @@ mod tests {
     fn max_sliding(log: &[(i64, u32)], w: i64) -> u32 {
         let mut best = 0;
         for (i, &(t0, _)) in log.iter().enumerate() {
-            let s: u32 = log[i..].iter().take_while(|&&(t, _)| t < t0 + w).map(|&(_, c)| c).sum();
+            let s: u32 = log[i..]
+                .iter()
+                .take_while(|&&(t, _)| t < t0 + w)
+                .map(|&(_, c)| c)
+                .sum();
             best = best.max(s);
         }
         best
@@ -527,7 +553,6 @@ mod tests {
                         venue.rejected_429 += 1;
                     }
                     if let Some(h) = answer {
-
                         if feed_headers {
                             g.on_headers(h.iter().map(|(k, v)| (k.as_str(), v.as_str())), now);
                         }
@@ -577,7 +602,13 @@ mod tests {
                     now += 3;
                 }
                 Err(Refusal::Wait { until_ms, reason }) => {
-                    assert!(matches!(reason, WaitReason::Budget { kind: LimitKind::Orders, .. }));
+                    assert!(matches!(
+                        reason,
+                        WaitReason::Budget {
+                            kind: LimitKind::Orders,
+                            ..
+                        }
+                    ));
                     now = until_ms;
                 }
                 Err(e) => panic!("{e}"),
@@ -646,7 +677,11 @@ mod tests {
         ));
         // Order counts by window; malformed values and unknown windows are ignored.
         g.on_headers(
-            [("X-MBX-ORDER-COUNT-10S", "200"), ("X-MBX-ORDER-COUNT-1M", "x"), ("X-MBX-ORDER-COUNT-1H", "5")],
+            [
+                ("X-MBX-ORDER-COUNT-10S", "200"),
+                ("X-MBX-ORDER-COUNT-1M", "x"),
+                ("X-MBX-ORDER-COUNT-1H", "5"),
+            ],
             now + 4,
         );
         let orders_10s = g
@@ -677,7 +712,10 @@ mod tests {
         );
         assert!(g.acquire(20, 0, 20_000).is_ok());
         assert!(g.acquire(100, 0, 60_000).is_ok());
-        assert!(matches!(g.acquire(2_000, 0, 60_000), Err(Refusal::TooLarge { cap: 1_920, .. })));
+        assert!(matches!(
+            g.acquire(2_000, 0, 60_000),
+            Err(Refusal::TooLarge { cap: 1_920, .. })
+        ));
     }
 
     #[test]
@@ -694,7 +732,10 @@ mod tests {
                 })
             );
         }
-        assert_eq!(g.blocked_until(t0 + 10), Some((t0 + 3_000, WaitReason::RateLimited)));
+        assert_eq!(
+            g.blocked_until(t0 + 10),
+            Some((t0 + 3_000, WaitReason::RateLimited))
+        );
         assert!(g.acquire(1, 0, t0 + 3_000).is_ok());
         assert_eq!(g.blocked_until(t0 + 3_000), None);
         // Ramp: half the cap (960) for one weight window after the block.
@@ -753,8 +794,14 @@ mod tests {
         let g = RateGovernor::from_rate_limits(&limits).expect("budgets");
         let usage = g.usage(0);
         assert_eq!(usage.len(), 2);
-        assert_eq!((usage[0].limit, usage[0].cap, usage[0].window_ms), (6_000, 4_800, 60_000));
-        assert_eq!((usage[1].limit, usage[1].cap, usage[1].window_ms), (300, 240, 10_000));
+        assert_eq!(
+            (usage[0].limit, usage[0].cap, usage[0].window_ms),
+            (6_000, 4_800, 60_000)
+        );
+        assert_eq!(
+            (usage[1].limit, usage[1].cap, usage[1].window_ms),
+            (300, 240, 10_000)
+        );
 
         let bad = [wire::RateLimit {
             rate_limit_type: "REQUEST_WEIGHT".into(),

@@ -83,15 +83,13 @@ impl SecretString {
             bytes.zeroize();
             return Err(io(source));
         }
-        let secret = match std::str::from_utf8(&bytes) {
-            Ok(text) => Self::trimmed(text),
-            Err(_) => {
-                bytes.zeroize();
-                return Err(SecretError::NotUtf8 {
-                    path: path.to_path_buf(),
-                });
-            }
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            bytes.zeroize();
+            return Err(SecretError::NotUtf8 {
+                path: path.to_path_buf(),
+            });
         };
+        let secret = Self::trimmed(text);
         bytes.zeroize();
         secret.ok_or_else(|| SecretError::Empty {
             source_name: format!("file {}", path.display()),
@@ -126,7 +124,8 @@ impl fmt::Display for SecretString {
 fn check_mode(path: &Path, meta: &std::fs::Metadata) -> Result<(), SecretError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 == 0 {
+    let group_and_other = mode & 0o077;
+    if group_and_other == 0 {
         Ok(())
     } else {
         Err(SecretError::InsecureMode {
@@ -257,7 +256,10 @@ mod tests {
         let err = SecretString::from_file(&missing).expect_err("missing");
         assert!(err.to_string().contains("nope.key"), "{err}");
         let err = SecretString::from_file(dir.path()).expect_err("a directory");
-        assert!(matches!(err, SecretError::NotAFile { .. } | SecretError::Io { .. }), "{err}");
+        assert!(
+            matches!(err, SecretError::NotAFile { .. } | SecretError::Io { .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -270,7 +272,10 @@ mod tests {
         let s = SecretString::from_env_with("SET", lookup).expect("set");
         assert_eq!(s.expose_secret(), CANARY);
         let err = SecretString::from_env_with("BLANK", lookup).expect_err("blank");
-        assert_eq!(err.to_string(), "the secret in environment variable BLANK is empty");
+        assert_eq!(
+            err.to_string(),
+            "the secret in environment variable BLANK is empty"
+        );
         let err = SecretString::from_env_with("UNSET", lookup).expect_err("unset");
         assert_eq!(err.to_string(), "environment variable UNSET is not set");
         let err = SecretString::from_env("PERPDESK_TEST_VARIABLE_THAT_IS_NEVER_SET").expect_err("unset");

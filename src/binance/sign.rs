@@ -1,4 +1,4 @@
-//! Request signing for SIGNED (TRADE / USER_DATA) endpoints: HMAC-SHA256 and Ed25519 keys.
+//! Request signing for SIGNED (TRADE / `USER_DATA`) endpoints: HMAC-SHA256 and Ed25519 keys.
 //!
 //! Binance authenticates a signed request by a `signature` parameter computed over `totalParams`, the
 //! query string **concatenated with** the form body, with no separator (PROTOCOL.md §2). The signature
@@ -178,7 +178,7 @@ mod tests {
     /// `openssl pkeyutl -sign -inkey test.pem -rawin -in <EXAMPLE_1> | base64`.
     const TEST_PEM_SIG_EXAMPLE_1: &str =
         "WUMXqSBsg+VW4lFL7jH+Cqqg5lnjmKu9dXUhDhUN5nVceJzL/+k/tobe1zEWoKOAKj6drJgrnn6DMRdJC9zdBg==";
-    /// `openssl pkey -in test.pem -pubout` (the SubjectPublicKeyInfo's last 32 bytes, base64).
+    /// `openssl pkey -in test.pem -pubout` (the `SubjectPublicKeyInfo`, base64; the key is its last 32 bytes).
     const TEST_PEM_PUBLIC_SPKI_B64: &str = "MCowBQYDK2VwAyEA6e8nM2T3MvqhMc9nK0vKGj2A76EjFWoZjbgcw7NcVkA=";
 
     fn hmac_signer() -> Signer {
@@ -267,7 +267,9 @@ mod tests {
             .decode(TEST_PEM_PUBLIC_SPKI_B64)
             .expect("b64");
         assert_eq!(public.as_bytes().as_slice(), &spki[spki.len() - 32..]);
-        let raw = base64::engine::general_purpose::STANDARD.decode(&b64).expect("b64");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&b64)
+            .expect("b64");
         let parsed = ed25519_dalek::Signature::from_slice(&raw).expect("64 bytes");
         public.verify(EXAMPLE_1.as_bytes(), &parsed).expect("verifies");
         assert!(public.verify(b"symbol=BTCUSDT", &parsed).is_err());
