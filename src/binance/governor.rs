@@ -85,7 +85,7 @@ pub struct Usage {
     pub kind: LimitKind,
     pub window_ms: i64,
     /// Spent in the sliding window ending now (including foreign usage learnt from headers).
-    pub used: u32,
+    pub used: u64,
     /// What the governor allows ([`SAFETY_PERCENT`] of `limit`).
     pub cap: u32,
     /// The venue's limit.
@@ -112,7 +112,8 @@ struct Budget {
     cap: u32,
     /// `(time, cost)`, time non-decreasing; an entry counts during `[time, time + window_ms)`.
     log: VecDeque<(TimestampMs, u32)>,
-    sum: u32,
+    /// Sum of the log's costs (u64: header corrections can book any u32).
+    sum: u64,
 }
 
 impl Budget {
@@ -133,7 +134,7 @@ impl Budget {
             if t + self.window_ms > now {
                 break;
             }
-            self.sum -= cost;
+            self.sum -= u64::from(cost);
             self.log.pop_front();
         }
     }
@@ -144,17 +145,18 @@ impl Budget {
         }
         let t = self.log.back().map_or(now, |&(last, _)| last.max(now));
         self.log.push_back((t, cost));
-        self.sum += cost;
+        self.sum += u64::from(cost);
     }
 
     /// When `cost` more would fit under `cap` (after `prune(now)`); `None` if it fits now.
     fn fits_at(&self, cost: u32, cap: u32) -> Option<TimestampMs> {
+        let (cost, cap) = (u64::from(cost), u64::from(cap));
         if self.sum + cost <= cap {
             return None;
         }
         let mut remaining = self.sum;
         for &(t, c) in &self.log {
-            remaining -= c;
+            remaining -= u64::from(c);
             if remaining + cost <= cap {
                 return Some(t + self.window_ms);
             }
@@ -164,12 +166,12 @@ impl Budget {
     }
 
     /// Spent since the start of the fixed, epoch-aligned window containing `now` (the venue's count).
-    fn spent_in_fixed_window(&self, now: TimestampMs) -> u32 {
+    fn spent_in_fixed_window(&self, now: TimestampMs) -> u64 {
         let start = now - now.rem_euclid(self.window_ms);
         self.log
             .iter()
             .filter(|&&(t, _)| t >= start)
-            .map(|&(_, c)| c)
+            .map(|&(_, c)| u64::from(c))
             .sum()
     }
 
@@ -348,8 +350,9 @@ impl RateGovernor {
             {
                 b.prune(now);
                 let ours = b.spent_in_fixed_window(now);
-                if reported > ours {
-                    b.book(now, reported - ours);
+                if u64::from(reported) > ours {
+                    // The difference is below `reported`, so it fits a u32.
+                    b.book(now, u32::try_from(u64::from(reported) - ours).unwrap_or(reported));
                 }
             }
         }
@@ -425,7 +428,7 @@ impl RateGovernor {
                     .log
                     .iter()
                     .filter(|&&(t, _)| t + b.window_ms > now)
-                    .map(|&(_, c)| c)
+                    .map(|&(_, c)| u64::from(c))
                     .sum(),
                 cap: b.cap,
                 limit: b.limit,
@@ -442,7 +445,7 @@ mod tests {
 
     use super::*;
 
-    fn weight_usage(g: &RateGovernor, now: i64) -> u32 {
+    fn weight_usage(g: &RateGovernor, now: i64) -> u64 {
         g.usage(now)
             .iter()
             .find(|u| u.kind == LimitKind::RequestWeight)
@@ -692,6 +695,23 @@ mod tests {
         assert_eq!(orders_10s.used, 200);
         assert!(matches!(g.acquire(0, 41, now + 5), Err(Refusal::Wait { .. })));
         assert!(g.acquire(0, 40, now + 5).is_ok());
+    }
+
+    #[test]
+    fn absurd_header_values_block_without_overflowing() {
+        let mut g = RateGovernor::binance_defaults();
+        g.on_headers([("X-MBX-USED-WEIGHT-1M", "4294967295")], 1_000);
+        // A new fixed minute: booked again on top of the first, which is still in the sliding window.
+        g.on_headers([("X-MBX-USED-WEIGHT-1M", "4294967295")], 60_000);
+        assert_eq!(weight_usage(&g, 60_000), 2 * u64::from(u32::MAX));
+        assert!(matches!(
+            g.acquire(1, 0, 60_000),
+            Err(Refusal::Wait {
+                until_ms: 120_000,
+                ..
+            })
+        ));
+        assert!(g.acquire(1, 0, 120_000).is_ok());
     }
 
     #[test]
