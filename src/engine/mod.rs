@@ -464,20 +464,25 @@ impl Engine {
             let Some((id, tf)) = self.series_of_stream(s) else {
                 continue;
             };
-            let Some(state) = self.symbols.get(&id) else {
+            // A series still in its initial back-fill is covered by that request.
+            if !self.symbols.get(&id).is_some_and(|st| st.backfilled[tf]) {
                 continue;
-            };
-            if !state.backfilled[tf] {
-                continue; // the initial back-fill is still under way and covers it
             }
-            let from = state.series[tf].last_closed().map_or(
-                BackfillFrom::Latest {
-                    bars: self.settings.history_bars,
-                },
-                |b| BackfillFrom::Since(b.open_time),
-            );
-            self.request_gap_fill(id, tf, from);
+            if let Some(from) = self.resume_point(id, tf) {
+                self.request_gap_fill(id, tf, from);
+            }
         }
+    }
+
+    /// Where history for a series resumes: after its last closed bar, or a full back-fill if it has none.
+    fn resume_point(&self, id: SymbolId, tf: usize) -> Option<BackfillFrom> {
+        let state = self.symbols.get(&id)?;
+        Some(state.series[tf].last_closed().map_or(
+            BackfillFrom::Latest {
+                bars: self.settings.history_bars,
+            },
+            |b| BackfillFrom::Since(b.open_time),
+        ))
     }
 
     /// Asks the feed for history of one series unless a request for it is already in flight.
@@ -515,27 +520,8 @@ impl Engine {
         }
         let retry: Vec<_> = self.retry_backfill.drain().collect();
         for (id, tf) in retry {
-            let Some(state) = self.symbols.get(&id) else {
-                continue;
-            };
-            let from = state.series[tf].last_closed().map_or(
-                BackfillFrom::Latest {
-                    bars: self.settings.history_bars,
-                },
-                |b| BackfillFrom::Since(b.open_time),
-            );
-            let name = self
-                .table
-                .read()
-                .ok()
-                .and_then(|t| t.get(id).map(|s| s.name.clone()));
-            if let Some(name) = name {
-                self.request(FeedRequest::Backfill {
-                    symbol: id,
-                    name,
-                    interval: self.settings.timeframes[tf],
-                    from,
-                });
+            if let Some(from) = self.resume_point(id, tf) {
+                self.request_gap_fill(id, tf, from);
             }
         }
     }
