@@ -22,6 +22,7 @@
 
 mod atr;
 mod bollinger;
+mod cache;
 mod dmi;
 mod ema;
 mod macd;
@@ -30,6 +31,8 @@ mod returns;
 mod rsi;
 mod set;
 mod sma;
+mod store;
+mod vector;
 mod vwap;
 mod window;
 
@@ -38,6 +41,7 @@ mod proptests;
 
 pub use atr::{Atr, TrueRange};
 pub use bollinger::{Bollinger, BollingerBands};
+pub use cache::{CacheError, CacheKey, CachedFeature, FeatureCache};
 pub use dmi::{Dmi, DmiValue};
 pub use ema::{Ema, EmaSeeding};
 pub use macd::{Macd, MacdSeeding, MacdValue};
@@ -46,6 +50,11 @@ pub use returns::{LogReturn, RealisedVolatility};
 pub use rsi::Rsi;
 pub use set::{EMA_PERIODS, IndicatorSet, IndicatorValues, REALISED_VOLATILITY_WINDOW};
 pub use sma::Sma;
+pub use store::{FeatureStore, STORE_FILE_NAME, SlotId, SlotInfo, StoreError};
+pub use vector::{
+    FeatureSource, FeatureSpec, FeatureTimeframe, FeatureVector, Normalisation, SCHEMA, SCHEMA_LEN,
+    TIMEFRAMES, TimeframeInput, schema_hash,
+};
 pub use vwap::Vwap;
 pub use window::RollingWindow;
 
