@@ -317,6 +317,47 @@ impl AnalyzeConfig {
         Ok(self)
     }
 
+    /// The configuration `perpdesk analyze` flags describe.
+    pub fn from_args(args: &crate::cli::AnalyzeArgs) -> Result<Self, AnalyzeError> {
+        let previous_timeframes = args
+            .previous_timeframes
+            .iter()
+            .map(|label| Ok((label.trim().to_owned(), parse_timeframe(label.trim())?)))
+            .collect::<Result<Vec<_>, AnalyzeError>>()?;
+        let sessions = args
+            .sessions
+            .iter()
+            .map(|name| parse_session(name))
+            .collect::<Result<Vec<_>, AnalyzeError>>()?;
+        for (flag, labels) in [
+            (
+                "--previous-timeframes",
+                previous_timeframes.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+            ),
+            ("--sessions", sessions.iter().map(|s| s.0.as_str()).collect()),
+        ] {
+            if let Some(label) = labels.iter().enumerate().find_map(|(i, l)| labels[..i].contains(l).then_some(l)) {
+                return Err(AnalyzeError::Parameter {
+                    flag,
+                    reason: format!("{label} is given twice"),
+                });
+            }
+        }
+        Self {
+            structure: Vec::new(),
+            fair_value_gaps: args.join_consecutive,
+            previous_timeframes,
+            sessions,
+        }
+        .with_sets(&SetFlags {
+            swing_length: args.swing_length.as_deref(),
+            close_break: args.close_break.as_deref(),
+            close_mitigation: args.close_mitigation.as_deref(),
+            liquidity_range_percent: args.liquidity_range_percent.as_deref(),
+            liquidity_pip_range: args.liquidity_pip_range.as_deref(),
+        })
+    }
+
     fn validate(&self) -> Result<(), AnalyzeError> {
         let mut labels: Vec<String> = self.structure.iter().map(StructureParams::label).collect();
         labels.sort();
