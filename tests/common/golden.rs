@@ -72,7 +72,8 @@ pub fn load_columns(text: &str) -> Columns {
         .collect()
 }
 
-fn is_float32(column: &str) -> bool {
+/// Whether the reference stores `column` in float32 (SPEC §0.2).
+pub fn is_float32(column: &str) -> bool {
     FLOAT32_SUFFIXES.iter().any(|s| column.ends_with(s))
         || column.ends_with("_Low") && column.starts_with("sess_")
 }
