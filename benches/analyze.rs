@@ -62,7 +62,7 @@ fn analyze_throughput(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     group.bench_function("columns_50k_bars", |b| {
-        b.iter(|| black_box(analyze::analyze(black_box(&bars), &config, source, &mut |_| {})))
+        b.iter(|| black_box(analyze::analyze(black_box(&bars), &config, source, &mut |_| {})));
     });
     group.bench_function("columns_and_csv_50k_bars", |b| {
         b.iter(|| {

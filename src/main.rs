@@ -15,8 +15,8 @@ use std::{io::Write as _, process::ExitCode, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use clap::Parser as _;
 use perpdesk::{
-    app::{self, RunOptions},
     analyze::{self, AnalyzeConfig, AnalyzeError},
+    app::{self, RunOptions},
     cli::{AnalyzeArgs, AttachArgs, Cli, Command, SimArgs},
     config::{self, Config, ConfigError},
     console::{
@@ -129,7 +129,11 @@ fn run_analyze(args: &AnalyzeArgs) -> ExitCode {
                 summary.rows,
                 summary.columns,
                 started.elapsed().as_secs_f64(),
-                if pips.is_empty() { "-".to_owned() } else { pips.join(", ") },
+                if pips.is_empty() {
+                    "-".to_owned()
+                } else {
+                    pips.join(", ")
+                },
                 args.output
                     .as_ref()
                     .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string())

@@ -62,7 +62,12 @@ fn perpdesk(args: &[&str]) -> Output {
 }
 
 fn run_to_file(input: &Path, output: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()];
+    let mut args = vec![
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let out = perpdesk(&args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -75,7 +80,12 @@ fn run_to_file(input: &Path, output: &Path, extra: &[&str]) -> String {
 fn meta_flags(meta: &str) -> Vec<String> {
     let meta: serde_json::Value = serde_json::from_str(meta).unwrap();
     let sets = ["s5", "s10"].map(|p| &meta["smc"][p]);
-    let list = |key: &str| sets.iter().map(|s| s[key].to_string()).collect::<Vec<_>>().join(",");
+    let list = |key: &str| {
+        sets.iter()
+            .map(|s| s[key].to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     vec![
         "--swing-length".to_owned(),
         list("swing_length"),
@@ -114,7 +124,10 @@ fn check_known_at(label: &str, header: &[String], ours: &Columns) -> usize {
     assert_eq!(known_at_columns(header), expected, "{label}: KnownAt columns");
     let mut checked = 0;
     for (prefix, marker) in FAMILIES {
-        let position = header.iter().position(|c| *c == format!("{prefix}_KnownAt")).unwrap();
+        let position = header
+            .iter()
+            .position(|c| *c == format!("{prefix}_KnownAt"))
+            .unwrap();
         assert_eq!(
             family_of(&header[position - 1]),
             Some(prefix),
@@ -122,7 +135,11 @@ fn check_known_at(label: &str, header: &[String], ours: &Columns) -> usize {
             header[position - 1]
         );
         if let Some(next) = header.get(position + 1) {
-            assert_ne!(family_of(next), Some(prefix), "{label}: {prefix}_KnownAt is not last");
+            assert_ne!(
+                family_of(next),
+                Some(prefix),
+                "{label}: {prefix}_KnownAt is not last"
+            );
         }
         let known = &ours[&format!("{prefix}_KnownAt")];
         for r in 0..rows {
@@ -137,8 +154,14 @@ fn check_known_at(label: &str, header: &[String], ours: &Columns) -> usize {
             let Some(k) = known[r] else { continue };
             checked += 1;
             let row = r as f64;
-            assert!(k >= row, "{label} {prefix} row {r}: known at {k}, before its own bar");
-            assert!(k < rows as f64, "{label} {prefix} row {r}: known at {k}, after the data");
+            assert!(
+                k >= row,
+                "{label} {prefix} row {r}: known at {k}, before its own bar"
+            );
+            assert!(
+                k < rows as f64,
+                "{label} {prefix} row {r}: known at {k}, after the data"
+            );
             // SPEC §1: a gap needs the next bar; a swing of length n needs n more bars (the row-0
             // bookend comes with the first swing); calendar families are known at their bar.
             match prefix {
@@ -148,11 +171,17 @@ fn check_known_at(label: &str, header: &[String], ours: &Columns) -> usize {
                 "swing_s10" if r > 0 => assert!(k >= row + 10.0, "{label} swing_s10 row {r}: {k}"),
                 "bos_s5" => {
                     assert!(k >= row + 5.0, "{label} bos_s5 row {r}: {k}");
-                    assert!(ours["bos_s5_BrokenIndex"][r].unwrap() <= k, "{label} bos_s5 row {r}");
+                    assert!(
+                        ours["bos_s5_BrokenIndex"][r].unwrap() <= k,
+                        "{label} bos_s5 row {r}"
+                    );
                 }
                 "bos_s10" => {
                     assert!(k >= row + 10.0, "{label} bos_s10 row {r}: {k}");
-                    assert!(ours["bos_s10_BrokenIndex"][r].unwrap() <= k, "{label} bos_s10 row {r}");
+                    assert!(
+                        ours["bos_s10_BrokenIndex"][r].unwrap() <= k,
+                        "{label} bos_s10 row {r}"
+                    );
                 }
                 p if p.starts_with("phl_") || p.starts_with("sess_") => {
                     assert_eq!(k, row, "{label} {p} row {r}");
@@ -201,7 +230,12 @@ fn golden_inputs_reproduce_the_golden_columns() {
         let cells = |t: &str| -> Vec<Vec<String>> {
             t.lines()
                 .skip(1)
-                .map(|l| l.split(',').take(INPUT_COLUMNS.len()).map(str::to_owned).collect())
+                .map(|l| {
+                    l.split(',')
+                        .take(INPUT_COLUMNS.len())
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .collect()
         };
         assert_eq!(cells(&text), cells(&ta_text), "{dataset}: input columns");
@@ -251,7 +285,10 @@ fn golden_inputs_reproduce_the_golden_columns() {
                 }
             }
         }
-        assert!(integral > 10 * our_rows.len(), "{dataset}: {integral} integral cells compared");
+        assert!(
+            integral > 10 * our_rows.len(),
+            "{dataset}: {integral} integral cells compared"
+        );
 
         let checked = check_known_at(dataset, &header, &ours);
         assert!(checked > our_rows.len(), "{dataset}: {checked} KnownAt cells");
@@ -353,7 +390,11 @@ fn bad_input_exits_2_naming_file_and_line() {
     let missing = dir.path().join("missing.csv");
     let out = perpdesk(&["--input", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("missing.csv: cannot read"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("missing.csv: cannot read")
+    );
 }
 
 #[test]
@@ -362,7 +403,14 @@ fn inconsistent_parameters_exit_2() {
     let bars = dir.path().join("bars.csv");
     std::fs::write(&bars, "1,1,2,0.5,1,1\n2,1,2,0.5,1,1\n").unwrap();
     let path = bars.to_str().unwrap();
-    let out = perpdesk(&["--input", path, "--swing-length", "5,10,20", "--close-break", "true,false"]);
+    let out = perpdesk(&[
+        "--input",
+        path,
+        "--swing-length",
+        "5,10,20",
+        "--close-break",
+        "true,false",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap().trim(),
@@ -370,7 +418,11 @@ fn inconsistent_parameters_exit_2() {
     );
     let out = perpdesk(&["--input", path, "--sessions", "Berlin"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("unknown session `Berlin`"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("unknown session `Berlin`")
+    );
     // One set with a causal, fixed tolerance; a custom session; only the joined gaps.
     let out = perpdesk(&[
         "--input",
@@ -389,8 +441,18 @@ fn inconsistent_parameters_exit_2() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let header = text.lines().next().unwrap();
-    assert!(header.contains(",fvgj_FVG,") && !header.contains(",fvg_FVG,"), "{header}");
-    assert!(header.contains(",swing_s3_HighLow,") && !header.contains("s5"), "{header}");
+    assert!(
+        header.contains(",fvgj_FVG,") && !header.contains(",fvg_FVG,"),
+        "{header}"
+    );
+    assert!(
+        header.contains(",swing_s3_HighLow,") && !header.contains("s5"),
+        "{header}"
+    );
     assert!(header.contains(",phl_1h_PreviousHigh,") && header.ends_with("sess_07:00-10:00_KnownAt"));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("liquidity pip range: s3 0.5"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("liquidity pip range: s3 0.5")
+    );
 }

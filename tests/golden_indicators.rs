@@ -189,13 +189,18 @@ fn check_dataset(dataset: &str) {
 
     let mut fold = IndicatorFold::new(bars.len()).expect("valid indicator parameters");
     for bar in &bars {
-        fold.push(bar).expect("golden bars are in order, closed and finite");
+        fold.push(bar)
+            .expect("golden bars are in order, closed and finite");
     }
     let reports: Vec<ColumnReport> = fold
         .finish()
         .into_iter()
         .map(|column| {
-            let ours: Vec<Option<f64>> = column.values.iter().map(|v| (!v.is_nan()).then_some(*v)).collect();
+            let ours: Vec<Option<f64>> = column
+                .values
+                .iter()
+                .map(|v| (!v.is_nan()).then_some(*v))
+                .collect();
             compare(&column.name, &ours, &golden.column(&column.name))
         })
         .collect();

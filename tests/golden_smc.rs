@@ -126,7 +126,12 @@ fn reconstruct(bars: &[Bar], pip_ranges: [f64; 2]) -> Columns {
     analysis
         .columns
         .into_iter()
-        .map(|c| (c.name, c.values.into_iter().map(|v| (!v.is_nan()).then_some(v)).collect()))
+        .map(|c| {
+            (
+                c.name,
+                c.values.into_iter().map(|v| (!v.is_nan()).then_some(v)).collect(),
+            )
+        })
         .collect()
 }
 
@@ -380,6 +385,49 @@ fn no_output_changes_after_known_at_except_by_invalidation() {
                     params.prefix
                 );
             }
+        }
+    }
+}
+
+/// What `perpdesk analyze` documents for its `KnownAt` columns: an amendment (a gap or block mitigated,
+/// a pool swept) becomes known at `max(its bar, the record's creation)`, so a row's `MitigatedIndex` or
+/// `Swept` together with its `KnownAt` says exactly when that fact was available.
+#[test]
+fn amendments_are_known_at_their_bar_or_at_the_creation() {
+    for dataset in DATASETS {
+        let Some(input) = common::read_shared(&format!("golden/inputs/{dataset}.csv")) else {
+            return;
+        };
+        let bars = load_input(&input);
+        for params in &PARAMS {
+            let mut engine = SmcEngine::new(&config(params, 0.001, true)).unwrap();
+            let mut created: HashMap<(String, usize), usize> = HashMap::new();
+            let mut amendments = 0;
+            let mut events = Vec::new();
+            for b in &bars {
+                events.clear();
+                engine.on_bar(b, &mut events).unwrap();
+                for e in &events {
+                    let (family, role) = record_of(&e.kind);
+                    let (SmcEventKind::FairValueGapMitigated { at, .. }
+                    | SmcEventKind::OrderBlockMitigated { at, .. }
+                    | SmcEventKind::LiquiditySwept { at, .. }) = e.kind
+                    else {
+                        if role == Role::Create {
+                            created.insert((family, e.row), e.known_at);
+                        }
+                        continue;
+                    };
+                    let creation = created[&(family, e.row)];
+                    assert_eq!(e.known_at, at.max(creation), "{dataset} {}: {e:?}", params.prefix);
+                    amendments += 1;
+                }
+            }
+            assert!(
+                amendments > 300,
+                "{dataset} {}: {amendments} amendments",
+                params.prefix
+            );
         }
     }
 }

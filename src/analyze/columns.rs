@@ -26,7 +26,6 @@ use crate::{
     smc::{Direction, Session, SmcEvent, SmcEventKind, StructureKind, SwingSide},
 };
 
-
 /// The indicator columns of `out/<DS>_ta.csv`, in the golden order.
 pub const INDICATOR_COLUMNS: [&str; 29] = [
     "ema9",
@@ -272,6 +271,14 @@ pub struct StructureFold {
     retracements: Vec<Option<RetracementRecord>>,
 }
 
+/// A column of `rows`, NaN where a row has no record.
+fn column<T>(name: String, rows: &[Option<T>], f: impl Fn(&T) -> f64) -> Column {
+    Column::new(
+        name,
+        rows.iter().map(|r| r.as_ref().map_or(f64::NAN, &f)).collect(),
+    )
+}
+
 fn slot(direction: Direction) -> usize {
     match direction {
         Direction::Bullish => 0,
@@ -336,7 +343,11 @@ impl StructureFold {
                 }
             }
             SmcEventKind::OrderBlockInvalidated { direction } => self.blocks[slot(direction)][r] = None,
-            SmcEventKind::LiquidityPool { direction, level, end } => {
+            SmcEventKind::LiquidityPool {
+                direction,
+                level,
+                end,
+            } => {
                 self.pools[r] = Some(PoolRecord {
                     direction,
                     level,
@@ -370,15 +381,14 @@ impl StructureFold {
     pub fn finish(self) -> Vec<Column> {
         let p = &self.label;
         let mut out = Vec::with_capacity(24);
-        fn column<T>(name: String, rows: &[Option<T>], f: impl Fn(&T) -> f64) -> Column {
-            Column::new(name, rows.iter().map(|r| r.as_ref().map_or(f64::NAN, &f)).collect())
-        }
-        let s = &self.swings;
-        out.push(column(format!("swing_{p}_HighLow"), s, |x| f64::from(x.0.sign())));
-        out.push(column(format!("swing_{p}_Level"), s, |x| x.1));
-        out.push(column(format!("swing_{p}_{KNOWN_AT}"), s, |x| index(x.2)));
+        let swings = &self.swings;
+        out.push(column(format!("swing_{p}_HighLow"), swings, |x| {
+            f64::from(x.0.sign())
+        }));
+        out.push(column(format!("swing_{p}_Level"), swings, |x| x.1));
+        out.push(column(format!("swing_{p}_{KNOWN_AT}"), swings, |x| index(x.2)));
 
-        let b = &self.breaks;
+        let breaks = &self.breaks;
         let of_kind = |kind: StructureKind| {
             move |x: &BreakRecord| {
                 if x.kind == kind {
@@ -388,36 +398,54 @@ impl StructureFold {
                 }
             }
         };
-        out.push(column(format!("bos_{p}_BOS"), b, of_kind(StructureKind::Bos)));
-        out.push(column(format!("bos_{p}_CHOCH"), b, of_kind(StructureKind::Choch)));
-        out.push(column(format!("bos_{p}_Level"), b, |x| x.level));
-        out.push(column(format!("bos_{p}_BrokenIndex"), b, |x| index(x.broken_at)));
-        out.push(column(format!("bos_{p}_{KNOWN_AT}"), b, |x| index(x.known_at)));
+        out.push(column(
+            format!("bos_{p}_BOS"),
+            breaks,
+            of_kind(StructureKind::Bos),
+        ));
+        out.push(column(
+            format!("bos_{p}_CHOCH"),
+            breaks,
+            of_kind(StructureKind::Choch),
+        ));
+        out.push(column(format!("bos_{p}_Level"), breaks, |x| x.level));
+        out.push(column(format!("bos_{p}_BrokenIndex"), breaks, |x| {
+            index(x.broken_at)
+        }));
+        out.push(column(format!("bos_{p}_{KNOWN_AT}"), breaks, |x| {
+            index(x.known_at)
+        }));
 
         // The reference's bearish pass overwrites a bullish block on the same candle.
         let [bullish, bearish] = &self.blocks;
         let blocks: Vec<Option<BlockRecord>> = bullish.iter().zip(bearish).map(|(u, d)| d.or(*u)).collect();
-        let k = &blocks;
-        out.push(column(format!("ob_{p}_OB"), k, |x| sign(x.direction)));
-        out.push(column(format!("ob_{p}_Top"), k, |x| x.top));
-        out.push(column(format!("ob_{p}_Bottom"), k, |x| x.bottom));
-        out.push(column(format!("ob_{p}_OBVolume"), k, |x| x.volume));
-        out.push(column(format!("ob_{p}_MitigatedIndex"), k, |x| {
+        out.push(column(format!("ob_{p}_OB"), &blocks, |x| sign(x.direction)));
+        out.push(column(format!("ob_{p}_Top"), &blocks, |x| x.top));
+        out.push(column(format!("ob_{p}_Bottom"), &blocks, |x| x.bottom));
+        out.push(column(format!("ob_{p}_OBVolume"), &blocks, |x| x.volume));
+        out.push(column(format!("ob_{p}_MitigatedIndex"), &blocks, |x| {
             x.mitigated_at.map_or(0.0, index)
         }));
-        out.push(column(format!("ob_{p}_Percentage"), k, |x| x.percentage));
-        out.push(column(format!("ob_{p}_{KNOWN_AT}"), k, |x| index(x.known_at)));
+        out.push(column(format!("ob_{p}_Percentage"), &blocks, |x| x.percentage));
+        out.push(column(format!("ob_{p}_{KNOWN_AT}"), &blocks, |x| {
+            index(x.known_at)
+        }));
 
-        let l = &self.pools;
-        out.push(column(format!("liq_{p}_Liquidity"), l, |x| sign(x.direction)));
-        out.push(column(format!("liq_{p}_Level"), l, |x| x.level));
-        out.push(column(format!("liq_{p}_End"), l, |x| index(x.end)));
-        out.push(column(format!("liq_{p}_Swept"), l, |x| x.swept_at.map_or(0.0, index)));
-        out.push(column(format!("liq_{p}_{KNOWN_AT}"), l, |x| index(x.known_at)));
+        let pools = &self.pools;
+        out.push(column(format!("liq_{p}_Liquidity"), pools, |x| sign(x.direction)));
+        out.push(column(format!("liq_{p}_Level"), pools, |x| x.level));
+        out.push(column(format!("liq_{p}_End"), pools, |x| index(x.end)));
+        out.push(column(format!("liq_{p}_Swept"), pools, |x| {
+            x.swept_at.map_or(0.0, index)
+        }));
+        out.push(column(format!("liq_{p}_{KNOWN_AT}"), pools, |x| {
+            index(x.known_at)
+        }));
 
         // Retracements are 0, not empty, where there is no record (the reference's encoding).
-        let t = &self.retracements;
-        let zero = |f: fn(&RetracementRecord) -> f64| t.iter().map(move |r| r.as_ref().map_or(0.0, f));
+        let retracements = &self.retracements;
+        let zero =
+            |f: fn(&RetracementRecord) -> f64| retracements.iter().map(move |r| r.as_ref().map_or(0.0, f));
         out.push(Column::new(
             format!("ret_{p}_Direction"),
             zero(|x| f64::from(x.from.sign())).collect(),
@@ -430,7 +458,9 @@ impl StructureFold {
             format!("ret_{p}_DeepestRetracement%"),
             zero(|x| x.deepest).collect(),
         ));
-        out.push(column(format!("ret_{p}_{KNOWN_AT}"), t, |x| index(x.known_at)));
+        out.push(column(format!("ret_{p}_{KNOWN_AT}"), retracements, |x| {
+            index(x.known_at)
+        }));
         out
     }
 }
@@ -509,11 +539,14 @@ impl PreviousRangeFold {
 }
 
 /// One session into `sess_<label>_Active, _High, _Low, _KnownAt` (0/0/0 and empty outside the session).
+/// Session high, low and the bar it was known at, on an in-session row.
+type SessionCells = (f64, f64, usize);
+
 #[derive(Debug)]
 pub struct SessionFold {
     label: String,
     session: Session,
-    rows: Vec<Option<(f64, f64, usize)>>,
+    rows: Vec<Option<SessionCells>>,
 }
 
 impl SessionFold {
@@ -536,8 +569,11 @@ impl SessionFold {
     pub fn finish(self) -> Vec<Column> {
         let p = &self.label;
         let rows = &self.rows;
-        let col = |name: &str, f: &dyn Fn(Option<&(f64, f64, usize)>) -> f64| {
-            Column::new(format!("sess_{p}_{name}"), rows.iter().map(|r| f(r.as_ref())).collect())
+        let col = |name: &str, f: &dyn Fn(Option<&SessionCells>) -> f64| {
+            Column::new(
+                format!("sess_{p}_{name}"),
+                rows.iter().map(|r| f(r.as_ref())).collect(),
+            )
         };
         vec![
             col("Active", &|r| if r.is_some() { 1.0 } else { 0.0 }),

@@ -124,10 +124,17 @@ impl Layout {
     }
 
     fn required_fields(&self) -> usize {
-        [self.open_time, self.open, self.high, self.low, self.close, self.volume]
-            .into_iter()
-            .max()
-            .unwrap_or(0)
+        [
+            self.open_time,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
             + 1
     }
 }
@@ -150,7 +157,9 @@ pub fn parse_bars(path: &Path, text: &str) -> Result<Vec<Bar>, InputError> {
         .filter(|(_, line)| !line.trim().is_empty())
         .peekable();
     let Some(&(first_number, first)) = lines.peek() else {
-        return Err(InputError::Empty { path: path.to_owned() });
+        return Err(InputError::Empty {
+            path: path.to_owned(),
+        });
     };
     let has_header = first
         .split(',')
@@ -185,7 +194,9 @@ pub fn parse_bars(path: &Path, text: &str) -> Result<Vec<Bar>, InputError> {
         bars.push(bar);
     }
     if bars.is_empty() {
-        return Err(InputError::Empty { path: path.to_owned() });
+        return Err(InputError::Empty {
+            path: path.to_owned(),
+        });
     }
     if !any_close_time {
         fill_close_times(&mut bars);
@@ -270,6 +281,8 @@ fn fill_close_times(bars: &mut [Bar]) {
 }
 
 #[cfg(test)]
+// Literals are written as they appear in the golden files and in Python's output.
+#[allow(clippy::unreadable_literal)]
 mod tests {
     use super::*;
 
@@ -333,7 +346,10 @@ mod tests {
         let err = parse("1,1,2,0.5\n").expect_err("short");
         assert_eq!(err.to_string(), "bars.csv:1: expected at least 6 fields, found 4");
         let err = parse("time,open,high,low,close,volume\n").expect_err("no time column");
-        assert!(err.to_string().starts_with("bars.csv:1: header has no `open_time_ms` column"));
+        assert!(
+            err.to_string()
+                .starts_with("bars.csv:1: header has no `open_time_ms` column")
+        );
         assert!(matches!(parse("\n\n"), Err(InputError::Empty { .. })));
         assert!(matches!(
             parse("open_time_ms,open,high,low,close,volume\n"),

@@ -32,7 +32,6 @@ use std::{
     path::{Path, PathBuf},
 };
 
-
 use self::{
     columns::{GapFold, IndicatorFold, PreviousRangeFold, SessionFold, StructureFold},
     input::InputError,
@@ -120,12 +119,14 @@ impl Default for AnalyzeConfig {
         Self {
             structure: GOLDEN_SETS
                 .iter()
-                .map(|&(swing_length, close_break, close_mitigation, percent)| StructureParams {
-                    swing_length,
-                    close_break,
-                    close_mitigation,
-                    liquidity: LiquidityTolerance::RangePercent(percent),
-                })
+                .map(
+                    |&(swing_length, close_break, close_mitigation, percent)| StructureParams {
+                        swing_length,
+                        close_break,
+                        close_mitigation,
+                        liquidity: LiquidityTolerance::RangePercent(percent),
+                    },
+                )
                 .collect(),
             fair_value_gaps: FvgJoin::Both,
             previous_timeframes: ["4h", "1D", "W"]
@@ -288,7 +289,9 @@ impl AnalyzeConfig {
             });
         }
         let close_break = per_set("--close-break", flags.close_break, sets, |i| golden(i).1)?;
-        let close_mitigation = per_set("--close-mitigation", flags.close_mitigation, sets, |i| golden(i).2)?;
+        let close_mitigation = per_set("--close-mitigation", flags.close_mitigation, sets, |i| {
+            golden(i).2
+        })?;
         let percent = per_set(
             "--liquidity-range-percent",
             flags.liquidity_range_percent,
@@ -332,11 +335,18 @@ impl AnalyzeConfig {
         for (flag, labels) in [
             (
                 "--previous-timeframes",
-                previous_timeframes.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+                previous_timeframes
+                    .iter()
+                    .map(|t| t.0.as_str())
+                    .collect::<Vec<_>>(),
             ),
             ("--sessions", sessions.iter().map(|s| s.0.as_str()).collect()),
         ] {
-            if let Some(label) = labels.iter().enumerate().find_map(|(i, l)| labels[..i].contains(l).then_some(l)) {
+            if let Some(label) = labels
+                .iter()
+                .enumerate()
+                .find_map(|(i, l)| labels[..i].contains(l).then_some(l))
+            {
                 return Err(AnalyzeError::Parameter {
                     flag,
                     reason: format!("{label} is given twice"),
@@ -361,10 +371,10 @@ impl AnalyzeConfig {
     fn validate(&self) -> Result<(), AnalyzeError> {
         let mut labels: Vec<String> = self.structure.iter().map(StructureParams::label).collect();
         labels.sort();
-        if let Some(pair) = labels.windows(2).find(|pair| pair[0] == pair[1]) {
+        if let Some([twice, _]) = labels.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(AnalyzeError::Parameter {
                 flag: "--swing-length",
-                reason: format!("{} is given twice", pair[0]),
+                reason: format!("{twice} is given twice"),
             });
         }
         for params in &self.structure {
@@ -524,23 +534,33 @@ pub fn analyze(
         })?;
         for (engine, fold) in &mut sets {
             events.clear();
-            engine.on_bar(bar, &mut events).map_err(|error| smc_error(row, error))?;
-            events.iter().for_each(|e| fold.apply(e));
+            engine
+                .on_bar(bar, &mut events)
+                .map_err(|error| smc_error(row, error))?;
+            for e in &events {
+                fold.apply(e);
+            }
         }
         for (detector, fold) in &mut gaps {
             events.clear();
             detector.on_bar(row, bar, &mut events);
-            events.iter().for_each(|e| fold.apply(e));
+            for e in &events {
+                fold.apply(e);
+            }
         }
         for (detector, fold) in &mut ranges {
             events.clear();
             detector.on_bar(row, bar, &mut events);
-            events.iter().for_each(|e| fold.apply(e));
+            for e in &events {
+                fold.apply(e);
+            }
         }
         for (tracker, fold) in &mut sessions {
             events.clear();
             tracker.on_bar(row, bar, &mut events);
-            events.iter().for_each(|e| fold.apply(e));
+            for e in &events {
+                fold.apply(e);
+            }
         }
         if (row + 1) % PROGRESS_EVERY == 0 {
             progress(row + 1);
@@ -576,16 +596,15 @@ pub fn run(
 ) -> Result<Summary, AnalyzeError> {
     let bars = input::read_bars(input)?;
     let analysis = analyze(&bars, config, input, progress)?;
-    let result = match output {
-        Some(path) => std::fs::File::create(path)
+    let result = if let Some(path) = output {
+        std::fs::File::create(path)
             .and_then(|file| write::write_csv(&bars, &analysis, file))
-            .map_err(|error| (path.display().to_string(), error)),
-        None => {
-            let stdout = std::io::stdout().lock();
-            write::write_csv(&bars, &analysis, stdout)
-                .and_then(|()| std::io::stdout().lock().flush())
-                .map_err(|error| ("standard output".to_owned(), error))
-        }
+            .map_err(|error| (path.display().to_string(), error))
+    } else {
+        let stdout = std::io::stdout().lock();
+        write::write_csv(&bars, &analysis, stdout)
+            .and_then(|()| std::io::stdout().lock().flush())
+            .map_err(|error| ("standard output".to_owned(), error))
     };
     result.map_err(|(target, source)| AnalyzeError::Output { target, source })?;
     Ok(Summary {

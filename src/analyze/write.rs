@@ -115,6 +115,8 @@ pub fn write_csv(bars: &[Bar], analysis: &Analysis, out: impl Write) -> io::Resu
 }
 
 #[cfg(test)]
+// Literals are written as they appear in the golden files and in Python's output.
+#[allow(clippy::unreadable_literal)]
 mod tests {
     use super::*;
 
