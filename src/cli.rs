@@ -15,7 +15,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{StrategyMode, VenueEnv};
+use crate::{
+    analyze::FvgJoin,
+    config::{StrategyMode, VenueEnv},
+};
 
 /// Text appended to `perpdesk --help`: the configuration layers and every environment variable.
 /// A unit test checks that each variable the loader reads is listed here.
@@ -236,6 +239,76 @@ pub enum Command {
     /// attached console shows that engine's screens and sends it your key presses; `q` detaches and
     /// leaves the engine running. Several consoles may attach at once.
     Attach(AttachArgs),
+
+    /// Every indicator and SMC output for a bar file, one CSV row per bar (research, and the reference check).
+    ///
+    /// Reads the golden inputs (idx,time,open_time_ms,open,high,low,close,volume), kline CSVs
+    /// (open_time_ms,open,high,low,close,volume, with or without header) and Binance kline dumps. Writes the
+    /// golden files' columns and encoding (%.12g, empty cell = no event): the input columns, the 29 indicator
+    /// columns, then the SMC columns, each event family followed by <prefix>_KnownAt, the bar at whose close
+    /// that row's record became known. Two parameter sets by default, as in the golden files: s5 (close
+    /// break, wick mitigation, range 1 %) and s10 (wick break, close mitigation, range 0.5 %).
+    ///
+    /// Per-set flags take one value for every set, or one per --swing-length, comma-separated:
+    ///   perpdesk analyze --input BTCUSDT_1m.csv --output out.csv --swing-length 5,10,20 --close-break true
+    /// A summary line (rows, columns, elapsed, pip ranges) goes to stderr, with progress every 100 000 bars.
+    /// Exit code 2 for a bad input file (the message names file and line) or bad parameters, 1 if the output
+    /// cannot be written.
+    Analyze(AnalyzeArgs),
+}
+
+/// Options of `perpdesk analyze`.
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    /// Bar file to analyse (CSV, oldest bar first).
+    #[arg(long, value_name = "BARS.csv")]
+    pub input: PathBuf,
+
+    /// Where to write the CSV; standard output if omitted.
+    #[arg(long, value_name = "OUT.csv")]
+    pub output: Option<PathBuf>,
+
+    /// Swing length of each parameter set; each set's columns are prefixed s<N> [default: 5,10].
+    #[arg(long, value_name = "N,…", value_delimiter = ',',
+          value_parser = clap::value_parser!(usize))]
+    pub swing_length: Option<Vec<usize>>,
+
+    /// BOS/CHoCH needs a close beyond the level (true) or a wick (false), per set [default: true,false].
+    #[arg(long, value_name = "BOOL,…", value_delimiter = ',', action = clap::ArgAction::Set)]
+    pub close_break: Option<Vec<bool>>,
+
+    /// An order block is mitigated by a body (true) or a wick (false) beyond it, per set
+    /// [default: false,true].
+    #[arg(long, value_name = "BOOL,…", value_delimiter = ',', action = clap::ArgAction::Set)]
+    pub close_mitigation: Option<Vec<bool>>,
+
+    /// Equal-highs/lows tolerance as a fraction of the whole input's high−low range (0.01 = 1 %), per set,
+    /// as the reference computes it. This looks ahead (it uses the whole file) [default: 0.01,0.005].
+    #[arg(long, value_name = "FRACTION,…", value_delimiter = ',')]
+    pub liquidity_range_percent: Option<Vec<f64>>,
+
+    /// Equal-highs/lows tolerance as an absolute price distance, per set. Causal; overrides
+    /// --liquidity-range-percent.
+    #[arg(long, value_name = "PRICE,…", value_delimiter = ',')]
+    pub liquidity_pip_range: Option<Vec<f64>>,
+
+    /// Fair value gap columns: fvg_ (no), fvgj_ (yes, consecutive gaps joined) or both.
+    #[arg(long, value_enum, value_name = "WHICH", default_value_t = FvgJoin::Both)]
+    pub join_consecutive: FvgJoin,
+
+    /// Periods for previous high/low columns (phl_<label>_): 1h 4h 1D (or 1d) W (or 1w) 1M…
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "4h,1D,W")]
+    pub previous_timeframes: Vec<String>,
+
+    /// Sessions for sess_<name>_ columns: Sydney, Tokyo, London, New York, Asian kill zone, London open kill
+    /// zone, New York kill zone, London close kill zone, or a UTC window HH:MM-HH:MM.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "Sydney,London,New York,New York kill zone"
+    )]
+    pub sessions: Vec<String>,
 }
 
 /// Options of `perpdesk attach`.
@@ -346,6 +419,36 @@ mod tests {
     #[test]
     fn demo_conflicts_with_venue_flags() {
         assert!(Cli::try_parse_from(["perpdesk", "--demo", "--env", "testnet"]).is_err());
+    }
+
+    #[test]
+    fn analyze_flags_parse_per_set_lists() {
+        let cli = Cli::try_parse_from([
+            "perpdesk",
+            "analyze",
+            "--input",
+            "bars.csv",
+            "--swing-length",
+            "5,10,20",
+            "--close-break",
+            "false",
+            "--liquidity-pip-range",
+            "1.5,2,2.5",
+            "--sessions",
+            "London,07:00-10:00",
+        ])
+        .expect("parses");
+        let Some(Command::Analyze(args)) = cli.command else {
+            panic!("analyze")
+        };
+        assert_eq!(args.swing_length, Some(vec![5, 10, 20]));
+        assert_eq!(args.close_break, Some(vec![false]));
+        assert_eq!(args.close_mitigation, None);
+        assert_eq!(args.liquidity_pip_range, Some(vec![1.5, 2.0, 2.5]));
+        assert_eq!(args.join_consecutive, FvgJoin::Both);
+        assert_eq!(args.previous_timeframes, ["4h", "1D", "W"]);
+        assert_eq!(args.sessions, ["London", "07:00-10:00"]);
+        assert_eq!(args.output, None);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub mod market;
 pub mod features;
 pub mod smc;
 
+pub mod analyze;
+
 pub mod strategy;
 
 pub mod engine;

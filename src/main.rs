@@ -3,7 +3,9 @@
 //! * `perpdesk [--demo] [--headless]` — the console (TUI or headless) against Binance or the
 //!   built-in simulated exchange;
 //! * `perpdesk sim` — the simulated exchange alone;
-//! * `perpdesk config` — the effective configuration, secrets redacted.
+//! * `perpdesk config` — the effective configuration, secrets redacted;
+//! * `perpdesk analyze` — indicator and SMC columns for a bar file (`perpdesk::analyze`); it needs no
+//!   configuration, so it runs before the configuration is loaded.
 //!
 //! Configuration errors exit with code 2 and a message naming the key; every other failure exits 1
 //! with the error chain. `anyhow` lives only here and in `app` (the binary edge).
@@ -13,8 +15,9 @@ use std::{io::Write as _, process::ExitCode, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use clap::Parser as _;
 use perpdesk::{
+    analyze::{self, AnalyzeConfig, AnalyzeError},
     app::{self, RunOptions},
-    cli::{AttachArgs, Cli, Command, SimArgs},
+    cli::{AnalyzeArgs, AttachArgs, Cli, Command, SimArgs},
     config::{self, Config, ConfigError},
     console::{
         attach, headless,
@@ -46,6 +49,9 @@ fn synthetic_market(seed: u64, symbols: usize, clock: &SimClock) -> SyntheticMar
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Analyze(args)) = &cli.command {
+        return run_analyze(args);
+    }
     let loaded = match config::load(&cli, &config::process_env) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -81,6 +87,7 @@ fn main() -> ExitCode {
             };
             finish(runtime().and_then(|rt| rt.block_on(run_attach(args, &loaded.config, theme))))
         }
+        Some(Command::Analyze(args)) => run_analyze(args),
         Some(Command::Sim(args)) => {
             finish(runtime().and_then(|rt| rt.block_on(run_sim(args, &loaded.config))))
         }
@@ -98,6 +105,48 @@ fn main() -> ExitCode {
                 }
             };
             finish(runtime().and_then(|rt| rt.block_on(run_console(&loaded.config, cli.headless, theme))))
+        }
+    }
+}
+
+/// `perpdesk analyze`: the library does the work; this prints progress and the summary line on stderr.
+fn run_analyze(args: &AnalyzeArgs) -> ExitCode {
+    let started = std::time::Instant::now();
+    let result = AnalyzeConfig::from_args(args).and_then(|config| {
+        analyze::run(&args.input, args.output.as_deref(), &config, &mut |bars| {
+            eprintln!("analyze: {bars} bars…");
+        })
+    });
+    match result {
+        Ok(summary) => {
+            let pips: Vec<String> = summary
+                .pip_ranges
+                .iter()
+                .map(|(label, pip)| format!("{label} {pip}"))
+                .collect();
+            eprintln!(
+                "analyze: {} rows, {} columns in {:.2} s (liquidity pip range: {}) -> {}",
+                summary.rows,
+                summary.columns,
+                started.elapsed().as_secs_f64(),
+                if pips.is_empty() {
+                    "-".to_owned()
+                } else {
+                    pips.join(", ")
+                },
+                args.output
+                    .as_ref()
+                    .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            if err.is_bad_input() {
+                ExitCode::from(AnalyzeError::BAD_INPUT_EXIT_CODE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The incremental indicators against the TA-Lib 0.8.2 / pandas-ta golden files in
 //! `../shared/golden/out/<DS>_ta.csv` (SPEC.md §0.3), on all three datasets.
 //!
-//! Each dataset's bars (`../shared/golden/inputs/<DS>.csv`) are fed one by one, as closed bars, through
-//! an [`IndicatorSet`] with TA-Lib-seeded EMAs, a second set with first-close-seeded EMAs (the
-//! `ema*_seedfirst` columns) and a standalone natural [`Macd`] (the `macdx*` columns). Every indicator
-//! column of the golden file must be covered, and for every row:
+//! Each dataset's bars (`../shared/golden/inputs/<DS>.csv`, read by the library's reader) are fed one by
+//! one, as closed bars, through the library's `analyze::columns::IndicatorFold` — the code behind
+//! `perpdesk analyze` — which runs an `IndicatorSet` with TA-Lib-seeded EMAs, a second set with
+//! first-close-seeded EMAs (the `ema*_seedfirst` columns) and a standalone natural `Macd` (the `macdx*`
+//! columns) and names the values as the golden file does. Every indicator column of the golden file must be
+//! covered, and for every row:
 //!
 //! * an empty golden cell (NaN) ⇔ we return `None`: this checks the warm-up (the first valid row, which
 //!   must also equal SPEC.md's table) and any later gap (VWAP on a zero-volume day);
@@ -25,12 +27,9 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, path::Path};
 
-use perpdesk::{
-    domain::Bar,
-    features::{EmaSeeding, Indicator, IndicatorSet, IndicatorValues, Macd, MacdSeeding},
-};
+use perpdesk::analyze::{columns::IndicatorFold, input::parse_bars};
 
 const TOLERANCE: f64 = 1e-9;
 
@@ -116,65 +115,6 @@ impl Table {
     }
 }
 
-fn bars(input: &Table) -> Vec<Bar> {
-    let open_times = input.column("open_time_ms");
-    let [open, high, low, close, volume] =
-        ["open", "high", "low", "close", "volume"].map(|name| input.column(name));
-    (0..input.rows.len())
-        .map(|i| {
-            let open_time = open_times[i].expect("numeric open time") as i64;
-            Bar {
-                open_time,
-                close_time: open_time + 1,
-                open: open[i].expect("numeric price and volume"),
-                high: high[i].expect("numeric price and volume"),
-                low: low[i].expect("numeric price and volume"),
-                close: close[i].expect("numeric price and volume"),
-                volume: volume[i].expect("numeric price and volume"),
-                quote_volume: 0.0,
-                trades: 0,
-                closed: true,
-            }
-        })
-        .collect()
-}
-
-type Extract = fn(&IndicatorValues) -> Option<f64>;
-
-/// Golden columns produced by a TA-Lib-seeded [`IndicatorSet`].
-const TA_LIB_SET_COLUMNS: [(&str, Extract); 22] = [
-    ("ema9", |v| v.ema9),
-    ("ema12", |v| v.ema12),
-    ("ema21", |v| v.ema21),
-    ("ema26", |v| v.ema26),
-    ("ema50", |v| v.ema50),
-    ("ema200", |v| v.ema200),
-    ("sma20", |v| v.sma20),
-    ("trange", |v| v.true_range),
-    ("atr14", |v| v.atr14),
-    ("rsi14", |v| v.rsi14),
-    ("macd", |v| v.macd.map(|m| m.line)),
-    ("macd_signal", |v| v.macd.and_then(|m| m.signal)),
-    ("macd_hist", |v| v.macd.and_then(|m| m.histogram)),
-    ("bb_upper", |v| v.bollinger.map(|b| b.upper)),
-    ("bb_mid", |v| v.bollinger.map(|b| b.middle)),
-    ("bb_lower", |v| v.bollinger.map(|b| b.lower)),
-    ("plus_di14", |v| v.dmi.map(|d| d.plus_di)),
-    ("minus_di14", |v| v.dmi.map(|d| d.minus_di)),
-    ("dx14", |v| v.dmi.map(|d| d.dx)),
-    ("adx14", |v| v.dmi.and_then(|d| d.adx)),
-    ("obv", |v| v.obv),
-    ("vwap_D", |v| v.vwap),
-];
-
-/// Golden columns produced by an [`IndicatorSet`] with first-close-seeded EMAs.
-const FIRST_VALUE_SET_COLUMNS: [(&str, Extract); 4] = [
-    ("ema9_seedfirst", |v| v.ema9),
-    ("ema21_seedfirst", |v| v.ema21),
-    ("ema50_seedfirst", |v| v.ema50),
-    ("ema200_seedfirst", |v| v.ema200),
-];
-
 /// How one column compared.
 struct ColumnReport {
     column: String,
@@ -245,34 +185,25 @@ fn check_dataset(dataset: &str) {
             );
         }
     }
-    let bars = bars(&input);
+    let bars = parse_bars(Path::new(dataset), &input_text).expect("golden input parses");
 
-    let mut reports = Vec::new();
-    let mut run_set = |seeding: EmaSeeding, columns: &[(&str, Extract)]| {
-        let mut set = IndicatorSet::new(seeding);
-        let values: Vec<IndicatorValues> = bars
-            .iter()
-            .map(|bar| {
-                *set.update(bar)
-                    .expect("golden bars are in order, closed and finite")
-            })
-            .collect();
-        for (column, extract) in columns {
-            let ours: Vec<_> = values.iter().map(extract).collect();
-            reports.push(compare(column, &ours, &golden.column(column)));
-        }
-    };
-    run_set(EmaSeeding::SmaOfFirstPeriod, &TA_LIB_SET_COLUMNS);
-    run_set(EmaSeeding::FirstValue, &FIRST_VALUE_SET_COLUMNS);
-
-    let mut natural = Macd::new(12, 26, 9, MacdSeeding::Natural).expect("valid MACD periods");
-    let macdx: Vec<_> = bars.iter().map(|bar| natural.update(bar.close)).collect();
-    let line: Vec<_> = macdx.iter().map(|m| m.map(|m| m.line)).collect();
-    let signal: Vec<_> = macdx.iter().map(|m| m.and_then(|m| m.signal)).collect();
-    let histogram: Vec<_> = macdx.iter().map(|m| m.and_then(|m| m.histogram)).collect();
-    reports.push(compare("macdx", &line, &golden.column("macdx")));
-    reports.push(compare("macdx_signal", &signal, &golden.column("macdx_signal")));
-    reports.push(compare("macdx_hist", &histogram, &golden.column("macdx_hist")));
+    let mut fold = IndicatorFold::new(bars.len()).expect("valid indicator parameters");
+    for bar in &bars {
+        fold.push(bar)
+            .expect("golden bars are in order, closed and finite");
+    }
+    let reports: Vec<ColumnReport> = fold
+        .finish()
+        .into_iter()
+        .map(|column| {
+            let ours: Vec<Option<f64>> = column
+                .values
+                .iter()
+                .map(|v| (!v.is_nan()).then_some(*v))
+                .collect();
+            compare(&column.name, &ours, &golden.column(&column.name))
+        })
+        .collect();
 
     // Every indicator column of the golden file was compared, and nothing else.
     let indicator_columns: BTreeSet<&str> = golden

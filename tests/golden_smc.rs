@@ -2,7 +2,8 @@
 //!
 //! Each dataset in `../shared/golden/inputs` is replayed bar by bar through [`SmcEngine`] with both
 //! parameter sets of the goldens (s5, s10). The events are folded into the reference's *end-of-data*
-//! columns (its encoding: NaN for "no event", 0 for "never") and compared with `out/<DS>_smc.csv`,
+//! columns (its encoding: NaN for "no event", 0 for "never") by the library's `perpdesk::analyze` (the same
+//! fold `perpdesk analyze` writes) and compared with `out/<DS>_smc.csv`,
 //! every column, float32 columns compared as float32. Rows may differ only where
 //! `docs/smc-differences.md` lists them (the reference quirks this module fixes on purpose), and every
 //! listed row must differ: the test fails on an unlisted difference and on a listed row that matches.
@@ -17,41 +18,17 @@ mod common;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    fmt::Write as _,
     path::Path,
 };
 
+use common::golden::{Columns, INPUT_COLUMNS, check_against_document, differences, load_columns};
 use perpdesk::{
-    domain::{Bar, Interval, days_from_civil},
-    smc::{Direction, Session, SmcConfig, SmcEngine, SmcEvent, SmcEventKind, StructureKind, SwingSide},
+    analyze::{self, AnalyzeConfig, SetFlags, input::parse_bars},
+    domain::{Bar, days_from_civil},
+    smc::{SmcConfig, SmcEngine, SmcEvent, SmcEventKind},
 };
 
 const DATASETS: [&str; 3] = ["ETHUSDT_15m", "XRPUSDT_5m", "EURUSD_15M"];
-const TIMEFRAMES: [(&str, Interval); 3] = [("4h", Interval::H4), ("1D", Interval::D1), ("W", Interval::W1)];
-const SESSIONS: [(&str, Session); 4] = [
-    ("Sydney", Session::Sydney),
-    ("London", Session::London),
-    ("New_York", Session::NewYork),
-    ("New_York_kill_zone", Session::NewYorkKillZone),
-];
-/// Columns the reference stores as float32 (SPEC §0.2).
-const FLOAT32_SUFFIXES: [&str; 13] = [
-    "bos_s5_Level",
-    "bos_s10_Level",
-    "_Top",
-    "_Bottom",
-    "_OBVolume",
-    "_Percentage",
-    "liq_s5_Level",
-    "liq_s10_Level",
-    "_End",
-    "_Swept",
-    "_PreviousHigh",
-    "_PreviousLow",
-    "_High",
-];
-
-type Columns = BTreeMap<String, Vec<Option<f64>>>;
 
 /// One parameter set of the goldens.
 struct Params {
@@ -91,17 +68,9 @@ fn bar(open_time: i64, open: f64, high: f64, low: f64, close: f64, volume: f64) 
     }
 }
 
-/// `inputs/<DS>.csv`: `idx,time,open_time_ms,open,high,low,close,volume`.
+/// `inputs/<DS>.csv`: `idx,time,open_time_ms,open,high,low,close,volume`, read by the library's reader.
 fn load_input(text: &str) -> Vec<Bar> {
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            let num = |i: usize| f[i].parse::<f64>().unwrap();
-            bar(f[2].parse().unwrap(), num(3), num(4), num(5), num(6), num(7))
-        })
-        .collect()
+    parse_bars(Path::new("golden input"), text).unwrap()
 }
 
 /// The upstream fixture input: `Date,Open,High,Low,Close,Tickvol,Volume,Spread`, dates `YYYY.mm.dd HH:MM:SS`
@@ -123,25 +92,6 @@ fn load_package_input(text: &str) -> Vec<Bar> {
         .collect()
 }
 
-/// A CSV with a header into named columns; empty cells are `None`.
-fn load_columns(text: &str) -> Columns {
-    let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap().split(',').map(str::to_owned).collect();
-    let mut columns: Vec<Vec<Option<f64>>> = vec![Vec::new(); header.len()];
-    for line in lines.filter(|l| !l.is_empty()) {
-        for (i, cell) in line.split(',').enumerate() {
-            // `time` is the only text column; it is not compared.
-            let value = if cell.is_empty() || header[i] == "time" {
-                None
-            } else {
-                Some(cell.parse().unwrap())
-            };
-            columns[i].push(value);
-        }
-    }
-    header.into_iter().zip(columns).collect()
-}
-
 fn run(bars: &[Bar], config: &SmcConfig) -> Vec<SmcEvent> {
     let mut engine = SmcEngine::new(config).unwrap();
     engine.reserve(bars.len());
@@ -159,415 +109,30 @@ fn config(params: &Params, pip_range: f64, join: bool) -> SmcConfig {
         close_mitigation: params.close_mitigation,
         liquidity_pip_range: pip_range,
         fvg_join_consecutive: join,
-        previous_timeframes: TIMEFRAMES.iter().map(|t| t.1).collect(),
-        sessions: SESSIONS.iter().map(|s| s.1).collect(),
+        ..SmcConfig::default()
     }
 }
 
-fn sign(direction: Direction) -> f64 {
-    f64::from(direction.sign())
-}
-
-fn index(i: usize) -> f64 {
-    i as f64
-}
-
-/// Direction, top, bottom, volume, percentage, mitigated at.
-type BlockCells = (Direction, f64, f64, f64, f64, Option<usize>);
-
-#[derive(Default)]
-struct Fold {
-    swings: HashMap<usize, (SwingSide, f64)>,
-    structure: HashMap<usize, (StructureKind, Direction, f64, usize)>,
-    blocks: HashMap<(usize, usize), BlockCells>,
-    pools: HashMap<usize, (Direction, f64, usize, Option<usize>)>,
-    retracements: HashMap<usize, (SwingSide, f64, f64)>,
-}
-
-/// Folds the events of one swing-length run into the reference's columns for that prefix.
-fn fold_structure(events: &[SmcEvent], rows: usize, p: &str, out: &mut Columns) {
-    let mut f = Fold::default();
-    for e in events {
-        let r = e.row;
-        match e.kind {
-            SmcEventKind::Swing { side, level, .. } => {
-                f.swings.insert(r, (side, level));
-            }
-            SmcEventKind::SwingInvalidated => {
-                f.swings.remove(&r);
-            }
-            SmcEventKind::StructureBreak {
-                kind,
-                direction,
-                level,
-                broken_at,
-            } => {
-                f.structure.insert(r, (kind, direction, level, broken_at));
-            }
-            SmcEventKind::StructureInvalidated => {
-                f.structure.remove(&r);
-            }
-            SmcEventKind::OrderBlock {
-                direction,
-                top,
-                bottom,
-                volume,
-                volume_percentage,
-            } => {
-                f.blocks.insert(
-                    (r, direction.slot_for_test()),
-                    (direction, top, bottom, volume, volume_percentage, None),
-                );
-            }
-            SmcEventKind::OrderBlockMitigated { direction, at } => {
-                f.blocks.get_mut(&(r, direction.slot_for_test())).unwrap().5 = Some(at);
-            }
-            SmcEventKind::OrderBlockInvalidated { direction } => {
-                f.blocks.remove(&(r, direction.slot_for_test()));
-            }
-            SmcEventKind::LiquidityPool {
-                direction,
-                level,
-                end,
-            } => {
-                f.pools.insert(r, (direction, level, end, None));
-            }
-            SmcEventKind::LiquiditySwept { at, .. } => {
-                f.pools.get_mut(&r).unwrap().3 = Some(at);
-            }
-            SmcEventKind::LiquidityInvalidated { .. } => {
-                f.pools.remove(&r);
-            }
-            SmcEventKind::Retracement {
-                from,
-                current_percent,
-                deepest_percent,
-            } => {
-                f.retracements.insert(r, (from, current_percent, deepest_percent));
-            }
-            _ => {}
-        }
-    }
-    let mut col = |name: &str, value: &dyn Fn(usize) -> Option<f64>| {
-        out.insert(name.to_owned(), (0..rows).map(value).collect());
-    };
-    col(&format!("swing_{p}_HighLow"), &|r| {
-        f.swings.get(&r).map(|s| f64::from(s.0.sign()))
-    });
-    col(&format!("swing_{p}_Level"), &|r| f.swings.get(&r).map(|s| s.1));
-    col(&format!("bos_{p}_BOS"), &|r| {
-        f.structure
-            .get(&r)
-            .filter(|s| s.0 == StructureKind::Bos)
-            .map(|s| sign(s.1))
-    });
-    col(&format!("bos_{p}_CHOCH"), &|r| {
-        f.structure
-            .get(&r)
-            .filter(|s| s.0 == StructureKind::Choch)
-            .map(|s| sign(s.1))
-    });
-    col(&format!("bos_{p}_Level"), &|r| f.structure.get(&r).map(|s| s.2));
-    col(&format!("bos_{p}_BrokenIndex"), &|r| {
-        f.structure.get(&r).map(|s| index(s.3))
-    });
-    // The reference's bearish pass overwrites a bullish block on the same candle.
-    let block = |r: usize| f.blocks.get(&(r, 1)).or_else(|| f.blocks.get(&(r, 0))).copied();
-    col(&format!("ob_{p}_OB"), &|r| block(r).map(|b| sign(b.0)));
-    col(&format!("ob_{p}_Top"), &|r| block(r).map(|b| b.1));
-    col(&format!("ob_{p}_Bottom"), &|r| block(r).map(|b| b.2));
-    col(&format!("ob_{p}_OBVolume"), &|r| block(r).map(|b| b.3));
-    col(&format!("ob_{p}_MitigatedIndex"), &|r| {
-        block(r).map(|b| b.5.map_or(0.0, index))
-    });
-    col(&format!("ob_{p}_Percentage"), &|r| block(r).map(|b| b.4));
-    col(&format!("liq_{p}_Liquidity"), &|r| {
-        f.pools.get(&r).map(|l| sign(l.0))
-    });
-    col(&format!("liq_{p}_Level"), &|r| f.pools.get(&r).map(|l| l.1));
-    col(&format!("liq_{p}_End"), &|r| f.pools.get(&r).map(|l| index(l.2)));
-    col(&format!("liq_{p}_Swept"), &|r| {
-        f.pools.get(&r).map(|l| l.3.map_or(0.0, index))
-    });
-    col(&format!("ret_{p}_Direction"), &|r| {
-        Some(f.retracements.get(&r).map_or(0.0, |x| f64::from(x.0.sign())))
-    });
-    col(&format!("ret_{p}_CurrentRetracement%"), &|r| {
-        Some(f.retracements.get(&r).map_or(0.0, |x| x.1))
-    });
-    col(&format!("ret_{p}_DeepestRetracement%"), &|r| {
-        Some(f.retracements.get(&r).map_or(0.0, |x| x.2))
-    });
-}
-
-/// Fair value gaps of one detector (`joined` or not) into `fvg_*` or `fvgj_*`.
-fn fold_gaps(events: &[SmcEvent], rows: usize, joined_run: bool, out: &mut Columns) {
-    let mut gaps: HashMap<usize, (Direction, f64, f64, Option<usize>)> = HashMap::new();
-    for e in events {
-        match e.kind {
-            SmcEventKind::FairValueGap {
-                direction,
-                top,
-                bottom,
-                joined,
-            } if joined == joined_run => {
-                gaps.insert(e.row, (direction, top, bottom, None));
-            }
-            SmcEventKind::FairValueGapMitigated { joined, at } if joined == joined_run => {
-                gaps.get_mut(&e.row).unwrap().3 = Some(at);
-            }
-            SmcEventKind::FairValueGapInvalidated { joined } if joined == joined_run => {
-                gaps.remove(&e.row);
-            }
-            _ => {}
-        }
-    }
-    let p = if joined_run { "fvgj" } else { "fvg" };
-    let mut col = |name: &str, value: &dyn Fn(usize) -> Option<f64>| {
-        out.insert(format!("{p}_{name}"), (0..rows).map(value).collect());
-    };
-    col("FVG", &|r| gaps.get(&r).map(|g| sign(g.0)));
-    col("Top", &|r| gaps.get(&r).map(|g| g.1));
-    col("Bottom", &|r| gaps.get(&r).map(|g| g.2));
-    col("MitigatedIndex", &|r| {
-        gaps.get(&r).map(|g| g.3.map_or(0.0, index))
-    });
-}
-
-/// Previous levels and sessions, which are row-local.
-fn fold_calendar(events: &[SmcEvent], rows: usize, out: &mut Columns) {
-    for (name, timeframe) in TIMEFRAMES {
-        let mut high = vec![None; rows];
-        let mut low = vec![None; rows];
-        let mut broken_high = vec![Some(0.0); rows];
-        let mut broken_low = vec![Some(0.0); rows];
-        let mut starts: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
-        let mut breaks_high = HashSet::new();
-        let mut breaks_low = HashSet::new();
-        for e in events {
-            match e.kind {
-                SmcEventKind::PreviousRange {
-                    timeframe: t,
-                    high,
-                    low,
-                } if t == timeframe => {
-                    starts.insert(e.row, (high, low));
-                }
-                SmcEventKind::PreviousHighBroken { timeframe: t } if t == timeframe => {
-                    breaks_high.insert(e.row);
-                }
-                SmcEventKind::PreviousLowBroken { timeframe: t } if t == timeframe => {
-                    breaks_low.insert(e.row);
-                }
-                _ => {}
-            }
-        }
-        let (mut current, mut bh, mut bl) = (None, false, false);
-        for r in 0..rows {
-            if let Some(&range) = starts.get(&r) {
-                current = Some(range);
-                bh = false;
-                bl = false;
-            }
-            bh |= breaks_high.contains(&r);
-            bl |= breaks_low.contains(&r);
-            if let Some((h, l)) = current {
-                high[r] = Some(h);
-                low[r] = Some(l);
-                broken_high[r] = Some(f64::from(u8::from(bh)));
-                broken_low[r] = Some(f64::from(u8::from(bl)));
-            }
-        }
-        out.insert(format!("phl_{name}_PreviousHigh"), high);
-        out.insert(format!("phl_{name}_PreviousLow"), low);
-        out.insert(format!("phl_{name}_BrokenHigh"), broken_high);
-        out.insert(format!("phl_{name}_BrokenLow"), broken_low);
-    }
-    for (name, session) in SESSIONS {
-        let mut active = vec![Some(0.0); rows];
-        let mut high = vec![Some(0.0); rows];
-        let mut low = vec![Some(0.0); rows];
-        for e in events {
-            if let SmcEventKind::SessionBar {
-                session: s,
-                high: h,
-                low: l,
-            } = e.kind
-                && s == session
-            {
-                active[e.row] = Some(1.0);
-                high[e.row] = Some(h);
-                low[e.row] = Some(l);
-            }
-        }
-        out.insert(format!("sess_{name}_Active"), active);
-        out.insert(format!("sess_{name}_High"), high);
-        out.insert(format!("sess_{name}_Low"), low);
-    }
-}
-
-trait SlotForTest {
-    fn slot_for_test(self) -> usize;
-}
-
-impl SlotForTest for Direction {
-    fn slot_for_test(self) -> usize {
-        match self {
-            Direction::Bullish => 0,
-            Direction::Bearish => 1,
-        }
-    }
-}
-
-/// All reconstructed columns for one input.
+/// All reconstructed columns for one input: the library's fold (`perpdesk::analyze`) with the golden
+/// parameter sets and the reference's pip ranges.
 fn reconstruct(bars: &[Bar], pip_ranges: [f64; 2]) -> Columns {
-    let mut columns = Columns::new();
-    for (params, pip) in PARAMS.iter().zip(pip_ranges) {
-        // The s5 run carries the plain gaps, the s10 run the joined ones; calendar families come from s5.
-        let join = params.prefix == "s10";
-        let events = run(bars, &config(params, pip, join));
-        fold_structure(&events, bars.len(), params.prefix, &mut columns);
-        fold_gaps(&events, bars.len(), join, &mut columns);
-        if !join {
-            fold_calendar(&events, bars.len(), &mut columns);
-        }
-    }
-    columns
-}
-
-fn is_float32(column: &str) -> bool {
-    FLOAT32_SUFFIXES.iter().any(|s| column.ends_with(s))
-        || column.ends_with("_Low") && column.starts_with("sess_")
-}
-
-/// Float32 columns to SPEC's relative 1e-6 (the package stores them, and computes some of them, in float32);
-/// the rest to 1e-11 relative, because the golden CSV keeps 12 significant digits of float64 values.
-fn same(column: &str, a: Option<f64>, b: Option<f64>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(x), Some(y)) => {
-            let tolerance = if is_float32(column) && !column.starts_with("fvg") {
-                1e-6
-            } else {
-                1e-11
-            };
-            x == y || (x - y).abs() <= tolerance * x.abs().max(y.abs())
-        }
-        _ => false,
-    }
-}
-
-/// Rows where `mine` and `golden` differ, per golden column (input columns skipped).
-fn differences(mine: &Columns, golden: &Columns, columns: &[String]) -> BTreeMap<String, Vec<usize>> {
-    let mut diffs = BTreeMap::new();
-    for name in columns {
-        let theirs = &golden[name];
-        let ours = mine
-            .get(name)
-            .unwrap_or_else(|| panic!("no reconstruction for column {name}"));
-        assert_eq!(ours.len(), theirs.len(), "{name}: row count");
-        let rows: Vec<usize> = (0..theirs.len())
-            .filter(|&r| !same(name, ours[r], theirs[r]))
-            .collect();
-        if !rows.is_empty() {
-            diffs.insert(name.clone(), rows);
-        }
-    }
-    diffs
-}
-
-fn compress(rows: &[usize]) -> String {
-    let mut text = String::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let mut j = i;
-        while j + 1 < rows.len() && rows[j + 1] == rows[j] + 1 {
-            j += 1;
-        }
-        if !text.is_empty() {
-            text.push(',');
-        }
-        if j == i {
-            write!(text, "{}", rows[i]).unwrap();
-        } else {
-            write!(text, "{}-{}", rows[i], rows[j]).unwrap();
-        }
-        i = j + 1;
-    }
-    text
-}
-
-fn expand(text: &str) -> Vec<usize> {
-    text.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .flat_map(|part| match part.trim().split_once('-') {
-            Some((a, b)) => (a.parse::<usize>().unwrap()..=b.parse().unwrap()).collect::<Vec<_>>(),
-            None => vec![part.trim().parse().unwrap()],
+    let config = AnalyzeConfig::default()
+        .with_sets(&SetFlags {
+            liquidity_pip_range: Some(&pip_ranges),
+            ..SetFlags::default()
         })
-        .collect()
-}
-
-/// The documented differences: lines `DATASET COLUMN: rows` inside the fenced `differences` block of
-/// `docs/smc-differences.md`.
-fn documented() -> HashMap<(String, String), Vec<usize>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/smc-differences.md");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let block = text
-        .split("```differences")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
         .unwrap();
-    block
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let (key, rows) = line.split_once(':').unwrap();
-            let (dataset, column) = key.trim().split_once(' ').unwrap();
-            ((dataset.to_owned(), column.trim().to_owned()), expand(rows))
+    let analysis = analyze::analyze(bars, &config, Path::new("golden input"), &mut |_| {}).unwrap();
+    analysis
+        .columns
+        .into_iter()
+        .map(|c| {
+            (
+                c.name,
+                c.values.into_iter().map(|v| (!v.is_nan()).then_some(v)).collect(),
+            )
         })
         .collect()
-}
-
-/// Asserts that `diffs` for `dataset` are exactly the documented ones.
-fn check_against_document(
-    dataset: &str,
-    diffs: &BTreeMap<String, Vec<usize>>,
-    compared: &[String],
-) -> String {
-    let doc = documented();
-    let mut report = String::new();
-    let mut failures = String::new();
-    for column in compared {
-        let actual = diffs.get(column).cloned().unwrap_or_default();
-        let expected = doc
-            .get(&(dataset.to_owned(), column.clone()))
-            .cloned()
-            .unwrap_or_default();
-        if !actual.is_empty() {
-            writeln!(report, "{dataset} {column}: {}", compress(&actual)).unwrap();
-        }
-        if actual != expected {
-            let a: HashSet<_> = actual.iter().collect();
-            let e: HashSet<_> = expected.iter().collect();
-            let mut unlisted: Vec<_> = a.difference(&e).copied().copied().collect();
-            let mut not_differing: Vec<_> = e.difference(&a).copied().copied().collect();
-            unlisted.sort_unstable();
-            not_differing.sort_unstable();
-            writeln!(
-                failures,
-                "{dataset} {column}: unlisted differences at rows [{}], listed rows that match [{}]",
-                compress(&unlisted),
-                compress(&not_differing)
-            )
-            .unwrap();
-        }
-    }
-    if std::env::var_os("SMC_PRINT_DIFFERENCES").is_some() {
-        println!("{report}");
-    }
-    failures
 }
 
 /// Checks that need no list: the swing rows that differ are the reference's last-row bookend, and every
@@ -631,19 +196,7 @@ fn golden_datasets_match_except_documented_differences() {
         let golden = load_columns(&golden);
         let compared: Vec<String> = golden
             .keys()
-            .filter(|c| {
-                ![
-                    "idx",
-                    "time",
-                    "open_time_ms",
-                    "open",
-                    "high",
-                    "low",
-                    "close",
-                    "volume",
-                ]
-                .contains(&c.as_str())
-            })
+            .filter(|c| !INPUT_COLUMNS.contains(&c.as_str()))
             .cloned()
             .collect();
         assert_eq!(
@@ -832,6 +385,49 @@ fn no_output_changes_after_known_at_except_by_invalidation() {
                     params.prefix
                 );
             }
+        }
+    }
+}
+
+/// What `perpdesk analyze` documents for its `KnownAt` columns: an amendment (a gap or block mitigated,
+/// a pool swept) becomes known at `max(its bar, the record's creation)`, so a row's `MitigatedIndex` or
+/// `Swept` together with its `KnownAt` says exactly when that fact was available.
+#[test]
+fn amendments_are_known_at_their_bar_or_at_the_creation() {
+    for dataset in DATASETS {
+        let Some(input) = common::read_shared(&format!("golden/inputs/{dataset}.csv")) else {
+            return;
+        };
+        let bars = load_input(&input);
+        for params in &PARAMS {
+            let mut engine = SmcEngine::new(&config(params, 0.001, true)).unwrap();
+            let mut created: HashMap<(String, usize), usize> = HashMap::new();
+            let mut amendments = 0;
+            let mut events = Vec::new();
+            for b in &bars {
+                events.clear();
+                engine.on_bar(b, &mut events).unwrap();
+                for e in &events {
+                    let (family, role) = record_of(&e.kind);
+                    let (SmcEventKind::FairValueGapMitigated { at, .. }
+                    | SmcEventKind::OrderBlockMitigated { at, .. }
+                    | SmcEventKind::LiquiditySwept { at, .. }) = e.kind
+                    else {
+                        if role == Role::Create {
+                            created.insert((family, e.row), e.known_at);
+                        }
+                        continue;
+                    };
+                    let creation = created[&(family, e.row)];
+                    assert_eq!(e.known_at, at.max(creation), "{dataset} {}: {e:?}", params.prefix);
+                    amendments += 1;
+                }
+            }
+            assert!(
+                amendments > 300,
+                "{dataset} {}: {amendments} amendments",
+                params.prefix
+            );
         }
     }
 }

@@ -10,6 +10,8 @@
 // Each integration-test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::{
     env,
     path::{Path, PathBuf},
