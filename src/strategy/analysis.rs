@@ -119,6 +119,20 @@ pub struct BreakRecord {
     pub broken_at: BarIndex,
 }
 
+/// The newest bar closed beyond the newest confirmed swing of the other side (above the last swing high:
+/// bullish), for the first time for that swing. This is the timely form of a break of structure: the SMC
+/// engine's BOS/CHoCH classification needs the swings after the broken one, so it is often known many
+/// bars after the break itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SwingBreak {
+    /// The broken swing.
+    pub row: BarIndex,
+    pub direction: Direction,
+    pub level: f64,
+    /// The bar that closed beyond it (the newest bar when reported).
+    pub at: BarIndex,
+}
+
 /// An order block or fair value gap that has not been invalidated.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Zone {
@@ -155,6 +169,9 @@ pub struct TimeframeState {
     dealing_range: Option<(f64, f64)>,
     atr_slow: Option<f64>,
     volume_average: Option<f64>,
+    swing_break: Option<SwingBreak>,
+    /// Row of the last swing broken in each direction (bullish, bearish), so a swing breaks once.
+    last_broken_swing: [Option<BarIndex>; 2],
 }
 
 fn ema_step(previous: Option<f64>, value: f64, period: f64) -> f64 {
@@ -191,6 +208,8 @@ impl TimeframeState {
             dealing_range: None,
             atr_slow: None,
             volume_average: None,
+            swing_break: None,
+            last_broken_swing: [None; 2],
         })
     }
 
@@ -215,11 +234,38 @@ impl TimeframeState {
             );
             self.apply(event);
         }
+        self.swing_break = self.detect_swing_break(index, bar);
         cap(&mut self.breaks, MAX_BREAKS);
         cap(&mut self.order_blocks, MAX_ZONES);
         cap(&mut self.gaps, MAX_ZONES);
         cap(&mut self.pools, MAX_ZONES);
         Ok(index)
+    }
+
+    fn detect_swing_break(&mut self, index: BarIndex, bar: &Bar) -> Option<SwingBreak> {
+        let previous_close = index.checked_sub(1).map(|i| self.smc.history().bar(i).close)?;
+        for (slot, direction, side) in [
+            (0, Direction::Bullish, SwingSide::High),
+            (1, Direction::Bearish, SwingSide::Low),
+        ] {
+            let Some(swing) = self.last_swing(side).copied() else {
+                continue;
+            };
+            let crossed = match direction {
+                Direction::Bullish => bar.close > swing.level && previous_close <= swing.level,
+                Direction::Bearish => bar.close < swing.level && previous_close >= swing.level,
+            };
+            if crossed && swing.row < index && self.last_broken_swing[slot] != Some(swing.row) {
+                self.last_broken_swing[slot] = Some(swing.row);
+                return Some(SwingBreak {
+                    row: swing.row,
+                    direction,
+                    level: swing.level,
+                    at: index,
+                });
+            }
+        }
+        None
     }
 
     fn apply(&mut self, event: SmcEvent) {
@@ -356,6 +402,11 @@ impl TimeframeState {
 
     pub fn bias(&self) -> Option<Direction> {
         self.last_break().map(|b| b.direction)
+    }
+
+    /// A close beyond the newest swing on the newest bar, if one happened.
+    pub fn swing_break(&self) -> Option<&SwingBreak> {
+        self.swing_break.as_ref()
     }
 
     /// Structure breaks known now (bounded to the newest [`MAX_BREAKS`]).

@@ -9,9 +9,13 @@
 //!    came back into a bullish order block or a bullish fair value gap, or swept a pool of equal lows and
 //!    closed back above it. The setup's reference price (zone midpoint, or the swept level) must lie in
 //!    **discount** of the setup timeframe's dealing range (below its equilibrium).
-//! 3. **Confirmation** — a bullish BOS or `CHoCH` on the entry timeframe (5m) became known at the newest
-//!    bar, was broken within [`IctParams::confirmation_max_age`] bars, and not before the setup's touch.
-//!    Requiring the confirmation to be *new* makes one break give at most one signal.
+//! 3. **Confirmation** — a bullish BOS or `CHoCH` on the entry timeframe (5m), not before the setup's
+//!    touch: either the SMC engine reported it at the newest bar (broken within
+//!    [`IctParams::confirmation_max_age`] bars), or the newest bar closed above the newest confirmed swing
+//!    high for the first time (a `CHoCH` when the timeframe's last classified break was bearish, else a
+//!    BOS). The second form exists because the engine classifies a break only once the swings after the
+//!    broken one are confirmed, often tens of bars after the break. Requiring the confirmation to be *new*
+//!    makes one break give at most one signal.
 //! 4. **Stop** — below the invalidation: the zone's bottom (order block / gap) or the lowest low since the
 //!    sweep, minus [`IctParams::stop_buffer_atr`] entry ATRs, and at least [`IctParams::min_stop_atr`] ATRs
 //!    from the entry.
@@ -32,7 +36,7 @@ use super::{
 };
 use crate::{
     domain::{Side, SymbolId, TimestampMs},
-    smc::{BarIndex, Direction, SwingSide},
+    smc::{BarIndex, Direction, StructureKind, SwingSide},
 };
 
 /// Parameters of the ICT strategy, with their defaults.
@@ -82,6 +86,16 @@ enum SetupKind {
     OrderBlock,
     FairValueGap,
     Sweep,
+}
+
+/// The entry-timeframe break that confirmed the setup.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Confirmation {
+    kind: StructureKind,
+    /// The broken swing.
+    row: BarIndex,
+    known_at: BarIndex,
+    broken_at: BarIndex,
 }
 
 /// A setup candidate on the setup timeframe.
@@ -324,17 +338,41 @@ impl IctStrategy {
             return reject(Stage::Setup, reason);
         };
 
-        // 3. Confirmation on the entry timeframe: a fresh break in the bias direction, after the touch.
+        // 3. Confirmation on the entry timeframe, after the touch: a BOS/CHoCH the SMC engine reported at
+        //    this bar (broken recently), or the newest bar closing beyond the newest swing (a CHoCH when
+        //    the entry timeframe's last classified break pointed the other way, else a BOS).
         let touch_open = setup_tf.bar(primary.touched_at).map_or(i64::MAX, |b| b.open_time);
-        let confirmation = entry_tf.breaks().iter().rev().find(|b| {
-            b.direction == direction
-                && b.known_at == entry_index
-                && b.broken_at + p.confirmation_max_age >= entry_index
-                && entry_tf
-                    .bar(b.broken_at)
-                    .is_some_and(|bar| bar.close_time >= touch_open)
-        });
-        let Some(confirmation) = confirmation.copied() else {
+        let after_touch = |at: BarIndex| entry_tf.bar(at).is_some_and(|bar| bar.close_time >= touch_open);
+        let reported = entry_tf
+            .breaks()
+            .iter()
+            .rev()
+            .find(|b| {
+                b.direction == direction
+                    && b.known_at == entry_index
+                    && b.broken_at + p.confirmation_max_age >= entry_index
+                    && after_touch(b.broken_at)
+            })
+            .map(|b| Confirmation {
+                kind: b.kind,
+                row: b.row,
+                known_at: b.known_at,
+                broken_at: b.broken_at,
+            });
+        let closed_beyond = entry_tf
+            .swing_break()
+            .filter(|b| b.direction == direction && after_touch(b.at))
+            .map(|b| Confirmation {
+                kind: if entry_tf.bias().is_some_and(|d| d != direction) {
+                    StructureKind::Choch
+                } else {
+                    StructureKind::Bos
+                },
+                row: b.row,
+                known_at: b.at,
+                broken_at: b.at,
+            });
+        let Some(confirmation) = reported.or(closed_beyond) else {
             return reject(Stage::Confirmation, RejectReason::NoConfirmation);
         };
 

@@ -20,6 +20,9 @@ pub mod ict;
 pub mod quality;
 pub mod signal;
 
+#[cfg(test)]
+mod rule_tests;
+
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
