@@ -7,6 +7,8 @@
 //! Higher bars come from the 1h files. Bars of all timeframes are merged by close time, higher timeframes
 //! first at equal close times, and the strategy is evaluated after every 5m bar.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::BTreeMap;

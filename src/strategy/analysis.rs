@@ -359,7 +359,7 @@ impl TimeframeState {
                 }
             }
             SmcEventKind::LiquidityInvalidated { direction } => {
-                self.pools.retain(|p| !(p.row == row && p.direction == direction))
+                self.pools.retain(|p| !(p.row == row && p.direction == direction));
             }
             SmcEventKind::DealingRange { high, low } => self.dealing_range = Some((high, low)),
             _ => {}
@@ -478,7 +478,7 @@ impl SymbolAnalysis {
             config.higher.interval,
         );
         let ordered = match (e.fixed_millis(), s.fixed_millis(), h.fixed_millis()) {
-            (Some(a), Some(b), Some(c)) => a < b && b < c,
+            (Some(entry), Some(setup), Some(higher)) => entry < setup && setup < higher,
             _ => false,
         };
         if !ordered {

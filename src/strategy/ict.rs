@@ -139,7 +139,7 @@ impl IctStrategy {
         Self { params }
     }
 
-    fn zone_setup(&self, kind: SetupKind, zone: &Zone, side: Side, recent: BarIndex) -> Option<Setup> {
+    fn zone_setup(kind: SetupKind, zone: &Zone, side: Side, recent: BarIndex) -> Option<Setup> {
         let touched_at = zone.touched_at?;
         (zone.direction == direction_of(side) && touched_at >= recent).then(|| Setup {
             kind,
@@ -158,12 +158,12 @@ impl IctStrategy {
 
     /// Sweeps of the opposite-side pool (equal lows for a long) within the window, with the newest close
     /// back on the right side of the level. The invalidation is the extreme since the sweep.
-    fn sweep_setups<'a>(
-        setup: &'a TimeframeState,
+    fn sweep_setups(
+        setup: &TimeframeState,
         side: Side,
         recent: BarIndex,
         close: f64,
-    ) -> impl Iterator<Item = Setup> + 'a {
+    ) -> impl Iterator<Item = Setup> + '_ {
         let opposite = match side {
             Side::Long => Direction::Bearish,
             Side::Short => Direction::Bullish,
@@ -302,12 +302,12 @@ impl IctStrategy {
         let setups = setup_tf
             .order_blocks()
             .iter()
-            .filter_map(|z| self.zone_setup(SetupKind::OrderBlock, z, side, recent))
+            .filter_map(|z| Self::zone_setup(SetupKind::OrderBlock, z, side, recent))
             .chain(
                 setup_tf
                     .fair_value_gaps()
                     .iter()
-                    .filter_map(|z| self.zone_setup(SetupKind::FairValueGap, z, side, recent)),
+                    .filter_map(|z| Self::zone_setup(SetupKind::FairValueGap, z, side, recent)),
             )
             .chain(Self::sweep_setups(setup_tf, side, recent, setup_bar.close));
         let Some(range) = setup_tf.dealing_range() else {

@@ -21,6 +21,7 @@ pub mod quality;
 pub mod signal;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod rule_tests;
 
 use std::{fmt, str::FromStr};
@@ -144,6 +145,7 @@ impl FromStr for Mode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
