@@ -163,6 +163,13 @@ fn ict_signals_have_no_side_bias_on_real_klines() {
         println!("  {reason:<48} {n:>7}");
     }
     println!("  {:<48} {total:>7}", "signal");
+    let mut confluence_counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, s) in &all_signals {
+        for c in &s.confluences {
+            *confluence_counts.entry(c.name()).or_default() += 1;
+        }
+    }
+    println!("\nconfluences over all signals: {confluence_counts:?}");
     for (symbol, s) in all_signals.iter().take(5) {
         println!(
             "example {symbol} {:?} entry {} stop {} tp {} rr {:.2} q {:.2} {:?}",

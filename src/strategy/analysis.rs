@@ -55,15 +55,22 @@ impl Role {
 }
 
 /// One timeframe's interval and swing length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimeframeConfig {
     pub interval: Interval,
     /// SMC `swing_length` on this timeframe.
     pub swing_length: usize,
+    /// Tolerance for equal highs / lows (liquidity pools) as a fraction of the first bar's close. The
+    /// SMC engine takes an absolute tolerance; a fraction works across symbols priced 0.06 to 30 000, and
+    /// taking the price of the *first* bar keeps it causal. Default 0.0005 (5 basis points).
+    pub liquidity_tolerance: f64,
 }
 
+/// Default [`TimeframeConfig::liquidity_tolerance`].
+pub const DEFAULT_LIQUIDITY_TOLERANCE: f64 = 0.0005;
+
 /// The timeframes of a [`SymbolAnalysis`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AnalysisConfig {
     /// Default 5m, swing length 3 (a swing confirms 15 minutes after it).
     pub entry: TimeframeConfig,
@@ -79,14 +86,17 @@ impl Default for AnalysisConfig {
             entry: TimeframeConfig {
                 interval: Interval::M5,
                 swing_length: 3,
+                liquidity_tolerance: DEFAULT_LIQUIDITY_TOLERANCE,
             },
             setup: TimeframeConfig {
                 interval: Interval::M15,
                 swing_length: 5,
+                liquidity_tolerance: DEFAULT_LIQUIDITY_TOLERANCE,
             },
             higher: TimeframeConfig {
                 interval: Interval::H1,
                 swing_length: 5,
+                liquidity_tolerance: DEFAULT_LIQUIDITY_TOLERANCE,
             },
         }
     }
@@ -159,6 +169,9 @@ pub struct Pool {
 #[derive(Debug)]
 pub struct TimeframeState {
     interval: Interval,
+    config: TimeframeConfig,
+    /// Bars reserved with [`SymbolAnalysis::reserve`], applied again when the engine is rebuilt.
+    reserved: usize,
     indicators: IndicatorSet,
     smc: SmcEngine,
     events: Vec<SmcEvent>,
@@ -188,18 +201,28 @@ fn cap<T>(items: &mut Vec<T>, cap: usize) {
 }
 
 impl TimeframeState {
-    fn new(config: TimeframeConfig) -> Result<Self, AnalysisError> {
-        let smc_config = SmcConfig {
+    fn smc_config(config: TimeframeConfig, reference_price: f64) -> SmcConfig {
+        SmcConfig {
             swing_length: config.swing_length,
+            liquidity_pip_range: (config.liquidity_tolerance * reference_price).abs(),
             // Calendar families are not used by the strategy; skip their work.
             previous_timeframes: Vec::new(),
             sessions: Vec::new(),
             ..SmcConfig::default()
-        };
+        }
+    }
+
+    fn new(config: TimeframeConfig) -> Result<Self, AnalysisError> {
+        if !(config.liquidity_tolerance.is_finite() && config.liquidity_tolerance >= 0.0) {
+            return Err(AnalysisError::Smc(SmcError::PipRange(config.liquidity_tolerance)));
+        }
         Ok(Self {
             interval: config.interval,
+            config,
+            reserved: 0,
             indicators: IndicatorSet::default(),
-            smc: SmcEngine::new(&smc_config)?,
+            // Replaced at the first bar, once the price scale is known.
+            smc: SmcEngine::new(&Self::smc_config(config, 0.0))?,
             events: Vec::with_capacity(32),
             breaks: Vec::with_capacity(MAX_BREAKS + 1),
             order_blocks: Vec::with_capacity(MAX_ZONES + 2),
@@ -218,6 +241,10 @@ impl TimeframeState {
             return Err(AnalysisError::NotClosed(bar.open_time));
         }
         self.events.clear();
+        if self.smc.history().is_empty() && bar.close.is_finite() {
+            self.smc = SmcEngine::new(&Self::smc_config(self.config, bar.close))?;
+            self.smc.reserve(self.reserved);
+        }
         // The SMC engine validates order and prices first and changes nothing on error; the indicator
         // set checks the same invariants, so it cannot then refuse the bar.
         let index = self.smc.on_bar(bar, &mut self.events)?;
@@ -496,6 +523,7 @@ impl SymbolAnalysis {
     /// Reserves room for `bars` entry-timeframe bars (and proportionally fewer on the others).
     pub fn reserve(&mut self, bars: usize) {
         for state in &mut self.timeframes {
+            state.reserved = bars;
             state.smc.reserve(bars);
         }
     }
