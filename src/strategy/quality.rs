@@ -13,9 +13,9 @@
 //! | distance to key levels | entry's distance to the setup's near edge in entry ATRs `d` | 1 for `d ≤ 0.5`, linear to 0 at `d = 4` |
 //!
 //! The total is the weighted mean with [`QualityWeights`] (defaults 0.25, 0.15, 0.15, 0.15, 0.10, 0.20);
-//! the default threshold is 0.7 (on the real klines in `../shared` it turns away about one candidate in
-//! eight, mostly for entries far from the setup's edge; at 0.55 it turned away none). A rejection names
-//! the lowest-scoring dimension and, when it also scored below 0.5, the second lowest.
+//! the default threshold is 0.7 (on the real klines in `../shared` it turns away about a quarter of the
+//! candidates that reach it, mostly for entries far from the setup's edge; at 0.55 it turned away none).
+//! A rejection names the lowest-scoring dimension and, when it also scored below 0.5, the second lowest.
 
 use std::fmt;
 

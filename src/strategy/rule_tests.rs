@@ -372,3 +372,63 @@ proptest! {
         prop_assert_eq!(&prefix[..], &full[..t]);
     }
 }
+
+/// Pullbacks that form equal lows, then sweep them by 0.2 and reverse.
+fn rising_with_sweeps() -> Vec<Bar> {
+    let mut waypoints = Vec::new();
+    let mut price = 100.0;
+    for _ in 0..16 {
+        for (delta, bars) in [
+            (6.0, 48),
+            (-4.0, 36),
+            (1.0, 12),
+            (-1.0, 12),
+            (0.8, 18),
+            (-1.0, 12),
+            (0.2, 2),
+        ] {
+            price += delta;
+            waypoints.push((price, bars));
+        }
+    }
+    path(100.0, &waypoints)
+}
+
+#[test]
+fn sweep_of_equal_lows_is_a_setup_with_the_stop_below_the_sweep() {
+    // This test is about the sweep rule: here the entry (the break of the bounce high) sits 3+ ATRs above
+    // the swept level, which the quality filter rightly scores low, so the filter is switched off.
+    let mut params = test_params();
+    params.quality.threshold = 0.0;
+    let mut sweeps = 0;
+    let evaluations = replay(&rising_with_sweeps(), params, |_, evaluation, analysis| {
+        let Some(signal) = evaluation.signal() else {
+            return;
+        };
+        assert_eq!(signal.side, Side::Long);
+        for c in &signal.confluences {
+            if let Confluence::LiquiditySweep { level } = *c {
+                sweeps += 1;
+                let setup = analysis.setup();
+                let pool = setup
+                    .liquidity_pools()
+                    .iter()
+                    .find(|p| p.level == level && p.direction == Direction::Bearish)
+                    .unwrap();
+                let swept_at = pool.swept_at.unwrap();
+                let lowest = (swept_at..=setup.last_index().unwrap())
+                    .map(|i| setup.bar(i).unwrap().low)
+                    .fold(f64::INFINITY, f64::min);
+                assert!(lowest < level && setup.last_bar().unwrap().close > level);
+                if signal
+                    .evidence
+                    .iter()
+                    .any(|e| e.what == EvidenceKind::LiquiditySweep)
+                {
+                    assert!(signal.stop < lowest, "{signal:?}");
+                }
+            }
+        }
+    });
+    assert!(sweeps > 0, "funnel: {:?}", funnel(&evaluations));
+}
