@@ -3,10 +3,96 @@
 //! The engine holds the live [`Mode`]; switching it is a `Command` that takes effect at the next
 //! evaluation and never touches open positions. The ICT strategy, the ML trader and the hybrid filter
 //! plug in behind this mode (see ARCHITECTURE.md §2, `strategy`).
+//!
+//! Layout, in the order a closed bar flows through it: [`analysis`] folds closed bars of each timeframe
+//! into a causal per-symbol state; [`ict`] turns that state into a candidate; [`quality`] scores it;
+//! [`signal`] holds what comes out (a signal with its confluences and evidence, or a rejection with its
+//! stage and reason, which the signal funnel counts).
+//!
+//! **Modes without a model.** The machine-learning models do not exist yet. [`strategy_for`] refuses
+//! `self_learning` with [`StrategyError::ModelUnavailable`] (there is nothing honest to run), and returns
+//! for `hybrid` the ICT rules behind a wrapper whose [`Strategy::notice`] says
+//! "ML unavailable: ICT rules only" and whose [`Strategy::mode`] still reports `hybrid`, so the UI can
+//! show the degradation instead of pretending a model scored the signals.
+
+pub mod analysis;
+pub mod ict;
+pub mod quality;
+pub mod signal;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod rule_tests;
 
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
+
+pub use self::{
+    analysis::{AnalysisConfig, AnalysisError, Role, SymbolAnalysis, TimeframeConfig, TimeframeState},
+    ict::{IctParams, IctStrategy},
+    quality::{QualityDimension, QualityFilter, QualityInputs, QualityScore, QualityWeights},
+    signal::{Confluence, Evaluation, Evidence, EvidenceKind, RejectReason, Rejected, Signal, Stage},
+};
+use crate::domain::{SymbolId, TimestampMs};
+
+/// A strategy evaluates one symbol's analysis after a closed entry-timeframe bar.
+///
+/// Implementations read only the analysis (closed bars), so the same bars give the same evaluations in
+/// demo, paper, live and backtest.
+pub trait Strategy: Send + fmt::Debug {
+    /// The mode this strategy serves.
+    fn mode(&self) -> Mode;
+
+    /// A signal, or the stage and reason the candidate was rejected at. `now` stamps the signal.
+    fn evaluate(&mut self, symbol: SymbolId, analysis: &SymbolAnalysis, now: TimestampMs) -> Evaluation;
+
+    /// A standing message about degraded operation (shown in the UI), if any.
+    fn notice(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// Why a strategy could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StrategyError {
+    #[error("mode `{0}` needs the machine-learning models, which are not available yet; use `ict`")]
+    ModelUnavailable(Mode),
+}
+
+/// The notice of `hybrid` while no model exists.
+pub const HYBRID_WITHOUT_MODEL: &str = "ML unavailable: ICT rules only";
+
+/// `hybrid` without a model: the ICT rules, labelled as such.
+#[derive(Debug, Clone, Default)]
+pub struct HybridWithoutModel {
+    pub ict: IctStrategy,
+}
+
+impl Strategy for HybridWithoutModel {
+    fn mode(&self) -> Mode {
+        Mode::Hybrid
+    }
+
+    fn evaluate(&mut self, symbol: SymbolId, analysis: &SymbolAnalysis, now: TimestampMs) -> Evaluation {
+        self.ict.evaluate(symbol, analysis, now)
+    }
+
+    fn notice(&self) -> Option<&'static str> {
+        Some(HYBRID_WITHOUT_MODEL)
+    }
+}
+
+/// The strategy of `mode`. See the module documentation for the modes that need a model.
+pub fn strategy_for(mode: Mode, params: IctParams) -> Result<Box<dyn Strategy>, StrategyError> {
+    match mode {
+        Mode::Ict => Ok(Box::new(IctStrategy::new(params))),
+        Mode::Hybrid => Ok(Box::new(HybridWithoutModel {
+            ict: IctStrategy::new(params),
+        })),
+        Mode::SelfLearning => Err(StrategyError::ModelUnavailable(mode)),
+    }
+}
 
 /// The three live-switchable strategy modes. (Doc comments of the variants are the `--mode` help.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -59,6 +145,7 @@ impl FromStr for Mode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
@@ -68,5 +155,19 @@ mod tests {
             assert_eq!(m.as_str().parse::<Mode>(), Ok(m));
         }
         assert_eq!("ICT".parse::<Mode>(), Err(UnknownMode("ICT".into())));
+    }
+
+    #[test]
+    fn factory_serves_ict_and_says_when_ml_is_missing() {
+        let ict = strategy_for(Mode::Ict, IctParams::default()).unwrap();
+        assert_eq!((ict.mode(), ict.notice()), (Mode::Ict, None));
+        let hybrid = strategy_for(Mode::Hybrid, IctParams::default()).unwrap();
+        assert_eq!(
+            (hybrid.mode(), hybrid.notice()),
+            (Mode::Hybrid, Some(HYBRID_WITHOUT_MODEL))
+        );
+        let err = strategy_for(Mode::SelfLearning, IctParams::default()).unwrap_err();
+        assert_eq!(err, StrategyError::ModelUnavailable(Mode::SelfLearning));
+        assert!(err.to_string().contains("self_learning"));
     }
 }
