@@ -225,4 +225,29 @@ mod tests {
             assert_eq!(mode_from_view(mode_to_view(m)), m);
         }
     }
+
+    #[test]
+    fn views_without_the_strategy_fields_still_decode() {
+        let view = View {
+            scanner: vec![ScannerRow {
+                symbol: "BTCUSDT".into(),
+                tf_change_pct: vec![Some(0.1)],
+                ..ScannerRow::default()
+            }],
+            ..View::default()
+        };
+        let Ok(mut json) = serde_json::to_value(&view) else {
+            panic!("a view encodes");
+        };
+        if let Some(object) = json.as_object_mut() {
+            object.remove("funnel");
+        }
+        if let Some(row) = json["scanner"][0].as_object_mut() {
+            row.remove("bias");
+            row.remove("signal");
+        }
+        assert!(json.get("funnel").is_none() && json["scanner"][0].get("bias").is_none());
+        let decoded: Result<View, _> = serde_json::from_value(json);
+        assert_eq!(decoded.ok(), Some(view));
+    }
 }

@@ -398,3 +398,68 @@ impl Widget for ScannerTable<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn render(width: u16) -> String {
+        let theme = Theme::builtin("default").unwrap();
+        let rows = vec![ScannerRow {
+            rank: 1,
+            symbol: "BTCUSDT".to_owned(),
+            last_price: 97_234.5,
+            price_decimals: 2,
+            change_24h_pct: 1.84,
+            quote_volume_24h: 18.4e9,
+            tf_change_pct: vec![Some(0.05), Some(-0.01), Some(-0.49)],
+            bias: vec![Some(1), None, Some(-1)],
+            signal: Some(crate::view::SignalBadge {
+                side: "SHORT".to_owned(),
+                quality: 0.736,
+                rr: 2.2,
+            }),
+        }];
+        let shown: Vec<&ScannerRow> = rows.iter().collect();
+        let timeframes = ["5m", "15m", "1h"].map(str::to_owned);
+        let table = ScannerTable {
+            rows: &shown,
+            all_rows: &rows,
+            timeframes: &timeframes,
+            sort: SortOrder::default(),
+            sort_column: SortColumn::Rank,
+            filter: "",
+            filter_editing: false,
+            selected: None,
+            scroll_offset: 0,
+            theme: &theme,
+        };
+        let mut buf = Buffer::empty(Rect::new(0, 0, width, 4));
+        table.render(buf.area, &mut buf);
+        (0..4)
+            .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+            .collect()
+    }
+
+    #[test]
+    fn narrow_panes_drop_volume_then_24h_change_and_keep_bias_and_signal() {
+        let wide = render(80);
+        assert!(wide.contains("Volume") && wide.contains("24h%"), "{wide}");
+        assert!(
+            wide.contains("▲+0.05%") && wide.contains("▼-0.49%") && wide.contains("S 0.74"),
+            "{wide}"
+        );
+        let narrower = render(72);
+        assert!(
+            !narrower.contains("Volume") && narrower.contains("24h%"),
+            "{narrower}"
+        );
+        let narrowest = render(64);
+        assert!(!narrowest.contains("24h%"), "{narrowest}");
+        assert!(
+            narrowest.contains("▼-0.49%") && narrowest.contains("S 0.74"),
+            "{narrowest}"
+        );
+    }
+}
