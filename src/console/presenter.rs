@@ -5,10 +5,16 @@
 
 use perpdesk_ui::{
     intent::Intent,
-    view::{Candle, ConnectionState, Detail, Header, ScannerRow, Status, StrategyMode, View},
+    view::{
+        Candle, ConnectionState, Detail, Funnel, Header, ScannerRow, SignalBadge, Status, StrategyMode, View,
+    },
 };
 
-use crate::{engine::Command, engine::Engine, strategy::Mode};
+use crate::{
+    domain::Side,
+    engine::{Command, Engine, SymbolState},
+    strategy::{Mode, Role},
+};
 
 pub fn mode_to_view(m: Mode) -> StrategyMode {
     match m {
@@ -44,6 +50,30 @@ fn pct(from: f64, to: f64) -> f64 {
     } else {
         (to / from - 1.0) * 100.0
     }
+}
+
+/// Bias per timeframe (+1 / −1) from the symbol's analysis; all `None` without one.
+fn biases(state: Option<&SymbolState>, timeframes: usize) -> Vec<Option<i8>> {
+    let analysis = state.and_then(|s| s.signals.analysis.as_ref());
+    (0..timeframes)
+        .map(|tf| {
+            let role = Role::ALL.get(tf)?;
+            analysis?.timeframe(*role).bias().map(crate::smc::Direction::sign)
+        })
+        .collect()
+}
+
+fn badge(state: Option<&SymbolState>) -> Option<SignalBadge> {
+    let signal = state?.signals.latest.as_ref()?.signal()?;
+    Some(SignalBadge {
+        side: match signal.side {
+            Side::Long => "LONG",
+            Side::Short => "SHORT",
+        }
+        .to_owned(),
+        quality: signal.quality.total,
+        rr: signal.reward_risk,
+    })
 }
 
 /// Builds the whole view. Called at most at the frame rate, only when something changed.
@@ -100,6 +130,8 @@ pub fn build_view(engine: &Engine) -> View {
             change_24h_pct: ticker.map_or(0.0, |t| t.change_pct),
             quote_volume_24h: ticker.map_or(0.0, |t| t.quote_volume),
             tf_change_pct: tf_change,
+            bias: biases(state, tfs.len()),
+            signal: badge(state),
         });
     }
 
@@ -153,6 +185,12 @@ pub fn build_view(engine: &Engine) -> View {
             last_message_age_ms: engine.last_message_at.map(|t| t.elapsed().as_millis() as u64),
             message: engine.message.clone(),
         },
+        funnel: Funnel {
+            evaluated: engine.funnel.evaluated,
+            setups: engine.funnel.setups,
+            signals: engine.funnel.signals,
+            rejections: engine.funnel.sorted_rejections(),
+        },
     }
 }
 
@@ -186,5 +224,30 @@ mod tests {
         for m in Mode::ALL {
             assert_eq!(mode_from_view(mode_to_view(m)), m);
         }
+    }
+
+    #[test]
+    fn views_without_the_strategy_fields_still_decode() {
+        let view = View {
+            scanner: vec![ScannerRow {
+                symbol: "BTCUSDT".into(),
+                tf_change_pct: vec![Some(0.1)],
+                ..ScannerRow::default()
+            }],
+            ..View::default()
+        };
+        let Ok(mut json) = serde_json::to_value(&view) else {
+            panic!("a view encodes");
+        };
+        if let Some(object) = json.as_object_mut() {
+            object.remove("funnel");
+        }
+        if let Some(row) = json["scanner"][0].as_object_mut() {
+            row.remove("bias");
+            row.remove("signal");
+        }
+        assert!(json.get("funnel").is_none() && json["scanner"][0].get("bias").is_none());
+        let decoded: Result<View, _> = serde_json::from_value(json);
+        assert_eq!(decoded.ok(), Some(view));
     }
 }

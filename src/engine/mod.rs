@@ -6,6 +6,12 @@
 //! That makes the engine deterministic for a given event sequence, which is what lets a recorded
 //! session replay to the same decisions. State is published to the UI as an `Arc<View>` over `watch`,
 //! at most at the frame rate and only when something changed.
+//!
+//! The strategy runs inside this task ([`signals`]): closed bars feed a per-symbol analysis exactly
+//! once, and the strategy of the current mode is evaluated on the trading cycle and on every closed
+//! entry-timeframe bar; the latest evaluation per symbol and the signal funnel are published in the view.
+
+pub mod signals;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -31,8 +37,10 @@ use crate::{
         series::{Applied, BarSeries},
         universe,
     },
-    strategy::Mode,
+    strategy::{AnalysisConfig, Mode, StrategyError},
 };
+
+use self::signals::{Funnel, NO_MODEL_MESSAGE, StrategySlot, SymbolSignals};
 
 /// Everything that can happen to the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,13 +93,14 @@ pub struct EngineSettings {
     pub chart_bars: usize,
 }
 
-/// Per-symbol state: one bar series per timeframe plus progress flags.
-#[derive(Debug, Clone)]
+/// Per-symbol state: one bar series per timeframe plus progress flags, and the strategy's analysis.
+#[derive(Debug)]
 pub struct SymbolState {
     pub series: Vec<BarSeries>,
     pub backfilled: Vec<bool>,
     pub streaming: Vec<bool>,
     pub mark: Option<MarkUpdate>,
+    pub signals: SymbolSignals,
 }
 
 /// Counters shown in the status bar and the headless status line.
@@ -123,6 +132,10 @@ pub struct Engine {
     pub(crate) focus: Option<(SymbolId, usize)>,
     pub(crate) message: Option<String>,
     pub(crate) weight: Arc<WeightMeter>,
+    /// The analysis configuration for the engine's timeframes, or the message saying why there is none.
+    pub(crate) analysis: Result<AnalysisConfig, String>,
+    strategy: StrategySlot,
+    pub(crate) funnel: Funnel,
     streams: StreamManager<EngineEvent>,
     feed: mpsc::UnboundedSender<FeedRequest>,
     universe_pending: bool,
@@ -150,6 +163,11 @@ impl Engine {
         weight: Arc<WeightMeter>,
     ) -> Self {
         let mode = settings.mode;
+        let analysis = signals::analysis_config(&settings.timeframes);
+        let message = analysis.as_ref().err().cloned();
+        if let Some(m) = &message {
+            tracing::warn!("{m}");
+        }
         Self {
             settings,
             table,
@@ -162,8 +180,11 @@ impl Engine {
             counters: Counters::default(),
             last_message_at: None,
             focus: None,
-            message: None,
+            message,
             weight,
+            analysis,
+            strategy: StrategySlot::default(),
+            funnel: Funnel::default(),
             streams,
             feed,
             universe_pending: false,
@@ -188,6 +209,65 @@ impl Engine {
 
     pub fn symbol_state(&self, id: SymbolId) -> Option<&SymbolState> {
         self.symbols.get(&id)
+    }
+
+    /// The signal funnel since start.
+    pub fn funnel(&self) -> &Funnel {
+        &self.funnel
+    }
+
+    /// The trading cycle: evaluates every universe symbol with the strategy of the current mode.
+    pub fn trading_cycle(&mut self) {
+        self.counters.trading_cycles += 1;
+        self.evaluate(None);
+    }
+
+    fn set_message(&mut self, message: &str) {
+        if self.message.as_deref() != Some(message) {
+            self.message = Some(message.to_owned());
+            self.dirty = true;
+        }
+    }
+
+    /// Evaluates one symbol (`Some`) or the whole universe (`None`) and counts the funnel.
+    fn evaluate(&mut self, only: Option<SymbolId>) {
+        if let Err(message) = &self.analysis {
+            let message = message.clone();
+            self.set_message(&message);
+            return;
+        }
+        let fresh = self.strategy.is_stale(self.mode);
+        let strategy = match self.strategy.get(self.mode) {
+            Ok(strategy) => strategy,
+            Err(StrategyError::ModelUnavailable(_)) => {
+                for state in self.symbols.values_mut() {
+                    state.signals.latest = None;
+                }
+                self.set_message(NO_MODEL_MESSAGE);
+                return;
+            }
+        };
+        let notice = strategy.notice().filter(|_| fresh);
+        let now = crate::domain::now_ms();
+        let ids = match &only {
+            Some(id) => std::slice::from_ref(id),
+            None => self.universe.as_slice(),
+        };
+        for id in ids {
+            let Some(state) = self.symbols.get_mut(id) else {
+                continue;
+            };
+            let Some(analysis) = state.signals.analysis.as_ref() else {
+                continue;
+            };
+            let evaluation = strategy.evaluate(*id, analysis, now);
+            self.funnel.record(&evaluation);
+            state.signals.latest = Some(evaluation);
+            self.dirty = true;
+        }
+        if let Some(notice) = notice {
+            self.set_message(notice);
+        }
     }
 
     /// The venue name of a symbol.
@@ -269,6 +349,11 @@ impl Engine {
                 };
                 let new = state.series[tf].merge(&bars);
                 state.backfilled[tf] = true;
+                if let Ok(config) = &self.analysis {
+                    state
+                        .signals
+                        .feed_new(tf, interval, state.series[tf].closed(), config);
+                }
                 self.counters.closed_bars += new as u64;
                 self.retry_backfill.remove(&(symbol, tf));
                 self.gap_pending.remove(&(symbol, tf));
@@ -346,6 +431,7 @@ impl Engine {
                 backfilled: vec![false; tfs.len()],
                 streaming: vec![false; tfs.len()],
                 mark: None,
+                signals: SymbolSignals::new(self.analysis.as_ref().ok(), tfs.len()),
             };
             self.symbols.insert(*id, state);
             for tf in &tfs {
@@ -408,11 +494,21 @@ impl Engine {
                 if state.backfilled[tf] {
                     state.streaming[tf] = true;
                 }
+                // Before its back-fill lands a series feeds nothing: the back-fill feeds it all, in order.
+                let fed = applied == Applied::Closed
+                    && state.backfilled[tf]
+                    && self
+                        .analysis
+                        .as_ref()
+                        .is_ok_and(|config| state.signals.feed(tf, u.interval, &u.bar, config));
                 if u.bar.closed && matches!(applied, Applied::Closed | Applied::Inserted) {
                     self.counters.closed_bars += 1;
                 }
                 if let Some(from) = gap_from {
                     self.request_gap_fill(u.symbol, tf, BackfillFrom::Since(from));
+                }
+                if fed && tf == 0 {
+                    self.evaluate(Some(u.symbol));
                 }
                 self.dirty = true;
             }
@@ -565,7 +661,7 @@ impl Engine {
                         view.send_replace(Arc::new(v));
                     }
                 }
-                _ = trading.tick() => self.counters.trading_cycles += 1,
+                _ = trading.tick() => self.trading_cycle(),
                 _ = virtual_cycle.tick() => self.counters.virtual_cycles += 1,
                 _ = refresh.tick() => self.request_universe(),
                 _ = housekeeping.tick() => self.housekeeping(),
@@ -588,18 +684,19 @@ mod tests {
     use crate::{
         binance::{parse::KlineUpdate, stream::StreamConfig, wire},
         domain::Bar,
+        strategy::Role,
     };
 
-    fn settings() -> EngineSettings {
+    fn settings(timeframes: Vec<Interval>) -> EngineSettings {
         EngineSettings {
             venue: "test".into(),
             environment: "test".into(),
             live_trading: false,
             mode: Mode::Ict,
             universe_size: 1,
-            timeframes: vec![Interval::M1],
+            timeframes,
             history_bars: 10,
-            ring_capacity: 100,
+            ring_capacity: 1_000,
             universe_refresh: Duration::from_secs(3600),
             trading_cycle: Duration::from_secs(60),
             virtual_cycle: Duration::from_secs(10),
@@ -623,8 +720,13 @@ mod tests {
         }
     }
 
-    /// An engine with one symbol in its universe, its feed requests observable.
+    /// An engine on 1m with one symbol in its universe, its feed requests observable.
     fn engine() -> (Engine, mpsc::UnboundedReceiver<FeedRequest>, SymbolId) {
+        engine_on(vec![Interval::M1])
+    }
+
+    /// An engine on `timeframes` with one symbol in its universe, its feed requests observable.
+    fn engine_on(timeframes: Vec<Interval>) -> (Engine, mpsc::UnboundedReceiver<FeedRequest>, SymbolId) {
         let (events, _events_rx) = mpsc::channel(16);
         let (_shutdown_tx, shutdown_rx) = watch::channel(false);
         let table = Arc::new(RwLock::new(SymbolTable::default()));
@@ -637,7 +739,7 @@ mod tests {
         );
         let (feed_tx, feed_rx) = mpsc::unbounded_channel();
         let mut e = Engine::new(
-            settings(),
+            settings(timeframes),
             table,
             streams,
             feed_tx,
@@ -719,5 +821,171 @@ mod tests {
         assert!(e.take_dirty());
         e.process(EngineEvent::Command(Command::SetMode(Mode::Hybrid)));
         assert!(!e.take_dirty(), "re-applying the same mode is not a change");
+    }
+
+    /// A deterministic 5m walk with trends and pullbacks (so structure breaks happen), and its 15m and
+    /// 1h aggregates. Open times are aligned to the hour.
+    fn market(bars_5m: usize) -> [Vec<Bar>; 3] {
+        const START: i64 = 1_699_999_200_000;
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut price = 100.0_f64;
+        let five: Vec<Bar> = (0..bars_5m)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let noise = (state >> 11) as f64 / (1_u64 << 53) as f64 - 0.5;
+                let trend = if (i / 60) % 2 == 0 { 0.0015 } else { -0.0012 };
+                let open = price;
+                price *= 1.0 + trend + noise * 0.006;
+                let wick = (state % 7) as f64 * 0.0004 * open;
+                let open_time = START + i as i64 * 300_000;
+                Bar {
+                    open_time,
+                    close_time: open_time + 299_999,
+                    open,
+                    high: open.max(price) + wick,
+                    low: open.min(price) - wick,
+                    close: price,
+                    volume: 10.0 + (state % 100) as f64,
+                    quote_volume: 1_000.0,
+                    trades: 10,
+                    closed: true,
+                }
+            })
+            .collect();
+        let aggregate = |n: usize, ms: i64| -> Vec<Bar> {
+            five.chunks_exact(n)
+                .map(|c| Bar {
+                    open_time: c[0].open_time,
+                    close_time: c[0].open_time + ms - 1,
+                    open: c[0].open,
+                    high: c.iter().map(|b| b.high).fold(f64::MIN, f64::max),
+                    low: c.iter().map(|b| b.low).fold(f64::MAX, f64::min),
+                    close: c[n - 1].close,
+                    volume: c.iter().map(|b| b.volume).sum(),
+                    quote_volume: c.iter().map(|b| b.quote_volume).sum(),
+                    trades: c.iter().map(|b| b.trades).sum(),
+                    closed: true,
+                })
+                .collect()
+        };
+        let fifteen = aggregate(3, 900_000);
+        let hour = aggregate(12, 3_600_000);
+        [five, fifteen, hour]
+    }
+
+    #[tokio::test]
+    async fn closed_bars_feed_the_analysis_once_and_the_funnel_adds_up() {
+        let tfs = [Interval::M5, Interval::M15, Interval::H1];
+        let (mut e, _feed, id) = engine_on(tfs.to_vec());
+        assert!(e.message.is_none(), "three ordered timeframes run the strategy");
+        let bars = market(1_440); // 5 days of 5m bars
+        // Back-fill the first two thirds of every timeframe.
+        for (tf, series) in bars.iter().enumerate() {
+            let cut = series.len() * 2 / 3;
+            e.process(EngineEvent::Feed(FeedEvent::History {
+                symbol: id,
+                interval: tfs[tf],
+                from: BackfillFrom::Latest { bars: 10 },
+                bars: series[..cut].to_vec(),
+            }));
+        }
+        let fed = |e: &Engine, role: Role| {
+            e.symbol_state(id)
+                .and_then(|s| s.signals.analysis.as_ref())
+                .map_or(0, |a| a.timeframe(role).bars())
+        };
+        assert_eq!(fed(&e, Role::Entry), 960);
+        assert_eq!(fed(&e, Role::Higher), 80);
+        e.trading_cycle();
+        assert_eq!(e.funnel().evaluated, 1, "one symbol, one cycle");
+        // The stream then replays the last five history bars (overlap), then the rest, each as a
+        // forming update followed by the closed bar. Higher timeframes first at equal close times.
+        let mut stream: Vec<(usize, Bar)> = Vec::new();
+        for (tf, series) in bars.iter().enumerate() {
+            let cut = series.len() * 2 / 3;
+            stream.extend(series[cut - 5..].iter().map(|b| (tf, *b)));
+        }
+        stream.sort_by_key(|(tf, b)| (b.close_time, std::cmp::Reverse(*tf)));
+        let mut entry_closes = 0;
+        for (tf, bar) in stream {
+            for closed in [false, true] {
+                e.process(EngineEvent::Stream(StreamEvent::Kline(KlineUpdate {
+                    symbol: id,
+                    interval: tfs[tf],
+                    bar: Bar { closed, ..bar },
+                    event_time: 0,
+                })));
+            }
+            if tf == 0 && bar.open_time >= bars[0][bars[0].len() * 2 / 3].open_time {
+                entry_closes += 1;
+            }
+        }
+        // A late gap fill overlapping everything adds nothing to the analysis.
+        e.process(EngineEvent::Feed(FeedEvent::History {
+            symbol: id,
+            interval: Interval::M15,
+            from: BackfillFrom::Since(bars[1][100].open_time),
+            bars: bars[1][100..].to_vec(),
+        }));
+        for (role, series) in Role::ALL.into_iter().zip(&bars) {
+            assert_eq!(
+                fed(&e, role),
+                series.len(),
+                "{role:?}: every closed bar fed exactly once"
+            );
+        }
+        assert_eq!(entry_closes, 480);
+        let funnel = e.funnel().clone();
+        assert_eq!(funnel.evaluated, 1 + 480, "the cycle plus one per new entry bar");
+        assert_eq!(
+            funnel.evaluated,
+            funnel.signals + funnel.rejections.values().sum::<u64>(),
+            "every evaluation is a signal or a counted rejection: {funnel:?}"
+        );
+        assert!(funnel.setups >= funnel.signals);
+        assert!(
+            funnel.rejections.keys().any(|k| !k.starts_with("not_warmed_up")),
+            "after warm-up the rules run: {funnel:?}"
+        );
+        let view = crate::console::presenter::build_view(&e);
+        assert_eq!(view.funnel.evaluated, funnel.evaluated);
+        assert_eq!(view.scanner[0].bias.len(), 3);
+        assert!(
+            view.scanner[0].bias.iter().any(Option::is_some),
+            "{:?}",
+            view.scanner[0].bias
+        );
+
+        // self_learning has no model: a message, no evaluations, no stale signals, no panic.
+        e.process(EngineEvent::Command(Command::SetMode(Mode::SelfLearning)));
+        e.trading_cycle();
+        assert_eq!(e.message.as_deref(), Some(signals::NO_MODEL_MESSAGE));
+        assert_eq!(e.funnel().evaluated, funnel.evaluated);
+        assert!(e.symbol_state(id).is_some_and(|s| s.signals.latest.is_none()));
+        // Back to hybrid: the analyses were kept, the ICT rules run again, with the notice.
+        e.process(EngineEvent::Command(Command::SetMode(Mode::Hybrid)));
+        e.trading_cycle();
+        assert_eq!(e.funnel().evaluated, funnel.evaluated + 1);
+        assert_eq!(e.message.as_deref(), Some(crate::strategy::HYBRID_WITHOUT_MODEL));
+        assert_eq!(fed(&e, Role::Entry), bars[0].len());
+    }
+
+    #[tokio::test]
+    async fn timeframes_that_do_not_suit_the_strategy_are_a_message() {
+        let (mut e, _feed, id) = engine();
+        let message = e.message.clone().unwrap_or_default();
+        assert!(message.contains("three timeframes"), "{message}");
+        e.process(EngineEvent::Feed(FeedEvent::History {
+            symbol: id,
+            interval: Interval::M1,
+            from: BackfillFrom::Latest { bars: 10 },
+            bars: (0..10).map(|m| bar(m, true)).collect(),
+        }));
+        e.trading_cycle();
+        assert_eq!(e.funnel().evaluated, 0);
+        let (e, _feed, _) = engine_on(vec![Interval::H1, Interval::M15, Interval::M5]);
+        assert!(e.message.as_deref().is_some_and(|m| m.contains("increasing")));
     }
 }

@@ -333,6 +333,7 @@ impl App {
         frame.render_widget(
             StatusBar {
                 status: &view.status,
+                funnel: &view.funnel,
                 theme: &theme,
             },
             status_area,
@@ -444,6 +445,7 @@ mod tests {
             change_24h_pct: change,
             quote_volume_24h: 1e9 / f64::from(rank),
             tf_change_pct: vec![Some(change / 10.0), None],
+            ..ScannerRow::default()
         }
     }
 

@@ -123,6 +123,7 @@ mod tests {
             change_24h_pct: change,
             quote_volume_24h: 1e9 / f64::from(rank),
             tf_change_pct: vec![tf],
+            ..ScannerRow::default()
         }
     }
 

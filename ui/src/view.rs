@@ -18,6 +18,34 @@ pub struct View {
     /// Candles of the symbol and timeframe the operator focused (see `Intent::Focus`).
     pub detail: Option<Detail>,
     pub status: Status,
+    /// The signal funnel since the engine started.
+    #[serde(default)]
+    pub funnel: Funnel,
+}
+
+/// Counts of the strategy's evaluations: how many ran, got past the setup stage, became signals, and
+/// why the others were rejected.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Funnel {
+    /// Evaluations (one symbol, one time).
+    pub evaluated: u64,
+    /// Evaluations that got past the setup stage.
+    pub setups: u64,
+    /// Evaluations that passed the quality filter.
+    pub signals: u64,
+    /// Rejections per reason key, most frequent first.
+    pub rejections: Vec<(String, u64)>,
+}
+
+/// The latest signal of a symbol, as the scanner shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SignalBadge {
+    /// `LONG` or `SHORT`.
+    pub side: String,
+    /// Weighted quality, `0..=1`.
+    pub quality: f64,
+    /// Reward:risk of the take profit.
+    pub rr: f64,
 }
 
 /// The top line: where we are connected and in which mode.
@@ -104,6 +132,12 @@ pub struct ScannerRow {
     /// Change of the current (in-progress) bar in percent, one entry per `View::timeframes`;
     /// `None` until that timeframe has data.
     pub tf_change_pct: Vec<Option<f64>>,
+    /// Structure bias per `View::timeframes`: +1 bullish, −1 bearish, `None` when unknown.
+    #[serde(default)]
+    pub bias: Vec<Option<i8>>,
+    /// The symbol's latest strategy evaluation, when it was a signal.
+    #[serde(default)]
+    pub signal: Option<SignalBadge>,
 }
 
 /// Candles for the focused symbol.

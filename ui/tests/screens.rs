@@ -5,7 +5,7 @@
 
 mod fixtures;
 
-use fixtures::{Session, view};
+use fixtures::{Session, view, view_with_signals};
 use perpdesk_ui::{
     Intent,
     view::{ConnectionState, StrategyMode},
@@ -32,6 +32,15 @@ fn scanner_and_chart() {
         "the first view focuses the top symbol without a key press"
     );
     snapshot_at_both_sizes("scanner_and_chart", &mut session);
+}
+
+#[test]
+fn signals_and_biases() {
+    let mut session = Session::new(view_with_signals());
+    snapshot_at_both_sizes("signals_and_biases", &mut session);
+    let screen = session.screen(80, 24);
+    assert!(screen.contains("L 0.82") && screen.contains("S 0.74"), "{screen}");
+    assert!(screen.contains('▲') && screen.contains('▼'), "{screen}");
 }
 
 #[test]

@@ -4,6 +4,11 @@
 //! the decimal point and the table is only as wide as it needs to be; the chart gets the rest. The
 //! sorted column carries an arrow in its heading, the title says how many symbols pass the filter, and
 //! a thumb on the right border shows where the window is in a long list.
+//!
+//! Each timeframe's change carries the strategy's structure bias on that timeframe as a `▲` (bullish)
+//! or `▼` (bearish) marker, and the `Sig` column shows the symbol's latest signal (`L 0.82`: long,
+//! quality 0.82). When the pane is narrower than every column, the 24h volume and then the 24h change
+//! are dropped rather than letting the table squeeze or wrap.
 
 use ratatui::{
     buffer::Buffer,
@@ -21,11 +26,44 @@ use crate::{
 };
 
 const CHANGE_WIDTH: u16 = 7;
+/// A timeframe column: the bias marker and the change.
+const TIMEFRAME_WIDTH: u16 = CHANGE_WIDTH + 1;
+/// `L 0.82`.
+const SIGNAL_WIDTH: u16 = 6;
 const VOLUME_WIDTH: u16 = 7;
 const MIN_SYMBOL_WIDTH: u16 = 8;
 const MAX_SYMBOL_WIDTH: u16 = 16;
 const COLUMN_SPACING: u16 = 1;
 const MAX_COLUMN_SPACING: u16 = 2;
+
+/// One column of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Rank,
+    Symbol,
+    Last,
+    Change24h,
+    Volume,
+    Timeframe(usize),
+    Signal,
+}
+
+impl Column {
+    fn sort_column(self) -> Option<SortColumn> {
+        match self {
+            Self::Rank => Some(SortColumn::Rank),
+            Self::Symbol => Some(SortColumn::Symbol),
+            Self::Last => Some(SortColumn::LastPrice),
+            Self::Change24h => Some(SortColumn::Change24h),
+            Self::Volume => Some(SortColumn::QuoteVolume24h),
+            Self::Timeframe(index) => Some(SortColumn::Timeframe(index)),
+            Self::Signal => None,
+        }
+    }
+}
+
+/// The columns dropped, in this order, when the pane is too narrow for all of them.
+const DROPPABLE: [Column; 2] = [Column::Volume, Column::Change24h];
 
 /// The scanner pane.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +91,20 @@ impl ScannerTable<'_> {
         usize::from(area.height.saturating_sub(3))
     }
 
-    fn column_widths(&self) -> Vec<u16> {
+    fn all_columns(&self) -> Vec<Column> {
+        let mut columns = vec![
+            Column::Rank,
+            Column::Symbol,
+            Column::Last,
+            Column::Change24h,
+            Column::Volume,
+        ];
+        columns.extend((0..self.timeframes.len()).map(Column::Timeframe));
+        columns.push(Column::Signal);
+        columns
+    }
+
+    fn width(&self, column: Column) -> u16 {
         let rank_digits = self
             .all_rows
             .iter()
@@ -74,45 +125,58 @@ impl ScannerTable<'_> {
             .map(|row| format_price(row.last_price, row.price_decimals).chars().count() as u16)
             .max()
             .unwrap_or(0);
-        let mut widths = vec![
-            rank_digits.max(2),
-            symbol.clamp(MIN_SYMBOL_WIDTH, MAX_SYMBOL_WIDTH),
-            price.max(5),
-            CHANGE_WIDTH,
-            VOLUME_WIDTH,
-        ];
-        widths.extend(self.timeframes.iter().map(|_| CHANGE_WIDTH));
-        widths
+        match column {
+            Column::Rank => rank_digits.max(2),
+            Column::Symbol => symbol.clamp(MIN_SYMBOL_WIDTH, MAX_SYMBOL_WIDTH),
+            Column::Last => price.max(5),
+            Column::Change24h => CHANGE_WIDTH,
+            Column::Volume => VOLUME_WIDTH,
+            Column::Timeframe(_) => TIMEFRAME_WIDTH,
+            Column::Signal => SIGNAL_WIDTH,
+        }
+    }
+
+    /// Content width of `columns` at the minimum spacing.
+    fn content_width(&self, columns: &[Column]) -> u16 {
+        columns.iter().map(|c| self.width(*c)).sum::<u16>()
+            + COLUMN_SPACING * (columns.len() as u16).saturating_sub(1)
     }
 
     /// Width at which no column is cut, borders included.
     pub fn natural_width(&self) -> u16 {
-        let widths = self.column_widths();
-        widths.iter().sum::<u16>() + COLUMN_SPACING * (widths.len() as u16).saturating_sub(1) + 2
+        self.content_width(&self.all_columns()) + 2
     }
 
-    fn columns(&self) -> Vec<(SortColumn, String)> {
-        let mut columns = vec![
-            (SortColumn::Rank, "#".to_owned()),
-            (SortColumn::Symbol, "Symbol".to_owned()),
-            (SortColumn::LastPrice, "Last".to_owned()),
-            (SortColumn::Change24h, "24h%".to_owned()),
-            (SortColumn::QuoteVolume24h, "Volume".to_owned()),
-        ];
-        columns.extend(
-            self.timeframes
-                .iter()
-                .enumerate()
-                .map(|(index, tf)| (SortColumn::Timeframe(index), tf.clone())),
-        );
+    /// The columns that fit in `width` (inside the borders), dropping [`DROPPABLE`] ones in order.
+    fn visible_columns(&self, width: u16) -> Vec<Column> {
+        let mut columns = self.all_columns();
+        for drop in DROPPABLE {
+            if self.content_width(&columns) <= width {
+                break;
+            }
+            columns.retain(|c| *c != drop);
+        }
         columns
     }
 
-    fn heading(&self) -> Row<'static> {
+    fn name(&self, column: Column) -> String {
+        match column {
+            Column::Rank => "#".to_owned(),
+            Column::Symbol => "Symbol".to_owned(),
+            Column::Last => "Last".to_owned(),
+            Column::Change24h => "24h%".to_owned(),
+            Column::Volume => "Volume".to_owned(),
+            Column::Timeframe(index) => self.timeframes.get(index).cloned().unwrap_or_default(),
+            Column::Signal => "Sig".to_owned(),
+        }
+    }
+
+    fn heading(&self, columns: &[Column]) -> Row<'static> {
         let muted = Style::new().fg(self.theme.muted);
         let sorted = Style::new().fg(self.theme.accent).add_modifier(Modifier::BOLD);
-        let cells = self.columns().into_iter().map(|(column, name)| {
-            let (text, style) = if column == self.sort_column {
+        let cells = columns.iter().map(|column| {
+            let name = self.name(*column);
+            let (text, style) = if column.sort_column() == Some(self.sort_column) {
                 (
                     format!("{name}{}", if self.sort.descending { "▼" } else { "▲" }),
                     sorted,
@@ -120,7 +184,7 @@ impl ScannerTable<'_> {
             } else {
                 (name, muted)
             };
-            let alignment = if column == SortColumn::Symbol {
+            let alignment = if matches!(column, Column::Symbol | Column::Signal) {
                 Alignment::Left
             } else {
                 Alignment::Right
@@ -138,6 +202,35 @@ impl ScannerTable<'_> {
         Cell::from(Line::from(Span::styled(text, Style::new().fg(colour))).right_aligned())
     }
 
+    /// A timeframe's change with the bias marker in front (a space when the bias is unknown).
+    fn timeframe_cell(&self, change: Option<f64>, bias: Option<i8>) -> Cell<'static> {
+        let Some(value) = change.filter(|v| v.is_finite()) else {
+            return self.change_cell(None);
+        };
+        let marker = match bias {
+            Some(b) if b > 0 => Span::styled("▲", Style::new().fg(self.theme.up)),
+            Some(b) if b < 0 => Span::styled("▼", Style::new().fg(self.theme.down)),
+            _ => Span::raw(" "),
+        };
+        let text = Span::styled(format_pct(value), Style::new().fg(self.change_colour(value)));
+        Cell::from(Line::from(vec![marker, text]).right_aligned())
+    }
+
+    fn signal_cell(&self, row: &ScannerRow) -> Cell<'static> {
+        let Some(signal) = &row.signal else {
+            return Cell::from("");
+        };
+        let (letter, colour) = if signal.side == "SHORT" {
+            ("S", self.theme.down)
+        } else {
+            ("L", self.theme.up)
+        };
+        Cell::from(Span::styled(
+            format!("{letter} {:.2}", signal.quality),
+            Style::new().fg(colour).add_modifier(Modifier::BOLD),
+        ))
+    }
+
     fn change_colour(&self, value: f64) -> Color {
         if value > 0.0 {
             self.theme.up
@@ -148,24 +241,27 @@ impl ScannerTable<'_> {
         }
     }
 
-    fn data_row(&self, row: &ScannerRow, selected: bool) -> Row<'static> {
+    fn data_row(&self, row: &ScannerRow, columns: &[Column], selected: bool) -> Row<'static> {
         let theme = self.theme;
-        let mut cells = vec![
-            Cell::from(
+        let cells = columns.iter().map(|column| match column {
+            Column::Rank => Cell::from(
                 Line::from(Span::styled(row.rank.to_string(), Style::new().fg(theme.muted))).right_aligned(),
             ),
-            Cell::from(Span::styled(
+            Column::Symbol => Cell::from(Span::styled(
                 row.symbol.clone(),
                 Style::new().add_modifier(Modifier::BOLD),
             )),
-            Cell::from(Line::from(format_price(row.last_price, row.price_decimals)).right_aligned()),
-            self.change_cell(Some(row.change_24h_pct)),
-            Cell::from(Line::from(format_compact(row.quote_volume_24h)).right_aligned()),
-        ];
-        cells.extend(
-            (0..self.timeframes.len())
-                .map(|index| self.change_cell(row.tf_change_pct.get(index).copied().flatten())),
-        );
+            Column::Last => {
+                Cell::from(Line::from(format_price(row.last_price, row.price_decimals)).right_aligned())
+            }
+            Column::Change24h => self.change_cell(Some(row.change_24h_pct)),
+            Column::Volume => Cell::from(Line::from(format_compact(row.quote_volume_24h)).right_aligned()),
+            Column::Timeframe(index) => self.timeframe_cell(
+                row.tf_change_pct.get(*index).copied().flatten(),
+                row.bias.get(*index).copied().flatten(),
+            ),
+            Column::Signal => self.signal_cell(row),
+        });
         let style = if selected {
             Style::new()
                 .fg(theme.selection_fg)
@@ -270,7 +366,8 @@ impl Widget for ScannerTable<'_> {
         }
 
         let page = Self::data_rows(area);
-        let column_widths = self.column_widths();
+        let columns = self.visible_columns(inner.width);
+        let column_widths: Vec<u16> = columns.iter().map(|c| self.width(*c)).collect();
         // Spare width (a stacked layout gives the table the whole terminal) goes between the columns,
         // up to a point where the eye still follows a row across.
         let content: u16 = column_widths.iter().sum();
@@ -283,10 +380,10 @@ impl Widget for ScannerTable<'_> {
             .enumerate()
             .skip(self.scroll_offset)
             .take(page)
-            .map(|(index, row)| self.data_row(row, self.selected == Some(index)))
+            .map(|(index, row)| self.data_row(row, &columns, self.selected == Some(index)))
             .collect();
         Table::new(rows, widths)
-            .header(self.heading())
+            .header(self.heading(&columns))
             .column_spacing(spacing)
             .render(inner, buf);
         self.render_scroll_thumb(area, page, buf);
@@ -299,5 +396,70 @@ impl Widget for ScannerTable<'_> {
                 .set_symbol("▶")
                 .set_style(Style::new().fg(self.theme.accent));
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn render(width: u16) -> String {
+        let theme = Theme::builtin("default").unwrap();
+        let rows = vec![ScannerRow {
+            rank: 1,
+            symbol: "BTCUSDT".to_owned(),
+            last_price: 97_234.5,
+            price_decimals: 2,
+            change_24h_pct: 1.84,
+            quote_volume_24h: 18.4e9,
+            tf_change_pct: vec![Some(0.05), Some(-0.01), Some(-0.49)],
+            bias: vec![Some(1), None, Some(-1)],
+            signal: Some(crate::view::SignalBadge {
+                side: "SHORT".to_owned(),
+                quality: 0.736,
+                rr: 2.2,
+            }),
+        }];
+        let shown: Vec<&ScannerRow> = rows.iter().collect();
+        let timeframes = ["5m", "15m", "1h"].map(str::to_owned);
+        let table = ScannerTable {
+            rows: &shown,
+            all_rows: &rows,
+            timeframes: &timeframes,
+            sort: SortOrder::default(),
+            sort_column: SortColumn::Rank,
+            filter: "",
+            filter_editing: false,
+            selected: None,
+            scroll_offset: 0,
+            theme: &theme,
+        };
+        let mut buf = Buffer::empty(Rect::new(0, 0, width, 4));
+        table.render(buf.area, &mut buf);
+        (0..4)
+            .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+            .collect()
+    }
+
+    #[test]
+    fn narrow_panes_drop_volume_then_24h_change_and_keep_bias_and_signal() {
+        let wide = render(80);
+        assert!(wide.contains("Volume") && wide.contains("24h%"), "{wide}");
+        assert!(
+            wide.contains("▲+0.05%") && wide.contains("▼-0.49%") && wide.contains("S 0.74"),
+            "{wide}"
+        );
+        let narrower = render(72);
+        assert!(
+            !narrower.contains("Volume") && narrower.contains("24h%"),
+            "{narrower}"
+        );
+        let narrowest = render(64);
+        assert!(!narrowest.contains("24h%"), "{narrowest}");
+        assert!(
+            narrowest.contains("▼-0.49%") && narrowest.contains("S 0.74"),
+            "{narrowest}"
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! The series counts say `backfilled/streaming/total` so the operator sees start-up progress; the age
 //! of the last stream message turns amber, then red, when the feed goes quiet, which catches a stalled
 //! stream before the connection state does. The engine's message is kept when space runs out and the
-//! counters are shortened or dropped instead.
+//! counters are shortened or dropped instead. Once the strategy has evaluated anything, the funnel's
+//! `signals N/evaluated M` joins the counters (shortened to `sig N/M`, then dropped, as space runs out).
 
 use ratatui::{
     buffer::Buffer,
@@ -16,7 +17,7 @@ use ratatui::{
 use crate::{
     format::{MISSING, format_age, format_count},
     theme::Theme,
-    view::Status,
+    view::{Funnel, Status},
 };
 
 /// A last message older than this is shown in the warning colour.
@@ -28,6 +29,7 @@ const STALE_AFTER_MS: u64 = 30_000;
 #[derive(Debug, Clone, Copy)]
 pub struct StatusBar<'a> {
     pub status: &'a Status,
+    pub funnel: &'a Funnel,
     pub theme: &'a Theme,
 }
 
@@ -101,6 +103,18 @@ impl StatusBar<'_> {
             ],
             Detail::Nothing => Vec::new(),
         };
+        let funnel = self.funnel;
+        if funnel.evaluated > 0 {
+            let signals = format_count(funnel.signals);
+            let evaluated = format_count(funnel.evaluated);
+            match detail {
+                Detail::Full => parts.push(vec![Span::raw(format!(
+                    "signals {signals}/evaluated {evaluated}"
+                ))]),
+                Detail::Short => parts.push(vec![Span::raw(format!("sig {signals}/{evaluated}"))]),
+                Detail::Shorter | Detail::Minimal | Detail::Nothing => {}
+            }
+        }
         // Missing bars and undecodable frames are rare and serious: shown, in the alert colour, only
         // when they are not zero, at every level of detail but the last.
         if detail != Detail::Nothing {
@@ -184,6 +198,7 @@ mod tests {
         let mut buf = Buffer::empty(Rect::new(0, 0, width, 1));
         StatusBar {
             status,
+            funnel: &Funnel::default(),
             theme: &theme,
         }
         .render(buf.area, &mut buf);
