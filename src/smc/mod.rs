@@ -267,7 +267,7 @@ impl Default for SmcConfig {
 }
 
 /// All detector families over one bar series, fed one closed bar at a time.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SmcEngine {
     history: BarHistory,
     fvg: FairValueGapDetector,

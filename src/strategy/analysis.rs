@@ -166,7 +166,7 @@ pub struct Pool {
 }
 
 /// Indicators, SMC engine and derived state of one symbol × timeframe.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TimeframeState {
     interval: Interval,
     config: TimeframeConfig,
@@ -492,7 +492,7 @@ impl TimeframeState {
 /// All timeframes of one symbol. Feed closed bars in time order with [`SymbolAnalysis::on_closed_bar`];
 /// when bars of several timeframes close at the same instant, feed the higher ones first so an
 /// evaluation after the entry bar sees them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SymbolAnalysis {
     timeframes: [TimeframeState; 3],
 }
