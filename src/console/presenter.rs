@@ -6,14 +6,16 @@
 use perpdesk_ui::{
     intent::Intent,
     view::{
-        Candle, ConnectionState, Detail, Funnel, Header, ScannerRow, SignalBadge, Status, StrategyMode, View,
+        Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, ScannerRow, SignalBadge,
+        Status, StrategyMode, SwingMark, View, ZoneBand,
     },
 };
 
 use crate::{
     domain::Side,
-    engine::{Command, Engine, SymbolState},
-    strategy::{Mode, Role},
+    engine::{Command, Engine, SymbolState, signals::SymbolSignals},
+    smc::{BarIndex, Direction, SwingSide},
+    strategy::Mode,
 };
 
 pub fn mode_to_view(m: Mode) -> StrategyMode {
@@ -54,13 +56,85 @@ fn pct(from: f64, to: f64) -> f64 {
 
 /// Bias per timeframe (+1 / −1) from the symbol's analysis; all `None` without one.
 fn biases(state: Option<&SymbolState>, timeframes: usize) -> Vec<Option<i8>> {
-    let analysis = state.and_then(|s| s.signals.analysis.as_ref());
     (0..timeframes)
-        .map(|tf| {
-            let role = Role::ALL.get(tf)?;
-            analysis?.timeframe(*role).bias().map(crate::smc::Direction::sign)
-        })
+        .map(|tf| state?.signals.timeframe(tf)?.bias().map(Direction::sign))
         .collect()
+}
+
+/// The market structure to draw over `candles` (engine timeframe `tf`): confirmed swings, live order
+/// blocks and fair value gaps, unswept liquidity pools, each only within the candles' time window and
+/// price range, newest first and capped as [`Overlays`] says. Empty without an analysis or candles.
+fn overlays(signals: Option<&SymbolSignals>, tf: usize, candles: &[Candle]) -> Overlays {
+    let (Some(state), Some(first), Some(last)) = (
+        signals.and_then(|s| s.timeframe(tf)),
+        candles.first(),
+        candles.last(),
+    ) else {
+        return Overlays::default();
+    };
+    let low = candles.iter().map(|c| c.low).fold(f64::INFINITY, f64::min);
+    let high = candles.iter().map(|c| c.high).fold(f64::NEG_INFINITY, f64::max);
+    let prices = low..=high;
+    let window = first.open_time_ms..=last.open_time_ms;
+    let open_time = |row: BarIndex| state.bar(row).map(|bar| bar.open_time);
+
+    let swings = state
+        .swings()
+        .iter()
+        .rev()
+        .filter(|swing| !swing.bookend && prices.contains(&swing.level))
+        .filter_map(|swing| {
+            let open_time_ms = open_time(swing.row).filter(|time| window.contains(time))?;
+            Some(SwingMark {
+                open_time_ms,
+                price: swing.level,
+                high: swing.side == SwingSide::High,
+            })
+        })
+        .take(Overlays::MAX_SWINGS)
+        .collect();
+
+    // A zone that began before the window still shows (from the left edge) while it overlaps the range.
+    let mut zones: Vec<(BarIndex, ZoneBand)> =
+        [("OB", state.order_blocks()), ("FVG", state.fair_value_gaps())]
+            .into_iter()
+            .flat_map(|(kind, zones)| zones.iter().map(move |zone| (kind, zone)))
+            .filter(|(_, zone)| zone.top.max(zone.bottom) >= low && zone.top.min(zone.bottom) <= high)
+            .filter_map(|(kind, zone)| {
+                let from_ms = open_time(zone.row).filter(|time| *time <= last.open_time_ms)?;
+                Some((
+                    zone.row,
+                    ZoneBand {
+                        kind: kind.to_owned(),
+                        bullish: zone.direction == Direction::Bullish,
+                        top: zone.top,
+                        bottom: zone.bottom,
+                        from_ms,
+                    },
+                ))
+            })
+            .collect();
+    zones.sort_by_key(|(row, _)| std::cmp::Reverse(*row));
+    zones.truncate(Overlays::MAX_ZONES);
+
+    let levels = state
+        .liquidity_pools()
+        .iter()
+        .rev()
+        .filter(|pool| pool.swept_at.is_none() && prices.contains(&pool.level))
+        .take(Overlays::MAX_LEVELS)
+        .map(|pool| LevelLine {
+            kind: "liq".to_owned(),
+            price: pool.level,
+            high: pool.direction == Direction::Bullish,
+        })
+        .collect();
+
+    Overlays {
+        swings,
+        zones: zones.into_iter().map(|(_, zone)| zone).collect(),
+        levels,
+    }
 }
 
 fn badge(state: Option<&SymbolState>) -> Option<SignalBadge> {
@@ -137,23 +211,25 @@ pub fn build_view(engine: &Engine) -> View {
 
     let detail = engine.focus.and_then(|(id, tf)| {
         let sym = table.get(id)?;
-        let series = &engine.symbols.get(&id)?.series[tf];
+        let state = engine.symbols.get(&id)?;
+        let candles: Vec<Candle> = state.series[tf]
+            .tail(settings.chart_bars)
+            .map(|b| Candle {
+                open_time_ms: b.open_time,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                close: b.close,
+                volume: b.volume,
+                closed: b.closed,
+            })
+            .collect();
         Some(Detail {
             symbol: sym.name.clone(),
             timeframe: tfs[tf].as_str().to_owned(),
             price_decimals: sym.price_precision.min(12) as u8,
-            candles: series
-                .tail(settings.chart_bars)
-                .map(|b| Candle {
-                    open_time_ms: b.open_time,
-                    open: b.open,
-                    high: b.high,
-                    low: b.low,
-                    close: b.close,
-                    volume: b.volume,
-                    closed: b.closed,
-                })
-                .collect(),
+            overlays: overlays(Some(&state.signals), tf, &candles),
+            candles,
         })
     });
 
@@ -247,6 +323,139 @@ mod tests {
             row.remove("signal");
         }
         assert!(json.get("funnel").is_none() && json["scanner"][0].get("bias").is_none());
+        let decoded: Result<View, _> = serde_json::from_value(json);
+        assert_eq!(decoded.ok(), Some(view));
+    }
+
+    fn candle(bar: &crate::domain::Bar) -> Candle {
+        Candle {
+            open_time_ms: bar.open_time,
+            open: bar.open,
+            high: bar.high,
+            low: bar.low,
+            close: bar.close,
+            volume: bar.volume,
+            closed: bar.closed,
+        }
+    }
+
+    /// 15m bars of a zig-zag with a period of 24 bars and the occasional jump (gaps), oldest first.
+    fn zigzag_bars(count: usize) -> Vec<crate::domain::Bar> {
+        const STEP: i64 = 900_000;
+        let mut bars = Vec::with_capacity(count);
+        let mut open = 100.0_f64;
+        for index in 0..count {
+            let phase = (index % 24) as f64;
+            let direction = if phase < 12.0 { 1.0 } else { -1.0 };
+            let jump = if index % 17 == 0 { 1.5 } else { 0.0 };
+            let close = open + direction * (0.6 + 0.05 * (index % 5) as f64) + direction * jump;
+            let time = 1_700_000_000_000 + index as i64 * STEP;
+            bars.push(crate::domain::Bar {
+                open_time: time,
+                close_time: time + STEP - 1,
+                open,
+                high: open.max(close) + 0.2,
+                low: open.min(close) - 0.2,
+                close,
+                volume: 10.0 + (index % 7) as f64,
+                quote_volume: 1_000.0,
+                trades: 10,
+                closed: true,
+            });
+            open = close;
+        }
+        bars
+    }
+
+    #[test]
+    fn overlays_are_empty_without_an_analysis() {
+        let bars = zigzag_bars(30);
+        let candles: Vec<Candle> = bars.iter().map(candle).collect();
+        assert!(overlays(None, 1, &candles).is_empty());
+        let without = SymbolSignals::new(None, 3);
+        assert!(overlays(Some(&without), 1, &candles).is_empty());
+        let config = crate::strategy::AnalysisConfig::default();
+        let fresh = SymbolSignals::new(Some(&config), 3);
+        assert!(overlays(Some(&fresh), 1, &candles).is_empty(), "nothing fed yet");
+        assert!(
+            overlays(Some(&fresh), 3, &candles).is_empty(),
+            "no fourth timeframe"
+        );
+    }
+
+    #[test]
+    fn overlays_keep_to_the_candles_window_and_range() {
+        let config = crate::strategy::AnalysisConfig::default();
+        let mut signals = SymbolSignals::new(Some(&config), 3);
+        let bars = zigzag_bars(300);
+        for bar in &bars {
+            signals.feed(1, crate::domain::Interval::M15, bar, &config);
+        }
+        let candles: Vec<Candle> = bars[bars.len() - 60..].iter().map(candle).collect();
+        let shown = overlays(Some(&signals), 1, &candles);
+        assert!(
+            !shown.swings.is_empty() && !shown.zones.is_empty(),
+            "a zig-zag with jumps has swings and zones: {shown:?}"
+        );
+        let (first, last) = (candles[0].open_time_ms, candles[candles.len() - 1].open_time_ms);
+        let low = candles.iter().map(|c| c.low).fold(f64::INFINITY, f64::min);
+        let high = candles.iter().map(|c| c.high).fold(f64::NEG_INFINITY, f64::max);
+        assert!(shown.swings.len() <= Overlays::MAX_SWINGS);
+        assert!(shown.zones.len() <= Overlays::MAX_ZONES);
+        assert!(shown.levels.len() <= Overlays::MAX_LEVELS);
+        for swing in &shown.swings {
+            assert!((first..=last).contains(&swing.open_time_ms), "{swing:?}");
+            assert!((low..=high).contains(&swing.price), "{swing:?}");
+            let made_it = candles.iter().find(|c| c.open_time_ms == swing.open_time_ms);
+            let extreme = made_it.map(|c| if swing.high { c.high } else { c.low });
+            assert_eq!(extreme, Some(swing.price), "at the candle that made it");
+        }
+        assert!(
+            shown
+                .swings
+                .windows(2)
+                .all(|w| w[0].open_time_ms >= w[1].open_time_ms),
+            "newest first"
+        );
+        for zone in &shown.zones {
+            assert!(zone.kind == "OB" || zone.kind == "FVG", "{zone:?}");
+            assert!(
+                zone.from_ms <= last && zone.top.max(zone.bottom) >= low && zone.top.min(zone.bottom) <= high
+            );
+        }
+        for level in &shown.levels {
+            assert_eq!(level.kind, "liq");
+            assert!((low..=high).contains(&level.price), "{level:?}");
+        }
+    }
+
+    #[test]
+    fn a_detail_without_overlays_still_decodes() {
+        let view = View {
+            detail: Some(Detail {
+                symbol: "BTCUSDT".into(),
+                timeframe: "15m".into(),
+                price_decimals: 2,
+                candles: vec![Candle {
+                    open_time_ms: 1,
+                    open: 1.0,
+                    high: 2.0,
+                    low: 0.5,
+                    close: 1.5,
+                    volume: 3.0,
+                    closed: true,
+                }],
+                overlays: Overlays::default(),
+            }),
+            ..View::default()
+        };
+        let Ok(mut json) = serde_json::to_value(&view) else {
+            panic!("a view encodes");
+        };
+        if let Some(detail) = json["detail"].as_object_mut() {
+            detail.remove("overlays");
+        }
+        assert!(json["detail"].get("overlays").is_none() && json["detail"].get("candles").is_some());
         let decoded: Result<View, _> = serde_json::from_value(json);
         assert_eq!(decoded.ok(), Some(view));
     }

@@ -13,8 +13,8 @@ use std::collections::{HashMap, VecDeque};
 use crate::{
     domain::{Bar, Interval, TimestampMs},
     strategy::{
-        AnalysisConfig, AnalysisError, Evaluation, IctParams, Mode, Stage, Strategy, StrategyError,
-        SymbolAnalysis, TimeframeConfig,
+        AnalysisConfig, AnalysisError, Evaluation, IctParams, Mode, Role, Stage, Strategy, StrategyError,
+        SymbolAnalysis, TimeframeConfig, TimeframeState,
     },
 };
 
@@ -70,6 +70,13 @@ impl SymbolSignals {
             latest: None,
             error_logged: false,
         }
+    }
+
+    /// The analysis of the engine's timeframe number `tf` (entry, setup, higher in the engine's order),
+    /// if this symbol has an analysis.
+    pub fn timeframe(&self, tf: usize) -> Option<&TimeframeState> {
+        let role = Role::ALL.get(tf)?;
+        Some(self.analysis.as_ref()?.timeframe(*role))
     }
 
     /// Feeds the closed bars of `closed` newer than the last one fed for `tf`. Returns whether any was.

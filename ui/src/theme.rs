@@ -153,6 +153,12 @@ theme_roles! {
     status_bg,
     /// Background of the help overlay.
     overlay_bg,
+    /// Background of bullish order-block and fair-value-gap bands on the chart (candles draw on top).
+    zone_bull_bg,
+    /// Background of bearish order-block and fair-value-gap bands on the chart.
+    zone_bear_bg,
+    /// Liquidity levels (pools of equal highs / lows) on the chart.
+    liquidity,
 }
 
 impl Theme {
@@ -215,6 +221,9 @@ impl Default for Theme {
             status_fg: Color::Reset,
             status_bg: Color::Reset,
             overlay_bg: Color::Reset,
+            zone_bull_bg: Color::Indexed(22),
+            zone_bear_bg: Color::Indexed(52),
+            liquidity: Color::Yellow,
         })
     }
 }
@@ -341,6 +350,16 @@ mod tests {
                 theme.live_bg, theme.paper_bg,
                 "theme {name}: LIVE must not look like PAPER"
             );
+            assert_ne!(
+                theme.zone_bull_bg, theme.zone_bear_bg,
+                "theme {name}: bullish and bearish zones must differ"
+            );
+            for zone in [theme.zone_bull_bg, theme.zone_bear_bg] {
+                assert!(
+                    ![theme.up, theme.down, theme.background].contains(&zone),
+                    "theme {name}: candles must stay readable on a zone band"
+                );
+            }
         }
     }
 

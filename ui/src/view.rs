@@ -148,6 +148,61 @@ pub struct Detail {
     pub price_decimals: u8,
     /// Oldest first; the last one may be in progress (`closed == false`).
     pub candles: Vec<Candle>,
+    /// Market structure of this symbol and timeframe to draw over the candles.
+    #[serde(default)]
+    pub overlays: Overlays,
+}
+
+/// Market structure drawn over the chart: only items inside the candles' time window and price range,
+/// newest first within each list, capped at [`Overlays::MAX_SWINGS`], [`Overlays::MAX_ZONES`] and
+/// [`Overlays::MAX_LEVELS`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overlays {
+    pub swings: Vec<SwingMark>,
+    pub zones: Vec<ZoneBand>,
+    pub levels: Vec<LevelLine>,
+}
+
+impl Overlays {
+    pub const MAX_SWINGS: usize = 20;
+    pub const MAX_ZONES: usize = 8;
+    pub const MAX_LEVELS: usize = 6;
+
+    pub fn is_empty(&self) -> bool {
+        self.swings.is_empty() && self.zones.is_empty() && self.levels.is_empty()
+    }
+}
+
+/// A confirmed swing high or low at the candle that made it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SwingMark {
+    /// Open time of the candle that made the swing.
+    pub open_time_ms: i64,
+    pub price: f64,
+    /// True for a swing high, false for a swing low.
+    pub high: bool,
+}
+
+/// A live price zone (order block or fair value gap), drawn from its candle to the right edge.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneBand {
+    /// `OB` (order block) or `FVG` (fair value gap).
+    pub kind: String,
+    pub bullish: bool,
+    pub top: f64,
+    pub bottom: f64,
+    /// Open time of the candle the zone belongs to.
+    pub from_ms: i64,
+}
+
+/// A horizontal price level across the chart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LevelLine {
+    /// Short label drawn at the right edge, e.g. `liq` (a pool of resting liquidity).
+    pub kind: String,
+    pub price: f64,
+    /// True for a level above price action (equal highs, buy-side), false below (equal lows).
+    pub high: bool,
 }
 
 /// One candle for the chart.

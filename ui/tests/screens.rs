@@ -5,7 +5,7 @@
 
 mod fixtures;
 
-use fixtures::{Session, view, view_with_signals};
+use fixtures::{Session, detail_with_overlays, view, view_with_signals};
 use perpdesk_ui::{
     Intent,
     view::{ConnectionState, StrategyMode},
@@ -41,6 +41,18 @@ fn signals_and_biases() {
     let screen = session.screen(80, 24);
     assert!(screen.contains("L 0.82") && screen.contains("S 0.74"), "{screen}");
     assert!(screen.contains('▲') && screen.contains('▼'), "{screen}");
+}
+
+#[test]
+fn chart_with_overlays() {
+    let mut session = Session::new(view());
+    session.view.detail = detail_with_overlays("BTCUSDT", "15m");
+    let overlays = &session.view.detail.as_ref().unwrap().overlays;
+    assert!(!overlays.swings.is_empty() && overlays.zones.len() == 2 && !overlays.levels.is_empty());
+    snapshot_at_both_sizes("chart_with_overlays", &mut session);
+    let screen = session.screen(120, 40);
+    assert!(screen.contains("OB") && screen.contains(" liq"), "{screen}");
+    assert!(screen.contains('▴') && screen.contains('▾'), "{screen}");
 }
 
 #[test]

@@ -5,6 +5,12 @@
 //! or wick starts or ends mid-cell. That doubles the vertical resolution of plain cell blocks while
 //! staying in the box-drawing block every terminal font has. The price scale spans only the visible
 //! candles, so a quiet market still fills the pane; the axis names its high, low and the last price.
+//!
+//! Market structure from [`Overlays`] is drawn under and around the candles, which always stay on top:
+//! order blocks and fair value gaps as background bands from their candle to the right edge, liquidity
+//! levels as dotted lines named `liq` in the axis, swing highs and lows as `▴` / `▾` just above or below
+//! the candle that made them (the plot keeps a free row at the top and bottom for them when tall
+//! enough). A legend on the title line names what is shown; zone labels are dropped on narrow plots.
 
 use ratatui::{
     buffer::Buffer,
@@ -17,11 +23,21 @@ use ratatui::{
 use crate::{
     format::{format_month_day_minute, format_price},
     theme::Theme,
-    view::{Candle, Detail},
+    view::{Candle, Detail, Overlays},
 };
 
 /// Candles are drawn every other column (a gap between candles) when the plot is at least this wide.
 const MIN_WIDTH_FOR_GAPS: u16 = 16;
+/// Swing markers get a free row above and below the candles when the plot is at least this tall.
+const MIN_HEIGHT_FOR_MARKER_ROWS: u16 = 8;
+/// Zones are labelled (`OB`, `FVG`) only on plots at least this wide.
+const MIN_WIDTH_FOR_ZONE_LABELS: u16 = 24;
+/// Marker drawn above a swing high.
+const SWING_HIGH: &str = "▴";
+/// Marker drawn below a swing low.
+const SWING_LOW: &str = "▾";
+/// Glyph of a liquidity level.
+const LEVEL_DOT: &str = "┈";
 
 /// The chart pane.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +92,239 @@ impl PriceScale {
     }
 }
 
+/// Where prices and candles land on screen: the price scale over the candle rows, and the column of
+/// each visible candle.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    scale: PriceScale,
+    /// Top row of the candles (below the marker row, if any).
+    top: u16,
+    /// Column of the first visible candle.
+    first_x: u16,
+    /// Columns from one candle to the next.
+    stride: u16,
+}
+
+impl Grid {
+    /// The screen row of `price` (clamped to the candle rows).
+    fn row(self, price: f64) -> u16 {
+        self.top + (self.scale.step(price) / 2) as u16
+    }
+
+    /// The column of visible candle `index`.
+    fn column(self, index: usize) -> u16 {
+        self.first_x + index as u16 * self.stride
+    }
+
+    /// Whether `price` lies within the scale.
+    fn contains(self, price: f64) -> bool {
+        (self.scale.low..=self.scale.high).contains(&price)
+    }
+}
+
+/// The visible candle that opened at `open_time_ms`.
+fn candle_at(visible: &[Candle], open_time_ms: i64) -> Option<usize> {
+    visible
+        .binary_search_by_key(&open_time_ms, |candle| candle.open_time_ms)
+        .ok()
+}
+
+/// The first visible candle at or after `from_ms` (0 for a zone that began before the window), or
+/// `None` for a zone that begins after the newest candle.
+fn zone_start(visible: &[Candle], from_ms: i64) -> Option<usize> {
+    let index = visible.partition_point(|candle| candle.open_time_ms < from_ms);
+    (index < visible.len()).then_some(index)
+}
+
+fn is_blank(buf: &Buffer, x: u16, y: u16) -> bool {
+    buf[(x, y)].symbol() == " "
+}
+
 impl CandleChart<'_> {
+    fn zone_colour(&self, bullish: bool) -> Color {
+        if bullish {
+            self.theme.zone_bull_bg
+        } else {
+            self.theme.zone_bear_bg
+        }
+    }
+
+    /// The legend of the overlays shown, in full or compact form, whichever fits in `width` cells.
+    fn legend(&self, overlays: &Overlays, width: u16) -> Option<Line<'static>> {
+        let muted = Style::new().fg(self.theme.muted);
+        let mut items: Vec<(Vec<Span<'static>>, &str)> = Vec::new();
+        if !overlays.swings.is_empty() {
+            items.push((
+                vec![Span::styled(
+                    format!("{SWING_HIGH}{SWING_LOW}"),
+                    Style::new().fg(self.theme.accent),
+                )],
+                "swing",
+            ));
+        }
+        if !overlays.zones.is_empty() {
+            items.push((
+                vec![
+                    Span::styled("█", Style::new().fg(self.theme.zone_bull_bg)),
+                    Span::styled("█", Style::new().fg(self.theme.zone_bear_bg)),
+                ],
+                "OB/FVG",
+            ));
+        }
+        if !overlays.levels.is_empty() {
+            items.push((
+                vec![Span::styled(LEVEL_DOT, Style::new().fg(self.theme.liquidity))],
+                "liq",
+            ));
+        }
+        if items.is_empty() {
+            return None;
+        }
+        for with_words in [true, false] {
+            let mut spans = vec![Span::raw(" ")];
+            for (glyphs, word) in &items {
+                spans.extend(glyphs.iter().cloned());
+                if with_words {
+                    spans.push(Span::styled(format!(" {word}"), muted));
+                }
+                spans.push(Span::raw(" "));
+            }
+            let line = Line::from(spans);
+            if line.width() <= usize::from(width) {
+                return Some(line.right_aligned());
+            }
+        }
+        None
+    }
+
+    /// Zones as background bands from their candle to the right edge of the plot; newest on top.
+    fn render_zones(
+        &self,
+        overlays: &Overlays,
+        visible: &[Candle],
+        grid: Grid,
+        plot: Rect,
+        buf: &mut Buffer,
+    ) {
+        for zone in overlays.zones.iter().rev() {
+            let (top, bottom) = (zone.top.max(zone.bottom), zone.top.min(zone.bottom));
+            if top < grid.scale.low || bottom > grid.scale.high {
+                continue;
+            }
+            let Some(start) = zone_start(visible, zone.from_ms) else {
+                continue;
+            };
+            let left = if start == 0 {
+                plot.left()
+            } else {
+                grid.column(start)
+            };
+            let style = Style::new().bg(self.zone_colour(zone.bullish));
+            for y in grid.row(top)..=grid.row(bottom) {
+                for x in left..plot.right() {
+                    buf[(x, y)].set_style(style);
+                }
+            }
+        }
+    }
+
+    /// Zone labels in the first blank stretch of each band (after the candles, so they never hide one).
+    fn render_zone_labels(
+        &self,
+        overlays: &Overlays,
+        visible: &[Candle],
+        grid: Grid,
+        plot: Rect,
+        buf: &mut Buffer,
+    ) {
+        if plot.width < MIN_WIDTH_FOR_ZONE_LABELS {
+            return;
+        }
+        let style = Style::new().fg(self.theme.text);
+        for zone in &overlays.zones {
+            let (top, bottom) = (zone.top.max(zone.bottom), zone.top.min(zone.bottom));
+            if top < grid.scale.low || bottom > grid.scale.high {
+                continue;
+            }
+            let Some(start) = zone_start(visible, zone.from_ms) else {
+                continue;
+            };
+            let left = if start == 0 {
+                plot.left()
+            } else {
+                grid.column(start)
+            };
+            let label = zone.kind.as_str();
+            let length = label.chars().count() as u16;
+            // A blank cell (or the plot's edge) on either side keeps the label apart from the candles.
+            let spot = (grid.row(top)..=grid.row(bottom)).find_map(|y| {
+                (left..plot.right().saturating_sub(length))
+                    .find(|x| {
+                        let before = x.checked_sub(1).filter(|before| *before >= plot.left());
+                        let after = Some(*x + length).filter(|after| *after < plot.right());
+                        (*x..*x + length).all(|cell| is_blank(buf, cell, y))
+                            && before.is_none_or(|cell| is_blank(buf, cell, y))
+                            && after.is_none_or(|cell| is_blank(buf, cell, y))
+                    })
+                    .map(|x| (x, y))
+            });
+            if let Some((x, y)) = spot {
+                buf.set_string(x, y, label, style);
+            }
+        }
+    }
+
+    /// Liquidity levels as dotted lines in the blank cells of their row; returns their rows.
+    fn render_levels(
+        &self,
+        overlays: &Overlays,
+        grid: Grid,
+        plot: Rect,
+        buf: &mut Buffer,
+    ) -> Vec<(u16, String)> {
+        let style = Style::new().fg(self.theme.liquidity);
+        let mut rows = Vec::new();
+        for level in &overlays.levels {
+            if !grid.contains(level.price) {
+                continue;
+            }
+            let y = grid.row(level.price);
+            for x in plot.left()..plot.right() {
+                if is_blank(buf, x, y) {
+                    buf[(x, y)].set_symbol(LEVEL_DOT).set_style(style);
+                }
+            }
+            rows.push((y, level.kind.clone()));
+        }
+        rows
+    }
+
+    /// Swing markers just above a swing high's candle and just below a swing low's.
+    fn render_swings(
+        &self,
+        overlays: &Overlays,
+        visible: &[Candle],
+        grid: Grid,
+        plot: Rect,
+        buf: &mut Buffer,
+    ) {
+        let style = Style::new().fg(self.theme.accent);
+        for swing in &overlays.swings {
+            let Some(index) = candle_at(visible, swing.open_time_ms) else {
+                continue;
+            };
+            let candle = visible[index];
+            let (y, marker) = if swing.high {
+                (grid.row(candle.high).checked_sub(1), SWING_HIGH)
+            } else {
+                (Some(grid.row(candle.low) + 1), SWING_LOW)
+            };
+            if let Some(y) = y.filter(|y| (plot.top()..plot.bottom()).contains(y)) {
+                buf[(grid.column(index), y)].set_symbol(marker).set_style(style);
+            }
+        }
+    }
+
     fn border_block(&self) -> Block<'static> {
         Block::new()
             .borders(Borders::ALL)
@@ -138,17 +386,26 @@ impl CandleChart<'_> {
             .iter()
             .map(|candle| candle.low)
             .fold(f64::INFINITY, f64::min);
-        let scale = PriceScale {
-            high,
-            low,
-            steps: usize::from(plot.height) * 2,
+        let overlays = &detail.overlays;
+        let pad = u16::from(!overlays.swings.is_empty() && plot.height >= MIN_HEIGHT_FOR_MARKER_ROWS);
+        let rows = plot.height - 2 * pad;
+        let grid = Grid {
+            scale: PriceScale {
+                high,
+                low,
+                steps: usize::from(rows) * 2,
+            },
+            top: plot.y + pad,
+            first_x: plot.right() - 1 - (visible.len().saturating_sub(1) as u16) * stride,
+            stride,
         };
 
+        self.render_zones(overlays, visible, grid, plot, buf);
+        let levels = self.render_levels(overlays, grid, plot, buf);
         let last_close = visible.last().map(|candle| candle.close);
-        let last_row = last_close.map(|close| scale.step(close) / 2);
+        let last_y = last_close.map(|close| grid.row(close));
         // A dotted guide at the last price, under the candles, so its level can be read across the plot.
-        if let Some(row) = last_row {
-            let y = plot.y + row as u16;
+        if let Some(y) = last_y {
             for x in plot.left()..plot.right() {
                 buf[(x, y)]
                     .set_symbol("┄")
@@ -156,13 +413,12 @@ impl CandleChart<'_> {
             }
         }
 
-        let first_x = plot.right() - 1 - (visible.len().saturating_sub(1) as u16) * stride;
         for (index, candle) in visible.iter().enumerate() {
-            let x = first_x + index as u16 * stride;
-            let body_top = scale.step(candle.open.max(candle.close));
-            let body_bottom = scale.step(candle.open.min(candle.close));
-            let wick_top = scale.step(candle.high);
-            let wick_bottom = scale.step(candle.low);
+            let x = grid.column(index);
+            let body_top = grid.scale.step(candle.open.max(candle.close));
+            let body_bottom = grid.scale.step(candle.open.min(candle.close));
+            let wick_top = grid.scale.step(candle.high);
+            let wick_bottom = grid.scale.step(candle.low);
             let half = |step: usize| {
                 if (body_top..=body_bottom).contains(&step) {
                     Half::Body
@@ -173,42 +429,51 @@ impl CandleChart<'_> {
                 }
             };
             let style = Style::new().fg(self.candle_colour(candle));
-            for row in 0..usize::from(plot.height) {
+            for row in 0..usize::from(rows) {
                 if let Some(symbol) = glyph(half(row * 2), half(row * 2 + 1)) {
-                    buf[(x, plot.y + row as u16)].set_symbol(symbol).set_style(style);
+                    buf[(x, grid.top + row as u16)]
+                        .set_symbol(symbol)
+                        .set_style(style);
                 }
             }
         }
+        self.render_swings(overlays, visible, grid, plot, buf);
+        self.render_zone_labels(overlays, visible, grid, plot, buf);
 
-        // Axis: high at the top, low at the bottom, the last price at its level (it wins a tie).
+        // Axis: high at the top, low at the bottom, the last price at its level (it wins a tie), then
+        // the levels' names on rows still free.
         let muted = Style::new().fg(self.theme.muted);
-        let mut labels = vec![(
-            0_u16,
-            format!(" {}", format_price(high, detail.price_decimals)),
-            muted,
-        )];
-        labels.push((
-            plot.height - 1,
-            format!(" {}", format_price(low, detail.price_decimals)),
-            muted,
-        ));
-        if let (Some(row), Some(close), Some(candle)) = (last_row, last_close, visible.last()) {
+        let mut labels = vec![
+            (
+                grid.top,
+                format!(" {}", format_price(high, detail.price_decimals)),
+                muted,
+            ),
+            (
+                grid.top + rows - 1,
+                format!(" {}", format_price(low, detail.price_decimals)),
+                muted,
+            ),
+        ];
+        if let (Some(y), Some(close), Some(candle)) = (last_y, last_close, visible.last()) {
             let style = Style::new()
                 .fg(self.candle_colour(candle))
                 .add_modifier(Modifier::BOLD);
-            labels.retain(|(label_row, _, _)| *label_row != row as u16);
+            labels.retain(|(label_y, _, _)| *label_y != y);
             labels.push((
-                row as u16,
+                y,
                 format!("◀{}", format_price(close, detail.price_decimals)),
                 style,
             ));
         }
-        for (row, text, style) in labels {
-            let line_area = Rect {
-                y: axis.y + row,
-                height: 1,
-                ..axis
-            };
+        let level_style = Style::new().fg(self.theme.liquidity);
+        for (y, kind) in levels {
+            if labels.iter().all(|(label_y, _, _)| *label_y != y) {
+                labels.push((y, format!(" {kind}"), level_style));
+            }
+        }
+        for (y, text, style) in labels {
+            let line_area = Rect { y, height: 1, ..axis };
             Line::from(Span::styled(text, style)).render(line_area, buf);
         }
         let first = visible.first().map_or(0, |candle| candle.open_time_ms);
@@ -235,9 +500,9 @@ impl Widget for CandleChart<'_> {
             .candles
             .last()
             .map(|candle| (candle.close, detail.price_decimals, self.candle_colour(candle)));
-        let mut block = self
-            .border_block()
-            .title(self.title(&detail.symbol, &detail.timeframe, last));
+        let title = self.title(&detail.symbol, &detail.timeframe, last);
+        let room = area.width.saturating_sub(3 + title.width() as u16);
+        let mut block = self.border_block().title(title);
         if let Some((symbol, timeframe)) = wanted
             && (symbol != detail.symbol || timeframe != detail.timeframe)
         {
@@ -245,6 +510,8 @@ impl Widget for CandleChart<'_> {
             block = block.title(
                 Line::from(Span::styled(format!(" loading {symbol} {timeframe}… "), loading)).right_aligned(),
             );
+        } else if let Some(legend) = self.legend(&detail.overlays, room) {
+            block = block.title(legend);
         }
         if detail.candles.is_empty() {
             self.render_message(block, "no candles yet", area, buf);
@@ -293,6 +560,7 @@ impl Widget for CandleChart<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::{LevelLine, SwingMark, ZoneBand};
 
     #[test]
     fn every_half_combination_has_its_glyph() {
@@ -338,6 +606,7 @@ mod tests {
             timeframe: "1m".to_owned(),
             price_decimals: 0,
             candles: vec![candle(10.0, 14.0, 16.0, 8.0), candle(14.0, 12.0, 15.0, 11.0)],
+            overlays: Overlays::default(),
         };
         let mut buf = Buffer::empty(Rect::new(0, 0, 12, 6));
         CandleChart {
@@ -370,5 +639,166 @@ mod tests {
             theme.down,
             "the last price label takes the last candle's colour"
         );
+    }
+
+    fn flat_candles(times: &[i64]) -> Vec<Candle> {
+        times
+            .iter()
+            .map(|time| Candle {
+                open_time_ms: *time,
+                open: 10.0,
+                high: 12.0,
+                low: 8.0,
+                close: 11.0,
+                volume: 1.0,
+                closed: true,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn times_map_to_visible_candles_and_zone_starts() {
+        let visible = flat_candles(&[100, 200, 300]);
+        assert_eq!(candle_at(&visible, 200), Some(1));
+        assert_eq!(candle_at(&visible, 250), None, "no candle opened then");
+        assert_eq!(candle_at(&visible, 50), None, "before the window");
+        assert_eq!(
+            zone_start(&visible, 50),
+            Some(0),
+            "an older zone starts at the left edge"
+        );
+        assert_eq!(zone_start(&visible, 200), Some(1));
+        assert_eq!(zone_start(&visible, 250), Some(2), "the first candle after it");
+        assert_eq!(zone_start(&visible, 301), None, "newer than every candle");
+    }
+
+    #[test]
+    fn grid_maps_prices_to_rows_and_candles_to_columns() {
+        let grid = Grid {
+            scale: PriceScale {
+                high: 110.0,
+                low: 100.0,
+                steps: 20,
+            },
+            top: 3,
+            first_x: 5,
+            stride: 2,
+        };
+        assert_eq!(grid.row(110.0), 3, "the high is on the first candle row");
+        assert_eq!(grid.row(100.0), 12, "the low on the last (10 rows of two steps)");
+        assert_eq!(grid.row(90.0), 12, "clamped");
+        assert_eq!(grid.column(0), 5);
+        assert_eq!(grid.column(3), 11);
+        assert!(grid.contains(105.0) && !grid.contains(111.0) && !grid.contains(99.0));
+    }
+
+    #[test]
+    fn overlays_draw_bands_levels_and_markers_around_the_candles() {
+        let theme = Theme::builtin("default").unwrap();
+        let mut candles = flat_candles(&[0, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000]);
+        candles[2].high = 16.0;
+        candles[5].low = 4.0;
+        let detail = Detail {
+            symbol: "TESTUSDT".to_owned(),
+            timeframe: "1m".to_owned(),
+            price_decimals: 0,
+            candles,
+            overlays: Overlays {
+                swings: vec![
+                    SwingMark {
+                        open_time_ms: 120_000,
+                        price: 16.0,
+                        high: true,
+                    },
+                    SwingMark {
+                        open_time_ms: 300_000,
+                        price: 4.0,
+                        high: false,
+                    },
+                ],
+                zones: vec![ZoneBand {
+                    kind: "OB".to_owned(),
+                    bullish: true,
+                    top: 7.0,
+                    bottom: 5.0,
+                    from_ms: 240_000,
+                }],
+                levels: vec![
+                    LevelLine {
+                        kind: "liq".to_owned(),
+                        price: 14.0,
+                        high: true,
+                    },
+                    LevelLine {
+                        kind: "liq".to_owned(),
+                        price: 40.0,
+                        high: true,
+                    },
+                ],
+            },
+        };
+        // 24×12: inner 22×10, axis 3 wide ("16" + 1), plot 18×10 with stride 2: 8 candles at x 4..=18.
+        let mut buf = Buffer::empty(Rect::new(0, 0, 24, 12));
+        CandleChart {
+            detail: Some(&detail),
+            wanted: Some(("TESTUSDT", "1m")),
+            theme: &theme,
+        }
+        .render(buf.area, &mut buf);
+        // Candle rows 2..=9 (a marker row above and below), scale 16 → 4 over 16 steps.
+        let grid = Grid {
+            scale: PriceScale {
+                high: 16.0,
+                low: 4.0,
+                steps: 16,
+            },
+            top: 2,
+            first_x: 4,
+            stride: 2,
+        };
+        assert_eq!(
+            buf[(grid.column(2), 1)].symbol(),
+            SWING_HIGH,
+            "above the swing high's candle"
+        );
+        assert_eq!(
+            buf[(grid.column(5), 10)].symbol(),
+            SWING_LOW,
+            "below the swing low's candle"
+        );
+        let level_y = grid.row(14.0);
+        assert_eq!(buf[(1, level_y)].symbol(), LEVEL_DOT);
+        assert_eq!(buf[(1, level_y)].fg, theme.liquidity);
+        assert_eq!(buf[(20, level_y)].symbol(), " ");
+        assert_eq!(buf[(21, level_y)].symbol(), "l", "named in the axis");
+        // The band starts at the zone's candle and runs to the plot's right edge, under the candles.
+        let band_y = grid.row(6.0);
+        assert_eq!(buf[(grid.column(4) - 1, band_y)].bg, Color::Reset);
+        for x in grid.column(4)..19 {
+            assert_eq!(buf[(x, band_y)].bg, theme.zone_bull_bg, "x {x}");
+        }
+        assert_eq!(
+            buf[(grid.column(5), band_y)].fg,
+            theme.up,
+            "the candle stays on top"
+        );
+        assert_ne!(buf[(grid.column(5), band_y)].symbol(), " ");
+        // The legend has words when there is room, glyphs only when not, and gives way when too narrow.
+        let chart = CandleChart {
+            detail: Some(&detail),
+            wanted: None,
+            theme: &theme,
+        };
+        let text = |line: Option<Line<'_>>| line.map(|line| line.to_string());
+        assert_eq!(
+            text(chart.legend(&detail.overlays, 40)).as_deref(),
+            Some(" ▴▾ swing ██ OB/FVG ┈ liq ")
+        );
+        assert_eq!(
+            text(chart.legend(&detail.overlays, 12)).as_deref(),
+            Some(" ▴▾ ██ ┈ ")
+        );
+        assert_eq!(text(chart.legend(&detail.overlays, 8)), None);
+        assert_eq!(text(chart.legend(&Overlays::default(), 40)), None);
     }
 }
