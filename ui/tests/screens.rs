@@ -5,7 +5,7 @@
 
 mod fixtures;
 
-use fixtures::{Session, view, view_with_signals};
+use fixtures::{Session, view, view_with_signals, view_with_structure};
 use perpdesk_ui::{
     Intent,
     view::{ConnectionState, StrategyMode},
@@ -41,6 +41,19 @@ fn signals_and_biases() {
     let screen = session.screen(80, 24);
     assert!(screen.contains("L 0.82") && screen.contains("S 0.74"), "{screen}");
     assert!(screen.contains('▲') && screen.contains('▼'), "{screen}");
+}
+
+#[test]
+fn structure_columns() {
+    let mut session = Session::new(view_with_structure());
+    snapshot_at_both_sizes("structure_columns", &mut session);
+    let wide = session.screen(120, 40);
+    assert!(wide.contains("Break") && wide.contains("Zone"), "{wide}");
+    let narrow = session.screen(80, 24);
+    assert!(
+        !narrow.contains("Break") && narrow.contains("Volume"),
+        "80 columns drop the structure columns first:\n{narrow}"
+    );
 }
 
 #[test]
