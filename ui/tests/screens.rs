@@ -57,6 +57,23 @@ fn structure_columns() {
 }
 
 #[test]
+fn funnel_panel() {
+    let mut session = Session::new(view_with_signals());
+    session.press(KeyCode::Char('f'));
+    assert!(session.app.is_funnel_visible());
+    snapshot_at_both_sizes("funnel_panel", &mut session);
+    let screen = session.screen(80, 24);
+    assert!(
+        screen.contains("Signal funnel") && screen.contains("not built yet") && screen.contains("no_setup"),
+        "{screen}"
+    );
+    session.press(KeyCode::Char('c'));
+    insta::assert_snapshot!("funnel_panel_chart_hidden_80x24", session.screen(80, 24));
+    session.press(KeyCode::Char('f'));
+    assert!(!session.screen(80, 24).contains("Signal funnel"));
+}
+
+#[test]
 fn filter_being_typed() {
     let mut session = Session::new(view());
     session.press(KeyCode::Char('/')).type_text("et");
@@ -181,7 +198,10 @@ fn every_terminal_size_draws_and_keeps_the_paper_badge() {
     // Resizing through tiny sizes must never panic (a panic would take the engine down with the TUI).
     let mut session = Session::new(view());
     session.press(KeyCode::Char('G'));
-    for help in [false, true] {
+    for (help, funnel) in [(false, false), (false, true), (true, true)] {
+        if funnel && !session.app.is_funnel_visible() {
+            session.press(KeyCode::Char('f'));
+        }
         if help {
             session.press(KeyCode::Char('?'));
         }
