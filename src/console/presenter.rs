@@ -2,20 +2,25 @@
 //!
 //! The only place that knows both the engine's types and the UI's view model, so neither side has to
 //! know the other (ARCHITECTURE.md §1).
+//!
+//! From each symbol's analysis the scanner row gets the per-timeframe bias, the most recent structure
+//! break across the timeframes (by the close time of the bar that broke, so a 1h break is not "newer"
+//! than a 5m one merely because its bar opened later) and the active order block or fair value gap
+//! nearest to the last price.
 
 use perpdesk_ui::{
     intent::Intent,
     view::{
-        Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, ScannerRow, SignalBadge,
-        Status, StrategyMode, SwingMark, View, ZoneBand,
+        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, ScannerRow,
+        SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
     },
 };
 
 use crate::{
     domain::Side,
     engine::{Command, Engine, SymbolState, signals::SymbolSignals},
-    smc::{BarIndex, Direction, SwingSide},
-    strategy::Mode,
+    smc::{BarIndex, Direction, StructureKind, SwingSide},
+    strategy::{Mode, Role, SymbolAnalysis, analysis::Zone},
 };
 
 pub fn mode_to_view(m: Mode) -> StrategyMode {
@@ -137,6 +142,78 @@ fn overlays(signals: Option<&SymbolSignals>, tf: usize, candles: &[Candle]) -> O
     }
 }
 
+/// The most recent structure break across the analysis's timeframes, by the close time of the bar that
+/// broke (ties go to the higher timeframe).
+fn last_break(analysis: &SymbolAnalysis) -> Option<BreakBadge> {
+    Role::ALL
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, role)| {
+            let tf = analysis.timeframe(*role);
+            let record = tf.last_break()?;
+            let closed_at = tf.bar(record.broken_at)?.close_time;
+            let bars_ago = tf.last_index()?.saturating_sub(record.broken_at);
+            let badge = BreakBadge {
+                kind: match record.kind {
+                    StructureKind::Bos => "BOS",
+                    StructureKind::Choch => "CHoCH",
+                }
+                .to_owned(),
+                bullish: record.direction == Direction::Bullish,
+                timeframe: tf.interval().as_str().to_owned(),
+                bars_ago: u32::try_from(bars_ago).unwrap_or(u32::MAX),
+            };
+            Some(((closed_at, slot), badge))
+        })
+        .max_by_key(|(key, _)| *key)
+        .map(|(_, badge)| badge)
+}
+
+/// Signed distance in percent from `price` to the nearest edge of `[bottom, top]`: positive above,
+/// negative below, 0 inside.
+fn zone_distance_pct(price: f64, zone: &Zone) -> f64 {
+    let (bottom, top) = (zone.bottom.min(zone.top), zone.bottom.max(zone.top));
+    if price > top {
+        pct(price, top)
+    } else if price < bottom {
+        pct(price, bottom)
+    } else {
+        0.0
+    }
+}
+
+/// The active (not invalidated) order block or fair value gap nearest to `price`, across the
+/// analysis's timeframes; ties go to the lower timeframe, then to order blocks.
+fn nearest_zone(analysis: &SymbolAnalysis, price: f64) -> Option<ZoneBadge> {
+    if !(price.is_finite() && price > 0.0) {
+        return None;
+    }
+    let mut best: Option<ZoneBadge> = None;
+    for role in Role::ALL {
+        let tf = analysis.timeframe(role);
+        let families = [("OB", tf.order_blocks()), ("FVG", tf.fair_value_gaps())];
+        for (kind, zones) in families {
+            for zone in zones {
+                let distance_pct = zone_distance_pct(price, zone);
+                if !distance_pct.is_finite()
+                    || best
+                        .as_ref()
+                        .is_some_and(|b| b.distance_pct.abs() <= distance_pct.abs())
+                {
+                    continue;
+                }
+                best = Some(ZoneBadge {
+                    kind: kind.to_owned(),
+                    bullish: zone.direction == Direction::Bullish,
+                    timeframe: tf.interval().as_str().to_owned(),
+                    distance_pct,
+                });
+            }
+        }
+    }
+    best
+}
+
 fn badge(state: Option<&SymbolState>) -> Option<SignalBadge> {
     let signal = state?.signals.latest.as_ref()?.signal()?;
     Some(SignalBadge {
@@ -196,16 +273,20 @@ pub fn build_view(engine: &Engine) -> View {
             });
             tf_change.push(change);
         }
+        let last_price = last_from_bars.or(ticker.map(|t| t.last_price)).unwrap_or(0.0);
+        let analysis = state.and_then(|s| s.signals.analysis.as_ref());
         scanner.push(ScannerRow {
             rank: rank as u32 + 1,
             symbol: sym.name.clone(),
-            last_price: last_from_bars.or(ticker.map(|t| t.last_price)).unwrap_or(0.0),
+            last_price,
             price_decimals: sym.price_precision.min(12) as u8,
             change_24h_pct: ticker.map_or(0.0, |t| t.change_pct),
             quote_volume_24h: ticker.map_or(0.0, |t| t.quote_volume),
             tf_change_pct: tf_change,
             bias: biases(state, tfs.len()),
             signal: badge(state),
+            last_break: analysis.and_then(last_break),
+            nearest_zone: analysis.and_then(|a| nearest_zone(a, last_price)),
         });
     }
 
@@ -321,10 +402,106 @@ mod tests {
         if let Some(row) = json["scanner"][0].as_object_mut() {
             row.remove("bias");
             row.remove("signal");
+            row.remove("last_break");
+            row.remove("nearest_zone");
         }
         assert!(json.get("funnel").is_none() && json["scanner"][0].get("bias").is_none());
+        assert!(json["scanner"][0].get("last_break").is_none());
         let decoded: Result<View, _> = serde_json::from_value(json);
         assert_eq!(decoded.ok(), Some(view));
+    }
+
+    /// 5m bars zig-zagging upward: impulses of +6 over 12 bars, pullbacks of −3.5 over 10.
+    fn zigzag() -> Vec<crate::domain::Bar> {
+        const FIVE: i64 = 300_000;
+        let mut bars = Vec::new();
+        let mut price = 100.0;
+        for _ in 0..12 {
+            for (delta, steps) in [(6.0, 12), (-3.5, 10)] {
+                let step = delta / f64::from(steps);
+                for _ in 0..steps {
+                    let open_time = 1_700_000_100_000 + FIVE * bars.len() as i64;
+                    let close = price + step;
+                    bars.push(crate::domain::Bar {
+                        open_time,
+                        close_time: open_time + FIVE - 1,
+                        open: price,
+                        high: f64::max(price, close) + 0.1,
+                        low: f64::min(price, close) - 0.1,
+                        close,
+                        volume: 100.0,
+                        quote_volume: 100.0 * close,
+                        trades: 10,
+                        closed: true,
+                    });
+                    price = close;
+                }
+            }
+        }
+        bars
+    }
+
+    #[test]
+    fn break_and_zone_come_from_the_analysis() {
+        let Ok(mut analysis) = SymbolAnalysis::new(&crate::strategy::AnalysisConfig::default()) else {
+            panic!("the default configuration is valid");
+        };
+        assert_eq!(last_break(&analysis), None, "no bars, no break");
+        assert_eq!(nearest_zone(&analysis, 100.0), None, "no bars, no zone");
+        let bars = zigzag();
+        for bar in &bars {
+            assert!(analysis.on_closed_bar(crate::domain::Interval::M5, bar).is_ok());
+        }
+        let Some(brk) = last_break(&analysis) else {
+            panic!("a zig-zag breaks structure");
+        };
+        assert_eq!(brk.timeframe, "5m", "only 5m bars were fed");
+        assert!(brk.kind == "BOS" || brk.kind == "CHoCH", "{brk:?}");
+        let entry = analysis.entry();
+        let Some(record) = entry.last_break() else {
+            panic!("the entry timeframe has the break");
+        };
+        assert_eq!(brk.bullish, record.direction == Direction::Bullish);
+        assert_eq!(
+            Some(brk.bars_ago as usize),
+            entry.last_index().map(|last| last - record.broken_at)
+        );
+
+        let last = bars.last().map_or(0.0, |b| b.close);
+        let Some(zone) = nearest_zone(&analysis, last) else {
+            panic!("steep impulses leave order blocks or gaps");
+        };
+        assert_eq!(zone.timeframe, "5m");
+        let every_distance = entry
+            .order_blocks()
+            .iter()
+            .chain(entry.fair_value_gaps())
+            .map(|z| zone_distance_pct(last, z).abs());
+        assert!(
+            every_distance.into_iter().all(|d| zone.distance_pct.abs() <= d),
+            "{zone:?} is the nearest"
+        );
+    }
+
+    #[test]
+    fn zone_distance_is_signed_to_the_nearest_edge() {
+        let zone = Zone {
+            row: 0,
+            known_at: 0,
+            direction: Direction::Bearish,
+            top: 102.0,
+            bottom: 101.0,
+            touched_at: None,
+        };
+        assert!(
+            (zone_distance_pct(100.0, &zone) - 1.0).abs() < 1e-12,
+            "above: to the bottom edge"
+        );
+        assert!(
+            (zone_distance_pct(104.0, &zone) + 1.923_076_923_076_923).abs() < 1e-9,
+            "below: to the top"
+        );
+        assert!(zone_distance_pct(101.5, &zone).abs() < f64::EPSILON, "inside");
     }
 
     fn candle(bar: &crate::domain::Bar) -> Candle {

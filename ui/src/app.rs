@@ -1,7 +1,8 @@
 //! The console's UI state and behaviour: what the operator is looking at and what their keys ask for.
 //!
 //! [`App`] holds only presentation state (sort, filter, selection, scroll, chart timeframe, overlays, a
-//! mode change in flight). The engine's state arrives as a [`View`] with every call, so the app never
+//! mode change in flight). The signal-funnel panel (`f`) takes the chart's pane while it is open; when
+//! the body is too short for two halves it takes the height it wants below the scanner. The engine's state arrives as a [`View`] with every call, so the app never
 //! holds a stale copy of market data and can be driven headlessly in tests: feed key events and views,
 //! check the returned [`Intent`]s and the drawn buffer.
 //!
@@ -25,7 +26,12 @@ use crate::{
     theme::Theme,
     view::{StrategyMode, View},
     widgets::{
-        chart::CandleChart, header::HeaderBar, help::HelpOverlay, scanner::ScannerTable, status::StatusBar,
+        chart::CandleChart,
+        funnel::{self, FunnelPanel},
+        header::HeaderBar,
+        help::HelpOverlay,
+        scanner::ScannerTable,
+        status::StatusBar,
     },
 };
 
@@ -54,6 +60,7 @@ pub struct App {
     page_rows: usize,
     help_visible: bool,
     chart_visible: bool,
+    funnel_visible: bool,
     pending_mode: Option<StrategyMode>,
     /// The (symbol, timeframe) last sent as `Intent::Focus`.
     focused: Option<(String, String)>,
@@ -80,6 +87,7 @@ impl App {
             page_rows: DEFAULT_PAGE_ROWS,
             help_visible: false,
             chart_visible: true,
+            funnel_visible: false,
             pending_mode: None,
             focused: None,
         }
@@ -107,6 +115,10 @@ impl App {
 
     pub fn is_chart_visible(&self) -> bool {
         self.chart_visible
+    }
+
+    pub fn is_funnel_visible(&self) -> bool {
+        self.funnel_visible
     }
 
     /// The mode the operator asked for that the engine has not applied yet.
@@ -251,6 +263,7 @@ impl App {
                 self.timeframe_index = (self.timeframe_index + 1) % count;
             }
             Action::ToggleChart => self.chart_visible = !self.chart_visible,
+            Action::ToggleFunnel => self.funnel_visible = !self.funnel_visible,
             Action::CycleMode => return Some(self.request_mode(view, view.header.mode.next())),
             Action::SelectMode => {
                 let mode = StrategyMode::ALL.get(key_position).copied()?;
@@ -364,7 +377,15 @@ impl App {
             scanner_area,
         );
 
-        if let Some(chart_area) = chart_area {
+        if self.funnel_visible {
+            let panel = FunnelPanel {
+                funnel: &view.funnel,
+                theme: &theme,
+            };
+            if let Some(funnel_area) = chart_area {
+                frame.render_widget(panel, funnel_area);
+            }
+        } else if let Some(chart_area) = chart_area {
             let wanted = self.selected_symbol.as_deref().zip(self.chart_timeframe(view));
             frame.render_widget(
                 CandleChart {
@@ -382,8 +403,9 @@ impl App {
 
     /// Scanner and chart areas: side by side when the chart gets at least [`MIN_SIDE_CHART_WIDTH`]
     /// beside a full-width scanner, else stacked, else the scanner alone.
+    /// The funnel panel, when open, takes the chart's pane even if the chart is hidden.
     fn split_body(&self, body: Rect, scanner_width: u16) -> (Rect, Option<Rect>) {
-        if !self.chart_visible {
+        if !self.chart_visible && !self.funnel_visible {
             return (body, None);
         }
         if body.width >= scanner_width + MIN_SIDE_CHART_WIDTH {
@@ -395,6 +417,13 @@ impl App {
             let [scanner, chart] =
                 Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body);
             return (scanner, Some(chart));
+        }
+        if self.funnel_visible {
+            // Too short for halves: the panel gets the height it wants, the scanner what is left.
+            let height = funnel::WANTED_HEIGHT.min(body.height);
+            let [scanner, panel] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(height)]).areas(body);
+            return (scanner, Some(panel));
         }
         (body, None)
     }
@@ -845,6 +874,19 @@ mod tests {
             Some(Intent::Quit),
             "quit works over the help"
         );
+    }
+
+    #[test]
+    fn funnel_key_toggles_the_funnel_and_is_blocked_by_the_help() {
+        let mut app = app();
+        let view = view();
+        app.handle_key(char_key('f'), &view);
+        assert!(app.is_funnel_visible());
+        app.handle_key(char_key('f'), &view);
+        assert!(!app.is_funnel_visible());
+        app.handle_key(char_key('?'), &view);
+        app.handle_key(char_key('f'), &view);
+        assert!(!app.is_funnel_visible(), "the help is modal");
     }
 
     #[test]

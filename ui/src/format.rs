@@ -5,6 +5,8 @@
 //! The UTC clock is a small civil-date conversion (days since the epoch → year/month/day, after Howard
 //! Hinnant's `civil_from_days`) so the UI crate needs no date library for one line of text.
 
+use crate::view::{BreakBadge, ZoneBadge};
+
 /// Shown where a number is missing or not finite.
 pub const MISSING: &str = "—";
 
@@ -88,6 +90,47 @@ pub fn format_compact(value: f64) -> String {
     } else {
         format!("{sign}{text}")
     }
+}
+
+/// The direction marker of a bullish (`▲`) or bearish (`▼`) structure.
+pub fn direction_marker(bullish: bool) -> &'static str {
+    if bullish { "▲" } else { "▼" }
+}
+
+/// The bars-ago count of a break, capped at `999+` so the column stays narrow.
+pub fn format_bars_ago(bars_ago: u32) -> String {
+    if bars_ago > 999 {
+        "999+".to_owned()
+    } else {
+        bars_ago.to_string()
+    }
+}
+
+/// A structure break for the scanner's `Break` column: `CHoCH▲15m 3`.
+pub fn format_break(badge: &BreakBadge) -> String {
+    format!(
+        "{}{}{} {}",
+        badge.kind,
+        direction_marker(badge.bullish),
+        badge.timeframe,
+        format_bars_ago(badge.bars_ago)
+    )
+}
+
+/// An active zone for the scanner's `Zone` column: `OB▼1h -0.42%`, or `OB▼1h in` when the last price
+/// is inside the zone.
+pub fn format_zone(badge: &ZoneBadge) -> String {
+    let distance = if badge.distance_pct == 0.0 {
+        "in".to_owned()
+    } else {
+        format_pct(badge.distance_pct)
+    };
+    format!(
+        "{}{}{} {distance}",
+        badge.kind,
+        direction_marker(badge.bullish),
+        badge.timeframe
+    )
 }
 
 /// How long ago, in at most 6 characters: `0.4s`, `12s`, `3m12s`, `2h05m`.
@@ -177,6 +220,43 @@ pub fn format_month_day_minute(epoch_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn breaks_and_zones_read_kind_direction_timeframe_and_distance() {
+        let choch = BreakBadge {
+            kind: "CHoCH".to_owned(),
+            bullish: true,
+            timeframe: "15m".to_owned(),
+            bars_ago: 3,
+        };
+        assert_eq!(format_break(&choch), "CHoCH▲15m 3");
+        let old_bos = BreakBadge {
+            kind: "BOS".to_owned(),
+            bullish: false,
+            timeframe: "5m".to_owned(),
+            bars_ago: 12_345,
+        };
+        assert_eq!(format_break(&old_bos), "BOS▼5m 999+");
+        let below = ZoneBadge {
+            kind: "OB".to_owned(),
+            bullish: false,
+            timeframe: "1h".to_owned(),
+            distance_pct: -0.4249,
+        };
+        assert_eq!(format_zone(&below), "OB▼1h -0.42%");
+        let inside = ZoneBadge {
+            kind: "FVG".to_owned(),
+            bullish: true,
+            timeframe: "5m".to_owned(),
+            distance_pct: 0.0,
+        };
+        assert_eq!(format_zone(&inside), "FVG▲5m in");
+        let far = ZoneBadge {
+            distance_pct: f64::NAN,
+            ..inside
+        };
+        assert_eq!(format_zone(&far), "FVG▲5m —");
+    }
 
     #[test]
     fn prices_use_their_decimals_and_group_thousands() {

@@ -103,6 +103,7 @@ pub enum Action {
     CloseOrClearFilter,
     NextTimeframe,
     ToggleChart,
+    ToggleFunnel,
     CycleMode,
     /// The n-th key of the binding selects `StrategyMode::ALL[n]`.
     SelectMode,
@@ -206,6 +207,12 @@ pub const KEYS: &[KeyBinding] = &[
         &[Key::Char('c')],
         Action::ToggleChart,
         "show / hide the chart",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('f')],
+        Action::ToggleFunnel,
+        "show / hide the signal funnel",
     ),
     bind(
         Browsing,

@@ -138,6 +138,37 @@ pub struct ScannerRow {
     /// The symbol's latest strategy evaluation, when it was a signal.
     #[serde(default)]
     pub signal: Option<SignalBadge>,
+    /// The most recent structure break across the timeframes.
+    #[serde(default)]
+    pub last_break: Option<BreakBadge>,
+    /// The active order block or fair value gap nearest to the last price, across the timeframes.
+    #[serde(default)]
+    pub nearest_zone: Option<ZoneBadge>,
+}
+
+/// A structure break as the scanner's `Break` column shows it (`CHoCH▲15m 3`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BreakBadge {
+    /// `BOS` (continuation) or `CHoCH` (change of character).
+    pub kind: String,
+    pub bullish: bool,
+    /// The timeframe it happened on, e.g. `15m`.
+    pub timeframe: String,
+    /// Closed bars of that timeframe since the breaking bar (0 = the newest closed bar broke).
+    pub bars_ago: u32,
+}
+
+/// An active zone as the scanner's `Zone` column shows it (`OB▼1h -0.42%`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneBadge {
+    /// `OB` (order block) or `FVG` (fair value gap).
+    pub kind: String,
+    pub bullish: bool,
+    /// The timeframe it belongs to, e.g. `1h`.
+    pub timeframe: String,
+    /// Signed distance in percent from the last price to the zone's nearest edge: positive when the
+    /// zone is above the price, negative below, 0 when the price is inside it.
+    pub distance_pct: f64,
 }
 
 /// Candles for the focused symbol.

@@ -5,7 +5,7 @@
 
 mod fixtures;
 
-use fixtures::{Session, detail_with_overlays, view, view_with_signals};
+use fixtures::{Session, detail_with_overlays, view, view_with_signals, view_with_structure};
 use perpdesk_ui::{
     Intent,
     view::{ConnectionState, StrategyMode},
@@ -53,6 +53,36 @@ fn chart_with_overlays() {
     let screen = session.screen(120, 40);
     assert!(screen.contains("OB") && screen.contains(" liq"), "{screen}");
     assert!(screen.contains('▴') && screen.contains('▾'), "{screen}");
+}
+
+#[test]
+fn structure_columns() {
+    let mut session = Session::new(view_with_structure());
+    snapshot_at_both_sizes("structure_columns", &mut session);
+    let wide = session.screen(120, 40);
+    assert!(wide.contains("Break") && wide.contains("Zone"), "{wide}");
+    let narrow = session.screen(80, 24);
+    assert!(
+        !narrow.contains("Break") && narrow.contains("Volume"),
+        "80 columns drop the structure columns first:\n{narrow}"
+    );
+}
+
+#[test]
+fn funnel_panel() {
+    let mut session = Session::new(view_with_signals());
+    session.press(KeyCode::Char('f'));
+    assert!(session.app.is_funnel_visible());
+    snapshot_at_both_sizes("funnel_panel", &mut session);
+    let screen = session.screen(80, 24);
+    assert!(
+        screen.contains("Signal funnel") && screen.contains("not built yet") && screen.contains("no_setup"),
+        "{screen}"
+    );
+    session.press(KeyCode::Char('c'));
+    insta::assert_snapshot!("funnel_panel_chart_hidden_80x24", session.screen(80, 24));
+    session.press(KeyCode::Char('f'));
+    assert!(!session.screen(80, 24).contains("Signal funnel"));
 }
 
 #[test]
@@ -180,7 +210,10 @@ fn every_terminal_size_draws_and_keeps_the_paper_badge() {
     // Resizing through tiny sizes must never panic (a panic would take the engine down with the TUI).
     let mut session = Session::new(view());
     session.press(KeyCode::Char('G'));
-    for help in [false, true] {
+    for (help, funnel) in [(false, false), (false, true), (true, true)] {
+        if funnel && !session.app.is_funnel_visible() {
+            session.press(KeyCode::Char('f'));
+        }
         if help {
             session.press(KeyCode::Char('?'));
         }

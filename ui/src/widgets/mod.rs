@@ -5,6 +5,7 @@
 //! so a widget can be rendered into a test buffer on its own.
 
 pub mod chart;
+pub mod funnel;
 pub mod header;
 pub mod help;
 pub mod scanner;

@@ -7,8 +7,12 @@
 //!
 //! Each timeframe's change carries the strategy's structure bias on that timeframe as a `▲` (bullish)
 //! or `▼` (bearish) marker, and the `Sig` column shows the symbol's latest signal (`L 0.82`: long,
-//! quality 0.82). When the pane is narrower than every column, the 24h volume and then the 24h change
-//! are dropped rather than letting the table squeeze or wrap.
+//! quality 0.82). Once the analysis has something to show, `Break` holds the most recent structure break
+//! across the timeframes (`CHoCH▲15m 3`: a bullish change of character on 15m, 3 bars ago) and `Zone`
+//! the active order block or fair value gap nearest to the last price (`OB▼1h -0.42%`: a bearish 1h
+//! order block 0.42 % below); each column is left out while no row has a value for it. When the pane
+//! is narrower than every column, `Zone`, `Break`, the 24h volume and then the 24h change are dropped,
+//! in that order, rather than letting the table squeeze or wrap.
 
 use ratatui::{
     buffer::Buffer,
@@ -19,7 +23,9 @@ use ratatui::{
 };
 
 use crate::{
-    format::{MISSING, format_compact, format_pct, format_price},
+    format::{
+        MISSING, direction_marker, format_break, format_compact, format_pct, format_price, format_zone,
+    },
     order::{SortColumn, SortOrder},
     theme::Theme,
     view::ScannerRow,
@@ -33,6 +39,8 @@ const SIGNAL_WIDTH: u16 = 6;
 const VOLUME_WIDTH: u16 = 7;
 const MIN_SYMBOL_WIDTH: u16 = 8;
 const MAX_SYMBOL_WIDTH: u16 = 16;
+/// `Break` and `Zone` are as wide as their widest value, up to this.
+const MAX_BADGE_WIDTH: u16 = 16;
 const COLUMN_SPACING: u16 = 1;
 const MAX_COLUMN_SPACING: u16 = 2;
 
@@ -46,6 +54,8 @@ enum Column {
     Volume,
     Timeframe(usize),
     Signal,
+    Break,
+    Zone,
 }
 
 impl Column {
@@ -57,13 +67,13 @@ impl Column {
             Self::Change24h => Some(SortColumn::Change24h),
             Self::Volume => Some(SortColumn::QuoteVolume24h),
             Self::Timeframe(index) => Some(SortColumn::Timeframe(index)),
-            Self::Signal => None,
+            Self::Signal | Self::Break | Self::Zone => None,
         }
     }
 }
 
 /// The columns dropped, in this order, when the pane is too narrow for all of them.
-const DROPPABLE: [Column; 2] = [Column::Volume, Column::Change24h];
+const DROPPABLE: [Column; 4] = [Column::Zone, Column::Break, Column::Volume, Column::Change24h];
 
 /// The scanner pane.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +111,27 @@ impl ScannerTable<'_> {
         ];
         columns.extend((0..self.timeframes.len()).map(Column::Timeframe));
         columns.push(Column::Signal);
+        if self.all_rows.iter().any(|row| row.last_break.is_some()) {
+            columns.push(Column::Break);
+        }
+        if self.all_rows.iter().any(|row| row.nearest_zone.is_some()) {
+            columns.push(Column::Zone);
+        }
         columns
+    }
+
+    /// Width of a badge column: its widest value or its heading, whichever is wider (capped).
+    fn badge_width(&self, heading: &str, text: impl Fn(&ScannerRow) -> Option<String>) -> u16 {
+        let widest = self
+            .all_rows
+            .iter()
+            .filter_map(|row| text(row).map(|t| t.chars().count()))
+            .max()
+            .unwrap_or(0)
+            .max(heading.len());
+        u16::try_from(widest)
+            .unwrap_or(MAX_BADGE_WIDTH)
+            .min(MAX_BADGE_WIDTH)
     }
 
     fn width(&self, column: Column) -> u16 {
@@ -133,6 +163,8 @@ impl ScannerTable<'_> {
             Column::Volume => VOLUME_WIDTH,
             Column::Timeframe(_) => TIMEFRAME_WIDTH,
             Column::Signal => SIGNAL_WIDTH,
+            Column::Break => self.badge_width("Break", |row| row.last_break.as_ref().map(format_break)),
+            Column::Zone => self.badge_width("Zone", |row| row.nearest_zone.as_ref().map(format_zone)),
         }
     }
 
@@ -168,6 +200,8 @@ impl ScannerTable<'_> {
             Column::Volume => "Volume".to_owned(),
             Column::Timeframe(index) => self.timeframes.get(index).cloned().unwrap_or_default(),
             Column::Signal => "Sig".to_owned(),
+            Column::Break => "Break".to_owned(),
+            Column::Zone => "Zone".to_owned(),
         }
     }
 
@@ -184,7 +218,10 @@ impl ScannerTable<'_> {
             } else {
                 (name, muted)
             };
-            let alignment = if matches!(column, Column::Symbol | Column::Signal) {
+            let alignment = if matches!(
+                column,
+                Column::Symbol | Column::Signal | Column::Break | Column::Zone
+            ) {
                 Alignment::Left
             } else {
                 Alignment::Right
@@ -231,6 +268,38 @@ impl ScannerTable<'_> {
         ))
     }
 
+    /// A `Break` or `Zone` cell: kind and marker in the direction's colour, the rest in the text colour.
+    fn badge_cell(&self, kind: &str, bullish: bool, rest: String) -> Cell<'static> {
+        let colour = if bullish { self.theme.up } else { self.theme.down };
+        Cell::from(Line::from(vec![
+            Span::styled(
+                format!("{kind}{}", direction_marker(bullish)),
+                Style::new().fg(colour),
+            ),
+            Span::raw(rest),
+        ]))
+    }
+
+    fn break_cell(&self, row: &ScannerRow) -> Cell<'static> {
+        let Some(badge) = &row.last_break else {
+            return Cell::from("");
+        };
+        let text = format_break(badge);
+        let head = format!("{}{}", badge.kind, direction_marker(badge.bullish));
+        let rest = text.strip_prefix(&head).unwrap_or_default().to_owned();
+        self.badge_cell(&badge.kind, badge.bullish, rest)
+    }
+
+    fn zone_cell(&self, row: &ScannerRow) -> Cell<'static> {
+        let Some(badge) = &row.nearest_zone else {
+            return Cell::from("");
+        };
+        let text = format_zone(badge);
+        let head = format!("{}{}", badge.kind, direction_marker(badge.bullish));
+        let rest = text.strip_prefix(&head).unwrap_or_default().to_owned();
+        self.badge_cell(&badge.kind, badge.bullish, rest)
+    }
+
     fn change_colour(&self, value: f64) -> Color {
         if value > 0.0 {
             self.theme.up
@@ -261,6 +330,8 @@ impl ScannerTable<'_> {
                 row.bias.get(*index).copied().flatten(),
             ),
             Column::Signal => self.signal_cell(row),
+            Column::Break => self.break_cell(row),
+            Column::Zone => self.zone_cell(row),
         });
         let style = if selected {
             Style::new()
@@ -405,8 +476,12 @@ mod tests {
     use super::*;
 
     fn render(width: u16) -> String {
+        render_row(width, false)
+    }
+
+    fn render_row(width: u16, badges: bool) -> String {
         let theme = Theme::builtin("default").unwrap();
-        let rows = vec![ScannerRow {
+        let mut rows = vec![ScannerRow {
             rank: 1,
             symbol: "BTCUSDT".to_owned(),
             last_price: 97_234.5,
@@ -420,7 +495,22 @@ mod tests {
                 quality: 0.736,
                 rr: 2.2,
             }),
+            ..ScannerRow::default()
         }];
+        if badges {
+            rows[0].last_break = Some(crate::view::BreakBadge {
+                kind: "CHoCH".to_owned(),
+                bullish: true,
+                timeframe: "15m".to_owned(),
+                bars_ago: 3,
+            });
+            rows[0].nearest_zone = Some(crate::view::ZoneBadge {
+                kind: "OB".to_owned(),
+                bullish: false,
+                timeframe: "1h".to_owned(),
+                distance_pct: -0.42,
+            });
+        }
         let shown: Vec<&ScannerRow> = rows.iter().collect();
         let timeframes = ["5m", "15m", "1h"].map(str::to_owned);
         let table = ScannerTable {
@@ -461,5 +551,27 @@ mod tests {
             narrowest.contains("▼-0.49%") && narrowest.contains("S 0.74"),
             "{narrowest}"
         );
+    }
+
+    #[test]
+    fn break_and_zone_columns_go_first_and_only_appear_with_data() {
+        let bare = render(120);
+        assert!(!bare.contains("Break") && !bare.contains("Zone"), "{bare}");
+        let wide = render_row(110, true);
+        assert!(
+            wide.contains("CHoCH▲15m 3") && wide.contains("OB▼1h -0.42%") && wide.contains("Volume"),
+            "{wide}"
+        );
+        let no_zone = render_row(96, true);
+        assert!(
+            !no_zone.contains("Zone") && no_zone.contains("CHoCH▲15m 3") && no_zone.contains("Volume"),
+            "{no_zone}"
+        );
+        let at_80 = render_row(80, true);
+        assert!(
+            !at_80.contains("Break") && !at_80.contains("Zone") && at_80.contains("Volume"),
+            "{at_80}"
+        );
+        assert_eq!(at_80, render(80), "an 80-column pane looks as it did before");
     }
 }
