@@ -23,7 +23,7 @@ use perpdesk::{
         attach, headless,
         tui::{self, IntentSink},
     },
-    engine::EngineSettings,
+    engine::{EngineSettings, FeatureStoreSettings},
     sim::{
         calibration,
         replay::ReplayMarket,
@@ -228,6 +228,12 @@ fn engine_settings(config: &Config, venue: &str, environment: &str) -> EngineSet
         virtual_cycle: config.engine.virtual_cycle(),
         view_fps: config.engine.view_fps,
         chart_bars: 120,
+        feature_store: Some(FeatureStoreSettings {
+            data_dir: config.paths.data_dir.clone(),
+            slots: config.features.max_memory_mapped_positions,
+            dim: config.features.feature_dimension,
+            memory_mapped: config.features.enable_memory_mapped_storage,
+        }),
     }
 }
 
@@ -261,6 +267,11 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
             config.venue.env.as_str(),
         ),
     };
+    // The feature store lives in the data directory; if it cannot be created, opening the store fails
+    // with the path in the message and the engine runs without it.
+    if let Err(error) = std::fs::create_dir_all(&config.paths.data_dir) {
+        tracing::error!(%error, dir = %config.paths.data_dir.display(), "cannot create the data directory");
+    }
     let opts = RunOptions {
         rest_url,
         ws_url,

@@ -37,6 +37,7 @@ fn settings() -> EngineSettings {
         virtual_cycle: Duration::from_secs(10),
         view_fps: 30,
         chart_bars: 60,
+        feature_store: None,
     }
 }
 

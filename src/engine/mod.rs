@@ -10,6 +10,8 @@
 //! The strategy runs inside this task ([`signals`]): closed bars feed a per-symbol analysis exactly
 //! once, and the strategy of the current mode is evaluated on the trading cycle and on every closed
 //! entry-timeframe bar; the latest evaluation per symbol and the signal funnel are published in the view.
+//! With a feature store configured, the same closed entry bar writes the symbol's feature vector to its
+//! slot ([`signals::FeatureSlots`]); the store is flushed on the virtual cycle and at shutdown.
 
 pub mod signals;
 
@@ -40,7 +42,8 @@ use crate::{
     strategy::{AnalysisConfig, Mode, StrategyError},
 };
 
-use self::signals::{Funnel, NO_MODEL_MESSAGE, StrategySlot, SymbolSignals};
+pub use self::signals::FeatureStoreSettings;
+use self::signals::{FeatureSlots, Funnel, NO_MODEL_MESSAGE, StrategySlot, SymbolSignals};
 
 /// Everything that can happen to the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +94,8 @@ pub struct EngineSettings {
     pub view_fps: u32,
     /// Candles in the detail chart.
     pub chart_bars: usize,
+    /// The feature store the engine keeps each symbol's feature vector in; `None` runs without one.
+    pub feature_store: Option<FeatureStoreSettings>,
 }
 
 /// Per-symbol state: one bar series per timeframe plus progress flags, and the strategy's analysis.
@@ -136,6 +141,10 @@ pub struct Engine {
     pub(crate) analysis: Result<AnalysisConfig, String>,
     strategy: StrategySlot,
     pub(crate) funnel: Funnel,
+    /// The feature store, when configured and opened.
+    features: Option<FeatureSlots>,
+    /// Whether a feature store error was already reported (reported once).
+    feature_error_reported: bool,
     streams: StreamManager<EngineEvent>,
     feed: mpsc::UnboundedSender<FeedRequest>,
     universe_pending: bool,
@@ -164,10 +173,23 @@ impl Engine {
     ) -> Self {
         let mode = settings.mode;
         let analysis = signals::analysis_config(&settings.timeframes);
-        let message = analysis.as_ref().err().cloned();
+        let mut message = analysis.as_ref().err().cloned();
         if let Some(m) = &message {
             tracing::warn!("{m}");
         }
+        let features = match settings.feature_store.as_ref().map(FeatureSlots::open) {
+            None => None,
+            Some(Ok(slots)) => Some(slots),
+            Some(Err(error)) => {
+                tracing::error!(%error, "cannot open the feature store; the engine runs without it");
+                let store = format!("feature store off: {error}");
+                message = Some(match message {
+                    Some(m) => format!("{m}; {store}"),
+                    None => store,
+                });
+                None
+            }
+        };
         Self {
             settings,
             table,
@@ -185,6 +207,8 @@ impl Engine {
             analysis,
             strategy: StrategySlot::default(),
             funnel: Funnel::default(),
+            features,
+            feature_error_reported: false,
             streams,
             feed,
             universe_pending: false,
@@ -214,6 +238,51 @@ impl Engine {
     /// The signal funnel since start.
     pub fn funnel(&self) -> &Funnel {
         &self.funnel
+    }
+
+    /// The feature store, when the engine runs with one.
+    pub fn feature_slots(&self) -> Option<&FeatureSlots> {
+        self.features.as_ref()
+    }
+
+    /// The virtual cycle: counts it and flushes the feature store.
+    pub fn virtual_cycle(&mut self) {
+        self.counters.virtual_cycles += 1;
+        self.flush_features();
+    }
+
+    /// Writes dirty feature pages to the file.
+    pub fn flush_features(&mut self) {
+        if let Some(Err(error)) = self.features.as_ref().map(FeatureSlots::flush) {
+            self.feature_error(&error);
+        }
+    }
+
+    /// Reports a feature store error: the first one as an error and a status message, later ones at
+    /// debug level (one failing write per closed bar would flood the log).
+    fn feature_error(&mut self, error: &crate::features::StoreError) {
+        if self.feature_error_reported {
+            tracing::debug!(%error, "feature store");
+        } else {
+            self.feature_error_reported = true;
+            tracing::error!(%error, "feature store");
+            self.set_message(&format!("feature store: {error}"));
+        }
+    }
+
+    /// Builds `id`'s feature vector from its analysis and writes it to its slot.
+    fn store_features(&mut self, id: SymbolId) {
+        let (Some(features), Some(analysis)) = (
+            self.features.as_mut(),
+            self.symbols.get(&id).and_then(|s| s.signals.analysis.as_ref()),
+        ) else {
+            return;
+        };
+        let table = &self.table;
+        let name = || table.read().ok()?.get(id).map(|s| s.name.clone());
+        if let Err(error) = features.write(id, name, analysis) {
+            self.feature_error(&error);
+        }
     }
 
     /// The trading cycle: evaluates every universe symbol with the strategy of the current mode.
@@ -349,10 +418,13 @@ impl Engine {
                 };
                 let new = state.series[tf].merge(&bars);
                 state.backfilled[tf] = true;
-                if let Ok(config) = &self.analysis {
+                let fed = self.analysis.as_ref().is_ok_and(|config| {
                     state
                         .signals
-                        .feed_new(tf, interval, state.series[tf].closed(), config);
+                        .feed_new(tf, interval, state.series[tf].closed(), config)
+                });
+                if fed && tf == 0 {
+                    self.store_features(symbol);
                 }
                 self.counters.closed_bars += new as u64;
                 self.retry_backfill.remove(&(symbol, tf));
@@ -416,6 +488,9 @@ impl Engine {
         self.streams.unsubscribe(&gone);
         for id in &diff.removed {
             self.symbols.remove(id);
+            if let Some(Err(error)) = self.features.as_mut().map(|f| f.release(*id)) {
+                self.feature_error(&error);
+            }
         }
         let mut added_streams = Vec::new();
         if first {
@@ -509,6 +584,7 @@ impl Engine {
                 }
                 if fed && tf == 0 {
                     self.evaluate(Some(u.symbol));
+                    self.store_features(u.symbol);
                 }
                 self.dirty = true;
             }
@@ -662,11 +738,12 @@ impl Engine {
                     }
                 }
                 _ = trading.tick() => self.trading_cycle(),
-                _ = virtual_cycle.tick() => self.counters.virtual_cycles += 1,
+                _ = virtual_cycle.tick() => self.virtual_cycle(),
                 _ = refresh.tick() => self.request_universe(),
                 _ = housekeeping.tick() => self.housekeeping(),
             }
         }
+        self.flush_features();
         let v = crate::console::presenter::build_view(&self);
         view.send_replace(Arc::new(v));
         tracing::info!("engine stopped");
@@ -702,6 +779,7 @@ mod tests {
             virtual_cycle: Duration::from_secs(10),
             view_fps: 30,
             chart_bars: 10,
+            feature_store: None,
         }
     }
 
@@ -727,6 +805,11 @@ mod tests {
 
     /// An engine on `timeframes` with one symbol in its universe, its feed requests observable.
     fn engine_on(timeframes: Vec<Interval>) -> (Engine, mpsc::UnboundedReceiver<FeedRequest>, SymbolId) {
+        engine_with(settings(timeframes))
+    }
+
+    /// An engine with `settings` and one symbol in its universe, its feed requests observable.
+    fn engine_with(settings: EngineSettings) -> (Engine, mpsc::UnboundedReceiver<FeedRequest>, SymbolId) {
         let (events, _events_rx) = mpsc::channel(16);
         let (_shutdown_tx, shutdown_rx) = watch::channel(false);
         let table = Arc::new(RwLock::new(SymbolTable::default()));
@@ -739,7 +822,7 @@ mod tests {
         );
         let (feed_tx, feed_rx) = mpsc::unbounded_channel();
         let mut e = Engine::new(
-            settings(timeframes),
+            settings,
             table,
             streams,
             feed_tx,
@@ -970,6 +1053,89 @@ mod tests {
         assert_eq!(e.funnel().evaluated, funnel.evaluated + 1);
         assert_eq!(e.message.as_deref(), Some(crate::strategy::HYBRID_WITHOUT_MODEL));
         assert_eq!(fed(&e, Role::Entry), bars[0].len());
+    }
+
+    #[tokio::test]
+    async fn closed_entry_bars_write_the_feature_vector_to_the_store() {
+        use crate::features::{FeatureStore, FeatureVector, TimeframeInput};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FeatureStoreSettings {
+            data_dir: dir.path().to_path_buf(),
+            slots: 8,
+            dim: 32,
+            memory_mapped: true,
+        };
+        let tfs = [Interval::M5, Interval::M15, Interval::H1];
+        let (mut e, _feed, id) = engine_with(EngineSettings {
+            feature_store: Some(store.clone()),
+            ..settings(tfs.to_vec())
+        });
+        assert!(e.message.is_none(), "{:?}", e.message);
+        let bars = market(600);
+        for (tf, series) in bars.iter().enumerate() {
+            let cut = series.len() / 2;
+            e.process(EngineEvent::Feed(FeedEvent::History {
+                symbol: id,
+                interval: tfs[tf],
+                from: BackfillFrom::Latest { bars: 10 },
+                bars: series[..cut].to_vec(),
+            }));
+        }
+        let mut stream: Vec<(usize, Bar)> = Vec::new();
+        for (tf, series) in bars.iter().enumerate() {
+            stream.extend(series[series.len() / 2..].iter().map(|b| (tf, *b)));
+        }
+        stream.sort_by_key(|(tf, b)| (b.close_time, std::cmp::Reverse(*tf)));
+        for (tf, bar) in stream {
+            e.process(EngineEvent::Stream(StreamEvent::Kline(KlineUpdate {
+                symbol: id,
+                interval: tfs[tf],
+                bar,
+                event_time: 0,
+            })));
+        }
+        let analysis = e
+            .symbol_state(id)
+            .and_then(|s| s.signals.analysis.as_ref())
+            .expect("analysis");
+        let state = Role::ALL.map(|role| analysis.timeframe(role));
+        let inputs = state.map(|tf| TimeframeInput {
+            values: tf.indicators().latest(),
+            bar: tf.last_bar().expect("a bar on every timeframe"),
+        });
+        let mut expected = vec![0.0_f32; 32];
+        FeatureVector::build(&inputs, &mut expected);
+        let slots = e.feature_slots().expect("the store is open");
+        let slot = slots.slot(id).expect("the symbol has a slot");
+        let stored = slots.store().read(slot).expect("read").to_vec();
+        assert_eq!(stored.len(), 32);
+        assert!(stored.iter().all(|v| v.is_finite()), "{stored:?}");
+        assert!(stored.iter().any(|v| *v != 0.0), "{stored:?}");
+        assert_eq!(stored, expected);
+        e.flush_features();
+        drop(e);
+
+        let reopened = FeatureStore::open_in(dir.path(), store.slots, store.dim, true).expect("reopen");
+        let key = signals::symbol_key("BTCUSDT");
+        assert_eq!(reopened.find(key), Some(slot), "found by key after a restart");
+        assert_eq!(reopened.read(slot).expect("read"), stored.as_slice());
+    }
+
+    #[tokio::test]
+    async fn an_unopenable_feature_store_is_a_message_not_a_panic() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (e, _feed, _) = engine_with(EngineSettings {
+            feature_store: Some(FeatureStoreSettings {
+                data_dir: dir.path().join("missing"),
+                slots: 8,
+                dim: 32,
+                memory_mapped: true,
+            }),
+            ..settings(vec![Interval::M5, Interval::M15, Interval::H1])
+        });
+        assert!(e.feature_slots().is_none());
+        let message = e.message.clone().unwrap_or_default();
+        assert!(message.contains("feature store off"), "{message}");
     }
 
     #[tokio::test]

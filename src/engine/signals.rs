@@ -7,11 +7,18 @@
 //! since the analysis only moves forward). The engine evaluates the strategy of the current mode on the
 //! trading cycle and whenever an entry-timeframe bar closes, keeps the latest [`Evaluation`] per symbol
 //! and counts the signal funnel here.
+//!
+//! [`FeatureSlots`] keeps each symbol's feature vector in the feature store: built from the three
+//! timeframes' latest indicator values and closed bars whenever the symbol is evaluated on a closed
+//! entry bar, written to a slot allocated once per symbol (keyed by the FNV-1a hash of its name, so a
+//! restarted engine finds the same slot) and released when the symbol leaves the universe.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 
 use crate::{
-    domain::{Bar, Interval, TimestampMs},
+    domain::{Bar, Interval, SymbolId, TimestampMs},
+    features::{FeatureStore, FeatureVector, SlotId, StoreError, TimeframeInput},
     strategy::{
         AnalysisConfig, AnalysisError, Evaluation, IctParams, Mode, Role, Stage, Strategy, StrategyError,
         SymbolAnalysis, TimeframeConfig, TimeframeState,
@@ -190,5 +197,101 @@ impl Funnel {
         let mut out: Vec<(String, u64)> = self.rejections.iter().map(|(k, v)| (k.clone(), *v)).collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         out
+    }
+}
+
+/// Where and how the engine keeps its feature vectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureStoreSettings {
+    /// The data directory; the store is `<data_dir>/features.store`.
+    pub data_dir: PathBuf,
+    pub slots: usize,
+    pub dim: usize,
+    pub memory_mapped: bool,
+}
+
+/// The store key of a symbol: FNV-1a (64-bit) of its venue name.
+pub fn symbol_key(name: &str) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The feature store with the slot of every symbol written so far and a reusable build buffer.
+#[derive(Debug)]
+pub struct FeatureSlots {
+    store: FeatureStore,
+    slots: HashMap<SymbolId, SlotId>,
+    buffer: Vec<f32>,
+}
+
+impl FeatureSlots {
+    pub fn open(settings: &FeatureStoreSettings) -> Result<Self, StoreError> {
+        let store = FeatureStore::open_in(
+            &settings.data_dir,
+            settings.slots,
+            settings.dim,
+            settings.memory_mapped,
+        )?;
+        Ok(Self {
+            buffer: vec![0.0; store.dim()],
+            store,
+            slots: HashMap::new(),
+        })
+    }
+
+    pub fn store(&self) -> &FeatureStore {
+        &self.store
+    }
+
+    /// The slot of `symbol`, once its vector was written.
+    pub fn slot(&self, symbol: SymbolId) -> Option<SlotId> {
+        self.slots.get(&symbol).copied()
+    }
+
+    /// Builds the vector of `analysis` and writes it to `symbol`'s slot, allocating the slot (keyed by
+    /// `name()`) on the first write. `Ok(false)` while a timeframe has no closed bar yet or the name is
+    /// unknown.
+    pub fn write(
+        &mut self,
+        symbol: SymbolId,
+        name: impl FnOnce() -> Option<String>,
+        analysis: &SymbolAnalysis,
+    ) -> Result<bool, StoreError> {
+        let state = Role::ALL.map(|role| analysis.timeframe(role));
+        let [Some(entry), Some(setup), Some(higher)] = state.map(TimeframeState::last_bar) else {
+            return Ok(false);
+        };
+        let inputs =
+            [(state[0], entry), (state[1], setup), (state[2], higher)].map(|(tf, bar)| TimeframeInput {
+                values: tf.indicators().latest(),
+                bar,
+            });
+        let slot = if let Some(slot) = self.slots.get(&symbol) {
+            *slot
+        } else {
+            let Some(name) = name() else { return Ok(false) };
+            let slot = self.store.allocate(symbol_key(&name))?;
+            self.slots.insert(symbol, slot);
+            slot
+        };
+        FeatureVector::build(&inputs, &mut self.buffer);
+        self.store.write(slot, &self.buffer)?;
+        Ok(true)
+    }
+
+    /// Releases `symbol`'s slot, if it has one.
+    pub fn release(&mut self, symbol: SymbolId) -> Result<(), StoreError> {
+        match self.slots.remove(&symbol) {
+            Some(slot) => self.store.release(slot),
+            None => Ok(()),
+        }
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush()
     }
 }
