@@ -84,6 +84,7 @@ impl BlockStore for Settled<'_> {
 struct Overlay<'a> {
     base: &'a [RowBlocks],
     entries: &'a mut Vec<(BarIndex, Direction, Option<OrderBlock>)>,
+    touched: &'a mut Vec<BarIndex>,
 }
 
 impl BlockStore for Overlay<'_> {
@@ -92,6 +93,7 @@ impl BlockStore for Overlay<'_> {
     }
 
     fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>) {
+        self.touched.push(row);
         if let Some(entry) = self
             .entries
             .iter_mut()
@@ -126,7 +128,11 @@ pub struct OrderBlockDetector {
     settled_until: BarIndex,
     scratch_state: WalkState,
     overlay: Vec<(BarIndex, Direction, Option<OrderBlock>)>,
-    previous_overlay_rows: Vec<BarIndex>,
+    /// Bars `settled_until..scratch_until` have been walked into the scratch state and the overlay.
+    scratch_until: BarIndex,
+    /// The swing list the scratch state was walked with: its length and newest row. Swings change only
+    /// at the end (an append, or the newest one replaced by a later row), so this identifies it.
+    scratch_swings: Option<(usize, BarIndex)>,
     touched: Vec<BarIndex>,
     emitted: Vec<RowBlocks>,
 }
@@ -140,7 +146,8 @@ impl OrderBlockDetector {
             settled_until: 0,
             scratch_state: WalkState::default(),
             overlay: Vec::new(),
-            previous_overlay_rows: Vec::new(),
+            scratch_until: 0,
+            scratch_swings: None,
             touched: Vec::new(),
             emitted: Vec::new(),
         }
@@ -171,33 +178,44 @@ impl OrderBlockDetector {
         };
         let close_mitigation = self.close_mitigation;
         self.touched.clear();
-        self.touched.extend_from_slice(&self.previous_overlay_rows);
 
-        let mut settled = Settled {
-            blocks: &mut self.settled_blocks,
-            touched: &mut self.touched,
-        };
-        for i in self.settled_until..=newest.row {
-            walk_bar(
-                i,
-                bars,
-                swings,
-                close_mitigation,
-                &mut self.settled_state,
-                &mut settled,
-            );
+        // The walk is deterministic in the bars and the swings. While the swing list stays the same,
+        // the settled part does not move and the provisional tail walked on the previous bar is still
+        // what a fresh walk from the settled state would give, so only the new bar is walked on top of
+        // it. When the swings change, the settled part advances and the tail is re-derived.
+        let swings_key = (swings.len(), newest.row);
+        if self.scratch_swings != Some(swings_key) {
+            self.scratch_swings = Some(swings_key);
+            // Rows the old overlay wrote may now read differently: compare them all.
+            self.touched.extend(self.overlay.iter().map(|(row, _, _)| *row));
+            let mut settled = Settled {
+                blocks: &mut self.settled_blocks,
+                touched: &mut self.touched,
+            };
+            for i in self.settled_until..=newest.row {
+                walk_bar(
+                    i,
+                    bars,
+                    swings,
+                    close_mitigation,
+                    &mut self.settled_state,
+                    &mut settled,
+                );
+            }
+            self.settled_until = self.settled_until.max(newest.row + 1);
+
+            self.scratch_state.active[0].clone_from(&self.settled_state.active[0]);
+            self.scratch_state.active[1].clone_from(&self.settled_state.active[1]);
+            self.scratch_state.last_crossed = self.settled_state.last_crossed;
+            self.overlay.clear();
+            self.scratch_until = self.settled_until;
         }
-        self.settled_until = self.settled_until.max(newest.row + 1);
-
-        self.scratch_state.active[0].clone_from(&self.settled_state.active[0]);
-        self.scratch_state.active[1].clone_from(&self.settled_state.active[1]);
-        self.scratch_state.last_crossed = self.settled_state.last_crossed;
-        self.overlay.clear();
         let mut overlay = Overlay {
             base: &self.settled_blocks,
             entries: &mut self.overlay,
+            touched: &mut self.touched,
         };
-        for i in self.settled_until..=now {
+        for i in self.scratch_until..=now {
             walk_bar(
                 i,
                 bars,
@@ -207,10 +225,7 @@ impl OrderBlockDetector {
                 &mut overlay,
             );
         }
-        self.previous_overlay_rows.clear();
-        self.previous_overlay_rows
-            .extend(self.overlay.iter().map(|(row, _, _)| *row));
-        self.touched.extend_from_slice(&self.previous_overlay_rows);
+        self.scratch_until = self.scratch_until.max(now + 1);
         self.touched.sort_unstable();
         self.touched.dedup();
 
