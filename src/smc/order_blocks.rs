@@ -20,6 +20,8 @@
 //! bullish and bearish blocks have separate state (the reference shares breaker flags between its two
 //! passes, which a causal detector cannot do); a block re-created on the same candle starts afresh.
 
+use std::{cmp::Ordering, collections::BinaryHeap};
+
 use super::{
     BarHistory, BarIndex, Direction, SmcEvent, SmcEventKind, Swing, SwingSide, swings::last_swing_before,
 };
@@ -51,12 +53,54 @@ impl OrderBlock {
 
 type RowBlocks = [Option<OrderBlock>; 2];
 
-/// State of the walk besides the block table: the active blocks per direction and the last swing each
-/// direction has crossed.
+/// An active block's row under a trigger key: the block reacts to a bar when `key > value(bar)`. A
+/// block's edges are its candle's high and low, so the key never changes while the row is in a heap.
+#[derive(Debug, Clone, Copy)]
+struct Keyed {
+    key: f64,
+    row: BarIndex,
+}
+
+impl PartialEq for Keyed {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Keyed {}
+
+impl PartialOrd for Keyed {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Keyed {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key.total_cmp(&other.key).then(self.row.cmp(&other.row))
+    }
+}
+
+/// State of the walk besides the block table: the active blocks per direction, split into those not yet
+/// mitigated (keyed by the edge a mitigation crosses) and breakers (keyed by the edge a run-through
+/// crosses), and the last swing each direction has crossed. Only the blocks a bar actually reaches are
+/// looked at. An entry whose row no longer holds a block in that state (re-created, mitigated or
+/// deleted since) is stale and dropped when it surfaces; its key equals any live entry's of that row.
 #[derive(Debug, Clone, Default)]
 struct WalkState {
-    active: [Vec<BarIndex>; 2],
+    unmitigated: [BinaryHeap<Keyed>; 2],
+    breakers: [BinaryHeap<Keyed>; 2],
     last_crossed: [Option<BarIndex>; 2],
+}
+
+impl WalkState {
+    fn clone_from_state(&mut self, other: &Self) {
+        for slot in 0..2 {
+            self.unmitigated[slot].clone_from(&other.unmitigated[slot]);
+            self.breakers[slot].clone_from(&other.breakers[slot]);
+        }
+        self.last_crossed = other.last_crossed;
+    }
 }
 
 /// Where the walk reads and writes blocks: straight into the settled table, or into an overlay on it.
@@ -204,9 +248,7 @@ impl OrderBlockDetector {
             }
             self.settled_until = self.settled_until.max(newest.row + 1);
 
-            self.scratch_state.active[0].clone_from(&self.settled_state.active[0]);
-            self.scratch_state.active[1].clone_from(&self.settled_state.active[1]);
-            self.scratch_state.last_crossed = self.settled_state.last_crossed;
+            self.scratch_state.clone_from_state(&self.settled_state);
             self.overlay.clear();
             self.scratch_until = self.settled_until;
         }
@@ -298,47 +340,50 @@ fn walk_bar(
     let bar = bars.bar(i);
     for direction in Direction::BOTH {
         let slot = direction.slot();
-        let mut position = 0;
-        while position < state.active[slot].len() {
-            let row = state.active[slot][position];
-            let Some(mut block) = store.get(row, direction) else {
-                state.active[slot].remove(position);
-                continue;
-            };
-            if block.breaker {
-                let run_through = match direction {
-                    Direction::Bullish => bar.high > block.top,
-                    Direction::Bearish => bar.low < block.bottom,
-                };
-                if run_through {
-                    store.set(row, direction, None);
-                    state.active[slot].remove(position);
-                    continue;
-                }
-            } else {
-                let mitigated = match direction {
-                    Direction::Bullish => {
-                        (if close_mitigation {
-                            bar.open.min(bar.close)
-                        } else {
-                            bar.low
-                        }) < block.bottom
-                    }
-                    Direction::Bearish => {
-                        (if close_mitigation {
-                            bar.open.max(bar.close)
-                        } else {
-                            bar.high
-                        }) > block.top
-                    }
-                };
-                if mitigated {
-                    block.breaker = true;
-                    block.mitigated_at = Some(i);
-                    store.set(row, direction, Some(block));
+        // Breakers that price runs through (first, so a block mitigated on this bar is not checked).
+        let run_through_value = match direction {
+            Direction::Bullish => -bar.high,
+            Direction::Bearish => bar.low,
+        };
+        while let Some(&entry) = state.breakers[slot].peek()
+            && entry.key > run_through_value
+        {
+            state.breakers[slot].pop();
+            if store.get(entry.row, direction).is_some_and(|b| b.breaker) {
+                store.set(entry.row, direction, None);
+            }
+        }
+        let mitigation_value = match direction {
+            Direction::Bullish => {
+                if close_mitigation {
+                    bar.open.min(bar.close)
+                } else {
+                    bar.low
                 }
             }
-            position += 1;
+            Direction::Bearish => {
+                -(if close_mitigation {
+                    bar.open.max(bar.close)
+                } else {
+                    bar.high
+                })
+            }
+        };
+        while let Some(&entry) = state.unmitigated[slot].peek()
+            && entry.key > mitigation_value
+        {
+            state.unmitigated[slot].pop();
+            if let Some(mut block) = store.get(entry.row, direction)
+                && !block.breaker
+            {
+                block.breaker = true;
+                block.mitigated_at = Some(i);
+                store.set(entry.row, direction, Some(block));
+                state.breakers[slot].push(Keyed {
+                    key: breaker_key(direction, &block),
+                    row: entry.row,
+                });
+            }
         }
 
         let side = match direction {
@@ -397,8 +442,20 @@ fn walk_bar(
             breaker: false,
         };
         store.set(candle, direction, Some(block));
-        if !state.active[slot].contains(&candle) {
-            state.active[slot].push(candle);
-        }
+        state.unmitigated[slot].push(Keyed {
+            key: match direction {
+                Direction::Bullish => block.bottom,
+                Direction::Bearish => -block.top,
+            },
+            row: candle,
+        });
+    }
+}
+
+/// The run-through key of a breaker: bullish blocks go when `high > top`, bearish when `low < bottom`.
+fn breaker_key(direction: Direction, block: &OrderBlock) -> f64 {
+    match direction {
+        Direction::Bullish => -block.top,
+        Direction::Bearish => block.bottom,
     }
 }
