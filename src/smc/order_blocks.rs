@@ -9,10 +9,12 @@
 //! The reference uses the *final* swings, some of which are confirmed only after the crossing bar. So
 //! this detector keeps two states. The *settled* state has processed every bar up to the newest swing's
 //! row: swings before that row can no longer change (only the newest swing can be replaced), so those
-//! bars are final. The *provisional* tail (after the newest swing, up to the current bar) is re-derived
-//! on every bar from a copy of the settled state, into a small overlay. The blocks as they now stand are
-//! compared with what was emitted before, and only the differences become events. At the end of the data
-//! the emitted blocks are the reference's final blocks.
+//! bars are final. The *provisional* tail (after the newest swing, up to the current bar) is walked from
+//! a copy of the settled state into a small overlay; it is re-derived only when the swing list changes,
+//! and otherwise continued by the new bar alone. The active blocks sit in heaps keyed by the edge that
+//! would mitigate or delete them, so a bar only looks at the blocks it reaches. The blocks the walk
+//! touched are compared with what was emitted before, and only the differences become events. At the
+//! end of the data the emitted blocks are the reference's final blocks.
 //!
 //! Deliberate differences (`docs/smc-differences.md`): bullish `MitigatedIndex` is the mitigating bar
 //! (the reference writes `i − 1`); prices are compared in f64, not against float32-rounded edges; the
