@@ -9,16 +9,20 @@
 //! The reference uses the *final* swings, some of which are confirmed only after the crossing bar. So
 //! this detector keeps two states. The *settled* state has processed every bar up to the newest swing's
 //! row: swings before that row can no longer change (only the newest swing can be replaced), so those
-//! bars are final. The *provisional* tail (after the newest swing, up to the current bar) is re-derived
-//! on every bar from a copy of the settled state, into a small overlay. The blocks as they now stand are
-//! compared with what was emitted before, and only the differences become events. At the end of the data
-//! the emitted blocks are the reference's final blocks.
+//! bars are final. The *provisional* tail (after the newest swing, up to the current bar) is walked from
+//! a copy of the settled state into a small overlay; it is re-derived only when the swing list changes,
+//! and otherwise continued by the new bar alone. The active blocks sit in heaps keyed by the edge that
+//! would mitigate or delete them, so a bar only looks at the blocks it reaches. The blocks the walk
+//! touched are compared with what was emitted before, and only the differences become events. At the
+//! end of the data the emitted blocks are the reference's final blocks.
 //!
 //! Deliberate differences (`docs/smc-differences.md`): bullish `MitigatedIndex` is the mitigating bar
 //! (the reference writes `i − 1`); prices are compared in f64, not against float32-rounded edges; the
 //! one-candle case after the row-0 bookend keeps `top = high`, `bottom = low` (the reference swaps them);
 //! bullish and bearish blocks have separate state (the reference shares breaker flags between its two
 //! passes, which a causal detector cannot do); a block re-created on the same candle starts afresh.
+
+use std::{cmp::Ordering, collections::BinaryHeap};
 
 use super::{
     BarHistory, BarIndex, Direction, SmcEvent, SmcEventKind, Swing, SwingSide, swings::last_swing_before,
@@ -51,12 +55,54 @@ impl OrderBlock {
 
 type RowBlocks = [Option<OrderBlock>; 2];
 
-/// State of the walk besides the block table: the active blocks per direction and the last swing each
-/// direction has crossed.
+/// An active block's row under a trigger key: the block reacts to a bar when `key > value(bar)`. A
+/// block's edges are its candle's high and low, so the key never changes while the row is in a heap.
+#[derive(Debug, Clone, Copy)]
+struct Keyed {
+    key: f64,
+    row: BarIndex,
+}
+
+impl PartialEq for Keyed {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Keyed {}
+
+impl PartialOrd for Keyed {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Keyed {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key.total_cmp(&other.key).then(self.row.cmp(&other.row))
+    }
+}
+
+/// State of the walk besides the block table: the active blocks per direction, split into those not yet
+/// mitigated (keyed by the edge a mitigation crosses) and breakers (keyed by the edge a run-through
+/// crosses), and the last swing each direction has crossed. Only the blocks a bar actually reaches are
+/// looked at. An entry whose row no longer holds a block in that state (re-created, mitigated or
+/// deleted since) is stale and dropped when it surfaces; its key equals any live entry's of that row.
 #[derive(Debug, Clone, Default)]
 struct WalkState {
-    active: [Vec<BarIndex>; 2],
+    unmitigated: [BinaryHeap<Keyed>; 2],
+    breakers: [BinaryHeap<Keyed>; 2],
     last_crossed: [Option<BarIndex>; 2],
+}
+
+impl WalkState {
+    fn clone_from_state(&mut self, other: &Self) {
+        for slot in 0..2 {
+            self.unmitigated[slot].clone_from(&other.unmitigated[slot]);
+            self.breakers[slot].clone_from(&other.breakers[slot]);
+        }
+        self.last_crossed = other.last_crossed;
+    }
 }
 
 /// Where the walk reads and writes blocks: straight into the settled table, or into an overlay on it.
@@ -84,6 +130,7 @@ impl BlockStore for Settled<'_> {
 struct Overlay<'a> {
     base: &'a [RowBlocks],
     entries: &'a mut Vec<(BarIndex, Direction, Option<OrderBlock>)>,
+    touched: &'a mut Vec<BarIndex>,
 }
 
 impl BlockStore for Overlay<'_> {
@@ -92,6 +139,7 @@ impl BlockStore for Overlay<'_> {
     }
 
     fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>) {
+        self.touched.push(row);
         if let Some(entry) = self
             .entries
             .iter_mut()
@@ -126,7 +174,11 @@ pub struct OrderBlockDetector {
     settled_until: BarIndex,
     scratch_state: WalkState,
     overlay: Vec<(BarIndex, Direction, Option<OrderBlock>)>,
-    previous_overlay_rows: Vec<BarIndex>,
+    /// Bars `settled_until..scratch_until` have been walked into the scratch state and the overlay.
+    scratch_until: BarIndex,
+    /// The swing list the scratch state was walked with: its length and newest row. Swings change only
+    /// at the end (an append, or the newest one replaced by a later row), so this identifies it.
+    scratch_swings: Option<(usize, BarIndex)>,
     touched: Vec<BarIndex>,
     emitted: Vec<RowBlocks>,
 }
@@ -140,7 +192,8 @@ impl OrderBlockDetector {
             settled_until: 0,
             scratch_state: WalkState::default(),
             overlay: Vec::new(),
-            previous_overlay_rows: Vec::new(),
+            scratch_until: 0,
+            scratch_swings: None,
             touched: Vec::new(),
             emitted: Vec::new(),
         }
@@ -171,33 +224,42 @@ impl OrderBlockDetector {
         };
         let close_mitigation = self.close_mitigation;
         self.touched.clear();
-        self.touched.extend_from_slice(&self.previous_overlay_rows);
 
-        let mut settled = Settled {
-            blocks: &mut self.settled_blocks,
-            touched: &mut self.touched,
-        };
-        for i in self.settled_until..=newest.row {
-            walk_bar(
-                i,
-                bars,
-                swings,
-                close_mitigation,
-                &mut self.settled_state,
-                &mut settled,
-            );
+        // The walk is deterministic in the bars and the swings. While the swing list stays the same,
+        // the settled part does not move and the provisional tail walked on the previous bar is still
+        // what a fresh walk from the settled state would give, so only the new bar is walked on top of
+        // it. When the swings change, the settled part advances and the tail is re-derived.
+        let swings_key = (swings.len(), newest.row);
+        if self.scratch_swings != Some(swings_key) {
+            self.scratch_swings = Some(swings_key);
+            // Rows the old overlay wrote may now read differently: compare them all.
+            self.touched.extend(self.overlay.iter().map(|(row, _, _)| *row));
+            let mut settled = Settled {
+                blocks: &mut self.settled_blocks,
+                touched: &mut self.touched,
+            };
+            for i in self.settled_until..=newest.row {
+                walk_bar(
+                    i,
+                    bars,
+                    swings,
+                    close_mitigation,
+                    &mut self.settled_state,
+                    &mut settled,
+                );
+            }
+            self.settled_until = self.settled_until.max(newest.row + 1);
+
+            self.scratch_state.clone_from_state(&self.settled_state);
+            self.overlay.clear();
+            self.scratch_until = self.settled_until;
         }
-        self.settled_until = self.settled_until.max(newest.row + 1);
-
-        self.scratch_state.active[0].clone_from(&self.settled_state.active[0]);
-        self.scratch_state.active[1].clone_from(&self.settled_state.active[1]);
-        self.scratch_state.last_crossed = self.settled_state.last_crossed;
-        self.overlay.clear();
         let mut overlay = Overlay {
             base: &self.settled_blocks,
             entries: &mut self.overlay,
+            touched: &mut self.touched,
         };
-        for i in self.settled_until..=now {
+        for i in self.scratch_until..=now {
             walk_bar(
                 i,
                 bars,
@@ -207,10 +269,7 @@ impl OrderBlockDetector {
                 &mut overlay,
             );
         }
-        self.previous_overlay_rows.clear();
-        self.previous_overlay_rows
-            .extend(self.overlay.iter().map(|(row, _, _)| *row));
-        self.touched.extend_from_slice(&self.previous_overlay_rows);
+        self.scratch_until = self.scratch_until.max(now + 1);
         self.touched.sort_unstable();
         self.touched.dedup();
 
@@ -283,47 +342,50 @@ fn walk_bar(
     let bar = bars.bar(i);
     for direction in Direction::BOTH {
         let slot = direction.slot();
-        let mut position = 0;
-        while position < state.active[slot].len() {
-            let row = state.active[slot][position];
-            let Some(mut block) = store.get(row, direction) else {
-                state.active[slot].remove(position);
-                continue;
-            };
-            if block.breaker {
-                let run_through = match direction {
-                    Direction::Bullish => bar.high > block.top,
-                    Direction::Bearish => bar.low < block.bottom,
-                };
-                if run_through {
-                    store.set(row, direction, None);
-                    state.active[slot].remove(position);
-                    continue;
-                }
-            } else {
-                let mitigated = match direction {
-                    Direction::Bullish => {
-                        (if close_mitigation {
-                            bar.open.min(bar.close)
-                        } else {
-                            bar.low
-                        }) < block.bottom
-                    }
-                    Direction::Bearish => {
-                        (if close_mitigation {
-                            bar.open.max(bar.close)
-                        } else {
-                            bar.high
-                        }) > block.top
-                    }
-                };
-                if mitigated {
-                    block.breaker = true;
-                    block.mitigated_at = Some(i);
-                    store.set(row, direction, Some(block));
+        // Breakers that price runs through (first, so a block mitigated on this bar is not checked).
+        let run_through_value = match direction {
+            Direction::Bullish => -bar.high,
+            Direction::Bearish => bar.low,
+        };
+        while let Some(&entry) = state.breakers[slot].peek()
+            && entry.key > run_through_value
+        {
+            state.breakers[slot].pop();
+            if store.get(entry.row, direction).is_some_and(|b| b.breaker) {
+                store.set(entry.row, direction, None);
+            }
+        }
+        let mitigation_value = match direction {
+            Direction::Bullish => {
+                if close_mitigation {
+                    bar.open.min(bar.close)
+                } else {
+                    bar.low
                 }
             }
-            position += 1;
+            Direction::Bearish => {
+                -(if close_mitigation {
+                    bar.open.max(bar.close)
+                } else {
+                    bar.high
+                })
+            }
+        };
+        while let Some(&entry) = state.unmitigated[slot].peek()
+            && entry.key > mitigation_value
+        {
+            state.unmitigated[slot].pop();
+            if let Some(mut block) = store.get(entry.row, direction)
+                && !block.breaker
+            {
+                block.breaker = true;
+                block.mitigated_at = Some(i);
+                store.set(entry.row, direction, Some(block));
+                state.breakers[slot].push(Keyed {
+                    key: breaker_key(direction, &block),
+                    row: entry.row,
+                });
+            }
         }
 
         let side = match direction {
@@ -382,8 +444,20 @@ fn walk_bar(
             breaker: false,
         };
         store.set(candle, direction, Some(block));
-        if !state.active[slot].contains(&candle) {
-            state.active[slot].push(candle);
-        }
+        state.unmitigated[slot].push(Keyed {
+            key: match direction {
+                Direction::Bullish => block.bottom,
+                Direction::Bearish => -block.top,
+            },
+            row: candle,
+        });
+    }
+}
+
+/// The run-through key of a breaker: bullish blocks go when `high > top`, bearish when `low < bottom`.
+fn breaker_key(direction: Direction, block: &OrderBlock) -> f64 {
+    match direction {
+        Direction::Bullish => -block.top,
+        Direction::Bearish => block.bottom,
     }
 }
