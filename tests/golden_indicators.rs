@@ -86,20 +86,7 @@ struct Table {
 
 impl Table {
     fn parse(text: &str) -> Self {
-        let mut lines = text.lines();
-        let header: Vec<String> = lines
-            .next()
-            .expect("a header line")
-            .split(',')
-            .map(str::to_owned)
-            .collect();
-        let rows: Vec<Vec<Option<f64>>> = lines
-            .filter(|line| !line.is_empty())
-            .map(|line| line.split(',').map(|cell| cell.parse::<f64>().ok()).collect())
-            .collect();
-        for (index, row) in rows.iter().enumerate() {
-            assert_eq!(row.len(), header.len(), "row {index} has {} cells", row.len());
-        }
+        let (header, rows) = common::golden::load_table(text);
         Self { header, rows }
     }
 
