@@ -486,6 +486,8 @@ pub fn analyze(
             fvg_join_consecutive: false,
             previous_timeframes: Vec::new(),
             sessions: Vec::new(),
+            // Research over a whole file: nothing is forgotten.
+            history_window: None,
         };
         let mut engine = SmcEngine::new(&smc).map_err(|error| smc_error(0, error))?;
         engine.reserve(rows);

@@ -27,6 +27,9 @@ pub struct FairValueGapDetector {
     previous: [Option<Bar>; 2],
     /// Unmitigated gaps, oldest first.
     active: Vec<Gap>,
+    /// Highest bullish top and lowest bearish bottom among `active` (or a bound beyond them): a bar with
+    /// `low > touch_bounds[0]` and `high < touch_bounds[1]` touches no gap, so most bars skip the scan.
+    touch_bounds: [f64; 2],
 }
 
 impl FairValueGapDetector {
@@ -35,7 +38,30 @@ impl FairValueGapDetector {
             join_consecutive,
             previous: [None, None],
             active: Vec::new(),
+            touch_bounds: [f64::NEG_INFINITY, f64::INFINITY],
         }
+    }
+
+    /// Unmitigated gaps tracked now (each leaves when mitigated or joined).
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Forgets the open gaps on rows before `base` (bounded history).
+    pub fn prune(&mut self, base: BarIndex) {
+        self.active.retain(|gap| gap.row >= base);
+        self.refresh_bounds();
+    }
+
+    fn refresh_bounds(&mut self) {
+        let mut bounds = [f64::NEG_INFINITY, f64::INFINITY];
+        for gap in &self.active {
+            match gap.direction {
+                Direction::Bullish => bounds[0] = bounds[0].max(gap.top),
+                Direction::Bearish => bounds[1] = bounds[1].min(gap.bottom),
+            }
+        }
+        self.touch_bounds = bounds;
     }
 
     pub fn on_bar(&mut self, index: BarIndex, bar: &Bar, out: &mut Vec<SmcEvent>) {
@@ -84,8 +110,16 @@ impl FairValueGapDetector {
                         joined,
                     },
                 });
+                match gap.direction {
+                    Direction::Bullish => self.touch_bounds[0] = self.touch_bounds[0].max(gap.top),
+                    Direction::Bearish => self.touch_bounds[1] = self.touch_bounds[1].min(gap.bottom),
+                }
                 self.active.push(gap);
             }
+        }
+        if bar.low > self.touch_bounds[0] && bar.high < self.touch_bounds[1] {
+            self.previous = [self.previous[1], Some(*bar)];
+            return;
         }
         self.active.retain(|gap| {
             let touched = gap.row + 2 <= index
@@ -102,6 +136,7 @@ impl FairValueGapDetector {
             }
             !touched
         });
+        self.refresh_bounds();
         self.previous = [self.previous[1], Some(*bar)];
     }
 }

@@ -55,6 +55,9 @@ pub struct LiquidityDetector {
     /// Groups that can still gain members or be swept, oldest first.
     pools: Vec<Pool>,
     newest_placement: Option<Placement>,
+    /// The lowest `level + pip` of the unswept bullish pools and the highest `level − pip` of the
+    /// unswept bearish ones: a bar inside both sweeps nothing, so most bars skip the scan of `pools`.
+    sweep_bounds: [f64; 2],
 }
 
 impl LiquidityDetector {
@@ -66,7 +69,37 @@ impl LiquidityDetector {
             pip_range,
             pools: Vec::new(),
             newest_placement: None,
+            sweep_bounds: [f64::INFINITY, f64::NEG_INFINITY],
         })
+    }
+
+    /// Groups tracked now (open to new members or not yet settled).
+    pub fn tracked_len(&self) -> usize {
+        self.pools.len()
+    }
+
+    /// Forgets the groups on rows before `base` (bounded history): a later equal high or low starts a
+    /// group of its own instead of joining one of them.
+    pub fn prune(&mut self, base: BarIndex) {
+        self.pools.retain(|p| p.row >= base);
+        if let Some(Placement::Started { row } | Placement::Joined { pool_row: row, .. }) = self.newest_placement
+            && row < base
+        {
+            self.newest_placement = None;
+        }
+        self.refresh_bounds();
+    }
+
+    fn refresh_bounds(&mut self) {
+        let pip = self.pip_range;
+        let mut bounds = [f64::INFINITY, f64::NEG_INFINITY];
+        for pool in self.pools.iter().filter(|p| p.swept_at.is_none()) {
+            match pool.direction {
+                Direction::Bullish => bounds[0] = bounds[0].min(pool.level + pip),
+                Direction::Bearish => bounds[1] = bounds[1].max(pool.level - pip),
+            }
+        }
+        self.sweep_bounds = bounds;
     }
 
     pub fn on_bar(
@@ -81,7 +114,10 @@ impl LiquidityDetector {
         };
         let bar = bars.bar(now);
         let pip = self.pip_range;
-        for pool in &mut self.pools {
+        // `is_sweep` is `high >= level + pip` / `low <= level − pip`, the same expressions as the bounds.
+        let may_sweep = bar.high >= self.sweep_bounds[0] || bar.low <= self.sweep_bounds[1];
+        let scanned: &mut [Pool] = if may_sweep { &mut self.pools } else { &mut [] };
+        for pool in scanned {
             if pool.swept_at.is_none() && now > pool.row && is_sweep(pool, bar.high, bar.low, pip) {
                 pool.swept_at = Some(now);
                 if pool.visible() {
@@ -111,6 +147,9 @@ impl LiquidityDetector {
         };
         self.pools
             .retain(|p| !(p.swept_at.is_some_and(|s| s <= newest_row) && Some(p.row) != pinned));
+        if may_sweep || update.changed() {
+            self.refresh_bounds();
+        }
     }
 
     fn place(&mut self, swing: Swing, bars: &BarHistory, now: BarIndex, out: &mut Vec<SmcEvent>) {

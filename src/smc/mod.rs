@@ -181,50 +181,94 @@ pub enum SmcError {
     },
     #[error("bar opening at {open_time} has non-finite or inconsistent prices")]
     BadBar { open_time: TimestampMs },
+    #[error("history window must be at least {minimum} bars (four swing lengths), got {window}")]
+    HistoryWindow { window: usize, minimum: usize },
     #[error("custom session needs start and end minutes below 1440, got {start}..{end}")]
     SessionWindow { start: u16, end: u16 },
 }
 
 /// The bars seen so far, indexed by [`BarIndex`]. Detectors that must look back to an arbitrary earlier
 /// bar (the order-block candle between a swing and its crossing, the first break after a swing) read it;
-/// none can read past the newest bar because it does not exist yet.
+/// none can read past the newest bar because it does not exist yet. A bounded engine drops the oldest
+/// bars ([`SmcConfig::history_window`]); indices stay absolute, so bar `i` keeps its index for life.
 #[derive(Debug, Clone, Default)]
 pub struct BarHistory {
+    /// Index of `bars[0]`.
+    base: BarIndex,
     bars: Vec<Bar>,
 }
 
 impl BarHistory {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
+            base: 0,
             bars: Vec::with_capacity(capacity),
         }
     }
 
     pub fn push(&mut self, bar: Bar) -> BarIndex {
         self.bars.push(bar);
-        self.bars.len() - 1
+        self.len() - 1
     }
 
+    /// Bars fed so far (retained or not): the index the next bar gets.
     pub fn len(&self) -> usize {
-        self.bars.len()
+        self.base + self.bars.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bars.is_empty()
+        self.len() == 0
     }
 
     /// Index of the newest bar. `None` before the first bar.
     pub fn last_index(&self) -> Option<BarIndex> {
-        self.bars.len().checked_sub(1)
+        self.len().checked_sub(1)
     }
 
-    /// Bar `index`. Callers only ask for indices they have seen, so this is in bounds.
+    /// Index of the oldest bar still held.
+    pub fn first_index(&self) -> BarIndex {
+        self.base
+    }
+
+    /// Bar `index`. Callers only ask for indices they have seen and that are still held, so this is
+    /// in bounds.
     pub fn bar(&self, index: BarIndex) -> &Bar {
-        &self.bars[index]
+        &self.bars[index - self.base]
     }
 
-    pub fn bars(&self) -> &[Bar] {
+    /// Bar `index`, if it is still held.
+    pub fn get(&self, index: BarIndex) -> Option<&Bar> {
+        self.bars.get(index.checked_sub(self.base)?)
+    }
+
+    /// The newest bar.
+    pub fn last(&self) -> Option<&Bar> {
+        self.bars.last()
+    }
+
+    /// Bars `from..=to` (all held).
+    pub fn range(&self, from: BarIndex, to: BarIndex) -> &[Bar] {
+        &self.bars[from - self.base..=to - self.base]
+    }
+
+    /// Bars `from..to` (all held; empty when `from >= to`).
+    pub fn span(&self, from: BarIndex, to: BarIndex) -> &[Bar] {
+        if from >= to {
+            return &[];
+        }
+        &self.bars[from - self.base..to - self.base]
+    }
+
+    /// The bars still held, oldest first (the first is bar [`Self::first_index`]).
+    pub fn retained(&self) -> &[Bar] {
         &self.bars
+    }
+
+    /// Drops the bars before `base` (no reallocation: the rest moves to the front).
+    fn prune(&mut self, base: BarIndex) {
+        let drop = base.saturating_sub(self.base).min(self.bars.len());
+        self.bars.drain(..drop);
+        self.base += drop;
     }
 }
 
@@ -245,6 +289,9 @@ pub struct SmcConfig {
     /// Periods for previous high / low (e.g. 4h, 1d, 1w).
     pub previous_timeframes: Vec<Interval>,
     pub sessions: Vec<Session>,
+    /// Bars of history kept for 24/7 runs: `None` keeps everything (research, the golden tests);
+    /// `Some(w)` forgets everything about rows more than `w` bars old (see [`SmcEngine::on_bar`]).
+    pub history_window: Option<usize>,
 }
 
 impl Default for SmcConfig {
@@ -262,8 +309,21 @@ impl Default for SmcConfig {
                 Session::NewYork,
                 Session::NewYorkKillZone,
             ],
+            history_window: None,
         }
     }
+}
+
+/// Sizes of what an [`SmcEngine`] holds, see [`SmcEngine::held`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Held {
+    pub bars: usize,
+    pub swings: usize,
+    pub order_block_entries: usize,
+    pub order_block_rows: usize,
+    pub liquidity_groups: usize,
+    pub gaps: usize,
+    pub structure_signals: usize,
 }
 
 /// All detector families over one bar series, fed one closed bar at a time.
@@ -279,7 +339,12 @@ pub struct SmcEngine {
     liquidity: LiquidityDetector,
     retracements: RetracementTracker,
     zones: PremiumDiscountTracker,
+    history_window: Option<usize>,
 }
+
+/// Bars kept before the window so the order-block volume (the crossing bar and the two before it) of a
+/// bar at the window's start is still exact.
+const HISTORY_MARGIN: usize = 2;
 
 impl SmcEngine {
     pub fn new(config: &SmcConfig) -> Result<Self, SmcError> {
@@ -288,6 +353,12 @@ impl SmcEngine {
             .iter()
             .map(|&session| SessionTracker::new(session))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(window) = config.history_window {
+            let minimum = 4 * config.swing_length.max(1);
+            if window < minimum {
+                return Err(SmcError::HistoryWindow { window, minimum });
+            }
+        }
         Ok(Self {
             history: BarHistory::default(),
             fvg: FairValueGapDetector::new(config.fvg_join_consecutive),
@@ -303,11 +374,16 @@ impl SmcEngine {
             liquidity: LiquidityDetector::new(config.liquidity_pip_range)?,
             retracements: RetracementTracker::default(),
             zones: PremiumDiscountTracker::default(),
+            history_window: config.history_window,
         })
     }
 
-    /// Reserves room for `bars` bars so the history does not reallocate while they arrive.
+    /// Reserves room for `bars` bars so the history does not reallocate while they arrive (with a
+    /// history window, never more than the window needs).
     pub fn reserve(&mut self, bars: usize) {
+        let bars = self
+            .history_window
+            .map_or(bars, |window| bars.min(window + window / 4 + HISTORY_MARGIN + 1));
         self.history.bars.reserve(bars);
         self.order_blocks.reserve(bars);
     }
@@ -324,7 +400,7 @@ impl SmcEngine {
                 open_time: bar.open_time,
             });
         }
-        if let Some(last) = self.history.bars.last()
+        if let Some(last) = self.history.last()
             && bar.open_time <= last.open_time
         {
             return Err(SmcError::OutOfOrder {
@@ -347,7 +423,44 @@ impl SmcEngine {
         self.liquidity.on_bar(&self.history, swings, update, out);
         self.retracements.on_bar(&self.history, swings, out);
         self.zones.on_bar(&self.history, swings, out);
+        if let Some(window) = self.history_window {
+            // Pruned in chunks of a quarter window, so the work (a move of the retained bars, a pass
+            // over each detector's state) is amortised to O(1) per bar and never reallocates.
+            let held = index + 1 - self.history.first_index();
+            if held >= window + window / 4 + HISTORY_MARGIN {
+                self.prune(index + 1 - window);
+            }
+        }
         Ok(index)
+    }
+
+    /// Forgets every row before `base`: the bars (but [`HISTORY_MARGIN`]), swings, pools, blocks,
+    /// gaps and structure signals on them. Afterwards no event is emitted for those rows and they no
+    /// longer influence later ones (an old swing is no longer crossed, an old pool takes no member).
+    fn prune(&mut self, base: BarIndex) {
+        self.swings.prune(base);
+        let swings = self.swings.swings();
+        self.order_blocks.prune(base, &self.history, swings);
+        self.structure.prune_before(base);
+        self.liquidity.prune(base);
+        self.fvg.prune(base);
+        self.retracements.prune(base, swings);
+        self.history.prune(base.saturating_sub(HISTORY_MARGIN));
+    }
+
+    /// What the engine holds now: bars, swings, order-block entries and table rows, liquidity groups,
+    /// open gaps and pending structure signals. Bounded when the history is.
+    pub fn held(&self) -> Held {
+        let (order_block_entries, order_block_rows) = self.order_blocks.held();
+        Held {
+            bars: self.history.retained().len(),
+            swings: self.swings.swings().len(),
+            order_block_entries,
+            order_block_rows,
+            liquidity_groups: self.liquidity.tracked_len(),
+            gaps: self.fvg.active_len(),
+            structure_signals: self.structure.pending_len(),
+        }
     }
 
     pub fn history(&self) -> &BarHistory {

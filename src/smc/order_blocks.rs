@@ -9,12 +9,17 @@
 //! The reference uses the *final* swings, some of which are confirmed only after the crossing bar. So
 //! this detector keeps two states. The *settled* state has processed every bar up to the newest swing's
 //! row: swings before that row can no longer change (only the newest swing can be replaced), so those
-//! bars are final. The *provisional* tail (after the newest swing, up to the current bar) is walked from
-//! a copy of the settled state into a small overlay; it is re-derived only when the swing list changes,
-//! and otherwise continued by the new bar alone. The active blocks sit in heaps keyed by the edge that
-//! would mitigate or delete them, so a bar only looks at the blocks it reaches. The blocks the walk
+//! bars are final. The *provisional* tail (after the newest swing, up to the current bar) is walked on
+//! the same state, with every change it makes recorded in an undo log; while the swing list stays the
+//! same the tail is continued by the new bar alone, and when it changes the log is rolled back (restoring
+//! the settled state exactly, with no copy of it), the settled part advances and the tail is walked
+//! again. The active blocks sit in short vectors sorted by the edge that would mitigate or delete them,
+//! so a bar only looks at the blocks it reaches and an undo is a push or a removal. The blocks the walk
 //! touched are compared with what was emitted before, and only the differences become events. At the
 //! end of the data the emitted blocks are the reference's final blocks.
+//!
+//! With a bounded history ([`OrderBlockDetector::prune`]) the rows before the retained window are
+//! forgotten: their blocks are neither mitigated nor deleted any more, and no event is emitted for them.
 //!
 //! Deliberate differences (`docs/smc-differences.md`): bullish `MitigatedIndex` is the mitigating bar
 //! (the reference writes `i − 1`); prices are compared in f64, not against float32-rounded edges; the
@@ -22,10 +27,10 @@
 //! bullish and bearish blocks have separate state (the reference shares breaker flags between its two
 //! passes, which a causal detector cannot do); a block re-created on the same candle starts afresh.
 
-use std::{cmp::Ordering, collections::BinaryHeap};
+use std::cmp::Ordering;
 
 use super::{
-    BarHistory, BarIndex, Direction, SmcEvent, SmcEventKind, Swing, SwingSide, swings::last_swing_before,
+    Bar, BarHistory, BarIndex, Direction, SmcEvent, SmcEventKind, Swing, SwingSide, swings::last_swing_before,
 };
 
 /// One order block as it stands.
@@ -56,7 +61,7 @@ impl OrderBlock {
 type RowBlocks = [Option<OrderBlock>; 2];
 
 /// An active block's row under a trigger key: the block reacts to a bar when `key > value(bar)`. A
-/// block's edges are its candle's high and low, so the key never changes while the row is in a heap.
+/// block's edges are its candle's high and low, so the key never changes while the row is listed.
 #[derive(Debug, Clone, Copy)]
 struct Keyed {
     key: f64,
@@ -83,103 +88,184 @@ impl Ord for Keyed {
     }
 }
 
-/// State of the walk besides the block table: the active blocks per direction, split into those not yet
-/// mitigated (keyed by the edge a mitigation crosses) and breakers (keyed by the edge a run-through
-/// crosses), and the last swing each direction has crossed. Only the blocks a bar actually reaches are
-/// looked at. An entry whose row no longer holds a block in that state (re-created, mitigated or
-/// deleted since) is stale and dropped when it surfaces; its key equals any live entry's of that row.
+/// Which sorted list: `(breakers?, direction slot)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListId {
+    breakers: bool,
+    slot: usize,
+}
+
+/// One change made by a logged (provisional) step, with what it replaced.
+#[derive(Debug, Clone, Copy)]
+enum Undo {
+    Block {
+        row: BarIndex,
+        slot: usize,
+        old: Option<OrderBlock>,
+    },
+    Popped(ListId, Keyed),
+    Pushed(ListId, Keyed),
+}
+
+/// The walk's state: the block table (one row per retained bar, from `base`), the active blocks per
+/// direction, split into those not yet mitigated (keyed by the edge a mitigation crosses) and breakers
+/// (keyed by the edge a run-through crosses), each sorted ascending so the next to react is last, and
+/// the last swing each direction has crossed. An entry whose row no longer holds a block in that state
+/// (re-created, mitigated or deleted since) is stale and dropped when it surfaces; its key equals any
+/// live entry's of that row.
 #[derive(Debug, Clone, Default)]
-struct WalkState {
-    unmitigated: [BinaryHeap<Keyed>; 2],
-    breakers: [BinaryHeap<Keyed>; 2],
+struct Walk {
+    base: BarIndex,
+    blocks: Vec<RowBlocks>,
+    unmitigated: [Vec<Keyed>; 2],
+    breakers: [Vec<Keyed>; 2],
     last_crossed: [Option<BarIndex>; 2],
+    /// Changes of the provisional tail, oldest first; `None` while walking the settled part.
+    logging: bool,
+    undo: Vec<Undo>,
+    touched: Vec<BarIndex>,
+    /// Per direction, the last candle search. A pure function of the bars, so no part of the undo:
+    /// a re-walk of the tail asks for the same swing again and only scans the bars it has not seen.
+    candle_memo: [Option<CandleMemo>; 2],
 }
 
-impl WalkState {
-    fn clone_from_state(&mut self, other: &Self) {
-        for slot in 0..2 {
-            self.unmitigated[slot].clone_from(&other.unmitigated[slot]);
-            self.breakers[slot].clone_from(&other.breakers[slot]);
+/// The extreme candle of bars `swing_row + 1 .. upto`.
+#[derive(Debug, Clone, Copy)]
+struct CandleMemo {
+    swing_row: BarIndex,
+    upto: BarIndex,
+    best: BarIndex,
+    best_value: f64,
+}
+
+impl Walk {
+    fn get(&self, row: BarIndex, direction: Direction) -> Option<OrderBlock> {
+        let position = row.checked_sub(self.base)?;
+        self.blocks.get(position)?[direction.slot()]
+    }
+
+    fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>) {
+        // A row before the retained window is forgotten: nothing is recorded for it any more.
+        let Some(cell) = row
+            .checked_sub(self.base)
+            .and_then(|position| self.blocks.get_mut(position))
+        else {
+            return;
+        };
+        let slot = direction.slot();
+        let old = std::mem::replace(&mut cell[slot], block);
+        if self.logging {
+            self.undo.push(Undo::Block { row, slot, old });
         }
-        self.last_crossed = other.last_crossed;
-    }
-}
-
-/// Where the walk reads and writes blocks: straight into the settled table, or into an overlay on it.
-trait BlockStore {
-    fn get(&self, row: BarIndex, direction: Direction) -> Option<OrderBlock>;
-    fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>);
-}
-
-struct Settled<'a> {
-    blocks: &'a mut [RowBlocks],
-    touched: &'a mut Vec<BarIndex>,
-}
-
-impl BlockStore for Settled<'_> {
-    fn get(&self, row: BarIndex, direction: Direction) -> Option<OrderBlock> {
-        self.blocks[row][direction.slot()]
-    }
-
-    fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>) {
-        self.blocks[row][direction.slot()] = block;
         self.touched.push(row);
     }
-}
 
-struct Overlay<'a> {
-    base: &'a [RowBlocks],
-    entries: &'a mut Vec<(BarIndex, Direction, Option<OrderBlock>)>,
-    touched: &'a mut Vec<BarIndex>,
-}
-
-impl BlockStore for Overlay<'_> {
-    fn get(&self, row: BarIndex, direction: Direction) -> Option<OrderBlock> {
-        lookup(self.base, self.entries, row, direction)
-    }
-
-    fn set(&mut self, row: BarIndex, direction: Direction, block: Option<OrderBlock>) {
-        self.touched.push(row);
-        if let Some(entry) = self
-            .entries
-            .iter_mut()
-            .find(|(r, d, _)| *r == row && *d == direction)
-        {
-            entry.2 = block;
+    fn list(&mut self, id: ListId) -> &mut Vec<Keyed> {
+        if id.breakers {
+            &mut self.breakers[id.slot]
         } else {
-            self.entries.push((row, direction, block));
+            &mut self.unmitigated[id.slot]
         }
     }
-}
 
-fn lookup(
-    base: &[RowBlocks],
-    entries: &[(BarIndex, Direction, Option<OrderBlock>)],
-    row: BarIndex,
-    direction: Direction,
-) -> Option<OrderBlock> {
-    entries
-        .iter()
-        .find(|(r, d, _)| *r == row && *d == direction)
-        .map_or(base[row][direction.slot()], |entry| entry.2)
+    /// Removes and returns the last entry of `id` if its key is above `value`.
+    fn pop_above(&mut self, id: ListId, value: f64) -> Option<Keyed> {
+        let list = self.list(id);
+        let entry = *list.last().filter(|entry| entry.key > value)?;
+        list.pop();
+        if self.logging {
+            self.undo.push(Undo::Popped(id, entry));
+        }
+        Some(entry)
+    }
+
+    fn push(&mut self, id: ListId, entry: Keyed) {
+        let list = self.list(id);
+        let position = list.partition_point(|e| *e < entry);
+        list.insert(position, entry);
+        if self.logging {
+            self.undo.push(Undo::Pushed(id, entry));
+        }
+    }
+
+    /// The block candle for a crossing of the swing on `swing_row` at bar `i` (`i > swing_row + 1`):
+    /// the lowest low between them (bullish) or the highest high (bearish), the last one on ties.
+    fn extreme_candle(
+        &mut self,
+        direction: Direction,
+        swing_row: BarIndex,
+        i: BarIndex,
+        bars: &BarHistory,
+    ) -> BarIndex {
+        let value = |bar: &Bar| match direction {
+            Direction::Bullish => -bar.low,
+            Direction::Bearish => bar.high,
+        };
+        let slot = direction.slot();
+        let (mut best, mut best_value, from) = match self.candle_memo[slot] {
+            Some(memo) if memo.swing_row == swing_row && memo.upto <= i => (memo.best, memo.best_value, memo.upto),
+            _ => (swing_row + 1, value(bars.bar(swing_row + 1)), swing_row + 2),
+        };
+        for (k, bar) in (from..i).zip(bars.span(from, i)) {
+            // `>=`: the last extreme wins ties (`-low >= -best_low` is `low <= best_low`).
+            let v = value(bar);
+            if v >= best_value {
+                best = k;
+                best_value = v;
+            }
+        }
+        self.candle_memo[slot] = Some(CandleMemo {
+            swing_row,
+            upto: i,
+            best,
+            best_value,
+        });
+        best
+    }
+
+    /// Undoes the logged steps, newest first, and adds the rows they had changed to `touched`.
+    fn roll_back(&mut self) {
+        while let Some(step) = self.undo.pop() {
+            match step {
+                Undo::Block { row, slot, old } => {
+                    if let Some(cell) = row
+                        .checked_sub(self.base)
+                        .and_then(|position| self.blocks.get_mut(position))
+                    {
+                        cell[slot] = old;
+                    }
+                    self.touched.push(row);
+                }
+                // The entry was the last (largest) one when popped, and everything after it has been
+                // undone already, so it goes back at the end.
+                Undo::Popped(id, entry) => self.list(id).push(entry),
+                Undo::Pushed(id, entry) => {
+                    let list = self.list(id);
+                    let position = list.partition_point(|e| *e < entry);
+                    if list.get(position) == Some(&entry) {
+                        list.remove(position);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Detects order blocks from the swing list.
 #[derive(Debug, Clone)]
 pub struct OrderBlockDetector {
     close_mitigation: bool,
-    settled_blocks: Vec<RowBlocks>,
-    settled_state: WalkState,
-    /// Bars `0..settled_until` have been walked into the settled state.
+    walk: Walk,
+    /// Bars `..settled_until` have been walked for good.
     settled_until: BarIndex,
-    scratch_state: WalkState,
-    overlay: Vec<(BarIndex, Direction, Option<OrderBlock>)>,
-    /// Bars `settled_until..scratch_until` have been walked into the scratch state and the overlay.
-    scratch_until: BarIndex,
-    /// The swing list the scratch state was walked with: its length and newest row. Swings change only
-    /// at the end (an append, or the newest one replaced by a later row), so this identifies it.
-    scratch_swings: Option<(usize, BarIndex)>,
-    touched: Vec<BarIndex>,
+    /// Bars `settled_until..walked_until` have been walked provisionally (logged).
+    walked_until: BarIndex,
+    /// `last_crossed` when the provisional walk started.
+    tail_last_crossed: [Option<BarIndex>; 2],
+    /// The swing list the tail was walked with: its length and newest row. Swings change only at the
+    /// end (an append, or the newest one replaced by a later row), so this identifies it.
+    tail_swings: Option<(usize, BarIndex)>,
+    /// What was emitted per retained row (same `base` as the walk's table).
     emitted: Vec<RowBlocks>,
 }
 
@@ -187,98 +273,126 @@ impl OrderBlockDetector {
     pub fn new(close_mitigation: bool) -> Self {
         Self {
             close_mitigation,
-            settled_blocks: Vec::new(),
-            settled_state: WalkState::default(),
+            walk: Walk::default(),
             settled_until: 0,
-            scratch_state: WalkState::default(),
-            overlay: Vec::new(),
-            scratch_until: 0,
-            scratch_swings: None,
-            touched: Vec::new(),
+            walked_until: 0,
+            tail_last_crossed: [None; 2],
+            tail_swings: None,
             emitted: Vec::new(),
         }
     }
 
     pub fn reserve(&mut self, bars: usize) {
-        self.settled_blocks.reserve(bars);
+        self.walk.blocks.reserve(bars);
         self.emitted.reserve(bars);
     }
 
     /// The blocks as they stand after the last bar: `(row, block)`, oldest first.
     pub fn current(&self) -> impl Iterator<Item = (BarIndex, OrderBlock)> + '_ {
+        let base = self.walk.base;
         self.emitted
             .iter()
             .enumerate()
-            .flat_map(|(row, blocks)| blocks.iter().flatten().map(move |b| (row, *b)))
+            .flat_map(move |(position, blocks)| blocks.iter().flatten().map(move |b| (base + position, *b)))
+    }
+
+    /// Active entries (sorted lists, stale ones included) and table rows held now.
+    pub fn held(&self) -> (usize, usize) {
+        let listed = self.walk.unmitigated.iter().chain(&self.walk.breakers).map(Vec::len).sum();
+        (listed, self.walk.blocks.len())
+    }
+
+    /// Forgets every row before `base`. `bars` must still hold the bars from the current
+    /// `settled_until` on, and `swings` is the swing list as it will be after the pruning (no swing
+    /// before `base`): bars up to `base` are settled first, which is final because a later swing can
+    /// only sit at or after `base`.
+    pub fn prune(&mut self, base: BarIndex, bars: &BarHistory, swings: &[Swing]) {
+        if base <= self.walk.base {
+            return;
+        }
+        let close_mitigation = self.close_mitigation;
+        if self.settled_until < base {
+            let walk = &mut self.walk;
+            walk.roll_back();
+            walk.last_crossed = self.tail_last_crossed;
+            walk.logging = false;
+            for i in self.settled_until..base.min(bars.len()) {
+                walk_bar(i, bars, swings, close_mitigation, walk);
+            }
+            self.tail_last_crossed = walk.last_crossed;
+            self.settled_until = base;
+            self.walked_until = base;
+            self.tail_swings = None;
+        }
+        let drop = (base - self.walk.base).min(self.walk.blocks.len());
+        self.walk.blocks.drain(..drop);
+        self.emitted.drain(..drop.min(self.emitted.len()));
+        self.walk.base = base;
+        for list in self.walk.unmitigated.iter_mut().chain(&mut self.walk.breakers) {
+            list.retain(|entry| entry.row >= base);
+        }
+        self.walk.undo.retain(|step| match step {
+            Undo::Block { row, .. } => *row >= base,
+            Undo::Popped(_, entry) | Undo::Pushed(_, entry) => entry.row >= base,
+        });
+        self.walk.touched.clear();
     }
 
     pub fn on_bar(&mut self, bars: &BarHistory, swings: &[Swing], out: &mut Vec<SmcEvent>) {
         let Some(now) = bars.last_index() else {
             return;
         };
-        self.settled_blocks.resize(now + 1, [None, None]);
-        self.emitted.resize(now + 1, [None, None]);
+        let rows = now + 1 - self.walk.base;
+        self.walk.blocks.resize(rows, [None, None]);
+        self.emitted.resize(rows, [None, None]);
         let Some(newest) = swings.last() else {
             // No swing, no block: nothing can be walked yet (the row-0 bookend arrives with the first swing).
             return;
         };
         let close_mitigation = self.close_mitigation;
-        self.touched.clear();
+        let walk = &mut self.walk;
+        walk.touched.clear();
 
         // The walk is deterministic in the bars and the swings. While the swing list stays the same,
         // the settled part does not move and the provisional tail walked on the previous bar is still
         // what a fresh walk from the settled state would give, so only the new bar is walked on top of
-        // it. When the swings change, the settled part advances and the tail is re-derived.
+        // it. When the swings change, the tail is undone, the settled part advances and the tail is
+        // walked again.
         let swings_key = (swings.len(), newest.row);
-        if self.scratch_swings != Some(swings_key) {
-            self.scratch_swings = Some(swings_key);
-            // Rows the old overlay wrote may now read differently: compare them all.
-            self.touched.extend(self.overlay.iter().map(|(row, _, _)| *row));
-            let mut settled = Settled {
-                blocks: &mut self.settled_blocks,
-                touched: &mut self.touched,
-            };
+        if self.tail_swings != Some(swings_key) {
+            self.tail_swings = Some(swings_key);
+            // Rows the old tail wrote may now read differently: roll_back marks them touched.
+            walk.roll_back();
+            walk.last_crossed = self.tail_last_crossed;
+            walk.logging = false;
             for i in self.settled_until..=newest.row {
-                walk_bar(
-                    i,
-                    bars,
-                    swings,
-                    close_mitigation,
-                    &mut self.settled_state,
-                    &mut settled,
-                );
+                walk_bar(i, bars, swings, close_mitigation, walk);
             }
             self.settled_until = self.settled_until.max(newest.row + 1);
-
-            self.scratch_state.clone_from_state(&self.settled_state);
-            self.overlay.clear();
-            self.scratch_until = self.settled_until;
+            self.walked_until = self.settled_until;
+            self.tail_last_crossed = walk.last_crossed;
         }
-        let mut overlay = Overlay {
-            base: &self.settled_blocks,
-            entries: &mut self.overlay,
-            touched: &mut self.touched,
-        };
-        for i in self.scratch_until..=now {
-            walk_bar(
-                i,
-                bars,
-                swings,
-                close_mitigation,
-                &mut self.scratch_state,
-                &mut overlay,
-            );
+        walk.logging = true;
+        for i in self.walked_until..=now {
+            walk_bar(i, bars, swings, close_mitigation, walk);
         }
-        self.scratch_until = self.scratch_until.max(now + 1);
-        self.touched.sort_unstable();
-        self.touched.dedup();
+        self.walked_until = self.walked_until.max(now + 1);
+        if walk.touched.is_empty() {
+            return;
+        }
+        walk.touched.sort_unstable();
+        walk.touched.dedup();
 
-        for &row in &self.touched {
+        let base = walk.base;
+        for &row in &walk.touched {
+            let Some(position) = row.checked_sub(base).filter(|p| *p < rows) else {
+                continue;
+            };
             for direction in Direction::BOTH {
-                let now_block = lookup(&self.settled_blocks, &self.overlay, row, direction);
-                let before = self.emitted[row][direction.slot()];
+                let now_block = walk.blocks[position][direction.slot()];
+                let before = self.emitted[position][direction.slot()];
                 emit_difference(row, now, direction, before, now_block, out);
-                self.emitted[row][direction.slot()] = now_block;
+                self.emitted[position][direction.slot()] = now_block;
             }
         }
     }
@@ -331,28 +445,20 @@ fn emit_difference(
 }
 
 /// The reference's per-bar step for both directions.
-fn walk_bar(
-    i: BarIndex,
-    bars: &BarHistory,
-    swings: &[Swing],
-    close_mitigation: bool,
-    state: &mut WalkState,
-    store: &mut impl BlockStore,
-) {
+fn walk_bar(i: BarIndex, bars: &BarHistory, swings: &[Swing], close_mitigation: bool, state: &mut Walk) {
     let bar = bars.bar(i);
     for direction in Direction::BOTH {
         let slot = direction.slot();
+        let breakers = ListId { breakers: true, slot };
+        let unmitigated = ListId { breakers: false, slot };
         // Breakers that price runs through (first, so a block mitigated on this bar is not checked).
         let run_through_value = match direction {
             Direction::Bullish => -bar.high,
             Direction::Bearish => bar.low,
         };
-        while let Some(&entry) = state.breakers[slot].peek()
-            && entry.key > run_through_value
-        {
-            state.breakers[slot].pop();
-            if store.get(entry.row, direction).is_some_and(|b| b.breaker) {
-                store.set(entry.row, direction, None);
+        while let Some(entry) = state.pop_above(breakers, run_through_value) {
+            if state.get(entry.row, direction).is_some_and(|b| b.breaker) {
+                state.set(entry.row, direction, None);
             }
         }
         let mitigation_value = match direction {
@@ -371,23 +477,22 @@ fn walk_bar(
                 })
             }
         };
-        while let Some(&entry) = state.unmitigated[slot].peek()
-            && entry.key > mitigation_value
-        {
-            state.unmitigated[slot].pop();
-            if let Some(mut block) = store.get(entry.row, direction)
+        while let Some(entry) = state.pop_above(unmitigated, mitigation_value) {
+            if let Some(mut block) = state.get(entry.row, direction)
                 && !block.breaker
             {
                 block.breaker = true;
                 block.mitigated_at = Some(i);
-                store.set(entry.row, direction, Some(block));
-                state.breakers[slot].push(Keyed {
-                    key: breaker_key(direction, &block),
-                    row: entry.row,
-                });
+                state.set(entry.row, direction, Some(block));
+                state.push(
+                    breakers,
+                    Keyed {
+                        key: breaker_key(direction, &block),
+                        row: entry.row,
+                    },
+                );
             }
         }
-
         let side = match direction {
             Direction::Bullish => SwingSide::High,
             Direction::Bearish => SwingSide::Low,
@@ -404,29 +509,11 @@ fn walk_bar(
         }
         state.last_crossed[slot] = Some(swing.row);
         let candle = if i - swing.row > 1 {
-            let between = swing.row + 1..i;
-            match direction {
-                // The lowest low, the last one on ties.
-                Direction::Bullish => between.reduce(|best, k| {
-                    if bars.bar(k).low <= bars.bar(best).low {
-                        k
-                    } else {
-                        best
-                    }
-                }),
-                Direction::Bearish => between.reduce(|best, k| {
-                    if bars.bar(k).high >= bars.bar(best).high {
-                        k
-                    } else {
-                        best
-                    }
-                }),
-            }
-            .unwrap_or(i - 1)
+            state.extreme_candle(direction, swing.row, i, bars)
         } else {
             i - 1
         };
-        let volume_at = |k: Option<BarIndex>| k.map_or(0.0, |k| bars.bar(k).volume);
+        let volume_at = |k: Option<BarIndex>| k.and_then(|k| bars.get(k)).map_or(0.0, |b| b.volume);
         let recent = bar.volume + volume_at(i.checked_sub(1));
         let older = volume_at(i.checked_sub(2));
         let largest = recent.max(older);
@@ -443,14 +530,17 @@ fn walk_bar(
             mitigated_at: None,
             breaker: false,
         };
-        store.set(candle, direction, Some(block));
-        state.unmitigated[slot].push(Keyed {
-            key: match direction {
-                Direction::Bullish => block.bottom,
-                Direction::Bearish => -block.top,
+        state.set(candle, direction, Some(block));
+        state.push(
+            unmitigated,
+            Keyed {
+                key: match direction {
+                    Direction::Bullish => block.bottom,
+                    Direction::Bearish => -block.top,
+                },
+                row: candle,
             },
-            row: candle,
-        });
+        );
     }
 }
 

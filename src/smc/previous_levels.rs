@@ -18,6 +18,8 @@ use crate::domain::{Bar, Interval, TimestampMs};
 pub struct PreviousLevelsDetector {
     timeframe: Interval,
     current_period: Option<TimestampMs>,
+    /// Open time of the period after `current_period`: bars before it need no calendar arithmetic.
+    next_period: TimestampMs,
     current_high: f64,
     current_low: f64,
     previous: Option<(f64, f64)>,
@@ -30,6 +32,7 @@ impl PreviousLevelsDetector {
         Self {
             timeframe,
             current_period: None,
+            next_period: TimestampMs::MIN,
             current_high: f64::NAN,
             current_low: f64::NAN,
             previous: None,
@@ -49,8 +52,10 @@ impl PreviousLevelsDetector {
 
     pub fn on_bar(&mut self, index: BarIndex, bar: &Bar, out: &mut Vec<SmcEvent>) {
         let timeframe = self.timeframe;
-        let period = timeframe.open_time_of(bar.open_time);
-        if self.current_period == Some(period) {
+        let same_period = self
+            .current_period
+            .is_some_and(|start| start <= bar.open_time && bar.open_time < self.next_period);
+        if same_period {
             self.current_high = self.current_high.max(bar.high);
             self.current_low = self.current_low.min(bar.low);
         } else {
@@ -63,7 +68,9 @@ impl PreviousLevelsDetector {
                     kind: SmcEventKind::PreviousRange { timeframe, high, low },
                 });
             }
+            let period = timeframe.open_time_of(bar.open_time);
             self.current_period = Some(period);
+            self.next_period = timeframe.next_open(period);
             self.current_high = bar.high;
             self.current_low = bar.low;
             self.high_broken = false;

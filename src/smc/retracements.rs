@@ -90,6 +90,13 @@ impl RetracementTracker {
         self.next_row = self.next_row.max(newest.row);
     }
 
+    /// Follows a pruning of the swing list to rows from `base` on: the cursor points into the new list
+    /// and no row before `base` is read again. The direction and range carry on.
+    pub fn prune(&mut self, base: BarIndex, swings: &[Swing]) {
+        self.next_row = self.next_row.max(base);
+        self.swing_cursor = swings.partition_point(|s| s.row < self.next_row);
+    }
+
     /// Whether the warm-up (three changes of direction) is over.
     pub fn warmed_up(&self) -> bool {
         self.warmed_up

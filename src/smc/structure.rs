@@ -134,6 +134,16 @@ impl StructureDetector {
         }
     }
 
+    /// Pending signals (not yet broken, or still able to be superseded).
+    pub fn pending_len(&self) -> usize {
+        self.signals.len()
+    }
+
+    /// Forgets the signals on rows before `base` (bounded history).
+    pub fn prune_before(&mut self, base: BarIndex) {
+        self.signals.retain(|s| s.row >= base);
+    }
+
     /// Forgets signals that can no longer change: suppressed ones, and visible ones broken before the
     /// earliest row a future signal can sit on (future signals sit on the third-newest swing or later).
     fn prune(&mut self, swings: &[Swing]) {

@@ -71,6 +71,8 @@ impl SwingUpdate {
 pub struct SwingDetector {
     length: usize,
     swings: Vec<Swing>,
+    /// Swings were dropped by [`SwingDetector::prune`]: an empty list no longer means "first swing".
+    pruned: bool,
 }
 
 impl SwingDetector {
@@ -81,6 +83,7 @@ impl SwingDetector {
         Ok(Self {
             length: swing_length,
             swings: Vec::new(),
+            pruned: false,
         })
     }
 
@@ -91,6 +94,15 @@ impl SwingDetector {
     /// The current swing list, alternating sides, oldest first.
     pub fn swings(&self) -> &[Swing] {
         &self.swings
+    }
+
+    /// Forgets the swings before row `base` (a bounded history no longer holds their bars).
+    pub fn prune(&mut self, base: BarIndex) {
+        let drop = self.swings.partition_point(|s| s.row < base);
+        if drop > 0 {
+            self.swings.drain(..drop);
+            self.pruned = true;
+        }
     }
 
     /// Runs the raw test on row `t − n` (t = the newest bar in `bars`) and applies the run rule.
@@ -106,7 +118,7 @@ impl SwingDetector {
         if row < 2 * n - 1 {
             return update;
         }
-        let window = &bars.bars()[row + 1 - n..=now];
+        let window = bars.range(row + 1 - n, now);
         let candidate = bars.bar(row);
         let side = if window.iter().all(|b| b.high <= candidate.high) {
             SwingSide::High
@@ -137,6 +149,11 @@ impl SwingDetector {
             });
         };
         match self.swings.last().copied() {
+            None if self.pruned => {
+                self.swings.push(swing);
+                emit(out, swing);
+                update.appended = 1;
+            }
             None => {
                 let first = bars.bar(0);
                 let bookend_side = side.opposite();
@@ -185,7 +202,12 @@ impl SwingDetector {
 
 /// The newest swing of `side` strictly before bar `before`.
 pub(crate) fn last_swing_before(swings: &[Swing], before: BarIndex, side: SwingSide) -> Option<Swing> {
-    let end = swings.partition_point(|s| s.row < before);
+    // Almost every caller asks about a bar after the newest swing: skip the search then.
+    let end = if swings.last().is_some_and(|s| s.row < before) {
+        swings.len()
+    } else {
+        swings.partition_point(|s| s.row < before)
+    };
     swings[..end]
         .iter()
         .rev()
@@ -223,7 +245,7 @@ mod tests {
         let mut det = SwingDetector::new(n).unwrap();
         let mut out = Vec::new();
         let mut prefix = BarHistory::default();
-        for bar in history(bars).bars() {
+        for bar in history(bars).retained() {
             prefix.push(*bar);
             det.on_bar(&prefix, &mut out);
         }

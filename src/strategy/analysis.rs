@@ -10,8 +10,8 @@
 //! construction (a debug assertion checks `known_at` against the bar just fed).
 //!
 //! Tables are bounded (at most [`MAX_ZONES`] zones per family, [`MAX_BREAKS`] structure breaks) and
-//! reuse their buffers, so once warm a bar allocates nothing here; the SMC engine's own history grows
-//! (see `smc`).
+//! reuse their buffers, so once warm a bar allocates nothing here; the SMC engine's own history is
+//! bounded by [`TimeframeConfig::history_window`] (see `smc`), so a 24/7 run holds bounded memory.
 
 use crate::{
     domain::{Bar, Interval},
@@ -64,7 +64,14 @@ pub struct TimeframeConfig {
     /// SMC engine takes an absolute tolerance; a fraction works across symbols priced 0.06 to 30 000, and
     /// taking the price of the *first* bar keeps it causal. Default 0.0005 (5 basis points).
     pub liquidity_tolerance: f64,
+    /// Bars of SMC history kept ([`SmcConfig::history_window`]); `None` keeps everything. Default
+    /// [`DEFAULT_HISTORY_WINDOW`], so a 24/7 run holds a bounded amount of memory.
+    pub history_window: Option<usize>,
 }
+
+/// Default [`TimeframeConfig::history_window`]: 1 000 bars (about 3.5 days of 5m bars, 42 days of 1h
+/// bars), well beyond what the rules look back at (the newest swings, pools and zones).
+pub const DEFAULT_HISTORY_WINDOW: usize = 1_000;
 
 /// Default [`TimeframeConfig::liquidity_tolerance`].
 pub const DEFAULT_LIQUIDITY_TOLERANCE: f64 = 0.0005;
@@ -87,16 +94,19 @@ impl Default for AnalysisConfig {
                 interval: Interval::M5,
                 swing_length: 3,
                 liquidity_tolerance: DEFAULT_LIQUIDITY_TOLERANCE,
+                history_window: Some(DEFAULT_HISTORY_WINDOW),
             },
             setup: TimeframeConfig {
                 interval: Interval::M15,
                 swing_length: 5,
                 liquidity_tolerance: DEFAULT_LIQUIDITY_TOLERANCE,
+                history_window: Some(DEFAULT_HISTORY_WINDOW),
             },
             higher: TimeframeConfig {
                 interval: Interval::H1,
                 swing_length: 5,
                 liquidity_tolerance: DEFAULT_LIQUIDITY_TOLERANCE,
+                history_window: Some(DEFAULT_HISTORY_WINDOW),
             },
         }
     }
@@ -208,6 +218,7 @@ impl TimeframeState {
             // Calendar families are not used by the strategy; skip their work.
             previous_timeframes: Vec::new(),
             sessions: Vec::new(),
+            history_window: config.history_window,
             ..SmcConfig::default()
         }
     }
@@ -408,12 +419,12 @@ impl TimeframeState {
     }
 
     pub fn last_bar(&self) -> Option<&Bar> {
-        self.smc.history().bars().last()
+        self.smc.history().last()
     }
 
-    /// Bar `index` (one already fed).
+    /// Bar `index` (one already fed and still within the history window).
     pub fn bar(&self, index: BarIndex) -> Option<&Bar> {
-        self.smc.history().bars().get(index)
+        self.smc.history().get(index)
     }
 
     pub fn indicators(&self) -> &IndicatorSet {

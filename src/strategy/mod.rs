@@ -29,7 +29,10 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Serialize};
 
 pub use self::{
-    analysis::{AnalysisConfig, AnalysisError, Role, SymbolAnalysis, TimeframeConfig, TimeframeState},
+    analysis::{
+        AnalysisConfig, AnalysisError, DEFAULT_HISTORY_WINDOW, Role, SymbolAnalysis, TimeframeConfig,
+        TimeframeState,
+    },
     ict::{IctParams, IctStrategy},
     quality::{QualityDimension, QualityFilter, QualityInputs, QualityScore, QualityWeights},
     signal::{Confluence, Evaluation, Evidence, EvidenceKind, RejectReason, Rejected, Signal, Stage},
