@@ -233,6 +233,7 @@ fn engine_settings(config: &Config, venue: &str, environment: &str) -> EngineSet
             slots: config.features.max_memory_mapped_positions,
             dim: config.features.feature_dimension,
             memory_mapped: config.features.enable_memory_mapped_storage,
+            incremental_cache: config.features.enable_incremental_cache,
         }),
     }
 }

@@ -260,7 +260,7 @@ impl Engine {
 
     /// Reports a feature store error: the first one as an error and a status message, later ones at
     /// debug level (one failing write per closed bar would flood the log).
-    fn feature_error(&mut self, error: &crate::features::StoreError) {
+    fn feature_error(&mut self, error: &dyn std::fmt::Display) {
         if self.feature_error_reported {
             tracing::debug!(%error, "feature store");
         } else {
@@ -272,15 +272,17 @@ impl Engine {
 
     /// Builds `id`'s feature vector from its analysis and writes it to its slot.
     fn store_features(&mut self, id: SymbolId) {
-        let (Some(features), Some(analysis)) = (
+        let (Some(features), Some((analysis, series))) = (
             self.features.as_mut(),
-            self.symbols.get(&id).and_then(|s| s.signals.analysis.as_ref()),
+            self.symbols
+                .get(&id)
+                .and_then(|s| Some((s.signals.analysis.as_ref()?, &s.series))),
         ) else {
             return;
         };
         let table = &self.table;
         let name = || table.read().ok()?.get(id).map(|s| s.name.clone());
-        if let Err(error) = features.write(id, name, analysis) {
+        if let Err(error) = features.write(id, name, analysis, series) {
             self.feature_error(&error);
         }
     }
@@ -1064,6 +1066,7 @@ mod tests {
             slots: 8,
             dim: 32,
             memory_mapped: true,
+            incremental_cache: true,
         };
         let tfs = [Interval::M5, Interval::M15, Interval::H1];
         let (mut e, _feed, id) = engine_with(EngineSettings {
@@ -1130,6 +1133,7 @@ mod tests {
                 slots: 8,
                 dim: 32,
                 memory_mapped: true,
+                incremental_cache: true,
             }),
             ..settings(vec![Interval::M5, Interval::M15, Interval::H1])
         });

@@ -11,14 +11,23 @@
 //! [`FeatureSlots`] keeps each symbol's feature vector in the feature store: built from the three
 //! timeframes' latest indicator values and closed bars whenever the symbol is evaluated on a closed
 //! entry bar, written to a slot allocated once per symbol (keyed by the FNV-1a hash of its name, so a
-//! restarted engine finds the same slot) and released when the symbol leaves the universe.
+//! restarted engine finds the same slot) and released when the symbol leaves the universe. The vector's
+//! EMA 21 / EMA 50 / ATR 14 / RSI 14 entries come from the incremental [`FeatureCache`], keyed by
+//! (symbol, timeframe, feature, window) and fed from the symbol's stored series: with
+//! `ENABLE_INCREMENTAL_CACHE=true` only the bars closed since the last write are computed, by the
+//! incremental formulas; with `false` each write recomputes them from the stored bars. The other entries
+//! come from the analysis' `IndicatorSet`, which has already been updated with the same bars.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 use crate::{
     domain::{Bar, Interval, SymbolId, TimestampMs},
-    features::{FeatureStore, FeatureVector, SlotId, StoreError, TimeframeInput},
+    features::{
+        CacheError, CacheKey, CachedFeature, FeatureCache, FeatureStore, FeatureVector, IndicatorValues, SlotId,
+        StoreError, TimeframeInput,
+    },
+    market::series::BarSeries,
     strategy::{
         AnalysisConfig, AnalysisError, Evaluation, IctParams, Mode, Role, Stage, Strategy, StrategyError,
         SymbolAnalysis, TimeframeConfig, TimeframeState,
@@ -208,6 +217,26 @@ pub struct FeatureStoreSettings {
     pub slots: usize,
     pub dim: usize,
     pub memory_mapped: bool,
+    /// `ENABLE_INCREMENTAL_CACHE`: the cached entries are advanced bar by bar (`true`) or recomputed from
+    /// the stored bars on every write (`false`).
+    pub incremental_cache: bool,
+}
+
+/// The vector entries read from the [`FeatureCache`]: (feature, window) per timeframe.
+pub const CACHED_ENTRIES: [(CachedFeature, u32); 4] = [
+    (CachedFeature::Ema, 21),
+    (CachedFeature::Ema, 50),
+    (CachedFeature::Atr, 14),
+    (CachedFeature::Rsi, 14),
+];
+
+/// Why a feature vector could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureWriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
 }
 
 /// The store key of a symbol: FNV-1a (64-bit) of its venue name.
@@ -226,6 +255,7 @@ pub struct FeatureSlots {
     store: FeatureStore,
     slots: HashMap<SymbolId, SlotId>,
     buffer: Vec<f32>,
+    cache: FeatureCache,
 }
 
 impl FeatureSlots {
@@ -240,6 +270,7 @@ impl FeatureSlots {
             buffer: vec![0.0; store.dim()],
             store,
             slots: HashMap::new(),
+            cache: FeatureCache::new(settings.incremental_cache),
         })
     }
 
@@ -252,24 +283,85 @@ impl FeatureSlots {
         self.slots.get(&symbol).copied()
     }
 
-    /// Builds the vector of `analysis` and writes it to `symbol`'s slot, allocating the slot (keyed by
-    /// `name()`) on the first write. `Ok(false)` while a timeframe has no closed bar yet or the name is
-    /// unknown.
+    pub fn cache(&self) -> &FeatureCache {
+        &self.cache
+    }
+
+    /// The indicator values of timeframe `tf` with the [`CACHED_ENTRIES`] taken from the cache over
+    /// `series` (the symbol's stored bars of that timeframe). A series reset behind the cache's back
+    /// (its newest bar older than what the cache consumed) drops the symbol's cached states and
+    /// starts them again.
+    pub fn cached_values(
+        &mut self,
+        symbol: SymbolId,
+        series: &BarSeries,
+        mut values: IndicatorValues,
+    ) -> Result<IndicatorValues, CacheError> {
+        for (feature, window) in CACHED_ENTRIES {
+            let key = CacheKey {
+                symbol,
+                interval: series.interval(),
+                feature,
+                window,
+            };
+            let value = match self.cache.value(key, series.closed()) {
+                Err(CacheError::HistoryRewound { .. }) => {
+                    self.cache.forget_symbol(symbol);
+                    self.cache.value(key, series.closed())?
+                }
+                other => other?,
+            };
+            match (feature, window) {
+                (CachedFeature::Ema, 21) => values.ema21 = value,
+                (CachedFeature::Ema, _) => values.ema50 = value,
+                (CachedFeature::Atr, _) => values.atr14 = value,
+                (CachedFeature::Rsi, _) => values.rsi14 = value,
+            }
+        }
+        Ok(values)
+    }
+
+    /// Builds the vector of `analysis` (its cached entries from `series`, the symbol's bar series in
+    /// the engine's timeframe order: entry, setup, higher) and writes it to `symbol`'s slot, allocating
+    /// the slot (keyed by `name()`) on the first write. `Ok(false)` while a timeframe has no closed bar
+    /// yet, the series do not match the analysis' timeframes, or the name is unknown.
     pub fn write(
         &mut self,
         symbol: SymbolId,
         name: impl FnOnce() -> Option<String>,
         analysis: &SymbolAnalysis,
-    ) -> Result<bool, StoreError> {
+        series: &[BarSeries],
+    ) -> Result<bool, FeatureWriteError> {
         let state = Role::ALL.map(|role| analysis.timeframe(role));
         let [Some(entry), Some(setup), Some(higher)] = state.map(TimeframeState::last_bar) else {
             return Ok(false);
         };
-        let inputs =
-            [(state[0], entry), (state[1], setup), (state[2], higher)].map(|(tf, bar)| TimeframeInput {
-                values: tf.indicators().latest(),
-                bar,
-            });
+        let [Some(s0), Some(s1), Some(s2)] = [0, 1, 2].map(|tf| {
+            series
+                .get(tf)
+                .filter(|s| s.interval() == state[tf].interval())
+        }) else {
+            return Ok(false);
+        };
+        let values = [
+            self.cached_values(symbol, s0, *state[0].indicators().latest())?,
+            self.cached_values(symbol, s1, *state[1].indicators().latest())?,
+            self.cached_values(symbol, s2, *state[2].indicators().latest())?,
+        ];
+        let inputs = [
+            TimeframeInput {
+                values: &values[0],
+                bar: entry,
+            },
+            TimeframeInput {
+                values: &values[1],
+                bar: setup,
+            },
+            TimeframeInput {
+                values: &values[2],
+                bar: higher,
+            },
+        ];
         let slot = if let Some(slot) = self.slots.get(&symbol) {
             *slot
         } else {
@@ -285,6 +377,7 @@ impl FeatureSlots {
 
     /// Releases `symbol`'s slot, if it has one.
     pub fn release(&mut self, symbol: SymbolId) -> Result<(), StoreError> {
+        self.cache.forget_symbol(symbol);
         match self.slots.remove(&symbol) {
             Some(slot) => self.store.release(slot),
             None => Ok(()),
@@ -293,5 +386,155 @@ impl FeatureSlots {
 
     pub fn flush(&self) -> Result<(), StoreError> {
         self.store.flush()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::features::{Atr, Ema, EmaSeeding, Indicator, Rsi};
+
+    const TIMEFRAMES: [Interval; 3] = [Interval::M5, Interval::M15, Interval::H1];
+
+    /// `count` closed bars of a random walk driven by `steps` (cycled).
+    fn walk(interval: Interval, count: usize, steps: &[(f64, f64)]) -> Vec<Bar> {
+        let length = interval.fixed_millis().unwrap();
+        let mut close = 100.0;
+        (0..count)
+            .map(|i| {
+                let (step, wick) = steps[i % steps.len()];
+                let open = close;
+                close *= step.exp();
+                let open_time = 1_767_571_200_000 + i64::try_from(i).unwrap() * length;
+                Bar {
+                    open_time,
+                    close_time: open_time + length - 1,
+                    open,
+                    high: open.max(close) * (1.0 + wick),
+                    low: open.min(close) * (1.0 - wick),
+                    close,
+                    volume: 1.0 + wick * 1_000.0,
+                    quote_volume: close,
+                    trades: 1,
+                    closed: true,
+                }
+            })
+            .collect()
+    }
+
+    /// EMA 21, EMA 50, ATR 14, RSI 14 recomputed from scratch over `bars`.
+    fn batch(bars: &[Bar]) -> [Option<f64>; 4] {
+        let mut ema21 = Ema::new(21, EmaSeeding::SmaOfFirstPeriod).unwrap();
+        let mut ema50 = Ema::new(50, EmaSeeding::SmaOfFirstPeriod).unwrap();
+        let mut atr = Atr::new(14).unwrap();
+        let mut rsi = Rsi::new(14).unwrap();
+        let mut out = [None; 4];
+        for bar in bars {
+            out = [
+                ema21.update(bar.close),
+                ema50.update(bar.close),
+                atr.update(*bar),
+                rsi.update(bar.close),
+            ];
+        }
+        out
+    }
+
+    fn cached(values: &IndicatorValues) -> [Option<u64>; 4] {
+        [values.ema21, values.ema50, values.atr14, values.rsi14].map(|v| v.map(f64::to_bits))
+    }
+
+    fn slots(dir: &std::path::Path, incremental_cache: bool) -> FeatureSlots {
+        FeatureSlots::open(&FeatureStoreSettings {
+            data_dir: dir.to_path_buf(),
+            slots: 4,
+            dim: 32,
+            memory_mapped: false,
+            incremental_cache,
+        })
+        .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// The engine's cached entries equal a batch recomputation over the stored bars at every write,
+        /// with the cache on (only new bars computed) and off (recomputed each time); while the ring has
+        /// not dropped a bar they also equal the analysis' own indicator set, bit for bit, and the stored
+        /// vector is the one built from those values.
+        #[test]
+        fn engine_cached_entries_equal_a_batch_recomputation(
+            steps in prop::collection::vec((-0.02..0.02_f64, 0.0..0.01_f64), 1..64),
+            increments in prop::collection::vec(1..30_usize, 1..10),
+            capacity in prop_oneof![Just(1_000_usize), 30..120_usize],
+        ) {
+            // The engine writes on every closed entry bar, so the ring never drops a bar the cache has
+            // not consumed yet: here too at most `capacity` bars close between two writes.
+            let cuts: Vec<usize> = increments
+                .iter()
+                .scan(0, |total, step| {
+                    *total += step;
+                    Some(*total)
+                })
+                .collect();
+            let count = cuts.last().copied().unwrap_or(0);
+            let dir = tempfile::tempdir().unwrap();
+            let bars = TIMEFRAMES.map(|interval| walk(interval, count, &steps));
+            let config = AnalysisConfig::default();
+            for incremental in [true, false] {
+                let mut slots = slots(dir.path(), incremental);
+                let mut analysis = SymbolAnalysis::new(&config).unwrap();
+                let mut series = TIMEFRAMES.map(|interval| BarSeries::new(interval, capacity));
+                let mut fed = 0;
+                let mut first_seen: [Option<usize>; 3] = [None; 3];
+                for &cut in &cuts {
+                    for i in fed..cut {
+                        // Higher timeframes first, as the engine feeds a simultaneous close.
+                        for tf in (0..3).rev() {
+                            series[tf].apply(bars[tf][i]);
+                            analysis.on_closed_bar(TIMEFRAMES[tf], &bars[tf][i]).unwrap();
+                        }
+                    }
+                    fed = cut;
+                    if fed == 0 {
+                        continue;
+                    }
+                    let mut values = [IndicatorValues::default(); 3];
+                    for tf in 0..3 {
+                        let own = *analysis.timeframe(Role::ALL[tf]).indicators().latest();
+                        values[tf] = slots.cached_values(SymbolId(7), &series[tf], own).unwrap();
+                        let stored: Vec<Bar> = series[tf].closed().iter().copied().collect();
+                        // The cache starts from the bars stored at its first request and then consumes
+                        // every new one, even after the ring has dropped it.
+                        let oldest = fed - stored.len();
+                        let first = *first_seen[tf].get_or_insert(oldest);
+                        let expected = if incremental {
+                            batch(&bars[tf][first..fed])
+                        } else {
+                            batch(&stored)
+                        };
+                        prop_assert_eq!(cached(&values[tf]), expected.map(|v| v.map(f64::to_bits)));
+                        if (incremental && first == 0) || oldest == 0 {
+                            prop_assert_eq!(cached(&values[tf]), cached(&own));
+                        }
+                    }
+                    prop_assert!(slots.write(SymbolId(7), || Some("BTCUSDT".into()), &analysis, &series).unwrap());
+                    let inputs = [0, 1, 2].map(|tf| TimeframeInput {
+                        values: &values[tf],
+                        bar: &bars[tf][fed - 1],
+                    });
+                    let mut expected = vec![0.0_f32; 32];
+                    FeatureVector::build(&inputs, &mut expected);
+                    let slot = slots.slot(SymbolId(7)).unwrap();
+                    prop_assert_eq!(slots.store().read(slot).unwrap(), expected.as_slice());
+                }
+                prop_assert_eq!(slots.cache().is_empty(), !incremental);
+                slots.release(SymbolId(7)).unwrap();
+                prop_assert!(slots.cache().is_empty());
+            }
+        }
     }
 }

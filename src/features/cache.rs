@@ -1,5 +1,9 @@
 //! The incremental feature cache, keyed by (symbol, feature, window) as in the original system.
 //!
+//! The engine is the main client: every time it writes a symbol's feature vector, the vector's cached
+//! entries (EMA 21 and 50, ATR 14, RSI 14 of each timeframe) are read from here, over the symbol's
+//! stored series (`engine::signals::FeatureSlots`).
+//!
 //! Why this module exists: strategies ask for indicators the fixed [`IndicatorSet`](super::IndicatorSet)
 //! does not carry (an EMA or ATR over another window, on demand). Recomputing one from a symbol's stored
 //! bars costs O(history) per request; the cache keeps each requested indicator's state and, on the next
@@ -19,7 +23,7 @@
 use std::collections::{HashMap, VecDeque, hash_map};
 
 use super::{Atr, Ema, EmaSeeding, FeatureError, Indicator, Rsi};
-use crate::domain::{Bar, SymbolId, TimestampMs};
+use crate::domain::{Bar, Interval, SymbolId, TimestampMs};
 
 /// An indicator the cache can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,10 +36,12 @@ pub enum CachedFeature {
     Rsi,
 }
 
-/// What the cache is keyed by.
+/// What the cache is keyed by: the original system's (symbol, feature, window), plus the timeframe,
+/// because the engine keeps one series per symbol and timeframe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub symbol: SymbolId,
+    pub interval: Interval,
     pub feature: CachedFeature,
     pub window: u32,
 }
@@ -192,7 +198,7 @@ mod tests {
 
     use super::{CacheError, CacheKey, CachedFeature, FeatureCache};
     use crate::{
-        domain::{Bar, SymbolId},
+        domain::{Bar, Interval, SymbolId},
         features::FeatureError,
     };
 
@@ -214,6 +220,7 @@ mod tests {
     const fn key(feature: CachedFeature, window: u32) -> CacheKey {
         CacheKey {
             symbol: SymbolId(3),
+            interval: Interval::M1,
             feature,
             window,
         }

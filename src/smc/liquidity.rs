@@ -145,9 +145,11 @@ impl LiquidityDetector {
             Some(Placement::Started { row }) => Some(row),
             None => None,
         };
-        self.pools
-            .retain(|p| !(p.swept_at.is_some_and(|s| s <= newest_row) && Some(p.row) != pinned));
+        // What decides a group's removal (its sweep, the newest swing, the newest placement) changes
+        // only with a sweep or a swing update.
         if may_sweep || update.changed() {
+            self.pools
+                .retain(|p| !(p.swept_at.is_some_and(|s| s <= newest_row) && Some(p.row) != pinned));
             self.refresh_bounds();
         }
     }

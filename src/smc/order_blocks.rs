@@ -127,6 +127,17 @@ struct Walk {
     /// Per direction, the last candle search. A pure function of the bars, so no part of the undo:
     /// a re-walk of the tail asks for the same swing again and only scans the bars it has not seen.
     candle_memo: [Option<CandleMemo>; 2],
+    /// Where each provisionally walked bar starts in `undo`, oldest first.
+    marks: Vec<Mark>,
+}
+
+/// The start of one provisionally walked bar in the undo log.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    bar: BarIndex,
+    undo_len: usize,
+    /// `last_crossed` before the bar.
+    last_crossed: [Option<BarIndex>; 2],
 }
 
 /// The extreme candle of bars `swing_row + 1 .. upto`.
@@ -223,9 +234,27 @@ impl Walk {
         best
     }
 
-    /// Undoes the logged steps, newest first, and adds the rows they had changed to `touched`.
+    /// Undoes every logged step (the whole provisional tail).
     fn roll_back(&mut self) {
-        while let Some(step) = self.undo.pop() {
+        self.roll_back_to(0);
+        self.marks.clear();
+    }
+
+    /// Undoes the provisional steps of the bars after `row` and returns `last_crossed` as it was
+    /// before the first of them (`None` if the tail walked no bar after `row`).
+    fn roll_back_after(&mut self, row: BarIndex) -> Option<[Option<BarIndex>; 2]> {
+        let first = self.marks.partition_point(|mark| mark.bar <= row);
+        let mark = *self.marks.get(first)?;
+        self.roll_back_to(mark.undo_len);
+        self.marks.truncate(first);
+        Some(mark.last_crossed)
+    }
+
+    /// Undoes the logged steps from `len` on, newest first, and adds the rows they had changed to
+    /// `touched`.
+    fn roll_back_to(&mut self, len: usize) {
+        while self.undo.len() > len {
+            let Some(step) = self.undo.pop() else { break };
             match step {
                 Undo::Block { row, slot, old } => {
                     if let Some(cell) = row
@@ -324,6 +353,11 @@ impl OrderBlockDetector {
             self.walked_until = base;
             self.tail_swings = None;
         }
+        // The key names the list by its length: follow the dropped swings (a full undo otherwise).
+        self.tail_swings = self
+            .tail_swings
+            .filter(|(_, row)| swings.last().is_some_and(|s| s.row == *row))
+            .map(|(_, row)| (swings.len(), row));
         let drop = (base - self.walk.base).min(self.walk.blocks.len());
         self.walk.blocks.drain(..drop);
         self.emitted.drain(..drop.min(self.emitted.len()));
@@ -331,10 +365,8 @@ impl OrderBlockDetector {
         for list in self.walk.unmitigated.iter_mut().chain(&mut self.walk.breakers) {
             list.retain(|entry| entry.row >= base);
         }
-        self.walk.undo.retain(|step| match step {
-            Undo::Block { row, .. } => *row >= base,
-            Undo::Popped(_, entry) | Undo::Pushed(_, entry) => entry.row >= base,
-        });
+        // The undo log keeps its steps (the marks index into it): a step on a forgotten row undoes
+        // nothing that is still held, and a re-listed entry of a forgotten row is stale.
         self.walk.touched.clear();
     }
 
@@ -360,13 +392,28 @@ impl OrderBlockDetector {
         // walked again.
         let swings_key = (swings.len(), newest.row);
         if self.tail_swings != Some(swings_key) {
+            // One swing appended after the one the tail was walked with: the bars up to the new swing
+            // walked exactly as a settled walk would (a swing only matters to the bars after it), so
+            // they are kept and become settled; only the bars after it are undone. Any other change
+            // (the newest swing replaced, the first swings, a pruning) undoes the whole tail.
+            let appended_one = self.tail_swings.is_some_and(|(len, row)| {
+                swings.len() == len + 1 && swings[len - 1].row == row && self.walked_until > newest.row
+            });
             self.tail_swings = Some(swings_key);
-            // Rows the old tail wrote may now read differently: roll_back marks them touched.
-            walk.roll_back();
-            walk.last_crossed = self.tail_last_crossed;
-            walk.logging = false;
-            for i in self.settled_until..=newest.row {
-                walk_bar(i, bars, swings, close_mitigation, walk);
+            if appended_one {
+                if let Some(last_crossed) = walk.roll_back_after(newest.row) {
+                    walk.last_crossed = last_crossed;
+                }
+                walk.undo.clear();
+                walk.marks.clear();
+            } else {
+                // Rows the old tail wrote may now read differently: roll_back marks them touched.
+                walk.roll_back();
+                walk.last_crossed = self.tail_last_crossed;
+                walk.logging = false;
+                for i in self.settled_until..=newest.row {
+                    walk_bar(i, bars, swings, close_mitigation, walk);
+                }
             }
             self.settled_until = self.settled_until.max(newest.row + 1);
             self.walked_until = self.settled_until;
@@ -374,6 +421,11 @@ impl OrderBlockDetector {
         }
         walk.logging = true;
         for i in self.walked_until..=now {
+            walk.marks.push(Mark {
+                bar: i,
+                undo_len: walk.undo.len(),
+                last_crossed: walk.last_crossed,
+            });
             walk_bar(i, bars, swings, close_mitigation, walk);
         }
         self.walked_until = self.walked_until.max(now + 1);
