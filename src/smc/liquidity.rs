@@ -34,6 +34,10 @@ impl Pool {
     }
 }
 
+/// Unswept groups on rows before a bounded history's window that are still kept (see
+/// [`LiquidityDetector::prune`]).
+pub const MAX_GROUPS_BEFORE_WINDOW: usize = 128;
+
 /// How the newest swing was placed, so a swing revision can undo it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Placement {
@@ -78,14 +82,14 @@ impl LiquidityDetector {
         self.pools.len()
     }
 
-    /// Forgets the groups on rows before `base` (bounded history): a later equal high or low starts a
-    /// group of its own instead of joining one of them.
+    /// Follows a bounded history that now starts at row `base`. A group needs no bars (only its level),
+    /// and an unswept one can still take members, so unswept groups before `base` are kept, up to
+    /// [`MAX_GROUPS_BEFORE_WINDOW`] (the oldest beyond that are forgotten); swept ones go.
     pub fn prune(&mut self, base: BarIndex) {
-        self.pools.retain(|p| p.row >= base);
-        if let Some(Placement::Started { row } | Placement::Joined { pool_row: row, .. }) = self.newest_placement
-            && row < base
-        {
-            self.newest_placement = None;
+        self.pools.retain(|p| p.row >= base || p.swept_at.is_none());
+        let before = self.pools.partition_point(|p| p.row < base);
+        if before > MAX_GROUPS_BEFORE_WINDOW {
+            self.pools.drain(..before - MAX_GROUPS_BEFORE_WINDOW);
         }
         self.refresh_bounds();
     }

@@ -472,3 +472,140 @@ impl SmcEngine {
         self.swings.swings()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    /// A deterministic random walk (xorshift) with wicks: swings, blocks, gaps and pools all occur.
+    fn random_walk(count: usize, seed: u64) -> Vec<Bar> {
+        let mut state = seed | 1;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 2_001) as f64 / 1_000.0 - 1.0
+        };
+        let mut close = 100.0;
+        (0..count)
+            .map(|i| {
+                let open = close;
+                close = open * (1.0 + uniform() * 0.004);
+                let open_time = i64::try_from(i).unwrap() * 300_000;
+                Bar {
+                    open_time,
+                    close_time: open_time + 299_999,
+                    open,
+                    high: open.max(close) * (1.0 + uniform().abs() * 0.002),
+                    low: open.min(close) * (1.0 - uniform().abs() * 0.002),
+                    close,
+                    volume: 1_000.0 * (1.5 + uniform()),
+                    quote_volume: 0.0,
+                    trades: 1,
+                    closed: true,
+                }
+            })
+            .collect()
+    }
+
+    fn config(window: Option<usize>) -> SmcConfig {
+        SmcConfig {
+            swing_length: 5,
+            liquidity_pip_range: 0.05,
+            history_window: window,
+            ..SmcConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_window_shorter_than_four_swing_lengths_is_refused() {
+        assert_eq!(
+            SmcEngine::new(&config(Some(19))).err(),
+            Some(SmcError::HistoryWindow {
+                window: 19,
+                minimum: 20
+            })
+        );
+    }
+
+    /// Over a long run the windowed engine holds a bounded state, and every event it emits about a
+    /// row inside the window is exactly what the unbounded engine emits at the same bar.
+    #[test]
+    fn windowed_history_stays_bounded_and_outputs_inside_the_window_are_unchanged() {
+        const WINDOW: usize = 300;
+        let bars = random_walk(30_000, 0x5eed);
+        let mut bounded = SmcEngine::new(&config(Some(WINDOW))).unwrap();
+        let mut full = SmcEngine::new(&config(None)).unwrap();
+        let (mut bounded_out, mut full_out) = (Vec::new(), Vec::new());
+        let mut most = Held::default();
+        let mut compared = 0_usize;
+        for (t, bar) in bars.iter().enumerate() {
+            bounded_out.clear();
+            full_out.clear();
+            bounded.on_bar(bar, &mut bounded_out).unwrap();
+            full.on_bar(bar, &mut full_out).unwrap();
+            let first_kept = (t + 1).saturating_sub(WINDOW);
+            let inside = |events: &[SmcEvent]| -> Vec<SmcEvent> {
+                events.iter().filter(|e| e.row >= first_kept).copied().collect()
+            };
+            let expected = inside(&full_out);
+            assert_eq!(inside(&bounded_out), expected, "bar {t}");
+            compared += expected.len();
+            let held = bounded.held();
+            most = Held {
+                bars: most.bars.max(held.bars),
+                swings: most.swings.max(held.swings),
+                order_block_entries: most.order_block_entries.max(held.order_block_entries),
+                order_block_rows: most.order_block_rows.max(held.order_block_rows),
+                liquidity_groups: most.liquidity_groups.max(held.liquidity_groups),
+                gaps: most.gaps.max(held.gaps),
+                structure_signals: most.structure_signals.max(held.structure_signals),
+            };
+        }
+        assert!(compared > 10_000, "only {compared} events compared");
+        let limit = WINDOW + WINDOW / 4 + HISTORY_MARGIN;
+        assert!(most.bars <= limit, "{most:?}");
+        assert!(most.order_block_rows <= limit, "{most:?}");
+        // Everything else lives on rows of the window: at most one of each per row and direction.
+        assert!(most.swings <= limit, "{most:?}");
+        assert!(most.gaps <= limit, "{most:?}");
+        assert!(
+            most.liquidity_groups <= limit + liquidity::MAX_GROUPS_BEFORE_WINDOW,
+            "{most:?}"
+        );
+        assert!(most.structure_signals <= limit, "{most:?}");
+        assert!(most.order_block_entries <= 4 * limit, "{most:?}");
+        // The unbounded engine kept everything: this run did exercise the window.
+        assert_eq!(full.held().bars, bars.len());
+        assert!(full.held().order_block_rows > 10 * limit);
+    }
+
+    /// A flat market confirms no new swing for ever (equal highs never replace the first swing): the
+    /// window still bounds the history.
+    #[test]
+    fn a_flat_market_stays_bounded() {
+        let mut engine = SmcEngine::new(&config(Some(40))).unwrap();
+        let mut out = Vec::new();
+        let mut bars = random_walk(60, 7);
+        let last = *bars.last().unwrap();
+        bars.extend((1..5_000).map(|i| Bar {
+            open_time: last.open_time + i * 300_000,
+            close_time: last.close_time + i * 300_000,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            ..last
+        }));
+        for bar in &bars {
+            out.clear();
+            engine.on_bar(bar, &mut out).unwrap();
+            let held = engine.held();
+            assert!(held.bars <= 40 + 10 + HISTORY_MARGIN, "{held:?}");
+            assert!(held.order_block_rows <= 40 + 10 + HISTORY_MARGIN, "{held:?}");
+        }
+        assert_eq!(engine.history().len(), bars.len());
+        assert_eq!(engine.history().first_index() + engine.history().retained().len(), bars.len());
+    }
+}
