@@ -29,6 +29,8 @@ pub mod structure;
 pub mod swings;
 pub mod zones;
 
+use std::collections::VecDeque;
+
 use crate::domain::{Bar, Interval, TimestampMs};
 
 pub use self::{
@@ -195,19 +197,20 @@ pub enum SmcError {
 pub struct BarHistory {
     /// Index of `bars[0]`.
     base: BarIndex,
-    bars: Vec<Bar>,
+    /// A ring, so dropping the oldest bars moves nothing.
+    bars: VecDeque<Bar>,
 }
 
 impl BarHistory {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             base: 0,
-            bars: Vec::with_capacity(capacity),
+            bars: VecDeque::with_capacity(capacity),
         }
     }
 
     pub fn push(&mut self, bar: Bar) -> BarIndex {
-        self.bars.push(bar);
+        self.bars.push_back(bar);
         self.len() - 1
     }
 
@@ -243,28 +246,21 @@ impl BarHistory {
 
     /// The newest bar.
     pub fn last(&self) -> Option<&Bar> {
-        self.bars.last()
+        self.bars.back()
     }
 
-    /// Bars `from..=to` (all held).
-    pub fn range(&self, from: BarIndex, to: BarIndex) -> &[Bar] {
-        &self.bars[from - self.base..=to - self.base]
+    /// Bars `from..to`, oldest first (all held; empty when `from >= to`).
+    pub fn span(&self, from: BarIndex, to: BarIndex) -> impl Iterator<Item = &Bar> {
+        let (from, to) = (from - self.base, to.max(from) - self.base);
+        self.bars.range(from..to)
     }
 
-    /// Bars `from..to` (all held; empty when `from >= to`).
-    pub fn span(&self, from: BarIndex, to: BarIndex) -> &[Bar] {
-        if from >= to {
-            return &[];
-        }
-        &self.bars[from - self.base..to - self.base]
+    /// Number of bars still held (the oldest is bar [`Self::first_index`]).
+    pub fn retained_len(&self) -> usize {
+        self.bars.len()
     }
 
-    /// The bars still held, oldest first (the first is bar [`Self::first_index`]).
-    pub fn retained(&self) -> &[Bar] {
-        &self.bars
-    }
-
-    /// Drops the bars before `base` (no reallocation: the rest moves to the front).
+    /// Drops the bars before `base`: O(dropped), nothing moves and nothing is reallocated.
     fn prune(&mut self, base: BarIndex) {
         let drop = base.saturating_sub(self.base).min(self.bars.len());
         self.bars.drain(..drop);
@@ -453,7 +449,7 @@ impl SmcEngine {
     pub fn held(&self) -> Held {
         let (order_block_entries, order_block_rows) = self.order_blocks.held();
         Held {
-            bars: self.history.retained().len(),
+            bars: self.history.retained_len(),
             swings: self.swings.swings().len(),
             order_block_entries,
             order_block_rows,
@@ -606,6 +602,6 @@ mod tests {
             assert!(held.order_block_rows <= 40 + 10 + HISTORY_MARGIN, "{held:?}");
         }
         assert_eq!(engine.history().len(), bars.len());
-        assert_eq!(engine.history().first_index() + engine.history().retained().len(), bars.len());
+        assert_eq!(engine.history().first_index() + engine.history().retained_len(), bars.len());
     }
 }

@@ -27,7 +27,7 @@
 //! bullish and bearish blocks have separate state (the reference shares breaker flags between its two
 //! passes, which a causal detector cannot do); a block re-created on the same candle starts afresh.
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, collections::VecDeque};
 
 use super::{
     Bar, BarHistory, BarIndex, Direction, SmcEvent, SmcEventKind, Swing, SwingSide, swings::last_swing_before,
@@ -116,7 +116,7 @@ enum Undo {
 #[derive(Debug, Clone, Default)]
 struct Walk {
     base: BarIndex,
-    blocks: Vec<RowBlocks>,
+    blocks: VecDeque<RowBlocks>,
     unmitigated: [Vec<Keyed>; 2],
     breakers: [Vec<Keyed>; 2],
     last_crossed: [Option<BarIndex>; 2],
@@ -295,7 +295,7 @@ pub struct OrderBlockDetector {
     /// end (an append, or the newest one replaced by a later row), so this identifies it.
     tail_swings: Option<(usize, BarIndex)>,
     /// What was emitted per retained row (same `base` as the walk's table).
-    emitted: Vec<RowBlocks>,
+    emitted: VecDeque<RowBlocks>,
 }
 
 impl OrderBlockDetector {
@@ -307,7 +307,7 @@ impl OrderBlockDetector {
             walked_until: 0,
             tail_last_crossed: [None; 2],
             tail_swings: None,
-            emitted: Vec::new(),
+            emitted: VecDeque::new(),
         }
     }
 

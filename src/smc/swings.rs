@@ -118,11 +118,11 @@ impl SwingDetector {
         if row < 2 * n - 1 {
             return update;
         }
-        let window = bars.range(row + 1 - n, now);
+        let window = || bars.span(row + 1 - n, now + 1);
         let candidate = bars.bar(row);
-        let side = if window.iter().all(|b| b.high <= candidate.high) {
+        let side = if window().all(|b| b.high <= candidate.high) {
             SwingSide::High
-        } else if window.iter().all(|b| b.low >= candidate.low) {
+        } else if window().all(|b| b.low >= candidate.low) {
             SwingSide::Low
         } else {
             return update;
@@ -245,7 +245,8 @@ mod tests {
         let mut det = SwingDetector::new(n).unwrap();
         let mut out = Vec::new();
         let mut prefix = BarHistory::default();
-        for bar in history(bars).retained() {
+        let all = history(bars);
+        for bar in all.span(0, all.len()) {
             prefix.push(*bar);
             det.on_bar(&prefix, &mut out);
         }
