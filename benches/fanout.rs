@@ -12,12 +12,14 @@
 //! the swing list, order-block table and pools look like a real history. One iteration then feeds *one*
 //! bar to all 600 series.
 //!
-//! The SMC history grows by one bar per bar (no pruning yet). So that the measurement does not drift
-//! with it, the state is rewound every [`BARS_PER_EPOCH`] iterations: a clone of the warmed state is
-//! taken, room for the epoch's bars is reserved (so no history reallocation lands in a timed
-//! iteration), and the next [`BARS_PER_EPOCH`] precomputed bars are fed one per iteration. Cloning,
-//! reserving and dropping happen outside the timed region (`iter_custom`). The history thus stays
-//! between 2 000 and 2 000 + [`BARS_PER_EPOCH`] bars for every timed bar.
+//! The raw engines keep their whole history (`history_window: None`, as `analyze` does), so it grows by
+//! one bar per bar; `SymbolAnalysis` bounds it (1 000 bars by default), so its series prune during the
+//! run. So that the measurement does not drift with the history, the state is rewound every
+//! [`BARS_PER_EPOCH`] iterations: a clone of the warmed state is taken, room for the epoch's bars is
+//! reserved (so no history reallocation lands in a timed iteration), and the next [`BARS_PER_EPOCH`]
+//! precomputed bars are fed one per iteration. Cloning, reserving and dropping happen outside the timed
+//! region (`iter_custom`). The raw history thus stays between 2 000 and 2 000 + [`BARS_PER_EPOCH`] bars
+//! for every timed bar (`SymbolAnalysis`: between 1 000 and 1 252).
 //!
 //! Results and the machine they ran on are recorded in `benches/BENCHMARKS.md`.
 

@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use crate::{
     domain::{Bar, Interval, SymbolId, TimestampMs},
     features::{
-        CacheError, CacheKey, CachedFeature, FeatureCache, FeatureStore, FeatureVector, IndicatorValues, SlotId,
-        StoreError, TimeframeInput,
+        CacheError, CacheKey, CachedFeature, FeatureCache, FeatureStore, FeatureVector, IndicatorValues,
+        SlotId, StoreError, TimeframeInput,
     },
     market::series::BarSeries,
     strategy::{
@@ -336,11 +336,9 @@ impl FeatureSlots {
         let [Some(entry), Some(setup), Some(higher)] = state.map(TimeframeState::last_bar) else {
             return Ok(false);
         };
-        let [Some(s0), Some(s1), Some(s2)] = [0, 1, 2].map(|tf| {
-            series
-                .get(tf)
-                .filter(|s| s.interval() == state[tf].interval())
-        }) else {
+        let [Some(s0), Some(s1), Some(s2)] =
+            [0, 1, 2].map(|tf| series.get(tf).filter(|s| s.interval() == state[tf].interval()))
+        else {
             return Ok(false);
         };
         let values = [
@@ -491,11 +489,11 @@ mod tests {
                 let mut fed = 0;
                 let mut first_seen: [Option<usize>; 3] = [None; 3];
                 for &cut in &cuts {
-                    for i in fed..cut {
-                        // Higher timeframes first, as the engine feeds a simultaneous close.
-                        for tf in (0..3).rev() {
-                            series[tf].apply(bars[tf][i]);
-                            analysis.on_closed_bar(TIMEFRAMES[tf], &bars[tf][i]).unwrap();
+                    // Timeframes are independent states: the order between them does not matter.
+                    for (tf, tf_bars) in bars.iter().enumerate() {
+                        for bar in &tf_bars[fed..cut] {
+                            series[tf].apply(*bar);
+                            analysis.on_closed_bar(TIMEFRAMES[tf], bar).unwrap();
                         }
                     }
                     fed = cut;

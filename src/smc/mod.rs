@@ -602,6 +602,9 @@ mod tests {
             assert!(held.order_block_rows <= 40 + 10 + HISTORY_MARGIN, "{held:?}");
         }
         assert_eq!(engine.history().len(), bars.len());
-        assert_eq!(engine.history().first_index() + engine.history().retained_len(), bars.len());
+        assert_eq!(
+            engine.history().first_index() + engine.history().retained_len(),
+            bars.len()
+        );
     }
 }

@@ -214,7 +214,9 @@ impl Walk {
         };
         let slot = direction.slot();
         let (mut best, mut best_value, from) = match self.candle_memo[slot] {
-            Some(memo) if memo.swing_row == swing_row && memo.upto <= i => (memo.best, memo.best_value, memo.upto),
+            Some(memo) if memo.swing_row == swing_row && memo.upto <= i => {
+                (memo.best, memo.best_value, memo.upto)
+            }
             _ => (swing_row + 1, value(bars.bar(swing_row + 1)), swing_row + 2),
         };
         for (k, bar) in (from..i).zip(bars.span(from, i)) {
@@ -327,7 +329,13 @@ impl OrderBlockDetector {
 
     /// Active entries (sorted lists, stale ones included) and table rows held now.
     pub fn held(&self) -> (usize, usize) {
-        let listed = self.walk.unmitigated.iter().chain(&self.walk.breakers).map(Vec::len).sum();
+        let listed = self
+            .walk
+            .unmitigated
+            .iter()
+            .chain(&self.walk.breakers)
+            .map(Vec::len)
+            .sum();
         (listed, self.walk.blocks.len())
     }
 
@@ -502,7 +510,10 @@ fn walk_bar(i: BarIndex, bars: &BarHistory, swings: &[Swing], close_mitigation: 
     for direction in Direction::BOTH {
         let slot = direction.slot();
         let breakers = ListId { breakers: true, slot };
-        let unmitigated = ListId { breakers: false, slot };
+        let unmitigated = ListId {
+            breakers: false,
+            slot,
+        };
         // Breakers that price runs through (first, so a block mitigated on this bar is not checked).
         let run_through_value = match direction {
             Direction::Bullish => -bar.high,
