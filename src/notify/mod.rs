@@ -1,0 +1,1 @@
+//! Discord notifications (placeholder line replaced below).
