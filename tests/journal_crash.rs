@@ -48,7 +48,11 @@ fn snapshot(id: &str, revision: i64) -> PositionRecord {
         revision,
         execution: Execution::Paper,
         symbol: "BTCUSDT".to_owned(),
-        side: if revision % 2 == 0 { Side::Long } else { Side::Short },
+        side: if revision % 2 == 0 {
+            Side::Long
+        } else {
+            Side::Short
+        },
         qty: Decimal::from_str("0.001").unwrap() * (r + Decimal::ONE),
         entry_price: Decimal::from_str("64000.10").unwrap() + r,
         leverage: u32::try_from(revision % 125 + 1).unwrap(),
@@ -239,11 +243,23 @@ fn verify(path: &Path, acked: &Acked, run: usize) {
         let p = by_id
             .get(id.as_str())
             .unwrap_or_else(|| panic!("after kill {run}: acked position {id} missing"));
-        assert!(p.revision >= rev, "after kill {run}: {id} at {} < acked {rev}", p.revision);
-        assert_eq!(**p, snapshot(id, p.revision), "after kill {run}: {id} not restored exactly");
+        assert!(
+            p.revision >= rev,
+            "after kill {run}: {id} at {} < acked {rev}",
+            p.revision
+        );
+        assert_eq!(
+            **p,
+            snapshot(id, p.revision),
+            "after kill {run}: {id} not restored exactly"
+        );
     }
     for p in &restored.open_positions {
-        assert_eq!(*p, snapshot(&p.position_id, p.revision), "after kill {run}: torn row");
+        assert_eq!(
+            *p,
+            snapshot(&p.position_id, p.revision),
+            "after kill {run}: torn row"
+        );
     }
     let mut present = HashSet::new();
     let mut after = 0;
@@ -256,7 +272,10 @@ fn verify(path: &Path, acked: &Acked, run: usize) {
         }
     }
     let missing: Vec<_> = acked.events.difference(&present).collect();
-    assert!(missing.is_empty(), "after kill {run}: acked events lost: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "after kill {run}: acked events lost: {missing:?}"
+    );
     let submitting: HashSet<String> = journal
         .submitting_orders()
         .unwrap()
@@ -267,7 +286,10 @@ fn verify(path: &Path, acked: &Acked, run: usize) {
         })
         .collect();
     let lost: Vec<_> = acked.orders.difference(&submitting).collect();
-    assert!(lost.is_empty(), "after kill {run}: acked order intents lost: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "after kill {run}: acked order intents lost: {lost:?}"
+    );
 }
 
 #[test]

@@ -139,16 +139,38 @@ fn live_journal_and_explicit_file() {
     live.write(&position("live-1", Execution::Live).into()).unwrap();
     drop(live);
     let out = dir.path().join("live");
-    let output = perpdesk(&["journal", "export", "--live", "--data-dir", s(&data), "--out", s(&out)]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = perpdesk(&[
+        "journal",
+        "export",
+        "--live",
+        "--data-dir",
+        s(&data),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let trades = std::fs::read_to_string(out.join("trades.csv")).unwrap();
     assert_eq!(trades.lines().count(), 2);
-    assert!(trades.lines().nth(1).unwrap().starts_with("live-1,live,ETHUSDT,SHORT,open,"));
+    assert!(
+        trades
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("live-1,live,ETHUSDT,SHORT,open,")
+    );
 
     let out = dir.path().join("explicit");
     let file = journal_path(&data, Execution::Live);
     let output = perpdesk(&["journal", "export", "--journal", s(&file), "--out", s(&out)]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(std::fs::read_to_string(out.join("trades.csv")).unwrap(), trades);
     assert_eq!(
         std::fs::read_to_string(out.join("events.csv")).unwrap(),
@@ -179,5 +201,8 @@ fn a_missing_or_newer_journal_exits_2_naming_the_file() {
     let output = perpdesk(&["journal", "export", "--data-dir", s(&data), "--out", s(&out)]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("has schema version 99, newer than this build's 2"), "{stderr}");
+    assert!(
+        stderr.contains("has schema version 99, newer than this build's 2"),
+        "{stderr}"
+    );
 }

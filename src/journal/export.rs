@@ -95,7 +95,10 @@ pub fn export_csv(journal_file: &Path, out_dir: &Path) -> Result<ExportSummary, 
     let positions = journal.positions()?;
     let trades_file = out_dir.join(TRADES_FILE);
     write_atomically(&trades_file, |out| {
-        write_row(out, &TRADES_HEADER.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>())?;
+        write_row(
+            out,
+            &TRADES_HEADER.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
+        )?;
         for p in &positions {
             write_row(
                 out,
@@ -129,7 +132,10 @@ pub fn export_csv(journal_file: &Path, out_dir: &Path) -> Result<ExportSummary, 
     let events_file = out_dir.join(EVENTS_FILE);
     let mut events = 0;
     write_atomically(&events_file, |out| {
-        write_row(out, &EVENTS_HEADER.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>())?;
+        write_row(
+            out,
+            &EVENTS_HEADER.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
+        )?;
         let mut after = 0;
         loop {
             let page = journal

@@ -56,17 +56,11 @@ pub fn journal_path(data_dir: &Path, execution: Execution) -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot open the journal {}: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     #[error("the journal {} does not exist", path.display())]
     Missing { path: PathBuf },
     #[error("cannot create the directory {}: {source}", path.display())]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { path: PathBuf, source: std::io::Error },
     #[error("journal {}: WAL mode could not be enabled (journal_mode is {mode:?})", path.display())]
     NoWal { path: PathBuf, mode: String },
     #[error("journal: {operation}: {source}")]
@@ -128,10 +122,7 @@ pub enum JournalError {
     #[error("the journal writer has stopped")]
     Closed,
     #[error("cannot write {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 impl JournalError {
@@ -277,7 +268,11 @@ pub fn validate(record: &JournalRecord) -> Result<(), JournalError> {
             check_client_order_id(&f.client_order_id)?;
             vec![]
         }
-        JournalRecord::Position(p) => p.close_reason.iter().map(|r| ("close_reason", r.as_str())).collect(),
+        JournalRecord::Position(p) => p
+            .close_reason
+            .iter()
+            .map(|r| ("close_reason", r.as_str()))
+            .collect(),
         JournalRecord::Equity(_) => vec![],
     };
     match texts.into_iter().find(|(_, t)| text_carries_secret(t)) {

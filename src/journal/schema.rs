@@ -255,9 +255,9 @@ fn backup(conn: &Connection, path: &Path, from: i64) -> Result<PathBuf, JournalE
         target = path.with_file_name(format!("{name}.v{from}-{stamp}-{n}.bak"));
         n += 1;
     }
-    let text = target.to_str().ok_or_else(|| JournalError::NonUtf8Path {
-        path: target.clone(),
-    })?;
+    let text = target
+        .to_str()
+        .ok_or_else(|| JournalError::NonUtf8Path { path: target.clone() })?;
     conn.execute("VACUUM INTO ?1", [text])
         .map_err(|source| JournalError::Backup {
             path: path.to_path_buf(),

@@ -117,17 +117,9 @@ impl Journal {
             let path = path.to_path_buf();
             let latest = schema::LATEST;
             return Err(if found > latest {
-                JournalError::NewerSchema {
-                    path,
-                    found,
-                    latest,
-                }
+                JournalError::NewerSchema { path, found, latest }
             } else {
-                JournalError::OlderSchema {
-                    path,
-                    found,
-                    latest,
-                }
+                JournalError::OlderSchema { path, found, latest }
             });
         }
         Ok(Self {
@@ -264,7 +256,11 @@ impl Journal {
     }
 
     /// Lifecycle events with id greater than `after_id`, oldest first, at most `limit`; each with its id.
-    pub fn events_after(&self, after_id: i64, limit: usize) -> Result<Vec<(i64, LifecycleEventRecord)>, JournalError> {
+    pub fn events_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, LifecycleEventRecord)>, JournalError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -424,9 +420,11 @@ pub(crate) fn insert(conn: &Connection, record: &JournalRecord) -> Result<(), Jo
         }
         JournalRecord::Event(e) => {
             let payload = json("event payload", &e.payload)?;
-            conn.prepare_cached("INSERT INTO events (at_ms, position_id, kind, payload) VALUES (?1, ?2, ?3, ?4)")
-                .and_then(|mut st| st.execute(params![e.at_ms, e.position_id, e.kind.as_str(), payload]))
-                .map_err(sql("writing an event"))?;
+            conn.prepare_cached(
+                "INSERT INTO events (at_ms, position_id, kind, payload) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![e.at_ms, e.position_id, e.kind.as_str(), payload]))
+            .map_err(sql("writing an event"))?;
         }
         JournalRecord::OrderIntent(o) => {
             let result = conn
@@ -575,7 +573,12 @@ fn bad(idx: usize, what: &'static str, value: &str) -> rusqlite::Error {
     )
 }
 
-fn text_as<T>(row: &Row<'_>, idx: usize, what: &'static str, parse: impl FnOnce(&str) -> Option<T>) -> rusqlite::Result<T> {
+fn text_as<T>(
+    row: &Row<'_>,
+    idx: usize,
+    what: &'static str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
     parse(&text).ok_or_else(|| bad(idx, what, &text))
 }
@@ -633,7 +636,10 @@ fn position_from_row(row: &Row<'_>) -> rusqlite::Result<PositionRecord> {
     })
 }
 
-fn query_positions(conn: &Connection, status: Option<PositionStatus>) -> Result<Vec<PositionRecord>, JournalError> {
+fn query_positions(
+    conn: &Connection,
+    status: Option<PositionStatus>,
+) -> Result<Vec<PositionRecord>, JournalError> {
     let (query, status) = match status {
         Some(s) => (
             format!("{POSITION_SELECT} WHERE status = ?1 ORDER BY opened_at_ms, position_id"),

@@ -179,15 +179,24 @@ fn every_record_round_trips_with_its_exact_digits() {
     let back = journal.position("p1").expect("read").expect("present");
     assert_eq!(back.qty.to_string(), "0.0040", "scale kept");
     assert_eq!(back.realised_pnl.to_string(), "0.000000000001");
-    assert_eq!(journal.events_for("p1").expect("events"), vec![event("p1", LifecycleKind::Created, 1)]);
+    assert_eq!(
+        journal.events_for("p1").expect("events"),
+        vec![event("p1", LifecycleKind::Created, 1)]
+    );
     assert_eq!(journal.fills().expect("fills"), vec![fill]);
-    assert_eq!(journal.last_equity().expect("equity"), Some(equity(5, "10012.50")));
+    assert_eq!(
+        journal.last_equity().expect("equity"),
+        Some(equity(5, "10012.50"))
+    );
     assert_eq!(
         journal.last_breaker_state().expect("breaker"),
         Some(breaker(BreakerTier::Caution))
     );
     let order = journal.order("pd-1-sl").expect("order").expect("present");
-    assert_eq!((order.intent, order.state), (intent("pd-1-sl"), OrderState::Submitting));
+    assert_eq!(
+        (order.intent, order.state),
+        (intent("pd-1-sl"), OrderState::Submitting)
+    );
 }
 
 #[test]
@@ -225,7 +234,10 @@ fn restore_returns_open_positions_in_their_last_state() {
         journal.write(&r).expect("writes");
     }
     let restored = journal.restore().expect("restores");
-    assert_eq!(restored.open_positions, vec![position("p1", 4), position("p3", 1)]);
+    assert_eq!(
+        restored.open_positions,
+        vec![position("p1", 4), position("p3", 1)]
+    );
     assert_eq!(restored.breaker, Some(breaker(BreakerTier::Halt)));
     assert_eq!(restored.last_equity, Some(equity(2, "10001.25")));
     let submitting: Vec<&str> = restored
@@ -234,7 +246,10 @@ fn restore_returns_open_positions_in_their_last_state() {
         .map(|o| o.intent.client_order_id.as_str())
         .collect();
     assert_eq!(submitting, ["pd-b"]);
-    assert_eq!(journal.submitting_orders().expect("orders"), restored.submitting_orders);
+    assert_eq!(
+        journal.submitting_orders().expect("orders"),
+        restored.submitting_orders
+    );
     let a = journal.order("pd-a").expect("read").expect("present");
     assert_eq!((a.state, a.venue_order_id), (OrderState::New, Some(42)));
 }
@@ -279,10 +294,22 @@ fn credentials_are_refused_and_never_reach_the_file() {
     let mut leaky = event("p1", LifecycleKind::Closed, 1);
     for (payload, field) in [
         (json!({"apiSecret": CANARY}), "payload.apiSecret"),
-        (json!({"order": {"X-MBX-APIKEY": CANARY}}), "payload.order.X-MBX-APIKEY"),
-        (json!({"list": [1, {"discord_token": CANARY}]}), "payload.list[1].discord_token"),
-        (json!({"url": format!("https://discord.com/api/webhooks/1/{CANARY}")}), "payload.url"),
-        (json!({"query": format!("symbol=BTCUSDT&signature={CANARY}")}), "payload.query"),
+        (
+            json!({"order": {"X-MBX-APIKEY": CANARY}}),
+            "payload.order.X-MBX-APIKEY",
+        ),
+        (
+            json!({"list": [1, {"discord_token": CANARY}]}),
+            "payload.list[1].discord_token",
+        ),
+        (
+            json!({"url": format!("https://discord.com/api/webhooks/1/{CANARY}")}),
+            "payload.url",
+        ),
+        (
+            json!({"query": format!("symbol=BTCUSDT&signature={CANARY}")}),
+            "payload.query",
+        ),
     ] {
         leaky.payload = payload;
         let err = journal.write(&leaky.clone().into()).expect_err("refused");
@@ -335,11 +362,20 @@ fn a_v1_file_migrates_to_latest_after_a_backup() {
     let (mut journal, report) = Journal::open(&path).expect("migrates");
     assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
     let backup = report.backup.expect("a backup before migrating");
-    assert!(backup.starts_with(dir.path()) && backup.exists(), "{}", backup.display());
+    assert!(
+        backup.starts_with(dir.path()) && backup.exists(),
+        "{}",
+        backup.display()
+    );
     let signals = journal.signals().expect("signals");
     assert_eq!(signals.len(), 1);
-    assert_eq!((signals[0].entry.to_string(), signals[0].model_version.clone()), ("1.50".to_owned(), None));
-    journal.write(&intent("pd-after").into()).expect("the v2 schema works");
+    assert_eq!(
+        (signals[0].entry.to_string(), signals[0].model_version.clone()),
+        ("1.50".to_owned(), None)
+    );
+    journal
+        .write(&intent("pd-after").into())
+        .expect("the v2 schema works");
     journal.integrity_check().expect("intact");
     let old = rusqlite::Connection::open(&backup).expect("backup opens");
     let version: i64 = old
@@ -364,10 +400,7 @@ fn a_failure_mid_step_leaves_the_old_version_and_a_backup() {
         after_statements: 1,
     };
     let err = Journal::open_at_version(&path, SCHEMA_VERSION, Some(fail)).expect_err("fails");
-    let JournalError::Migration {
-        from, to, backup, ..
-    } = &err
-    else {
+    let JournalError::Migration { from, to, backup, .. } = &err else {
         panic!("unexpected {err}");
     };
     assert_eq!((*from, *to), (1, 2));
@@ -422,7 +455,10 @@ fn the_writer_acks_durable_writes_and_a_bad_record_fails_alone() {
             .expect("queued");
     }
     let duplicate = handle.write_durable_blocking(intent("pd-1"));
-    assert!(matches!(duplicate, Err(JournalError::DuplicateClientOrderId { .. })));
+    assert!(matches!(
+        duplicate,
+        Err(JournalError::DuplicateClientOrderId { .. })
+    ));
     handle.flush_blocking().expect("flushed");
     assert_eq!(reader.events_for("p1").expect("events").len(), 100);
     let stats = handle.stats();
@@ -458,7 +494,11 @@ fn try_write_never_waits_and_counts_what_a_full_queue_drops() {
         .filter(|r| matches!(r, Err(JournalError::QueueFull { capacity: 2 })))
         .count();
     assert!(dropped >= 7, "{results:?}");
-    assert!(results.iter().all(|r| r.is_ok() || r.as_ref().is_err_and(JournalError::is_recoverable)));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || r.as_ref().is_err_and(JournalError::is_recoverable))
+    );
     blocker.execute_batch("COMMIT").expect("unlocks");
     handle.flush_blocking().expect("flushed");
     let stats = handle.stats();

@@ -503,7 +503,11 @@ impl Worker {
             self.seen.retain(|_, t| now.duration_since(*t) < window);
         }
         self.seen.insert(event.key, now);
-        let mut line = format!("**{}** {}", event.kind.label(), event.text.replace(['\n', '\r'], " "));
+        let mut line = format!(
+            "**{}** {}",
+            event.kind.label(),
+            event.text.replace(['\n', '\r'], " ")
+        );
         for secret in &self.scrub {
             if line.contains(secret.as_str()) {
                 line = line.replace(secret.as_str(), crate::binance::secret::REDACTED);
@@ -609,7 +613,10 @@ impl Worker {
                 let wait = wait.min(self.settings.max_retry_wait);
                 bump(&self.counters.rate_limited, 1);
                 bump(&self.counters.retry_wait_ms, wait.as_millis() as u64);
-                tracing::warn!(retry_after_ms = wait.as_millis() as u64, "Discord rate limit (429); waiting");
+                tracing::warn!(
+                    retry_after_ms = wait.as_millis() as u64,
+                    "Discord rate limit (429); waiting"
+                );
                 self.blocked_until = Some(now + wait);
             }
             Outcome::Retry(reason) => {

@@ -25,7 +25,10 @@ const CANARY: &str = "CANARY-notify-9d41c7e2-do-not-leak";
 enum Plan {
     Ok,
     Status(u16),
-    RateLimited { header: &'static str, body: &'static str },
+    RateLimited {
+        header: &'static str,
+        body: &'static str,
+    },
     Hang,
 }
 
@@ -68,7 +71,12 @@ async fn handle(State(discord): State<Arc<Discord>>, uri: Uri, headers: HeaderMa
             .map(str::to_owned),
         body,
     });
-    let plan = discord.plans.lock().expect("lock").pop_front().unwrap_or(Plan::Ok);
+    let plan = discord
+        .plans
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(Plan::Ok);
     match plan {
         Plan::Ok => (StatusCode::OK, "{\"id\":\"1\"}").into_response(),
         Plan::Status(code) => StatusCode::from_u16(code).expect("status").into_response(),
@@ -144,7 +152,11 @@ async fn routing_sends_only_the_enabled_event_types() {
     assert!(!handle.notify(price));
     assert!(!handle.notify(created));
     assert!(handle.notify(sl("sl:p1", "BTCUSDT LONG stop 63000 hit")));
-    assert!(handle.notify(Notification::new(NotifyKind::Breaker, "b", "Normal -> Caution: daily loss 2 %")));
+    assert!(handle.notify(Notification::new(
+        NotifyKind::Breaker,
+        "b",
+        "Normal -> Caution: daily loss 2 %"
+    )));
     assert!(!handle.notify(Notification::new(NotifyKind::Ops(OpsKind::Banned), "o", "418")));
     let stats = handle.stats();
     drop(handle);
@@ -187,7 +199,10 @@ async fn webhook_and_bot_requests_have_discords_shape() {
         serde_json::json!({"content": "**StopLossTriggered** @everyone look", "allowed_mentions": {"parse": []}})
     );
     assert_eq!(requests[1].path, "/api/v10/channels/4242/messages");
-    assert_eq!(requests[1].auth.as_deref(), Some(format!("Bot {CANARY}").as_str()));
+    assert_eq!(
+        requests[1].auth.as_deref(),
+        Some(format!("Bot {CANARY}").as_str())
+    );
 }
 
 #[tokio::test]
@@ -195,15 +210,26 @@ async fn the_same_key_within_the_window_is_sent_once() {
     let (server, base) = discord(vec![]).await;
     let (handle, task) = spawn(settings(webhook(&base))).expect("spawns");
     for _ in 0..3 {
-        handle.notify(Notification::new(NotifyKind::Ops(OpsKind::StaleStream), "stale:btc", "btcusdt stale"));
+        handle.notify(Notification::new(
+            NotifyKind::Ops(OpsKind::StaleStream),
+            "stale:btc",
+            "btcusdt stale",
+        ));
     }
-    handle.notify(Notification::new(NotifyKind::Ops(OpsKind::StaleStream), "stale:eth", "ethusdt stale"));
+    handle.notify(Notification::new(
+        NotifyKind::Ops(OpsKind::StaleStream),
+        "stale:eth",
+        "ethusdt stale",
+    ));
     until("both sent", || handle.stats().sent_events == 2).await;
     let stats = handle.stats();
     drop(handle);
     task.await.expect("task");
     assert_eq!(stats.deduplicated, 2);
-    assert_eq!(server.contents().join("\n"), "**StaleStream** btcusdt stale\n**StaleStream** ethusdt stale");
+    assert_eq!(
+        server.contents().join("\n"),
+        "**StaleStream** btcusdt stale\n**StaleStream** ethusdt stale"
+    );
 }
 
 #[tokio::test]
@@ -249,7 +275,13 @@ async fn the_throttle_holds_messages_and_they_batch_while_waiting() {
     let stats = handle.stats();
     drop(handle);
     task.await.expect("task");
-    assert_eq!(server.contents(), ["**StopLossTriggered** A", "**StopLossTriggered** B\n**StopLossTriggered** C"]);
+    assert_eq!(
+        server.contents(),
+        [
+            "**StopLossTriggered** A",
+            "**StopLossTriggered** B\n**StopLossTriggered** C"
+        ]
+    );
     assert_eq!((stats.throttled, stats.sent_messages), (1, 2));
 
     // A window longer than the shutdown grace: the held event is never sent early.
@@ -286,7 +318,10 @@ async fn a_429_is_waited_out_for_the_longer_of_body_and_header_then_retried() {
     task.await.expect("task");
     let contents = server.contents();
     assert_eq!(contents, ["**StopLossTriggered** after the wait"; 2]);
-    assert_eq!((stats.rate_limited, stats.retry_wait_ms, stats.failed_messages), (1, 1000, 0));
+    assert_eq!(
+        (stats.rate_limited, stats.retry_wait_ms, stats.failed_messages),
+        (1, 1000, 0)
+    );
 }
 
 #[test]
@@ -295,9 +330,15 @@ fn retry_after_takes_the_larger_of_body_and_header() {
     assert_eq!(retry_after(Some("65"), body), Duration::from_secs(65));
     assert_eq!(retry_after(Some("3"), body), Duration::from_secs_f64(64.57));
     assert_eq!(retry_after(None, body), Duration::from_secs_f64(64.57));
-    assert_eq!(retry_after(Some("2.5"), b"not json"), Duration::from_secs_f64(2.5));
+    assert_eq!(
+        retry_after(Some("2.5"), b"not json"),
+        Duration::from_secs_f64(2.5)
+    );
     assert_eq!(retry_after(None, b""), Duration::from_secs(1));
-    assert_eq!(retry_after(Some("-4"), br#"{"retry_after": "NaN"}"#), Duration::from_secs(1));
+    assert_eq!(
+        retry_after(Some("-4"), br#"{"retry_after": "NaN"}"#),
+        Duration::from_secs(1)
+    );
 }
 
 #[tokio::test]
@@ -335,7 +376,11 @@ async fn server_errors_are_retried_and_client_errors_dropped() {
     task.await.expect("task");
     assert_eq!(
         server.contents(),
-        ["**StopLossTriggered** first", "**StopLossTriggered** first", "**StopLossTriggered** second"]
+        [
+            "**StopLossTriggered** first",
+            "**StopLossTriggered** first",
+            "**StopLossTriggered** second"
+        ]
     );
 }
 
@@ -422,7 +467,9 @@ fn settings_from_config_prefer_the_webhook() {
     config.secrets.discord_channel_id = Some(Secret::new("1"));
     config.notify.discord_api_url = "http://127.0.0.1:9/api/v10".to_owned();
     let s = NotifySettings::from_config(&config).expect("bot");
-    assert!(matches!(&s.target, DiscordTarget::Bot { api_base, .. } if api_base == "http://127.0.0.1:9/api/v10"));
+    assert!(
+        matches!(&s.target, DiscordTarget::Bot { api_base, .. } if api_base == "http://127.0.0.1:9/api/v10")
+    );
     config.secrets.discord_webhook_url = Some(Secret::new("https://discord.com/api/webhooks/1/x"));
     let s = NotifySettings::from_config(&config).expect("webhook");
     assert!(matches!(s.target, DiscordTarget::Webhook { .. }));
