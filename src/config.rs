@@ -1984,8 +1984,8 @@ mod tests {
             (
                 "colour = 1\n",
                 "FILE:1:1: unknown key `colour` at the top level; accepted keys: demo, trading_enabled, \
-                 strategy_mode, venue, universe, engine, ui, paths, logging, ml, features, monitoring, positions, notify, \
-                 secrets",
+                 strategy_mode, venue, universe, engine, ui, paths, logging, ml, features, monitoring, positions, \
+                 notify, secrets",
             ),
             (
                 "[ui]\ntheme = \"x\"\ncolour = \"red\"\n",
