@@ -160,8 +160,8 @@ const SECRET_KEY_PARTS: &[&str] = &[
 ];
 
 /// Substrings of a text value that mean a credential is inside it: a signed query string, a Discord
-/// webhook URL, an authorization header.
-const SECRET_TEXT_PARTS: &[&str] = &["signature=", "/api/webhooks/", "bot ", "x-mbx-apikey"];
+/// webhook URL, an API-key header.
+const SECRET_TEXT_PARTS: &[&str] = &["signature=", "/api/webhooks/", "x-mbx-apikey"];
 
 fn key_names_secret(key: &str) -> bool {
     let norm: String = key
@@ -174,14 +174,12 @@ fn key_names_secret(key: &str) -> bool {
 
 fn text_carries_secret(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    SECRET_TEXT_PARTS.iter().any(|p| {
-        if *p == "bot " {
-            // "Bot <token>" as an Authorization value; plain words like "robot " are not meant.
-            lower.starts_with("bot ") || lower.contains("authorization")
-        } else {
-            lower.contains(p)
-        }
-    })
+    // `Bot <token>`, an Authorization value: "bot" and then one long word (Discord tokens are ~70
+    // characters), so that "bot restarted" is not mistaken for one.
+    let bot_header = lower
+        .strip_prefix("bot ")
+        .is_some_and(|rest| rest.len() >= 30 && !rest.contains(' '));
+    bot_header || SECRET_TEXT_PARTS.iter().any(|p| lower.contains(p))
 }
 
 /// The key path of the first credential-looking key or text inside `value`.

@@ -325,10 +325,13 @@ fn credentials_are_refused_and_never_reach_the_file() {
         journal.write(&closed.into()),
         Err(JournalError::SecretInPayload { field, .. }) if field == "close_reason"
     ));
-    // An ordinary payload that merely mentions words near the list passes.
+    // Ordinary texts that merely resemble the patterns pass.
     journal
         .write(&event("p1", LifecycleKind::RiskLevelChanged, 2).into())
         .expect("plain payload");
+    let mut plain = position("p2", 1);
+    plain.close_reason = Some("bot restarted: kill switch".to_owned());
+    journal.write(&plain.into()).expect("plain reason");
     drop(journal);
     for file in std::fs::read_dir(path.parent().expect("dir")).expect("list") {
         let bytes = std::fs::read(file.expect("entry").path()).expect("read");

@@ -467,7 +467,6 @@ impl Worker {
         loop {
             let due = self.next_due(false);
             tokio::select! {
-                biased;
                 event = rx.recv() => match event {
                     Some(event) => self.accept(event),
                     None => break,
@@ -532,17 +531,7 @@ impl Worker {
 
     /// How many held events fit the next message, and its length.
     fn next_message_len(&self) -> (usize, usize) {
-        let mut count = 0;
-        let mut len = 0;
-        for held in &self.pending {
-            let add = if count == 0 { held.chars } else { held.chars + 1 };
-            if count > 0 && len + add > CONTENT_LIMIT {
-                break;
-            }
-            len += add;
-            count += 1;
-        }
-        (count, len)
+        pack(self.pending.iter().map(|h| h.chars))
     }
 
     /// When the next message may go: after its batch window (unless it is already full, or the
@@ -693,6 +682,23 @@ impl Worker {
             Outcome::Fatal(format!("HTTP {}", status.as_u16()))
         }
     }
+}
+
+/// Greedy packing of lines (given by their lengths in characters, each at most [`CONTENT_LIMIT`]) into
+/// one message joined by newlines: how many of the first lines fit, and the message's length. At least one
+/// line is taken when there is any.
+pub fn pack(lengths: impl IntoIterator<Item = usize>) -> (usize, usize) {
+    let mut count = 0;
+    let mut len = 0;
+    for chars in lengths {
+        let add = if count == 0 { chars } else { chars + 1 };
+        if count > 0 && len + add > CONTENT_LIMIT {
+            break;
+        }
+        len += add;
+        count += 1;
+    }
+    (count, len)
 }
 
 async fn sleep_until_opt(due: Option<Instant>) {

@@ -458,6 +458,31 @@ async fn the_secret_canary_appears_in_no_payload_log_or_debug() {
     }
 }
 
+proptest::proptest! {
+    /// Packing a queue message by message keeps every line, in order, never exceeds the limit, and is
+    /// greedy: the next line never fits into the message before it.
+    #[test]
+    fn packing_keeps_order_respects_the_limit_and_is_greedy(
+        lengths in proptest::collection::vec(1..=CONTENT_LIMIT, 0..60),
+    ) {
+        let mut rest = lengths.as_slice();
+        let mut messages: Vec<(usize, usize)> = Vec::new();
+        while !rest.is_empty() {
+            let (count, len) = pack(rest.iter().copied());
+            proptest::prop_assert!(count >= 1 && len <= CONTENT_LIMIT);
+            let taken = &rest[..count];
+            proptest::prop_assert_eq!(len, taken.iter().sum::<usize>() + count - 1);
+            if let Some(next) = rest.get(count) {
+                proptest::prop_assert!(len + 1 + next > CONTENT_LIMIT);
+            }
+            messages.push((count, len));
+            rest = &rest[count..];
+        }
+        proptest::prop_assert_eq!(messages.iter().map(|m| m.0).sum::<usize>(), lengths.len());
+        proptest::prop_assert_eq!(pack(std::iter::empty()), (0, 0));
+    }
+}
+
 #[test]
 fn settings_from_config_prefer_the_webhook() {
     use crate::config::Secret;
