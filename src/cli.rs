@@ -255,6 +255,48 @@ pub enum Command {
     /// Exit code 2 for a bad input file (the message names file and line) or bad parameters, 1 if the output
     /// cannot be written.
     Analyze(AnalyzeArgs),
+
+    /// Read the trade journal (the SQLite file in the data directory).
+    ///
+    ///   perpdesk journal export --out DIR      trades.csv and events.csv of the paper journal
+    ///   perpdesk journal export --out DIR --live
+    Journal(JournalArgs),
+}
+
+/// `perpdesk journal …`.
+#[derive(Debug, Clone, Args)]
+pub struct JournalArgs {
+    #[command(subcommand)]
+    pub command: JournalCommand,
+}
+
+/// What to do with the journal.
+#[derive(Debug, Clone, Subcommand)]
+pub enum JournalCommand {
+    /// Write the journal's trades (one row per position) and lifecycle events as CSV.
+    ///
+    /// Reads <data dir>/journal-paper.sqlite (or journal-live.sqlite with --live) without changing it, so it
+    /// can run next to a running perpdesk. Writes <DIR>/trades.csv and <DIR>/events.csv; money keeps the
+    /// journal's exact digits; times are given as epoch milliseconds and as RFC 3339 UTC.
+    /// Exit code 2 if the journal does not exist or was written by another version, 1 if the CSV cannot be
+    /// written.
+    Export(JournalExportArgs),
+}
+
+/// Options of `perpdesk journal export`.
+#[derive(Debug, Clone, Args)]
+pub struct JournalExportArgs {
+    /// Directory to write trades.csv and events.csv into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Export the live-trading journal instead of the paper-trading one.
+    #[arg(long)]
+    pub live: bool,
+
+    /// Read this journal file instead of the one in the data directory.
+    #[arg(long, value_name = "FILE", conflicts_with = "live")]
+    pub journal: Option<PathBuf>,
 }
 
 /// Options of `perpdesk analyze`.

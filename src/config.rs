@@ -167,6 +167,7 @@ pub struct Config {
     pub features: FeaturesConfig,
     pub monitoring: MonitoringConfig,
     pub positions: PositionsConfig,
+    pub notify: NotifyConfig,
     pub secrets: SecretsConfig,
 }
 
@@ -413,6 +414,26 @@ impl Default for PositionsConfig {
     }
 }
 
+/// Discord notifications. The credentials (webhook URL, or bot token and channel) are in [`SecretsConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Base URL of Discord's HTTP API, used with a bot token (`POST {base}/channels/{id}/messages`).
+    /// Only tests and proxies change it.
+    pub discord_api_url: String,
+}
+
+/// Discord's HTTP API, version 10.
+pub const DISCORD_API_URL: &str = "https://discord.com/api/v10";
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            discord_api_url: DISCORD_API_URL.to_owned(),
+        }
+    }
+}
+
 /// Credentials. The Binance pair is loaded only when `trading_enabled` is true.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -631,6 +652,13 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Bool,
     ),
     setting("positions.max_positions", Some("MAX_POSITIONS"), int(1, 100_000)),
+    setting(
+        "notify.discord_api_url",
+        None,
+        Kind::Url {
+            schemes: &["https", "http"],
+        },
+    ),
     setting(
         "secrets.binance_api_key",
         Some(ENV_API_KEY),
@@ -1957,7 +1985,7 @@ mod tests {
                 "colour = 1\n",
                 "FILE:1:1: unknown key `colour` at the top level; accepted keys: demo, trading_enabled, \
                  strategy_mode, venue, universe, engine, ui, paths, logging, ml, features, monitoring, positions, \
-                 secrets",
+                 notify, secrets",
             ),
             (
                 "[ui]\ntheme = \"x\"\ncolour = \"red\"\n",

@@ -21,6 +21,9 @@ pub mod analyze;
 
 pub mod strategy;
 
+pub mod journal;
+pub mod notify;
+
 pub mod engine;
 
 pub mod console;

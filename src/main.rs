@@ -17,13 +17,14 @@ use clap::Parser as _;
 use perpdesk::{
     analyze::{self, AnalyzeConfig, AnalyzeError},
     app::{self, RunOptions},
-    cli::{AnalyzeArgs, AttachArgs, Cli, Command, SimArgs},
+    cli::{AnalyzeArgs, AttachArgs, Cli, Command, JournalArgs, JournalCommand, SimArgs},
     config::{self, Config, ConfigError},
     console::{
         attach, headless,
         tui::{self, IntentSink},
     },
     engine::{EngineSettings, FeatureStoreSettings},
+    journal::{self, Execution, JournalError},
     sim::{
         calibration,
         replay::ReplayMarket,
@@ -88,6 +89,7 @@ fn main() -> ExitCode {
             finish(runtime().and_then(|rt| rt.block_on(run_attach(args, &loaded.config, theme))))
         }
         Some(Command::Analyze(args)) => run_analyze(args),
+        Some(Command::Journal(args)) => run_journal(args, &loaded.config),
         Some(Command::Sim(args)) => {
             finish(runtime().and_then(|rt| rt.block_on(run_sim(args, &loaded.config))))
         }
@@ -146,6 +148,42 @@ fn run_analyze(args: &AnalyzeArgs) -> ExitCode {
                 ExitCode::from(AnalyzeError::BAD_INPUT_EXIT_CODE)
             } else {
                 ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// `perpdesk journal export`: CSV files from the journal, a summary line on stderr.
+fn run_journal(args: &JournalArgs, config: &Config) -> ExitCode {
+    let JournalCommand::Export(export) = &args.command;
+    let file = export.journal.clone().unwrap_or_else(|| {
+        let execution = if export.live {
+            Execution::Live
+        } else {
+            Execution::Paper
+        };
+        journal::journal_path(&config.paths.data_dir, execution)
+    });
+    match journal::export_csv(&file, &export.out) {
+        Ok(summary) => {
+            eprintln!(
+                "journal export: {} trades, {} events from {} -> {}, {}",
+                summary.trades,
+                summary.events,
+                file.display(),
+                summary.trades_file.display(),
+                summary.events_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            match err {
+                JournalError::Missing { .. }
+                | JournalError::NewerSchema { .. }
+                | JournalError::OlderSchema { .. }
+                | JournalError::Open { .. } => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
             }
         }
     }

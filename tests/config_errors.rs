@@ -74,7 +74,7 @@ macro_rules! bad_configs {
 bad_configs! {
     unknown_top_level_key => "FILE:2:1: unknown key `universe_size` at the top level (did you mean `size` in \
         [universe]?); accepted keys: demo, trading_enabled, strategy_mode, venue, universe, engine, ui, paths, \
-        logging, ml, features, monitoring, positions, secrets";
+        logging, ml, features, monitoring, positions, notify, secrets";
     unknown_nested_key => "FILE:3:1: unknown key `timeframe` in [universe] (did you mean `timeframes`?); accepted \
         keys: size, refresh_secs, timeframes, history_bars, ring_capacity, streams_per_connection";
     unknown_subtable => "FILE:1:5: unknown key `tuning` in [ml]; accepted keys: enable_self_learning, \
