@@ -408,7 +408,8 @@ pub async fn run_keeper<A: ListenKeyApi>(
     };
     stats.created.fetch_add(1, Ordering::Relaxed);
     let _ = keys.send(Some(key.clone()));
-    let mut last_rotation = Instant::now();
+    // Debounce measures from the last rotation; the first key is not one.
+    let mut last_rotation: Option<Instant> = None;
     let mut next_keepalive = Instant::now() + settings.keepalive_every;
     loop {
         let rotate = tokio::select! {
@@ -427,7 +428,7 @@ pub async fn run_keeper<A: ListenKeyApi>(
                 }
             }
             req = requests.recv() => match req {
-                Some(reason) if last_rotation.elapsed() < settings.debounce => {
+                Some(reason) if last_rotation.is_some_and(|t| t.elapsed() < settings.debounce) => {
                     stats.debounced.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(?reason, "listenKey rotation already done just now; ignored");
                     false
@@ -450,8 +451,9 @@ pub async fn run_keeper<A: ListenKeyApi>(
             key = k;
             stats.rotations.fetch_add(1, Ordering::Relaxed);
             let _ = keys.send(Some(key.clone()));
-            last_rotation = Instant::now();
-            next_keepalive = last_rotation + settings.keepalive_every;
+            let now = Instant::now();
+            last_rotation = Some(now);
+            next_keepalive = now + settings.keepalive_every;
         }
     }
 }
