@@ -30,11 +30,11 @@ pub struct OrderResponse {
     pub status: String,
     pub client_order_id: String,
     pub price: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub avg_price: String,
     pub orig_qty: String,
     pub executed_qty: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub cum_quote: String,
     pub time_in_force: String,
     #[serde(rename = "type")]
@@ -46,11 +46,11 @@ pub struct OrderResponse {
     pub side: String,
     #[serde(default = "both")]
     pub position_side: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub stop_price: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub working_type: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub orig_type: String,
     #[serde(default)]
     pub time: i64,
@@ -60,6 +60,11 @@ pub struct OrderResponse {
 
 fn both() -> String {
     "BOTH".to_owned()
+}
+
+/// A string field the venue sometimes sends as `null` (e.g. `"sp": null` on ADL orders): read as "".
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Option::<String>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 /// One entry of `GET /fapi/v2/positionRisk` (v3 has the same fields that matter here).
@@ -81,17 +86,17 @@ pub struct PositionRisk {
     #[serde(rename = "unRealizedProfit")]
     pub unrealized_profit: String,
     pub liquidation_price: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub leverage: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub margin_type: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub isolated_margin: String,
     #[serde(default = "both")]
     pub position_side: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub notional: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub isolated_wallet: String,
     #[serde(default)]
     pub update_time: i64,
@@ -108,16 +113,16 @@ pub struct PositionRisk {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Balance {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub account_alias: String,
     pub asset: String,
     pub balance: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub cross_wallet_balance: String,
     #[serde(default, rename = "crossUnPnl")]
     pub cross_un_pnl: String,
     pub available_balance: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub max_withdraw_amount: String,
     #[serde(default)]
     pub margin_available: bool,
@@ -260,15 +265,15 @@ pub struct OrderUpdate {
     pub side: String,
     #[serde(rename = "o")]
     pub order_type: String,
-    #[serde(rename = "f", default)]
+    #[serde(rename = "f", default, deserialize_with = "nullable")]
     pub time_in_force: String,
     #[serde(rename = "q")]
     pub orig_qty: String,
-    #[serde(rename = "p", default)]
+    #[serde(rename = "p", default, deserialize_with = "nullable")]
     pub price: String,
-    #[serde(rename = "ap", default)]
+    #[serde(rename = "ap", default, deserialize_with = "nullable")]
     pub avg_price: String,
-    #[serde(rename = "sp", default)]
+    #[serde(rename = "sp", default, deserialize_with = "nullable")]
     pub stop_price: String,
     /// Execution type: NEW, CANCELED, CALCULATED (liquidation), EXPIRED, TRADE, AMENDMENT.
     #[serde(rename = "x")]
@@ -279,11 +284,11 @@ pub struct OrderUpdate {
     pub status: String,
     #[serde(rename = "i")]
     pub order_id: i64,
-    #[serde(rename = "l", default)]
+    #[serde(rename = "l", default, deserialize_with = "nullable")]
     pub last_qty: String,
-    #[serde(rename = "z", default)]
+    #[serde(rename = "z", default, deserialize_with = "nullable")]
     pub cum_qty: String,
-    #[serde(rename = "L", default)]
+    #[serde(rename = "L", default, deserialize_with = "nullable")]
     pub last_price: String,
     #[serde(rename = "N", default)]
     pub commission_asset: Option<String>,
@@ -297,15 +302,15 @@ pub struct OrderUpdate {
     pub maker: bool,
     #[serde(rename = "R", default)]
     pub reduce_only: bool,
-    #[serde(rename = "wt", default)]
+    #[serde(rename = "wt", default, deserialize_with = "nullable")]
     pub working_type: String,
-    #[serde(rename = "ot", default)]
+    #[serde(rename = "ot", default, deserialize_with = "nullable")]
     pub orig_type: String,
     #[serde(rename = "ps", default = "both")]
     pub position_side: String,
     #[serde(rename = "cp", default)]
     pub close_position: bool,
-    #[serde(rename = "rp", default)]
+    #[serde(rename = "rp", default, deserialize_with = "nullable")]
     pub realized_profit: String,
 }
 
@@ -349,9 +354,9 @@ pub struct BalanceUpdate {
     pub asset: String,
     #[serde(rename = "wb")]
     pub wallet_balance: String,
-    #[serde(rename = "cw", default)]
+    #[serde(rename = "cw", default, deserialize_with = "nullable")]
     pub cross_wallet_balance: String,
-    #[serde(rename = "bc", default)]
+    #[serde(rename = "bc", default, deserialize_with = "nullable")]
     pub balance_change: String,
 }
 
@@ -364,15 +369,15 @@ pub struct PositionUpdate {
     pub position_amt: String,
     #[serde(rename = "ep")]
     pub entry_price: String,
-    #[serde(rename = "bep", default)]
+    #[serde(rename = "bep", default, deserialize_with = "nullable")]
     pub break_even_price: String,
-    #[serde(rename = "cr", default)]
+    #[serde(rename = "cr", default, deserialize_with = "nullable")]
     pub accumulated_realized: String,
-    #[serde(rename = "up", default)]
+    #[serde(rename = "up", default, deserialize_with = "nullable")]
     pub unrealized_pnl: String,
-    #[serde(rename = "mt", default)]
+    #[serde(rename = "mt", default, deserialize_with = "nullable")]
     pub margin_type: String,
-    #[serde(rename = "iw", default)]
+    #[serde(rename = "iw", default, deserialize_with = "nullable")]
     pub isolated_wallet: String,
     #[serde(rename = "ps", default = "both")]
     pub position_side: String,
