@@ -410,6 +410,7 @@ pub fn request_weight(path: &str, query: &str) -> u32 {
         | "/fapi/v3/balance" => 5,
         "/fapi/v1/positionSide/dual" => 30,
         "/fapi/v1/order"
+        | "/fapi/v1/openOrder"
         | "/fapi/v1/openOrders"
         | "/fapi/v1/allOpenOrders"
         | "/fapi/v1/leverage"
@@ -1623,6 +1624,13 @@ impl Trading {
             (Method::GET, "/fapi/v1/order") => self.query_order(&params).map(|o| json(&o)),
             (Method::DELETE, "/fapi/v1/order") => self.cancel_order(&params).map(|o| json(&o)),
             (Method::GET, "/fapi/v1/openOrders") => self.open_orders(&params).map(|o| json(&o)),
+            (Method::GET, "/fapi/v1/openOrder") => self.query_order(&params).and_then(|o| {
+                if matches!(o.status.as_str(), "NEW" | "PARTIALLY_FILLED") {
+                    Ok(json(&o))
+                } else {
+                    Err(ApiError::bad_request(-2013, "Order does not exist."))
+                }
+            }),
             (Method::DELETE, "/fapi/v1/allOpenOrders") => self.cancel_all(&params).map(|o| json(&o)),
             (Method::GET, "/fapi/v2/positionRisk" | "/fapi/v3/positionRisk") => {
                 self.position_risk(&params).map(|o| json(&o))
@@ -1674,6 +1682,7 @@ pub fn routes(trading: Arc<Trading>) -> Router {
     for path in [
         "/fapi/v1/order",
         "/fapi/v1/openOrders",
+        "/fapi/v1/openOrder",
         "/fapi/v1/allOpenOrders",
         "/fapi/v2/positionRisk",
         "/fapi/v3/positionRisk",
