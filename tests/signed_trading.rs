@@ -555,7 +555,12 @@ async fn user_data_stream_events_and_rotation() {
         .await
         .expect("placed");
     let mut saw_account = false;
-    while book.order(&id).map(|o| o.filled()) != Some(qty) || !saw_account {
+    while book
+        .order(&id)
+        .map(perpdesk::binance::orders::TrackedOrder::filled)
+        != Some(qty)
+        || !saw_account
+    {
         if let UserStreamEvent::Event(ev) = next(&mut ev_rx).await {
             if let BookChange::Account { .. } = book.apply(&ev).expect("applies") {
                 saw_account = true;
