@@ -354,7 +354,12 @@ pub fn fixed(v: f64, decimals: u32) -> String {
     format!("{:.*}", decimals as usize, v)
 }
 
-fn exchange_info(source: &dyn MarketSource, now: TimestampMs, settings: &SimSettings) -> wire::ExchangeInfo {
+/// The `exchangeInfo` the simulator serves for `source` (also used to size the trading side).
+pub(crate) fn exchange_info(
+    source: &dyn MarketSource,
+    now: TimestampMs,
+    settings: &SimSettings,
+) -> wire::ExchangeInfo {
     let symbols = source
         .symbols()
         .iter()

@@ -932,12 +932,14 @@ impl Trading {
             );
             b.by_client.insert(client_id, id);
             self.stats.liquidations.fetch_add(1, Ordering::Relaxed);
-            // The isolated margin left goes to the insurance fund, not back to the wallet.
-            if let Some(pos) = b.positions.get_mut(&key) {
-                pos.isolated_wallet = Decimal::ZERO;
-            }
+            let isolated = self.cfg(b, key.0).isolated;
+            let wallet_before = b.wallet;
             self.execute(b, id, p.qty.abs(), mark, false, now);
-            if b.wallet < Decimal::ZERO {
+            if isolated {
+                // The whole isolated margin is forfeited (what is left of it goes to the insurance
+                // fund); the loss never reaches the wallet beyond it.
+                b.wallet = wallet_before;
+            } else if b.wallet < Decimal::ZERO {
                 b.wallet = Decimal::ZERO;
             }
         }
@@ -990,8 +992,8 @@ impl Trading {
             Some(id) if !is_valid_client_order_id(id) => {
                 return Err(ApiError::bad_request(-4015, "Client order id is not valid."));
             }
-            Some(id) => id.to_owned(),
-            None => format!("sim-{}", now_ms()),
+            Some(id) => Some(id.to_owned()),
+            None => None,
         };
         if close_position && !matches!(typ, OType::StopMarket | OType::TakeProfitMarket) {
             return Err(ApiError::bad_request(
@@ -1084,7 +1086,7 @@ impl Trading {
                 "Parameter 'reduceonly' sent when not required.",
             ));
         }
-        if b.by_client.contains_key(&client_id) {
+        if client_id.as_ref().is_some_and(|c| b.by_client.contains_key(c)) {
             return Err(ApiError::bad_request(-4116, "ClientOrderId is duplicated."));
         }
         if reduce_only {
@@ -1116,6 +1118,8 @@ impl Trading {
         }
         b.next_order_id += 1;
         let id = b.next_order_id;
+        // The venue generates an id when none is sent.
+        let client_id = client_id.unwrap_or_else(|| format!("sim-{id}"));
         let order = SimOrder {
             id,
             client_id: client_id.clone(),
@@ -1723,5 +1727,295 @@ mod tests {
         assert_eq!(request_weight("/fapi/v1/openOrders", "symbol=BTCUSDT"), 1);
         assert_eq!(request_weight("/fapi/v2/positionRisk", ""), 5);
         assert_eq!(request_weight("/fapi/v1/order", "symbol=X"), 1);
+    }
+
+    /// A one-symbol market whose mark price the test sets.
+    #[derive(Debug)]
+    struct Dial {
+        symbols: Vec<super::super::source::SimSymbol>,
+        mark: Mutex<f64>,
+    }
+
+    impl Dial {
+        fn new(mark: f64) -> Arc<Self> {
+            Arc::new(Self {
+                symbols: vec![super::super::source::SimSymbol {
+                    name: "BTCUSDT".into(),
+                    base_asset: "BTC".into(),
+                    quote_asset: "USDT".into(),
+                    contract_type: "PERPETUAL".into(),
+                    status: "TRADING".into(),
+                    price_precision: 1,
+                    quantity_precision: 3,
+                    tick_size: Decimal::new(1, 1),
+                    step_size: Decimal::new(1, 3),
+                    min_qty: Decimal::new(1, 3),
+                    max_qty: Decimal::from(1000),
+                    market_max_qty: Decimal::from(120),
+                    min_notional: Decimal::from(5),
+                }],
+                mark: Mutex::new(mark),
+            })
+        }
+
+        fn set(&self, m: f64) {
+            *self.mark.lock().expect("lock") = m;
+        }
+    }
+
+    impl MarketSource for Dial {
+        fn symbols(&self) -> &[super::super::source::SimSymbol] {
+            &self.symbols
+        }
+        fn earliest(&self) -> TimestampMs {
+            0
+        }
+        fn start_time(&self) -> TimestampMs {
+            0
+        }
+        fn end_time(&self) -> Option<TimestampMs> {
+            None
+        }
+        fn bar(
+            &self,
+            _: usize,
+            _: crate::domain::Interval,
+            _: TimestampMs,
+            _: TimestampMs,
+        ) -> Option<crate::domain::Bar> {
+            None
+        }
+        fn last_price(&self, _: usize, _: TimestampMs) -> f64 {
+            *self.mark.lock().expect("lock")
+        }
+        fn ticker_24h(&self, _: usize, _: TimestampMs) -> super::super::source::Ticker24h {
+            let p = self.last_price(0, 0);
+            super::super::source::Ticker24h {
+                open_time: 0,
+                close_time: 0,
+                open: p,
+                high: p,
+                low: p,
+                last: p,
+                volume: 0.0,
+                quote_volume: 0.0,
+                trades: 0,
+            }
+        }
+        fn mark(&self, _: usize, _: TimestampMs) -> super::super::source::MarkInfo {
+            let p = self.last_price(0, 0);
+            super::super::source::MarkInfo {
+                mark_price: p,
+                index_price: p,
+                funding_rate: 0.0,
+                next_funding_time: 0,
+            }
+        }
+    }
+
+    fn venue(mark: f64, balance: i64) -> (Arc<Dial>, Trading) {
+        let dial = Dial::new(mark);
+        let clock = SimClock::new(now_ms(), now_ms(), 1.0, None);
+        let settings = super::super::server::SimSettings::default();
+        let info = super::super::server::exchange_info(dial.as_ref(), 0, &settings);
+        let trading = Trading::new(
+            Arc::clone(&dial) as Arc<dyn MarketSource>,
+            clock,
+            &info,
+            TradingSettings {
+                starting_balance: Decimal::from(balance),
+                ..TradingSettings::default()
+            },
+        );
+        (dial, trading)
+    }
+
+    fn order(t: &Trading, q: &str) -> Result<OrderResponse, i64> {
+        t.new_order(&Params::parse(q, "")).map_err(|e| e.code)
+    }
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).expect("decimal")
+    }
+
+    #[test]
+    fn stops_and_limits_trigger_on_the_mark_price() {
+        let (dial, t) = venue(30_000.0, 10_000);
+        let buy = order(&t, "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.1").expect("market");
+        assert_eq!(buy.status, "FILLED");
+        assert!(d(&buy.avg_price) > d("30000"), "a taker buy pays slippage");
+        assert_eq!(t.position("BTCUSDT"), d("0.1"));
+        let sl = order(&t, "symbol=BTCUSDT&side=SELL&type=STOP_MARKET&stopPrice=29000&closePosition=true&newClientOrderId=sl")
+            .expect("stop");
+        let tp = order(&t, "symbol=BTCUSDT&side=SELL&type=TAKE_PROFIT_MARKET&stopPrice=32000&quantity=0.1&reduceOnly=true&newClientOrderId=tp")
+            .expect("tp");
+        assert_eq!((sl.status.as_str(), tp.status.as_str()), ("NEW", "NEW"));
+        assert_eq!(
+            order(
+                &t,
+                "symbol=BTCUSDT&side=SELL&type=STOP_MARKET&stopPrice=31000&closePosition=true"
+            ),
+            Err(-2021),
+            "a SELL stop above the mark would trigger at once"
+        );
+        let limit = order(&t, "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.05&price=28500&newClientOrderId=lim")
+            .expect("limit");
+        assert_eq!(limit.status, "NEW");
+        dial.set(29_500.0);
+        t.tick();
+        assert_eq!(t.position("BTCUSDT"), d("0.1"), "nothing reached yet");
+        dial.set(28_900.0);
+        t.tick();
+        assert_eq!(
+            t.position("BTCUSDT"),
+            Decimal::ZERO,
+            "the stop closed the position"
+        );
+        let q = |id: &str| {
+            t.query_order(&Params::parse(
+                &format!("symbol=BTCUSDT&origClientOrderId={id}"),
+                "",
+            ))
+            .expect("q")
+        };
+        assert_eq!(q("sl").status, "FILLED");
+        dial.set(28_400.0);
+        t.tick();
+        assert_eq!(q("lim").status, "FILLED", "the limit filled at its price");
+        assert_eq!(d(&q("lim").avg_price), d("28500"));
+        assert_eq!(t.position("BTCUSDT"), d("0.05"));
+        dial.set(32_100.0);
+        t.tick();
+        // The TP was reduce-only for 0.1 against a 0.05 long: clipped to the position.
+        assert_eq!(q("tp").status, "FILLED");
+        assert_eq!(d(&q("tp").executed_qty), d("0.05"));
+        assert_eq!(t.position("BTCUSDT"), Decimal::ZERO);
+    }
+
+    #[test]
+    fn reduce_only_margin_and_hedge_rules() {
+        let (_dial, t) = venue(30_000.0, 100);
+        assert_eq!(
+            order(
+                &t,
+                "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.01&reduceOnly=true"
+            ),
+            Err(-2022)
+        );
+        assert_eq!(
+            order(&t, "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1"),
+            Err(-2019)
+        );
+        assert_eq!(
+            order(&t, "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.0001"),
+            Err(-4004)
+        );
+        assert_eq!(
+            order(&t, "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.0015"),
+            Err(-4023)
+        );
+        assert_eq!(
+            order(&t, "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.0001e1"),
+            Err(-1100)
+        );
+        assert_eq!(
+            order(
+                &t,
+                "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=30000.05"
+            ),
+            Err(-4014)
+        );
+        assert_eq!(
+            order(
+                &t,
+                "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=33000"
+            ),
+            Err(-4016)
+        );
+        assert_eq!(
+            order(
+                &t,
+                "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01&positionSide=LONG"
+            ),
+            Err(-4061)
+        );
+        t.book.lock().expect("lock").dual_side = true;
+        assert_eq!(
+            order(
+                &t,
+                "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01&positionSide=LONG&reduceOnly=true"
+            ),
+            Err(-1106)
+        );
+        order(
+            &t,
+            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01&positionSide=LONG",
+        )
+        .expect("long leg");
+        order(
+            &t,
+            "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.01&positionSide=SHORT",
+        )
+        .expect("short leg");
+        let risk = t.position_risk(&Params::parse("", "")).expect("risk");
+        assert_eq!(risk.len(), 2, "{risk:?}");
+        // Closing the LONG leg with a SELL never goes short on it.
+        order(
+            &t,
+            "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.05&positionSide=LONG",
+        )
+        .expect("close long");
+        assert_eq!(t.position("BTCUSDT"), d("-0.01"), "only the SHORT leg is left");
+    }
+
+    #[test]
+    fn isolated_and_cross_positions_are_liquidated_at_the_mark() {
+        let (dial, t) = venue(30_000.0, 1_000);
+        t.leverage(&Params::parse("symbol=BTCUSDT&leverage=50", ""))
+            .expect("lev");
+        t.margin_type(&Params::parse("symbol=BTCUSDT&marginType=ISOLATED", ""))
+            .expect("isolated");
+        order(&t, "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1").expect("long");
+        let risk = t.position_risk(&Params::parse("", "")).expect("risk");
+        let liq = d(&risk[0].liquidation_price);
+        assert!(liq > d("29000") && liq < d("30000"), "{liq}");
+        dial.set(29_700.0);
+        t.tick();
+        assert_eq!(
+            t.stats.liquidations.load(Ordering::Relaxed),
+            0,
+            "1 % down: margin 600 still covers"
+        );
+        dial.set(29_450.0);
+        t.tick();
+        assert_eq!(t.stats.liquidations.load(Ordering::Relaxed), 1);
+        assert_eq!(t.position("BTCUSDT"), Decimal::ZERO);
+        let wallet = t.book.lock().expect("lock").wallet;
+        assert!(
+            wallet < d("500") && wallet > Decimal::ZERO,
+            "the isolated margin is gone: {wallet}"
+        );
+        assert!(
+            t.book
+                .lock()
+                .expect("lock")
+                .by_client
+                .keys()
+                .any(|k| k.starts_with("autoclose-"))
+        );
+
+        let (dial, t) = venue(30_000.0, 400);
+        t.leverage(&Params::parse("symbol=BTCUSDT&leverage=100", ""))
+            .expect("lev");
+        order(&t, "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=1").expect("short");
+        dial.set(30_300.0);
+        t.tick();
+        assert_eq!(
+            t.stats.liquidations.load(Ordering::Relaxed),
+            1,
+            "cross equity fell below maintenance"
+        );
+        assert_eq!(t.position("BTCUSDT"), Decimal::ZERO);
+        assert!(t.book.lock().expect("lock").wallet >= Decimal::ZERO);
     }
 }
