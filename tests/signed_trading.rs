@@ -671,3 +671,119 @@ async fn logs_never_carry_signatures_or_keys() {
     }
     sim.shutdown().await;
 }
+
+/// R2 / R3 on the signed path: a simulator whose clock runs 5 s ahead (reads work, trading is refused
+/// before anything is sent); a 418 stops all REST until Retry-After without sending, with one alert;
+/// a 429 is honoured and the client resumes.
+#[tokio::test]
+async fn clock_skew_ban_and_rate_limit() {
+    use std::sync::atomic::Ordering::Relaxed;
+    // 5 s ahead of this host.
+    let now = perpdesk::domain::now_ms();
+    let clock = SimClock::new(now, now + 5_000, 1.0, None);
+    let market = SyntheticMarket::new(11, 12, clock.now(), 86_400_000);
+    let skewed = server::start(Arc::new(market), clock, SimSettings::default())
+        .await
+        .expect("sim");
+    let rest = Arc::new(SignedRest::new(&skewed.rest_url, creds(DEFAULT_API_SECRET)).expect("client"));
+    let offset = rest.sync_clock().await.expect("sync");
+    assert!((4_000..6_000).contains(&offset), "offset {offset}");
+    assert!(!rest.trading_allowed());
+    let c = OrderClient::new(Arc::clone(&rest), Arc::new(|_: &OrderIntent<'_>| Ok(())));
+    // Reads are stamped in venue time, so they pass.
+    c.balance().await.expect("balance with a corrected timestamp");
+    let sent = rest.stats().signed_sent.load(Relaxed);
+    let err = c
+        .place(&NewOrder::market("BTCUSDT", OrderSide::Buy, d("0.01")))
+        .await
+        .expect_err("skew");
+    assert!(
+        matches!(err, OrderError::Venue(SignedError::ClockSkew { .. })),
+        "{err}"
+    );
+    assert_eq!(rest.stats().signed_sent.load(Relaxed), sent, "nothing sent");
+    assert_eq!(skewed.trading.stats.orders_created.load(Relaxed), 0);
+    skewed.shutdown().await;
+
+    let sim = sim().await;
+    let c = client(&sim).await;
+    let teapot = axum::http::StatusCode::from_u16(418).expect("418");
+    sim.trading.fail_next(
+        "/fapi/v2/balance",
+        ApiError::new(
+            teapot,
+            -1003,
+            "Way too many requests; IP banned until 1. Please use the websocket.",
+        ),
+    );
+    let err = c.balance().await.expect_err("banned");
+    assert!(matches!(err.code(), Some(-1003)));
+    let sent = c.rest().stats().signed_sent.load(Relaxed);
+    let err = c.account().await.expect_err("no REST during the ban");
+    assert!(
+        matches!(err, OrderError::Venue(SignedError::Banned { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        c.rest().stats().signed_sent.load(Relaxed),
+        sent,
+        "nothing sent while banned"
+    );
+    assert!(c.rest().take_ban_alert().is_some(), "one alert");
+    assert!(c.rest().take_ban_alert().is_none(), "only one");
+    // Retry-After: 1 has passed: requests flow again.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    c.account().await.expect("after the ban");
+
+    sim.trading.fail_next(
+        "/fapi/v2/balance",
+        ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            -1003,
+            "Too many requests.",
+        ),
+    );
+    assert_eq!(c.balance().await.expect_err("429").code(), Some(-1003));
+    // The next request waits out Retry-After inside the governor, then succeeds.
+    c.balance().await.expect("after Retry-After");
+    assert_eq!(c.rest().stats().rate_limited.load(Relaxed), 1);
+    sim.shutdown().await;
+}
+
+/// Hedge mode end to end: `positionSide` legs, exits without `reduceOnly`.
+#[tokio::test]
+async fn hedge_mode_orders() {
+    let sim = sim().await;
+    let (symbol, filters, mark) = market(&sim).await;
+    let c = client(&sim).await;
+    c.set_hedge_mode(true).await.expect("hedge");
+    c.set_hedge_mode(true)
+        .await
+        .expect("-4059 'no need to change' is success");
+    assert!(c.hedge_mode().await.expect("mode"));
+    let qty = qty_for(&filters, mark, 100);
+    c.place(&NewOrder::market(&symbol, OrderSide::Buy, qty).with_position_side(PositionSide::Long))
+        .await
+        .expect("long leg");
+    c.place(&NewOrder::market(&symbol, OrderSide::Sell, qty).with_position_side(PositionSide::Short))
+        .await
+        .expect("short leg");
+    let risk = c.position_risk().await.expect("risk");
+    let legs: BTreeMap<_, _> = risk
+        .iter()
+        .filter(|p| p.symbol == symbol)
+        .map(|p| (p.position_side.clone(), d(&p.position_amt)))
+        .collect();
+    assert_eq!(legs.get("LONG"), Some(&qty));
+    assert_eq!(legs.get("SHORT"), Some(&-qty));
+    // An exit built as reduce-only goes out without reduceOnly in hedge mode, and closes the leg.
+    c.place(
+        &NewOrder::market(&symbol, OrderSide::Sell, qty)
+            .reduce_only()
+            .with_position_side(PositionSide::Long),
+    )
+    .await
+    .expect("exit long");
+    assert_eq!(sim.trading.position(&symbol), -qty);
+    sim.shutdown().await;
+}

@@ -472,7 +472,8 @@ impl Trading {
         }
     }
 
-    /// The next request to `path` (any method) is refused with `error`.
+    /// The next request to `path` (any method) is refused with `error` (a 418 or 429 carries
+    /// `Retry-After: 1`).
     pub fn fail_next(&self, path: &str, error: ApiError) {
         if let Ok(mut f) = self.endpoint_faults.lock() {
             f.push((path.to_owned(), error));
@@ -1620,7 +1621,13 @@ impl Trading {
             Some(f.remove(i).1)
         });
         if let Some(e) = injected {
-            return error(&e);
+            let mut r = error(&e);
+            if matches!(e.status.as_u16(), 418 | 429) {
+                // Injected limits carry a short Retry-After so tests see the client honour it.
+                r.headers_mut()
+                    .insert("Retry-After", HeaderValue::from_static("1"));
+            }
+            return r;
         }
         self.tick();
         let result = match (method.clone(), path) {
