@@ -612,7 +612,7 @@ impl OrderClient {
         for attempt in 1..=self.resolve.attempts {
             match self.query_order(symbol, client_order_id).await {
                 Ok(o) => return Ok(Lookup::Found(o)),
-                Err(OrderError::Venue(e)) if e.code() == Some(-2013) => {}
+                Err(OrderError::Venue(e)) if e.code() == Some(-2013) => last_other = None,
                 Err(OrderError::Venue(e))
                     if e.is_outcome_unknown() || e.class() == super::errors::ErrorClass::Retry =>
                 {
