@@ -372,6 +372,26 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0, value_name = "PORT")]
     pub port: u16,
 
+    /// API key the simulator's signed endpoints accept (default: the documented test key
+    /// `perpdesk-sim-key`). Give it together with --api-secret.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "PERPDESK_SIM_API_KEY",
+        requires = "api_secret"
+    )]
+    pub api_key: Option<String>,
+
+    /// API secret (HMAC) of --api-key (default: the documented test secret `perpdesk-sim-secret`).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "PERPDESK_SIM_API_SECRET",
+        requires = "api_key",
+        hide_env_values = true
+    )]
+    pub api_secret: Option<String>,
+
     /// Number of synthetic USDT perpetuals to list (1..=10000).
     #[arg(long, default_value_t = 260, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]

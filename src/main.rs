@@ -392,10 +392,14 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
         let symbols = usize::try_from(args.symbols).unwrap_or(260);
         (Arc::new(synthetic_market(args.seed, symbols, &clock)), clock)
     };
-    let settings = SimSettings {
+    let mut settings = SimSettings {
         port: args.port,
         ..SimSettings::default()
     };
+    let custom_key = args.api_key.is_some();
+    if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
+        settings.trading.credentials = vec![perpdesk::sim::auth::SimCredential::new(key, secret)];
+    }
     let handle = sim_server::start(Arc::clone(&source), clock, settings)
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
@@ -425,6 +429,15 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
         "connect a console: perpdesk --rest-url {} --ws-url {}",
         handle.rest_url, handle.ws_url
     );
+    if custom_key {
+        println!("signed endpoints: the API key given with --api-key (HMAC secret from --api-secret)");
+    } else {
+        println!(
+            "signed endpoints: test key {} / secret {} (documented defaults; --api-key/--api-secret to change)",
+            perpdesk::sim::auth::DEFAULT_API_KEY,
+            perpdesk::sim::auth::DEFAULT_API_SECRET
+        );
+    }
     app::shutdown_signal().await;
     println!("perpdesk sim: shutting down");
     handle.shutdown().await;

@@ -10,14 +10,22 @@
 //! classified as retry / never-retry / outcome-unknown / back-off), `filters` (price and quantity
 //! rounding and local checks against the symbol's filters) and `governor` (pre-emptive request-weight
 //! and order-count budgets).
+//!
+//! They are wired together in `signed` (the signed REST client), `orders` (order building, exactly-once
+//! submission, the order state machine, reconciliation) and `user_stream` (listenKey life and the user
+//! data stream); `trade_wire` holds the venue JSON of that side, shared with the simulator.
 
 pub mod clock;
 pub mod errors;
 pub mod filters;
 pub mod governor;
+pub mod orders;
 pub mod parse;
 pub mod rest;
 pub mod secret;
 pub mod sign;
+pub mod signed;
 pub mod stream;
+pub mod trade_wire;
+pub mod user_stream;
 pub mod wire;

@@ -3,10 +3,16 @@
 //!
 //! `source` is the market a simulator serves (the [`source::MarketSource`] trait); `synthetic` and
 //! `replay` implement it; `calibration` measures real klines to set the synthetic model's figures;
-//! `server` speaks the venue's REST and WebSocket protocols over any source.
+//! `server` speaks the venue's REST and WebSocket protocols over any source. The signed side is
+//! `auth` (API key, signature, timestamp and recvWindow checks with the venue's codes), `trading` (the
+//! account: orders matched on mark prices, positions, margin, liquidation) and `user_stream`
+//! (listenKeys and the `/ws/<listenKey>` user data stream).
 
+pub mod auth;
 pub mod calibration;
 pub mod replay;
 pub mod server;
 pub mod source;
 pub mod synthetic;
+pub mod trading;
+pub mod user_stream;

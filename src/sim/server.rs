@@ -34,7 +34,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
-use super::source::MarketSource;
+use super::{
+    source::MarketSource,
+    trading::{Trading, TradingSettings},
+};
 use crate::{
     binance::wire,
     domain::{Bar, Interval, TimestampMs},
@@ -55,6 +58,8 @@ pub struct SimSettings {
     pub push_interval: Duration,
     /// Server ping interval (Binance: 3 minutes).
     pub ping_interval: Duration,
+    /// The signed/trading side: accepted key pairs, starting balance, fees, listenKey life.
+    pub trading: TradingSettings,
 }
 
 impl Default for SimSettings {
@@ -66,6 +71,7 @@ impl Default for SimSettings {
             max_incoming_per_second: 10,
             push_interval: Duration::from_millis(250),
             ping_interval: Duration::from_secs(180),
+            trading: TradingSettings::default(),
         }
     }
 }
@@ -135,6 +141,7 @@ struct SimState {
     by_name: HashMap<String, usize>,
     weight: Mutex<WeightWindow>,
     exchange_info_json: String,
+    trading: Arc<Trading>,
 }
 
 /// A running simulated exchange. Dropping the handle does not stop it; call [`SimHandle::shutdown`].
@@ -143,6 +150,8 @@ pub struct SimHandle {
     pub addr: SocketAddr,
     pub rest_url: String,
     pub ws_url: String,
+    /// The trading side (tests inspect orders and queue order faults through it).
+    pub trading: Arc<Trading>,
     shutdown: watch::Sender<bool>,
     join: JoinHandle<()>,
 }
@@ -191,8 +200,14 @@ pub async fn start(
         .enumerate()
         .map(|(i, s)| (s.name.clone(), i))
         .collect();
-    let exchange_info_json = serde_json::to_string(&exchange_info(source.as_ref(), clock.now(), &settings))
-        .map_err(std::io::Error::other)?;
+    let info = exchange_info(source.as_ref(), clock.now(), &settings);
+    let exchange_info_json = serde_json::to_string(&info).map_err(std::io::Error::other)?;
+    let trading = Arc::new(Trading::new(
+        Arc::clone(&source),
+        clock,
+        &info,
+        settings.trading.clone(),
+    ));
     let state = Arc::new(SimState {
         source,
         clock,
@@ -200,8 +215,10 @@ pub async fn start(
         by_name,
         weight: Mutex::new(WeightWindow::default()),
         exchange_info_json,
+        trading: Arc::clone(&trading),
     });
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    tokio::spawn(Arc::clone(&trading).run_matcher(Duration::from_millis(100), shutdown_tx.subscribe()));
     let app = router(Arc::clone(&state), shutdown_tx.subscribe());
     let join = tokio::spawn(async move {
         let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
@@ -215,6 +232,7 @@ pub async fn start(
         addr,
         rest_url: format!("http://{addr}"),
         ws_url: format!("ws://{addr}"),
+        trading,
         shutdown: shutdown_tx,
         join,
     })
@@ -231,6 +249,7 @@ fn router(sim: Arc<SimState>, shutdown: watch::Receiver<bool>) -> Router {
         sim: Arc::clone(&sim),
         shutdown,
     };
+    let trading = super::trading::routes(Arc::clone(&sim.trading));
     Router::new()
         .route("/fapi/v1/ping", get(|| async { json_response("{}".into()) }))
         .route("/fapi/v1/time", get(time))
@@ -241,8 +260,9 @@ fn router(sim: Arc<SimState>, shutdown: watch::Receiver<bool>) -> Router {
         .route("/stream", get(ws_combined))
         .route("/ws", get(ws_raw_root))
         .route("/ws/{*streams}", get(ws_raw))
-        .layer(middleware::from_fn_with_state(sim, weigh))
         .with_state(app_state)
+        .merge(trading)
+        .layer(middleware::from_fn_with_state(sim, weigh))
 }
 
 /// The venue's weight of a request (the endpoints the simulator serves).
@@ -273,7 +293,7 @@ fn request_weight(path: &str, query: &str) -> u32 {
             let limit = param("limit").and_then(|l| l.parse::<u32>().ok()).unwrap_or(500);
             crate::binance::rest::klines_weight(limit)
         }
-        _ => 0,
+        _ => super::trading::request_weight(path, query),
     }
 }
 
@@ -334,7 +354,12 @@ pub fn fixed(v: f64, decimals: u32) -> String {
     format!("{:.*}", decimals as usize, v)
 }
 
-fn exchange_info(source: &dyn MarketSource, now: TimestampMs, settings: &SimSettings) -> wire::ExchangeInfo {
+/// The `exchangeInfo` the simulator serves for `source` (also used to size the trading side).
+pub(crate) fn exchange_info(
+    source: &dyn MarketSource,
+    now: TimestampMs,
+    settings: &SimSettings,
+) -> wire::ExchangeInfo {
     let symbols = source
         .symbols()
         .iter()
@@ -741,6 +766,20 @@ async fn ws_raw(
     axum::extract::Path(streams): axum::extract::Path<String>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // `/ws/<listenKey>`: the user data stream of the simulated account.
+    if let Some(events) = app.sim.trading.user_stream(&streams) {
+        let trading = Arc::clone(&app.sim.trading);
+        let shutdown = app.shutdown.clone();
+        return ws.on_upgrade(move |socket| {
+            super::user_stream::serve(
+                socket,
+                streams,
+                events,
+                move |k| trading.listen_key_expires_at(k),
+                shutdown,
+            )
+        });
+    }
     let initial: Vec<String> = streams
         .split('/')
         .filter(|s| !s.is_empty())
