@@ -3,9 +3,11 @@
 //!
 //! `source` is the market a simulator serves (the [`source::MarketSource`] trait); `synthetic` and
 //! `replay` implement it; `calibration` measures real klines to set the synthetic model's figures;
-//! `server` speaks the venue's REST and WebSocket protocols over any source.
+//! `server` speaks the venue's REST and WebSocket protocols over any source; `faults` is the seeded fault
+//! plan (`perpdesk sim --faults`) the server consults to misbehave on purpose.
 
 pub mod calibration;
+pub mod faults;
 pub mod replay;
 pub mod server;
 pub mod source;
