@@ -372,7 +372,7 @@ pub struct SimArgs {
     /// (start+length). Durations take a unit (250ms, 30s, 5m); probabilities are 5% or 0.05. The README
     /// lists what each one does. Same seed, same faults.
     #[arg(long, value_name = "PLAN", value_parser = parse_faults)]
-    pub faults: Option<FaultPlan>,
+    pub faults: Option<Box<FaultPlan>>,
 
     /// Write the reference bars for a console's bar export and exit: every bar, from the first to the last
     /// open time of each series in --like, as this simulator (same --seed, --symbols, --day) serves it.
@@ -390,8 +390,8 @@ pub struct SimArgs {
 }
 
 /// `--faults`: a plan file or inline plan text.
-fn parse_faults(s: &str) -> Result<FaultPlan, String> {
-    FaultPlan::load(s).map_err(|e| e.to_string())
+fn parse_faults(s: &str) -> Result<Box<FaultPlan>, String> {
+    FaultPlan::load(s).map(Box::new).map_err(|e| e.to_string())
 }
 
 /// `--day YYYY-MM-DD`: the start of that UTC day, in ms since the epoch.

@@ -390,7 +390,7 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
     };
     let settings = SimSettings {
         port: args.port,
-        faults: args.faults.clone().unwrap_or_default(),
+        faults: args.faults.as_deref().cloned().unwrap_or_default(),
         ..SimSettings::default()
     };
     let handle = sim_server::start(Arc::clone(&source), clock, settings)

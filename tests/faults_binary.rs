@@ -13,8 +13,19 @@ use support::{Proc, data_dir, start_sim};
 #[test]
 fn headless_console_under_heavy_faults_stores_exactly_the_simulators_bars() {
     let plan = "heavy,drop=20s,reset=30s,close=30s,stall=1h/35s,maint=25s+5s";
-    let (mut sim, rest, ws) = start_sim(&["--faults", plan, "--speed", "60", "--symbols", "40", "--seed", "5"]);
-    let day_line = sim.wait_for("the anchor day", Duration::from_secs(10), |l| l.contains("anchor day"));
+    let (mut sim, rest, ws) = start_sim(&[
+        "--faults",
+        plan,
+        "--speed",
+        "60",
+        "--symbols",
+        "40",
+        "--seed",
+        "5",
+    ]);
+    let day_line = sim.wait_for("the anchor day", Duration::from_secs(10), |l| {
+        l.contains("anchor day")
+    });
     let day = day_line
         .split_whitespace()
         .find(|w| w.len() == 10 && w.as_bytes()[4] == b'-')
@@ -47,10 +58,20 @@ fn headless_console_under_heavy_faults_stores_exactly_the_simulators_bars() {
     console.wait_for("READY", Duration::from_secs(120), |l| l.starts_with("READY"));
     std::thread::sleep(Duration::from_secs(60));
     console.signal("-TERM");
-    assert_eq!(console.wait_exit(Duration::from_secs(30)), Some(0), "{:?}", console.seen);
+    assert_eq!(
+        console.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "{:?}",
+        console.seen
+    );
     sim.signal("-TERM");
-    let summary = sim.wait_for("the fault summary", Duration::from_secs(10), |l| l.starts_with("faults injected"));
-    assert!(summary.contains("drops=") && summary.contains("duplicates="), "{summary}");
+    let summary = sim.wait_for("the fault summary", Duration::from_secs(10), |l| {
+        l.starts_with("faults injected")
+    });
+    assert!(
+        summary.contains("drops=") && summary.contains("duplicates="),
+        "{summary}"
+    );
 
     let mut dump = Proc::spawn(
         &[

@@ -42,27 +42,84 @@ enum Decoder {
 }
 
 const CORPUS: &[(&str, Decoder)] = &[
-    ("ws/nautilus/crate_market_kline_stream_closed.json", Decoder::WsFrame("btcusdt@kline_1m")),
-    ("ws/nautilus/crate_market_mark_price_stream.json", Decoder::WsFrame("btcusdt@markPrice")),
-    ("ws/nautilus/crate_market_ticker_stream.json", Decoder::WsFrame("!ticker@arr")),
-    ("ws/cryptofeed_real/combined_kline_closed.json", Decoder::WsFrame("")),
-    ("ws/cryptofeed_real/combined_kline_open.json", Decoder::WsFrame("")),
-    ("ws/docs_misc/DERIVED_combined_markPrice_wrapper.json", Decoder::WsFrame("")),
-    ("ws/binance_connector_rust/stream_kline_candlestick_streams.json", Decoder::WsFrame("btcusdt@kline_1m")),
-    ("ws/binance_connector_rust/stream_mark_price_stream.json", Decoder::WsFrame("btcusdt@markPrice")),
-    ("ws/binance_connector_rust/stream_all_market_tickers_streams.json", Decoder::WsFrame("!ticker@arr")),
-    ("rest/nautilus/py_http_futures_market_klines.json", Decoder::RestKlines),
-    ("rest/nautilus/py_http_futures_market_exchange_info.json", Decoder::RestExchangeInfo),
-    ("rest/cryptofeed_real/exchange_info_subset_2021-07-21.json", Decoder::RestExchangeInfo),
-    ("rest/binance_connector_rust/ticker24hr_price_change_statistics.json", Decoder::RestTicker),
-    ("rest/binance_connector_rust/mark_price.json", Decoder::RestPremium),
-    ("rest/errors/error_-1003_too_many_requests_banned.json", Decoder::RestError),
-    ("rest/errors/error_-1021_invalid_timestamp.json", Decoder::RestError),
+    (
+        "ws/nautilus/crate_market_kline_stream_closed.json",
+        Decoder::WsFrame("btcusdt@kline_1m"),
+    ),
+    (
+        "ws/nautilus/crate_market_mark_price_stream.json",
+        Decoder::WsFrame("btcusdt@markPrice"),
+    ),
+    (
+        "ws/nautilus/crate_market_ticker_stream.json",
+        Decoder::WsFrame("!ticker@arr"),
+    ),
+    (
+        "ws/cryptofeed_real/combined_kline_closed.json",
+        Decoder::WsFrame(""),
+    ),
+    (
+        "ws/cryptofeed_real/combined_kline_open.json",
+        Decoder::WsFrame(""),
+    ),
+    (
+        "ws/docs_misc/DERIVED_combined_markPrice_wrapper.json",
+        Decoder::WsFrame(""),
+    ),
+    (
+        "ws/binance_connector_rust/stream_kline_candlestick_streams.json",
+        Decoder::WsFrame("btcusdt@kline_1m"),
+    ),
+    (
+        "ws/binance_connector_rust/stream_mark_price_stream.json",
+        Decoder::WsFrame("btcusdt@markPrice"),
+    ),
+    (
+        "ws/binance_connector_rust/stream_all_market_tickers_streams.json",
+        Decoder::WsFrame("!ticker@arr"),
+    ),
+    (
+        "rest/nautilus/py_http_futures_market_klines.json",
+        Decoder::RestKlines,
+    ),
+    (
+        "rest/nautilus/py_http_futures_market_exchange_info.json",
+        Decoder::RestExchangeInfo,
+    ),
+    (
+        "rest/cryptofeed_real/exchange_info_subset_2021-07-21.json",
+        Decoder::RestExchangeInfo,
+    ),
+    (
+        "rest/binance_connector_rust/ticker24hr_price_change_statistics.json",
+        Decoder::RestTicker,
+    ),
+    (
+        "rest/binance_connector_rust/mark_price.json",
+        Decoder::RestPremium,
+    ),
+    (
+        "rest/errors/error_-1003_too_many_requests_banned.json",
+        Decoder::RestError,
+    ),
+    (
+        "rest/errors/error_-1021_invalid_timestamp.json",
+        Decoder::RestError,
+    ),
     ("rest/errors/error_-1000_unknown.json", Decoder::RestError),
-    ("rest/errors/error_-1102_mandatory_param_empty_or_malformed.json", Decoder::RestError),
+    (
+        "rest/errors/error_-1102_mandatory_param_empty_or_malformed.json",
+        Decoder::RestError,
+    ),
     ("rest/errors/error_-4164_min_notional.json", Decoder::RestError),
-    ("rest/errors/error_-2022_reduce_only_reject.json", Decoder::RestError),
-    ("rest/errors/error_-1008_request_throttled.json", Decoder::RestError),
+    (
+        "rest/errors/error_-2022_reduce_only_reject.json",
+        Decoder::RestError,
+    ),
+    (
+        "rest/errors/error_-1008_request_throttled.json",
+        Decoder::RestError,
+    ),
 ];
 
 /// The replacements for one leaf, as raw JSON text.
@@ -125,7 +182,9 @@ fn decode(decoder: Decoder, text: &str, table: &SymbolTable) -> Result<(), Strin
                 if let StreamEvent::Kline(k) = ev {
                     let b = k.bar;
                     assert!(
-                        [b.open, b.high, b.low, b.close, b.volume].iter().all(|v| v.is_finite()),
+                        [b.open, b.high, b.low, b.close, b.volume]
+                            .iter()
+                            .all(|v| v.is_finite()),
                         "a non-finite bar was accepted: {text}"
                     );
                     assert!(b.low <= b.high, "an inconsistent bar was accepted: {text}");
@@ -193,9 +252,9 @@ fn leaf_variants(v: &Value) -> Vec<String> {
                 }
             }
             Value::Array(a) => {
-                for i in 0..a.len() {
+                for (i, x) in a.iter_mut().enumerate() {
                     path.push(PathStep::Index(i));
-                    walk(&mut a[i], root, path, out);
+                    walk(x, root, path, out);
                     path.pop();
                 }
             }
@@ -286,7 +345,12 @@ fn mutated_fixtures_never_panic_and_errors_are_counted() {
             }
         }
     }
-    assert!(panics.is_empty(), "{} panics, first: {:?}", panics.len(), panics.first());
+    assert!(
+        panics.is_empty(),
+        "{} panics, first: {:?}",
+        panics.len(),
+        panics.first()
+    );
     assert!(cases > 20_000, "only {cases} cases");
     assert!(errors > cases / 2, "{errors} decode errors in {cases} cases");
     eprintln!("mutation corpus: {cases} cases, {errors} counted decode errors, 0 panics");
@@ -300,7 +364,10 @@ fn non_finite_and_absurd_numbers_are_rejected_by_the_kline_decoder() {
     assert_eq!(decode(Decoder::WsFrame(""), good, &table), Ok(()));
     for bad in ["\"NaN\"", "\"1e999\"", "\"\"", "null", "[[[]]]", "\"inf\""] {
         let text = good.replace(r#""c":"1.5""#, &format!(r#""c":{bad}"#));
-        assert!(decode(Decoder::WsFrame(""), &text, &table).is_err(), "close {bad} accepted");
+        assert!(
+            decode(Decoder::WsFrame(""), &text, &table).is_err(),
+            "close {bad} accepted"
+        );
     }
 }
 

@@ -6,7 +6,6 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use rust_decimal::Decimal;
 use perpdesk::{
     binance::{
         parse::SymbolTable,
@@ -14,6 +13,7 @@ use perpdesk::{
     },
     domain::{Symbol, SymbolId, SymbolStatus},
 };
+use rust_decimal::Decimal;
 
 fn table() -> &'static SymbolTable {
     static TABLE: OnceLock<SymbolTable> = OnceLock::new();

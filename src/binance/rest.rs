@@ -429,6 +429,19 @@ mod tests {
     }
 
     #[test]
+    fn a_ban_blocks_and_a_shorter_rate_limit_never_shortens_it() {
+        let meter = WeightMeter::default();
+        assert_eq!(meter.blocked(), None);
+        meter.block_for(Duration::from_secs(30), true);
+        let (left, banned) = meter.blocked().expect("blocked");
+        assert!(banned && left > Duration::from_secs(25) && left <= Duration::from_secs(30));
+        meter.block_for(Duration::from_secs(1), false);
+        let (left, banned) = meter.blocked().expect("still blocked");
+        assert!(banned, "a 429 during a ban does not turn it into a rate limit");
+        assert!(left > Duration::from_secs(25), "nor shorten it");
+    }
+
+    #[test]
     fn bad_base_url_is_rejected() {
         assert!(matches!(
             MarketRest::new("fapi.binance.com"),

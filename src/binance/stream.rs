@@ -666,6 +666,23 @@ mod tests {
     }
 
     #[test]
+    fn more_than_the_limit_of_malformed_frames_in_a_minute_is_too_many() {
+        let mut rate = MalformedRate::default();
+        assert!(
+            (0..100).all(|_| !rate.too_many(100)),
+            "100 a minute are tolerated"
+        );
+        assert!(rate.too_many(100), "the 101st is not");
+    }
+
+    #[test]
+    fn rotation_comes_before_the_venues_cut() {
+        let cfg = StreamConfig::new("ws://127.0.0.1:1");
+        assert!(cfg.rotate_after < crate::sim::faults::VENUE_CONNECTION_LIFETIME);
+        assert!(cfg.rotate_after >= Duration::from_secs(23 * 3600));
+    }
+
+    #[test]
     fn malformed_frames_are_errors_not_panics() {
         let table = SymbolTable::default();
         let mut out = Vec::new();

@@ -70,11 +70,12 @@ pub fn write_rows(out: &mut impl Write, rows: &[Row]) -> io::Result<()> {
     out.flush()
 }
 
-/// Per (symbol, interval): the first and last open time in an export, for the reference dump.
-pub fn series_ranges(
-    input: impl BufRead,
-) -> Result<BTreeMap<(String, Interval), (TimestampMs, TimestampMs)>, ExportError> {
-    let mut out: BTreeMap<(String, Interval), (TimestampMs, TimestampMs)> = BTreeMap::new();
+/// Per (symbol, interval): the first and last open time of the series.
+pub type SeriesRanges = BTreeMap<(String, Interval), (TimestampMs, TimestampMs)>;
+
+/// The series of an export and their first and last open times, for the reference dump.
+pub fn series_ranges(input: impl BufRead) -> Result<SeriesRanges, ExportError> {
+    let mut out = SeriesRanges::new();
     for (n, line) in input.lines().enumerate() {
         let line = line?;
         if (n == 0 && line.starts_with("symbol,")) || line.is_empty() {

@@ -530,7 +530,7 @@ pub struct FaultState {
 
 impl FaultState {
     pub fn new(plan: FaultPlan) -> Self {
-        let rest_rng = ChaCha8Rng::seed_from_u64(plan.seed ^ 0x5eed_0f_4e57);
+        let rest_rng = ChaCha8Rng::seed_from_u64(plan.seed ^ 0x005e_ed0f_4e57);
         Self {
             plan,
             started: Instant::now(),
@@ -711,6 +711,13 @@ pub enum ConnectionAction {
     Close { code: u16, reason: &'static str },
 }
 
+/// The close frames a `close` fault sends: going away, internal error, try again later.
+const CLOSES: [(u16, &str); 3] = [
+    (1001, "going away"),
+    (1011, "internal error"),
+    (1013, "try again later"),
+];
+
 /// One connection's faults.
 #[derive(Debug)]
 pub struct ConnectionFaults<'a> {
@@ -762,11 +769,6 @@ impl ConnectionFaults<'_> {
         }
         if hit(plan.close_every) {
             FaultCounts::bump(&counts.closes);
-            const CLOSES: [(u16, &str); 3] = [
-                (1001, "going away"),
-                (1011, "internal error"),
-                (1013, "try again later"),
-            ];
             let (code, reason) = CLOSES[self.rng.random_range(0..CLOSES.len())];
             return ConnectionAction::Close { code, reason };
         }
