@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub stale_after: Duration,
     /// REST requests in flight during back-fills.
     pub rest_concurrency: usize,
+    /// Stream connections are replaced after this long (before the venue's 24-hour cut).
+    pub rotate_after: Duration,
 }
 
 /// A running engine with its channels.
@@ -70,6 +72,7 @@ impl RunningEngine {
 pub fn start_engine(opts: &RunOptions) -> anyhow::Result<RunningEngine> {
     let rest = MarketRest::new(&opts.rest_url)?;
     let weight = Arc::clone(rest.weight());
+    let clock_offset = rest.clock_offset_cell();
     let (events_tx, events_rx) = mpsc::channel::<EngineEvent>(65_536);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (view_tx, view_rx) = watch::channel(Arc::new(View::default()));
@@ -83,13 +86,15 @@ pub fn start_engine(opts: &RunOptions) -> anyhow::Result<RunningEngine> {
     let mut stream_cfg = StreamConfig::new(&opts.ws_url);
     stream_cfg.streams_per_connection = opts.streams_per_connection;
     stream_cfg.stale_after = opts.stale_after;
+    stream_cfg.rotate_after = opts.rotate_after;
     let streams = StreamManager::new(
         stream_cfg,
         Arc::clone(&table),
         events_tx.clone(),
         shutdown_rx.clone(),
     );
-    let engine = Engine::new(opts.engine.clone(), table, streams, feed_tx, weight);
+    let engine =
+        Engine::new(opts.engine.clone(), table, streams, feed_tx, weight).with_clock_offset(clock_offset);
     let join = tokio::spawn(engine.run(events_rx, view_tx, shutdown_rx));
     Ok(RunningEngine {
         commands: events_tx,

@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     analyze::FvgJoin,
     config::{StrategyMode, VenueEnv},
+    sim::faults::FaultPlan,
 };
 
 /// Text appended to `perpdesk --help`: the configuration layers and every environment variable.
@@ -91,6 +92,14 @@ pub struct Cli {
     /// stdout every few seconds. For servers, containers and `nohup`.
     #[arg(long, help_heading = "Display")]
     pub headless: bool,
+
+    /// When the console stops (q, Ctrl-C, SIGTERM), write every closed bar it holds to this CSV file.
+    ///
+    /// One row per bar: symbol,interval,open_time,open,high,low,close,volume, prices at the symbol's
+    /// precision, sorted. Compare it with `perpdesk sim --dump-bars REF --like FILE` to prove that no
+    /// closed bar was lost or duplicated (see the README).
+    #[arg(long, value_name = "FILE", help_heading = "Display")]
+    pub export_bars: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -416,6 +425,52 @@ pub struct SimArgs {
     /// exit. Same file format as --replay.
     #[arg(long, value_name = "DIR")]
     pub calibrate: Option<PathBuf>,
+
+    /// Misbehave on purpose: a fault plan, as a file or inline text, e.g. `heavy` or `light,seed=7,dup=2%`.
+    ///
+    /// Presets: none, light, heavy. Keys (comma-separated key=value; later items win): seed, drop, reset,
+    /// close, stall (every/length), cut, dup, reorder, late, malformed, delay (p/max), r429 and r418
+    /// (p/Retry-After), r503, rdelay (p/max), skew, delist (SYMBOL@after[:STATUS] or #k@after), maint
+    /// (start+length). Durations take a unit (250ms, 30s, 5m); probabilities are 5% or 0.05. The README
+    /// lists what each one does. Same seed, same faults.
+    #[arg(long, value_name = "PLAN", value_parser = parse_faults)]
+    pub faults: Option<Box<FaultPlan>>,
+
+    /// Write the reference bars for a console's bar export and exit: every bar, from the first to the last
+    /// open time of each series in --like, as this simulator (same --seed, --symbols, --day) serves it.
+    #[arg(long, value_name = "FILE", requires = "like", conflicts_with = "calibrate")]
+    pub dump_bars: Option<PathBuf>,
+
+    /// The console's bar export (`perpdesk --export-bars FILE`) whose series --dump-bars covers.
+    #[arg(long, value_name = "EXPORT", requires = "dump_bars")]
+    pub like: Option<PathBuf>,
+
+    /// The UTC day (YYYY-MM-DD) the synthetic market was started on, for --dump-bars after midnight
+    /// [default: today]. The synthetic market is a function of the seed and its start day.
+    #[arg(long, value_name = "DAY", value_parser = parse_day)]
+    pub day: Option<i64>,
+}
+
+/// `--faults`: a plan file or inline plan text.
+fn parse_faults(s: &str) -> Result<Box<FaultPlan>, String> {
+    FaultPlan::load(s).map(Box::new).map_err(|e| e.to_string())
+}
+
+/// `--day YYYY-MM-DD`: the start of that UTC day, in ms since the epoch.
+fn parse_day(s: &str) -> Result<i64, String> {
+    let bad = || format!("expected a date as YYYY-MM-DD, found `{s}`");
+    let mut parts = s.split('-');
+    let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let (y, m, d): (i32, u8, u8) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    let month = time::Month::try_from(m).map_err(|_| bad())?;
+    let date = time::Date::from_calendar_date(y, month, d).map_err(|_| bad())?;
+    Ok(date.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
 /// Options of `perpdesk config`: the console flags, to preview their effect.
@@ -511,6 +566,36 @@ mod tests {
         assert_eq!(args.previous_timeframes, ["4h", "1D", "W"]);
         assert_eq!(args.sessions, ["London", "07:00-10:00"]);
         assert_eq!(args.output, None);
+    }
+
+    #[test]
+    fn sim_faults_and_bar_dumps_parse() {
+        let cli = Cli::try_parse_from([
+            "perpdesk",
+            "sim",
+            "--faults",
+            "heavy,seed=3",
+            "--day",
+            "2026-12-01",
+        ])
+        .expect("parses");
+        let Some(Command::Sim(sim)) = cli.command else {
+            panic!("sim")
+        };
+        assert_eq!(sim.faults.map(|f| f.seed), Some(3));
+        assert_eq!(sim.day, Some(1_796_083_200_000));
+        let err =
+            Cli::try_parse_from(["perpdesk", "sim", "--faults", "heavy,dup=often"]).expect_err("bad plan");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("`dup=often`"), "{err}");
+        assert!(
+            Cli::try_parse_from(["perpdesk", "sim", "--dump-bars", "ref.csv"]).is_err(),
+            "needs --like"
+        );
+        assert!(Cli::try_parse_from(["perpdesk", "sim", "--day", "2026-13-01"]).is_err());
+        let cli =
+            Cli::try_parse_from(["perpdesk", "--headless", "--export-bars", "bars.csv"]).expect("parses");
+        assert_eq!(cli.export_bars, Some(PathBuf::from("bars.csv")));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use clap::Parser as _;
 use perpdesk::{
     analyze::{self, AnalyzeConfig, AnalyzeError},
     app::{self, RunOptions},
+    binance::stream::StreamConfig,
     cli::{AnalyzeArgs, AttachArgs, Cli, Command, JournalArgs, JournalCommand, SimArgs},
     config::{self, Config, ConfigError},
     console::{
@@ -106,7 +107,14 @@ fn main() -> ExitCode {
                     }
                 }
             };
-            finish(runtime().and_then(|rt| rt.block_on(run_console(&loaded.config, cli.headless, theme))))
+            finish(runtime().and_then(|rt| {
+                rt.block_on(run_console(
+                    &loaded.config,
+                    cli.headless,
+                    cli.export_bars.as_deref(),
+                    theme,
+                ))
+            }))
         }
     }
 }
@@ -276,7 +284,12 @@ fn engine_settings(config: &Config, venue: &str, environment: &str) -> EngineSet
     }
 }
 
-async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::Result<()> {
+async fn run_console(
+    config: &Config,
+    headless: bool,
+    export_bars: Option<&std::path::Path>,
+    theme: Theme,
+) -> anyhow::Result<()> {
     let _log_guard = init_logging(config, headless)?;
     let demo_sim = if config.demo {
         let clock = SimClock::synthetic(1.0);
@@ -318,6 +331,7 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
         streams_per_connection: config.universe.streams_per_connection,
         stale_after: Duration::from_secs(30),
         rest_concurrency: 8,
+        rotate_after: StreamConfig::new("").rotate_after,
     };
     tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");
     let engine = app::start_engine(&opts)?;
@@ -361,7 +375,25 @@ async fn run_console(config: &Config, headless: bool, theme: Theme) -> anyhow::R
     } else {
         tui::run(engine.views.clone(), IntentSink::Local(&engine), theme, stop_rx).await?;
     }
-    engine.stop().await;
+    let stopped = engine.stop().await;
+    if let Some(path) = export_bars {
+        let Some(engine) = stopped else {
+            anyhow::bail!(
+                "the engine did not stop in time; no bars exported to {}",
+                path.display()
+            );
+        };
+        let rows = engine.export_rows();
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create the bar export {}", path.display()))?;
+        perpdesk::market::export::write_rows(&mut std::io::BufWriter::new(file), &rows)
+            .with_context(|| format!("cannot write the bar export {}", path.display()))?;
+        println!(
+            "perpdesk: exported {} closed bars to {}",
+            rows.len(),
+            path.display()
+        );
+    }
     if let Some(sim) = demo_sim {
         sim.shutdown().await;
     }
@@ -375,6 +407,9 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
             calibration::calibrate(dir).with_context(|| format!("calibrating from {}", dir.display()))?;
         println!("{}", report.to_markdown());
         return Ok(());
+    }
+    if let (Some(out), Some(like)) = (&args.dump_bars, &args.like) {
+        return dump_bars(args, out, like);
     }
     let _log_guard = init_logging(config, true)?;
     let (source, clock): (Arc<dyn MarketSource>, SimClock) = if let Some(dir) = &args.replay {
@@ -394,6 +429,7 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
     };
     let mut settings = SimSettings {
         port: args.port,
+        faults: args.faults.as_deref().cloned().unwrap_or_default(),
         ..SimSettings::default()
     };
     let custom_key = args.api_key.is_some();
@@ -426,6 +462,13 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
         args.seed
     );
     println!(
+        "clock anchor day {} (pass --day with --dump-bars after midnight)",
+        utc_day(clock.anchor_sim())
+    );
+    if let Some(plan) = &args.faults {
+        println!("fault plan: {plan}");
+    }
+    println!(
         "connect a console: perpdesk --rest-url {} --ws-url {}",
         handle.rest_url, handle.ws_url
     );
@@ -439,8 +482,70 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
         );
     }
     app::shutdown_signal().await;
+    if args.faults.is_some() {
+        println!("faults injected: {}", handle.fault_summary());
+    }
     println!("perpdesk sim: shutting down");
     handle.shutdown().await;
+    Ok(())
+}
+
+/// `YYYY-MM-DD` of a UTC instant in ms.
+fn utc_day(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map_or_else(|_| ms.to_string(), |t| t.date().to_string())
+}
+
+/// `perpdesk sim --dump-bars OUT --like EXPORT`: the simulator's bars for every series in the export.
+fn dump_bars(args: &SimArgs, out: &std::path::Path, like: &std::path::Path) -> anyhow::Result<()> {
+    use perpdesk::market::export;
+    let file = std::fs::File::open(like).with_context(|| format!("cannot open {}", like.display()))?;
+    let ranges =
+        export::series_ranges(std::io::BufReader::new(file)).with_context(|| like.display().to_string())?;
+    let source: Arc<dyn MarketSource> = if let Some(dir) = &args.replay {
+        Arc::new(
+            ReplayMarket::from_dir(dir).with_context(|| format!("loading klines from {}", dir.display()))?,
+        )
+    } else {
+        let clock = match args.day {
+            Some(day) => SimClock::synthetic_on(day, args.speed),
+            None => SimClock::synthetic(args.speed),
+        };
+        let symbols = usize::try_from(args.symbols).unwrap_or(260);
+        Arc::new(synthetic_market(args.seed, symbols, &clock))
+    };
+    let mut rows = Vec::new();
+    for ((name, interval), (first, last)) in &ranges {
+        let Some(index) = source.symbols().iter().position(|s| &s.name == name) else {
+            anyhow::bail!("{name} is not listed by this simulator (check --seed and --symbols)");
+        };
+        let spec = &source.symbols()[index];
+        let now = interval.next_open(*last) + 1;
+        let mut t = *first;
+        while t <= *last {
+            let bar = source
+                .bar(index, *interval, t, now)
+                .with_context(|| format!("{name} {interval}: no bar at {t}"))?;
+            rows.push(export::format_row(
+                name,
+                *interval,
+                &bar,
+                spec.price_precision,
+                spec.quantity_precision,
+            ));
+            t = interval.next_open(t);
+        }
+    }
+    export::sort_rows(&mut rows);
+    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    export::write_rows(&mut std::io::BufWriter::new(file), &rows)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "perpdesk sim: {} reference bars for {} series written to {}",
+        rows.len(),
+        ranges.len(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -3,12 +3,14 @@
 //! Every response's `X-MBX-USED-WEIGHT-1M` header is recorded so that the client can hold back before
 //! the venue says 429 (the weight is per IP, shared with anything else on the machine), and so the
 //! console can show the operator how close it runs to the limit. A 429 or 418 becomes a typed error
-//! carrying `Retry-After`, never a generic failure that someone might retry in a loop.
+//! carrying `Retry-After`, never a generic failure that someone might retry in a loop, and it blocks
+//! every request sharing the meter until `Retry-After` has passed (for a 418, the venue's rule is "no
+//! REST at all"; honouring it for 429 too keeps a burst of parallel back-fills from earning the ban).
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicI64, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -89,16 +91,53 @@ impl RestError {
     }
 }
 
-/// Weight accounting shared with the rest of the engine (read by the status bar).
+/// Weight accounting shared with the rest of the engine (read by the status bar), and the gate that
+/// holds every request back while the venue said 429 or 418.
 #[derive(Debug, Default)]
 pub struct WeightMeter {
     used_1m: AtomicU32,
     /// Wall-clock minute (ms since epoch / 60 000) the `used_1m` figure belongs to.
     minute: AtomicI64,
     limit_1m: AtomicU32,
+    /// No request before this wall-clock time (ms since epoch); 0 = no block.
+    blocked_until_ms: AtomicI64,
+    /// The block is an IP ban (418), not a rate limit (429).
+    banned: AtomicBool,
 }
 
 impl WeightMeter {
+    /// After a 429 or 418: no request at all (from any caller sharing this meter) until
+    /// `retry_after` has passed. A later, longer block extends it; a shorter one never shortens it.
+    pub fn block_for(&self, retry_after: Duration, banned: bool) {
+        let until = crate::domain::now_ms() + i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX / 2);
+        let before = self.blocked_until_ms.fetch_max(until, Ordering::Relaxed);
+        if until >= before {
+            self.banned.store(banned, Ordering::Relaxed);
+        }
+        if banned {
+            tracing::error!(
+                ?retry_after,
+                "REST: IP banned by the venue (HTTP 418); no REST until Retry-After has passed"
+            );
+        } else {
+            tracing::warn!(
+                ?retry_after,
+                "REST: rate limited by the venue (HTTP 429); holding requests back"
+            );
+        }
+    }
+
+    /// While REST is blocked: the time left and whether it is a ban.
+    pub fn blocked(&self) -> Option<(Duration, bool)> {
+        let left = self.blocked_until_ms.load(Ordering::Relaxed) - crate::domain::now_ms();
+        (left > 0).then(|| {
+            (
+                Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+                self.banned.load(Ordering::Relaxed),
+            )
+        })
+    }
+
     pub fn used(&self) -> u32 {
         let now_minute = crate::domain::now_ms() / 60_000;
         if self.minute.load(Ordering::Relaxed) == now_minute {
@@ -125,6 +164,9 @@ impl WeightMeter {
     /// Waits until using `weight` more keeps the minute's total at or under `share` of the limit.
     /// The venue's window is the wall-clock minute, so waiting for the next minute resets it.
     pub async fn reserve(&self, weight: u32, share: f64) {
+        while let Some((left, _)) = self.blocked() {
+            tokio::time::sleep(left).await;
+        }
         loop {
             let limit = self.limit();
             if limit == 0 {
@@ -223,12 +265,14 @@ impl MarketRest {
             .await
             .map_err(|source| RestError::Transport { endpoint, source })?;
         if status == StatusCode::TOO_MANY_REQUESTS {
+            self.weight.block_for(retry_after, false);
             return Err(RestError::RateLimited {
                 endpoint,
                 retry_after,
             });
         }
         if status.as_u16() == 418 {
+            self.weight.block_for(retry_after, true);
             return Err(RestError::Banned {
                 endpoint,
                 retry_after,
@@ -282,6 +326,11 @@ impl MarketRest {
     /// Venue clock minus local clock, ms.
     pub fn clock_offset_ms(&self) -> i64 {
         self.clock_offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// The shared cell holding the clock offset, for readers elsewhere (the status bar).
+    pub fn clock_offset_cell(&self) -> Arc<AtomicI64> {
+        Arc::clone(&self.clock_offset_ms)
     }
 
     /// `GET /fapi/v1/exchangeInfo`; also sizes the weight governor from `rateLimits`.
@@ -377,6 +426,19 @@ mod tests {
         assert_eq!(klines_weight(500), 5);
         assert_eq!(klines_weight(1000), 5);
         assert_eq!(klines_weight(1500), 10);
+    }
+
+    #[test]
+    fn a_ban_blocks_and_a_shorter_rate_limit_never_shortens_it() {
+        let meter = WeightMeter::default();
+        assert_eq!(meter.blocked(), None);
+        meter.block_for(Duration::from_secs(30), true);
+        let (left, banned) = meter.blocked().expect("blocked");
+        assert!(banned && left > Duration::from_secs(25) && left <= Duration::from_secs(30));
+        meter.block_for(Duration::from_secs(1), false);
+        let (left, banned) = meter.blocked().expect("still blocked");
+        assert!(banned, "a 429 during a ban does not turn it into a rate limit");
+        assert!(left > Duration::from_secs(25), "nor shorten it");
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Combined market streams: connections sharded under the per-connection stream limit, live
-//! SUBSCRIBE / UNSUBSCRIBE, reconnect with jittered backoff that never gives up, and a stale-stream
-//! watchdog.
+//! SUBSCRIBE / UNSUBSCRIBE, reconnect with jittered backoff that never gives up, a stale-stream
+//! watchdog, and rotation before the venue's 24-hour cut.
+//!
+//! Rotation is make-before-break: at `rotate_after` (23 h 50 m) the shard opens a second connection,
+//! subscribes it, and only once the venue has acknowledged every SUBSCRIBE does it close the old one;
+//! the overlap delivers some updates twice, which the bar series dedupe. A malformed frame is counted
+//! and skipped; more than `max_malformed_per_minute` of them on one connection means the connection
+//! itself is bad, and the shard reconnects.
 //!
 //! Each shard is one task owning one WebSocket. It decodes frames itself (wire → parse, symbol lookup
 //! included) so the engine receives typed events and never touches JSON. After every (re)connect a
@@ -44,6 +50,11 @@ pub enum StreamEvent {
     Kline(KlineUpdate),
     Mark(MarkUpdate),
     Tickers(Vec<(SymbolId, TickerStats)>),
+    /// The shard replaced its connection before the venue's 24-hour cut (make-before-break: the new
+    /// connection was subscribed before the old one closed, so nothing was missed).
+    Rotated {
+        shard: usize,
+    },
     /// A frame that could not be decoded: counted and skipped, never fatal.
     Malformed {
         shard: usize,
@@ -71,6 +82,10 @@ pub struct StreamConfig {
     pub backoff_max: Duration,
     /// Largest frame accepted; a larger one closes the connection (memory safety against a bad peer).
     pub max_frame_bytes: usize,
+    /// Replace the connection after this long, before the venue's 24-hour cut (make-before-break).
+    pub rotate_after: Duration,
+    /// More malformed frames than this within a minute: the connection is bad, reconnect.
+    pub max_malformed_per_minute: u32,
 }
 
 impl StreamConfig {
@@ -82,6 +97,8 @@ impl StreamConfig {
             backoff_initial: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
             max_frame_bytes: 4 << 20,
+            rotate_after: Duration::from_secs(23 * 3600 + 50 * 60),
+            max_malformed_per_minute: 100,
         }
     }
 }
@@ -263,6 +280,65 @@ enum Ended {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// After a failed rotation attempt, the next one waits this long (the venue's cut at 24 h is the
+/// backstop: the ordinary reconnect and gap fill cover it).
+const ROTATION_RETRY: Duration = Duration::from_secs(30);
+
+/// The connection that replaces the current one during a rotation.
+struct Rotation {
+    ws: Ws,
+    /// SUBSCRIBE ids not yet acknowledged on the new connection.
+    awaiting: BTreeSet<u64>,
+    next_id: u64,
+    started: Instant,
+}
+
+/// Malformed frames in the current minute of one connection.
+#[derive(Default)]
+struct MalformedRate {
+    window_start: Option<Instant>,
+    count: u32,
+}
+
+impl MalformedRate {
+    /// Counts one malformed frame; true once more than `limit` arrived within a minute.
+    fn too_many(&mut self, limit: u32) -> bool {
+        let now = Instant::now();
+        match self.window_start {
+            Some(start) if now.duration_since(start) < Duration::from_secs(60) => self.count += 1,
+            _ => {
+                self.window_start = Some(now);
+                self.count = 1;
+            }
+        }
+        self.count > limit
+    }
+}
+
+/// The next message of the replacement connection (only polled while there is one).
+async fn next_message(
+    rot: Option<&mut Rotation>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match rot {
+        Some(r) => r.ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The text of a frame, `None` for frames to ignore, `Err` when the connection is over.
+fn read_text(
+    msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Option<tokio_tungstenite::tungstenite::Utf8Bytes>, String> {
+    match msg {
+        Some(Ok(Message::Text(t))) => Ok(Some(t)),
+        Some(Ok(Message::Close(frame))) => Err(format!("closed by server: {frame:?}")),
+        // Ping/pong/binary: tungstenite answers pings itself while we keep reading.
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(format!("read failed: {e}")),
+        None => Err("connection ended".into()),
+    }
+}
+
 impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
     async fn emit(&self, ev: StreamEvent) -> bool {
         self.events.send(E::from(ev)).await.is_ok()
@@ -279,13 +355,8 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
             if *self.shutdown.borrow() {
                 return;
             }
-            let url = format!("{}/stream", self.cfg.ws_base);
-            let ws_cfg = WebSocketConfig::default()
-                .max_frame_size(Some(self.cfg.max_frame_bytes))
-                .max_message_size(Some(self.cfg.max_frame_bytes));
-            let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_cfg), false);
-            let reason = match tokio::time::timeout(Duration::from_secs(10), connect).await {
-                Ok(Ok((ws, _))) => {
+            let reason = match self.connect().await {
+                Ok(ws) => {
                     let up_at = Instant::now();
                     match self.serve(ws, connected_before).await {
                         Ended::Shutdown => return,
@@ -299,8 +370,7 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                         }
                     }
                 }
-                Ok(Err(e)) => format!("connect to {url} failed: {e}"),
-                Err(_) => format!("connect to {url} timed out"),
+                Err(reason) => reason,
             };
             tracing::warn!(shard = self.id, %reason, "market stream down, reconnecting");
             if !self
@@ -323,6 +393,20 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
             while let Ok(cmd) = self.commands.try_recv() {
                 self.apply_locally(&cmd);
             }
+        }
+    }
+
+    /// Opens one WebSocket to the combined-stream endpoint, with bounded frames and a deadline.
+    async fn connect(&self) -> Result<Ws, String> {
+        let url = format!("{}/stream", self.cfg.ws_base);
+        let ws_cfg = WebSocketConfig::default()
+            .max_frame_size(Some(self.cfg.max_frame_bytes))
+            .max_message_size(Some(self.cfg.max_frame_bytes));
+        let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_cfg), false);
+        match tokio::time::timeout(Duration::from_secs(10), connect).await {
+            Ok(Ok((ws, _))) => Ok(ws),
+            Ok(Err(e)) => Err(format!("connect to {url} failed: {e}")),
+            Err(_) => Err(format!("connect to {url} timed out")),
         }
     }
 
@@ -380,26 +464,22 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
         }
         let mut decoded = Vec::with_capacity(4);
         let mut last_data = Instant::now();
-        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        let mut rotate_at = Instant::now() + self.cfg.rotate_after;
+        // The replacement connection while a rotation is in progress (make-before-break).
+        let mut next: Option<Rotation> = None;
+        let mut malformed = MalformedRate::default();
+        let tick = (self.cfg.stale_after / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let mut watchdog = tokio::time::interval(tick);
         loop {
             tokio::select! {
                 msg = ws.next() => {
-                    let text = match msg {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Close(frame))) => {
-                            return Ended::Lost(format!("closed by server: {frame:?}"));
-                        }
-                        Some(Ok(_)) => continue, // ping/pong/binary: tungstenite answers pings itself
-                        Some(Err(e)) => return Ended::Lost(format!("read failed: {e}")),
-                        None => return Ended::Lost("connection ended".into()),
+                    let text = match read_text(msg) {
+                        Ok(Some(t)) => t,
+                        Ok(None) => continue,
+                        Err(reason) => return Ended::Lost(reason),
                     };
                     last_data = Instant::now();
-                    decoded.clear();
-                    let result = match self.table.read() {
-                        Ok(table) => decode_frame_or_reply(text.as_str(), &table, &mut decoded),
-                        Err(_) => Err("symbol table lock poisoned".to_owned()),
-                    };
-                    match result {
+                    match self.decode(text.as_str(), &mut decoded) {
                         Ok(Some(id)) => {
                             awaiting.remove(&id);
                             if !up_sent && awaiting.is_empty() {
@@ -411,12 +491,56 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                         }
                         Ok(None) => {}
                         Err(error) => {
+                            if malformed.too_many(self.cfg.max_malformed_per_minute) {
+                                return Ended::Lost(format!(
+                                    "more than {} malformed frames in a minute",
+                                    self.cfg.max_malformed_per_minute
+                                ));
+                            }
                             tracing::debug!(shard = self.id, %error, "malformed frame skipped");
                             decoded.push(StreamEvent::Malformed { shard: self.id, error });
                         }
                     }
-                    for ev in decoded.drain(..) {
-                        if self.events.send(E::from(ev)).await.is_err() {
+                    if !self.forward(&mut decoded).await {
+                        return Ended::Shutdown;
+                    }
+                }
+                msg = next_message(next.as_mut()), if next.is_some() => {
+                    // Frames of the replacement connection are forwarded too: the overlap delivers
+                    // some updates twice, and the bar series dedupe them by open time.
+                    let Some(rot) = next.as_mut() else { continue };
+                    let text = match read_text(msg) {
+                        Ok(Some(t)) => t,
+                        Ok(None) => continue,
+                        Err(reason) => {
+                            tracing::warn!(shard = self.id, %reason, "replacement connection lost during rotation");
+                            next = None;
+                            rotate_at = Instant::now() + ROTATION_RETRY;
+                            continue;
+                        }
+                    };
+                    match self.decode(text.as_str(), &mut decoded) {
+                        Ok(Some(id)) => {
+                            rot.awaiting.remove(&id);
+                        }
+                        Ok(None) => {}
+                        Err(error) => decoded.push(StreamEvent::Malformed { shard: self.id, error }),
+                    }
+                    if !self.forward(&mut decoded).await {
+                        return Ended::Shutdown;
+                    }
+                    if rot.awaiting.is_empty() && let Some(rot) = next.take() {
+                        // Every stream is live on the new connection: switch, then close the old one.
+                        let mut old = std::mem::replace(&mut ws, rot.ws);
+                        next_id = rot.next_id;
+                        awaiting.clear();
+                        last_data = Instant::now();
+                        rotate_at = Instant::now() + self.cfg.rotate_after;
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(Duration::from_secs(5), old.close(None)).await;
+                        });
+                        tracing::info!(shard = self.id, "market stream rotated before the venue's 24 h cut");
+                        if !self.emit(StreamEvent::Rotated { shard: self.id }).await {
                             return Ended::Shutdown;
                         }
                     }
@@ -429,6 +553,13 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                         ShardCommand::Subscribe(s) => ("SUBSCRIBE", s),
                         ShardCommand::Unsubscribe(s) => ("UNSUBSCRIBE", s),
                     };
+                    if let Some(rot) = next.as_mut() {
+                        rot.next_id += 1;
+                        if Self::send_request(&mut rot.ws, method, params.clone(), rot.next_id).await.is_err() {
+                            next = None;
+                            rotate_at = Instant::now() + ROTATION_RETRY;
+                        }
+                    }
                     if let Err(e) = Self::send_request(&mut ws, method, params, next_id).await {
                         return Ended::Lost(e);
                     }
@@ -440,6 +571,22 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                     if !self.streams.is_empty() && last_data.elapsed() > self.cfg.stale_after {
                         return Ended::Lost(format!("stale: no data for {:?}", self.cfg.stale_after));
                     }
+                    if let Some(rot) = &next
+                        && rot.started.elapsed() > self.cfg.stale_after.max(Duration::from_secs(10))
+                    {
+                        tracing::warn!(shard = self.id, "replacement connection never confirmed its subscriptions");
+                        next = None;
+                        rotate_at = Instant::now() + ROTATION_RETRY;
+                    }
+                    if up_sent && next.is_none() && Instant::now() >= rotate_at {
+                        match self.start_rotation().await {
+                            Ok(rot) => next = Some(rot),
+                            Err(reason) => {
+                                tracing::warn!(shard = self.id, %reason, "rotation failed; retrying");
+                                rotate_at = Instant::now() + ROTATION_RETRY;
+                            }
+                        }
+                    }
                 }
                 _ = self.shutdown.changed() => {
                     let _ = ws.close(None).await;
@@ -447,6 +594,38 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                 }
             }
         }
+    }
+
+    /// Opens the replacement connection and sends its SUBSCRIBEs; the old one keeps serving meanwhile.
+    async fn start_rotation(&self) -> Result<Rotation, String> {
+        let mut ws = self.connect().await?;
+        let mut next_id = 0u64;
+        self.subscribe_all(&mut ws, &mut next_id).await?;
+        Ok(Rotation {
+            ws,
+            awaiting: (1..=next_id).collect(),
+            next_id,
+            started: Instant::now(),
+        })
+    }
+
+    /// Decodes one text frame into `decoded`; `Ok(Some(id))` for the reply to a live request.
+    fn decode(&self, text: &str, decoded: &mut Vec<StreamEvent>) -> Result<Option<u64>, String> {
+        decoded.clear();
+        match self.table.read() {
+            Ok(table) => decode_frame_or_reply(text, &table, decoded),
+            Err(_) => Err("symbol table lock poisoned".to_owned()),
+        }
+    }
+
+    /// Sends the decoded events to the engine. False if the engine is gone.
+    async fn forward(&self, decoded: &mut Vec<StreamEvent>) -> bool {
+        for ev in decoded.drain(..) {
+            if self.events.send(E::from(ev)).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Tells the engine the shard is up with its current streams. False if the engine is gone.
@@ -484,6 +663,23 @@ mod tests {
             let floor = (cfg.backoff_initial * 2u32.pow(attempt.min(20))).min(cfg.backoff_max) / 2;
             prop_assert!(d >= floor.min(cfg.backoff_max / 2));
         }
+    }
+
+    #[test]
+    fn more_than_the_limit_of_malformed_frames_in_a_minute_is_too_many() {
+        let mut rate = MalformedRate::default();
+        assert!(
+            (0..100).all(|_| !rate.too_many(100)),
+            "100 a minute are tolerated"
+        );
+        assert!(rate.too_many(100), "the 101st is not");
+    }
+
+    #[test]
+    fn rotation_comes_before_the_venues_cut() {
+        let cfg = StreamConfig::new("ws://127.0.0.1:1");
+        assert!(cfg.rotate_after < crate::sim::faults::VENUE_CONNECTION_LIFETIME);
+        assert!(cfg.rotate_after >= Duration::from_secs(23 * 3600));
     }
 
     #[test]

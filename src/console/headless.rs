@@ -5,7 +5,7 @@
 
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
-use perpdesk_ui::view::{ConnectionState, View};
+use perpdesk_ui::view::{ConnectionState, Reconciliation, View};
 use tokio::sync::watch;
 
 /// The status line for one view.
@@ -19,7 +19,7 @@ pub fn status_line(v: &View) -> String {
         ConnectionState::Disconnected => format!("DISCONNECTED {}/{}", h.streams_up, h.streams_total),
     };
     let mut line = format!(
-        "status | {} ({}) | {} | {} | mode {} | universe {} | backfilled {}/{} | streaming {}/{} | closed bars {} | missing {} | reconnects {} | weight {}",
+        "status | {} ({}) | {} | {} | mode {} | universe {} | backfilled {}/{} | streaming {}/{} | closed bars {} | missing {} | reconnects {} | weight {}/{}",
         h.venue,
         h.environment,
         if h.live_trading { "LIVE" } else { "paper" },
@@ -34,9 +34,43 @@ pub fn status_line(v: &View) -> String {
         s.missing_bars,
         s.reconnects,
         s.rest_weight_used,
+        s.rest_weight_limit,
     );
+    if s.rotations > 0 {
+        let _ = write!(line, " | rotations {}", s.rotations);
+    }
+    match s.clock_offset_ms {
+        Some(offset) => {
+            let _ = write!(line, " | clock {offset:+} ms");
+        }
+        None => line.push_str(" | clock —"),
+    }
     if let Some(age) = s.last_message_age_ms {
         let _ = write!(line, " | last msg {age} ms ago");
+    }
+    match s.listen_key_age_ms {
+        Some(age) => {
+            let _ = write!(line, " | listenKey {} s", age / 1000);
+        }
+        None => line.push_str(" | listenKey —"),
+    }
+    match s.reconciliation {
+        Some(Reconciliation::Pending) => line.push_str(" | reconciliation pending"),
+        Some(Reconciliation::Reconciled) => line.push_str(" | reconciled"),
+        Some(Reconciliation::Unknown) => line.push_str(" | reconciliation UNKNOWN"),
+        None => line.push_str(" | reconciliation —"),
+    }
+    if let Some(block) = s.rest_blocked {
+        let _ = write!(
+            line,
+            " | REST {} {} ms",
+            if block.banned {
+                "BANNED (418)"
+            } else {
+                "rate limited (429)"
+            },
+            block.remaining_ms
+        );
     }
     if s.malformed_frames > 0 {
         let _ = write!(line, " | malformed {}", s.malformed_frames);
@@ -99,6 +133,17 @@ mod tests {
         v.header.connection = ConnectionState::Disconnected;
         v.header.streams_total = 3;
         assert!(status_line(&v).contains("DISCONNECTED 0/3"));
+        assert!(status_line(&v).contains("clock — | listenKey — | reconciliation —"));
+        v.status.clock_offset_ms = Some(-15);
+        v.status.rest_weight_used = 40;
+        v.status.rest_weight_limit = 2400;
+        v.status.rest_blocked = Some(perpdesk_ui::view::RestBlock {
+            remaining_ms: 2_000,
+            banned: true,
+        });
+        let line = status_line(&v);
+        assert!(line.contains("weight 40/2400 | clock -15 ms"), "{line}");
+        assert!(line.contains("REST BANNED (418) 2000 ms"), "{line}");
         assert!(!is_ready(&v));
         v.status.universe_size = 2;
         v.status.series_total = 6;

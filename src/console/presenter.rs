@@ -11,8 +11,8 @@
 use perpdesk_ui::{
     intent::Intent,
     view::{
-        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, ScannerRow,
-        SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
+        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, RestBlock,
+        ScannerRow, SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
     },
 };
 
@@ -341,6 +341,17 @@ pub fn build_view(engine: &Engine) -> View {
             rest_weight_used: engine.weight.used(),
             last_message_age_ms: engine.last_message_at.map(|t| t.elapsed().as_millis() as u64),
             message: engine.message.clone(),
+            rest_weight_limit: engine.weight.limit(),
+            rest_blocked: engine.weight.blocked().map(|(left, banned)| RestBlock {
+                remaining_ms: left.as_millis() as u64,
+                banned,
+            }),
+            clock_offset_ms: engine.clock_offset_ms(),
+            rotations: counters.rotations,
+            // Paper trading has no user data stream and nothing to reconcile; the live path fills
+            // these once it exists.
+            listen_key_age_ms: None,
+            reconciliation: None,
         },
         funnel: Funnel {
             evaluated: engine.funnel.evaluated,

@@ -17,7 +17,10 @@ pub mod signals;
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
@@ -119,6 +122,8 @@ pub struct Counters {
     /// Closed bars missing inside the stored series, from the last housekeeping pass.
     pub missing_bars: u64,
     pub virtual_cycles: u64,
+    /// Proactive stream rotations before the venue's 24-hour cut.
+    pub rotations: u64,
 }
 
 /// The engine state. Owned by one task; see the module docs.
@@ -137,6 +142,10 @@ pub struct Engine {
     pub(crate) focus: Option<(SymbolId, usize)>,
     pub(crate) message: Option<String>,
     pub(crate) weight: Arc<WeightMeter>,
+    /// Venue clock minus local clock (ms), shared with the REST client that samples it.
+    pub(crate) clock_offset: Option<Arc<AtomicI64>>,
+    /// The venue's server time has been sampled (the first universe load does it).
+    pub(crate) clock_sampled: bool,
     /// The analysis configuration for the engine's timeframes, or the message saying why there is none.
     pub(crate) analysis: Result<AnalysisConfig, String>,
     strategy: StrategySlot,
@@ -204,6 +213,8 @@ impl Engine {
             focus: None,
             message,
             weight,
+            clock_offset: None,
+            clock_sampled: false,
             analysis,
             strategy: StrategySlot::default(),
             funnel: Funnel::default(),
@@ -217,6 +228,47 @@ impl Engine {
             dirty: true,
             shutdown_requested: false,
         }
+    }
+
+    /// Shows the REST client's clock offset in the status (see `MarketRest::clock_offset_cell`).
+    #[must_use]
+    pub fn with_clock_offset(mut self, cell: Arc<AtomicI64>) -> Self {
+        self.clock_offset = Some(cell);
+        self
+    }
+
+    /// Venue clock minus local clock in ms, once sampled.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        self.clock_offset
+            .as_ref()
+            .filter(|_| self.clock_sampled)
+            .map(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Every closed bar held, as the rows of the bar export (`market::export`), sorted.
+    pub fn export_rows(&self) -> Vec<crate::market::export::Row> {
+        let Ok(table) = self.table.read() else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        for id in &self.universe {
+            let (Some(state), Some(sym)) = (self.symbols.get(id), table.get(*id)) else {
+                continue;
+            };
+            for series in &state.series {
+                rows.extend(series.closed().iter().map(|bar| {
+                    crate::market::export::format_row(
+                        &sym.name,
+                        series.interval(),
+                        bar,
+                        sym.price_precision,
+                        sym.quantity_precision,
+                    )
+                }));
+            }
+        }
+        crate::market::export::sort_rows(&mut rows);
+        rows
     }
 
     pub fn mode(&self) -> Mode {
@@ -398,6 +450,7 @@ impl Engine {
         match e {
             FeedEvent::Universe { info, tickers } => {
                 self.universe_pending = false;
+                self.clock_sampled = true;
                 self.apply_universe(&info, &tickers);
             }
             FeedEvent::UniverseFailed { error } => {
@@ -488,6 +541,26 @@ impl Engine {
             .flat_map(|n| tfs.iter().map(move |tf| kline_stream(n, *tf)))
             .collect();
         self.streams.unsubscribe(&gone);
+        // A symbol that stopped trading (delisting, settlement) leaves the universe: no new entries on
+        // it from now on. Say so, naming the venue's status.
+        let stopped: Vec<String> = match self.table.read() {
+            Ok(t) => diff
+                .removed
+                .iter()
+                .filter_map(|id| t.get(*id))
+                .filter(|s| s.status != crate::domain::SymbolStatus::Trading)
+                .map(|s| format!("{} ({:?})", s.name, s.status))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if !stopped.is_empty() {
+            let message = format!(
+                "left TRADING, removed from the universe, no new entries: {}",
+                stopped.join(", ")
+            );
+            tracing::warn!("{message}");
+            self.message = Some(message);
+        }
         for id in &diff.removed {
             self.symbols.remove(id);
             if let Some(Err(error)) = self.features.as_mut().map(|f| f.release(*id)) {
@@ -625,6 +698,10 @@ impl Engine {
                     *up = false;
                 }
                 self.message = Some(format!("stream {shard} down: {reason}"));
+                self.dirty = true;
+            }
+            StreamEvent::Rotated { .. } => {
+                self.counters.rotations += 1;
                 self.dirty = true;
             }
             StreamEvent::Malformed { .. } => self.counters.malformed_frames += 1,

@@ -6,6 +6,12 @@
 //! weights are counted per wall-clock minute and reported in `X-MBX-USED-WEIGHT-1M`; past the limit
 //! the server answers 429 with `Retry-After`, as the venue does. Kline semantics (startTime, endTime,
 //! limit, the 1500 cap) follow the venue's documentation.
+//!
+//! The fault plan (`sim::faults`) hooks in at three places only: a middleware in front of every route
+//! (REST rejections and delays, maintenance refusals of WebSocket upgrades), the push tick of each
+//! WebSocket connection (drops, resets, close frames, stalls, the connection lifetime, and the frame
+//! mangling), and `exchangeInfo` (symbols leaving TRADING). A TCP reset needs the socket itself, so the
+//! listener wraps each accepted stream ([`FaultIo`]) and hands the handler a [`ResetHandle`].
 
 // Handlers reject with a ready-made axum `Response` (the venue's error body): boxing it would only
 // add an allocation to the error path of a test server.
@@ -14,7 +20,12 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -22,7 +33,8 @@ use axum::{
     Router,
     body::Body,
     extract::{
-        Query, State,
+        ConnectInfo, Query, State,
+        connect_info::Connected,
         ws::{Message, WebSocket, WebSocketUpgrade},
     },
     http::{HeaderValue, Request, StatusCode},
@@ -32,9 +44,15 @@ use axum::{
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    task::JoinHandle,
+};
 
 use super::{
+    faults::{ConnectionAction, FaultPlan, FaultState, RestFault, SymbolRef},
     source::MarketSource,
     trading::{Trading, TradingSettings},
 };
@@ -60,6 +78,8 @@ pub struct SimSettings {
     pub ping_interval: Duration,
     /// The signed/trading side: accepted key pairs, starting balance, fees, listenKey life.
     pub trading: TradingSettings,
+    /// Faults to inject (`perpdesk sim --faults`); the default injects none.
+    pub faults: FaultPlan,
 }
 
 impl Default for SimSettings {
@@ -72,6 +92,7 @@ impl Default for SimSettings {
             push_interval: Duration::from_millis(250),
             ping_interval: Duration::from_secs(180),
             trading: TradingSettings::default(),
+            faults: FaultPlan::default(),
         }
     }
 }
@@ -87,6 +108,8 @@ pub struct SimClock {
     anchor_sim: TimestampMs,
     speed: f64,
     end: Option<TimestampMs>,
+    /// Added to every reading: the fault plan's clock skew (the venue's clock runs ahead or behind).
+    offset_ms: i64,
 }
 
 impl SimClock {
@@ -101,7 +124,14 @@ impl SimClock {
             anchor_sim,
             speed: speed.max(0.0),
             end,
+            offset_ms: 0,
         }
+    }
+
+    /// The same clock running `offset_ms` ahead (negative: behind). The market is unchanged; only
+    /// the times the venue reports and judges by move.
+    pub fn with_offset(self, offset_ms: i64) -> Self {
+        Self { offset_ms, ..self }
     }
 
     /// The clock for a synthetic market: anchored at the start of the current UTC day, so at speed 1
@@ -111,13 +141,20 @@ impl SimClock {
         Self::new(day, day, speed, None)
     }
 
+    /// The synthetic clock of a simulator started on the UTC day beginning at `day_start` (ms): what
+    /// `perpdesk sim --dump-bars --day` needs to rebuild the same market after midnight.
+    pub fn synthetic_on(day_start: TimestampMs, speed: f64) -> Self {
+        let day = day_start.div_euclid(86_400_000) * 86_400_000;
+        Self::new(day, day, speed, None)
+    }
+
     /// The simulated time at the anchor (for the synthetic clock: midnight UTC of the start day).
     pub fn anchor_sim(&self) -> TimestampMs {
         self.anchor_sim
     }
 
     pub fn at_wall(&self, wall: TimestampMs) -> TimestampMs {
-        let t = self.anchor_sim + ((wall - self.anchor_wall) as f64 * self.speed) as i64;
+        let t = self.anchor_sim + ((wall + self.offset_ms - self.anchor_wall) as f64 * self.speed) as i64;
         self.end.map_or(t, |e| t.min(e))
     }
 
@@ -142,6 +179,7 @@ struct SimState {
     weight: Mutex<WeightWindow>,
     exchange_info_json: String,
     trading: Arc<Trading>,
+    faults: FaultState,
 }
 
 /// A running simulated exchange. Dropping the handle does not stop it; call [`SimHandle::shutdown`].
@@ -154,9 +192,20 @@ pub struct SimHandle {
     pub trading: Arc<Trading>,
     shutdown: watch::Sender<bool>,
     join: JoinHandle<()>,
+    state: Arc<SimState>,
 }
 
 impl SimHandle {
+    /// What the fault plan has injected so far, `name=count` for every non-zero count.
+    pub fn fault_summary(&self) -> String {
+        self.state.faults.counts.summary()
+    }
+
+    /// The injected-fault counters.
+    pub fn fault_counts(&self) -> &super::faults::FaultCounts {
+        &self.state.faults.counts
+    }
+
     /// Stops accepting, closes every WebSocket and waits for the server task.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -194,6 +243,7 @@ pub async fn start(
 ) -> std::io::Result<SimHandle> {
     let listener = TcpListener::bind(("127.0.0.1", settings.port)).await?;
     let addr = listener.local_addr()?;
+    let clock = clock.with_offset(settings.faults.skew_ms);
     let by_name = source
         .symbols()
         .iter()
@@ -211,17 +261,22 @@ pub async fn start(
     let state = Arc::new(SimState {
         source,
         clock,
-        settings,
         by_name,
         weight: Mutex::new(WeightWindow::default()),
         exchange_info_json,
         trading: Arc::clone(&trading),
+        faults: FaultState::new(settings.faults.clone()),
+        settings,
     });
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     tokio::spawn(Arc::clone(&trading).run_matcher(Duration::from_millis(100), shutdown_tx.subscribe()));
     let app = router(Arc::clone(&state), shutdown_tx.subscribe());
     let join = tokio::spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+        let serve = axum::serve(
+            FaultListener(listener),
+            app.into_make_service_with_connect_info::<ResetHandle>(),
+        )
+        .with_graceful_shutdown(async move {
             let _ = shutdown_rx.changed().await;
         });
         if let Err(e) = serve.await {
@@ -235,7 +290,92 @@ pub async fn start(
         trading,
         shutdown: shutdown_tx,
         join,
+        state,
     })
+}
+
+/// The accepting side: plain TCP, each stream wrapped so that a handler can reset it.
+struct FaultListener(TcpListener);
+
+impl axum::serve::Listener for FaultListener {
+    type Io = FaultIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = io.set_nodelay(true);
+        (
+            FaultIo {
+                inner: io,
+                reset: Arc::new(AtomicBool::new(false)),
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// An accepted TCP stream that closes with a reset (RST, via `SO_LINGER` 0) instead of a FIN when
+/// its [`ResetHandle`] was triggered.
+#[derive(Debug)]
+pub struct FaultIo {
+    inner: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl Drop for FaultIo {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Relaxed) {
+            let _ = self.inner.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for FaultIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for FaultIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Lets a handler ask for its connection to end with a TCP reset when it is dropped.
+#[derive(Debug, Clone)]
+pub struct ResetHandle(Arc<AtomicBool>);
+
+impl ResetHandle {
+    fn trigger(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, FaultListener>> for ResetHandle {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, FaultListener>) -> Self {
+        Self(Arc::clone(&stream.io().reset))
+    }
 }
 
 #[derive(Clone)]
@@ -262,7 +402,43 @@ fn router(sim: Arc<SimState>, shutdown: watch::Receiver<bool>) -> Router {
         .route("/ws/{*streams}", get(ws_raw))
         .with_state(app_state)
         .merge(trading)
-        .layer(middleware::from_fn_with_state(sim, weigh))
+        .layer(middleware::from_fn_with_state(Arc::clone(&sim), weigh))
+        .layer(middleware::from_fn_with_state(sim, inject_faults))
+}
+
+/// The fault plan's REST side: maintenance (REST 503, WebSocket upgrades refused), bans, 429s, 503s,
+/// -1021 for skewed timestamps, and delays. Runs before the weight is counted.
+async fn inject_faults(State(sim): State<Arc<SimState>>, req: Request<Body>, next: Next) -> Response {
+    let path = req.uri().path();
+    if (path == "/stream" || path.starts_with("/ws")) && sim.faults.in_maintenance() {
+        sim.faults.note_maintenance_refusal();
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -1016,
+            "This service is no longer available.",
+        );
+    }
+    let (fault, delay) = sim
+        .faults
+        .on_rest(path, req.uri().query().unwrap_or(""), sim.clock.now());
+    if let Some(RestFault::Reject {
+        status,
+        code,
+        msg,
+        retry_after,
+    }) = fault
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut r = error_response(status, code, msg);
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            r.headers_mut().insert("Retry-After", v);
+        }
+        return r;
+    }
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    next.run(req).await
 }
 
 /// The venue's weight of a request (the endpoints the simulator serves).
@@ -346,7 +522,30 @@ async fn time(State(app): State<AppState>) -> Response {
 }
 
 async fn exchange_info_handler(State(app): State<AppState>) -> Response {
-    json_response(app.sim.exchange_info_json.clone())
+    let sim = &app.sim;
+    let delisted: Vec<(&SymbolRef, &str)> = sim.faults.delisted_now().collect();
+    if delisted.is_empty() {
+        return json_response(sim.exchange_info_json.clone());
+    }
+    // Symbols the fault plan took out of TRADING: the same document with their status changed.
+    let mut info = exchange_info(sim.source.as_ref(), sim.clock.now(), &sim.settings);
+    let tradable: Vec<usize> = info
+        .symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.status == "TRADING" && s.quote_asset == "USDT" && s.contract_type == "PERPETUAL")
+        .map(|(i, _)| i)
+        .collect();
+    for (who, status) in delisted {
+        let index = match who {
+            SymbolRef::Name(name) => info.symbols.iter().position(|s| &s.symbol == name),
+            SymbolRef::Index(k) => tradable.get(*k).copied(),
+        };
+        if let Some(s) = index.and_then(|i| info.symbols.get_mut(i)) {
+            status.clone_into(&mut s.status);
+        }
+    }
+    to_json(&info)
 }
 
 /// Formats a number with a fixed number of decimals, never in exponent notation (as the venue does).
@@ -744,6 +943,7 @@ struct CombinedQuery {
 
 async fn ws_combined(
     State(app): State<AppState>,
+    ConnectInfo(reset): ConnectInfo<ResetHandle>,
     Query(q): Query<CombinedQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -754,15 +954,20 @@ async fn ws_combined(
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    ws.on_upgrade(move |socket| serve_ws(app, socket, initial, true))
+    ws.on_upgrade(move |socket| serve_ws(app, socket, initial, true, reset))
 }
 
-async fn ws_raw_root(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| serve_ws(app, socket, Vec::new(), false))
+async fn ws_raw_root(
+    State(app): State<AppState>,
+    ConnectInfo(reset): ConnectInfo<ResetHandle>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| serve_ws(app, socket, Vec::new(), false, reset))
 }
 
 async fn ws_raw(
     State(app): State<AppState>,
+    ConnectInfo(reset): ConnectInfo<ResetHandle>,
     axum::extract::Path(streams): axum::extract::Path<String>,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -785,7 +990,7 @@ async fn ws_raw(
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    ws.on_upgrade(move |socket| serve_ws(app, socket, initial, false))
+    ws.on_upgrade(move |socket| serve_ws(app, socket, initial, false, reset))
 }
 
 /// Per-subscription push state.
@@ -1015,9 +1220,18 @@ impl Connection {
     }
 }
 
-async fn serve_ws(app: AppState, socket: WebSocket, initial: Vec<String>, combined: bool) {
+async fn serve_ws(
+    app: AppState,
+    socket: WebSocket,
+    initial: Vec<String>,
+    combined: bool,
+    reset: ResetHandle,
+) {
     let mut shutdown = app.shutdown.clone();
     let settings = app.sim.settings.clone();
+    let sim = Arc::clone(&app.sim);
+    let mut faults = sim.faults.connection();
+    let mut last_push = tokio::time::Instant::now();
     let mut conn = Connection {
         app,
         combined,
@@ -1056,12 +1270,32 @@ async fn serve_ws(app: AppState, socket: WebSocket, initial: Vec<String>, combin
                 Some(Ok(_)) => {}
             },
             _ = push.tick() => {
+                let dt = last_push.elapsed();
+                last_push = tokio::time::Instant::now();
+                match faults.on_tick(dt) {
+                    ConnectionAction::Push => {}
+                    // Silent: requests and pings are still answered by the other arms.
+                    ConnectionAction::Stall => continue,
+                    ConnectionAction::Drop => return,
+                    ConnectionAction::Reset => {
+                        reset.trigger();
+                        return;
+                    }
+                    ConnectionAction::Close { code, reason } => {
+                        let _ = tx.send(Message::Close(Some(axum::extract::ws::CloseFrame { code, reason: reason.into() }))).await;
+                        return;
+                    }
+                }
                 let tickers_due = last_tickers.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
                 if tickers_due {
                     last_tickers = Some(std::time::Instant::now());
                 }
                 frames.clear();
                 conn.push(&mut frames, tickers_due);
+                faults.mangle(&mut frames);
+                if let Some(d) = faults.delay() {
+                    tokio::time::sleep(d).await;
+                }
                 for f in frames.drain(..) {
                     if tx.send(Message::text(f)).await.is_err() { return; }
                 }

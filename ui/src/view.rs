@@ -274,4 +274,47 @@ pub struct Status {
     pub last_message_age_ms: Option<u64>,
     /// A one-line message for the operator (last error, last mode change), if any.
     pub message: Option<String>,
+    /// The REST weight limit per minute from `exchangeInfo` `rateLimits` (0 until known).
+    #[serde(default)]
+    pub rest_weight_limit: u32,
+    /// While the venue forbids REST (429 / 418 with `Retry-After`): milliseconds left, and whether it
+    /// is a ban (418) rather than a rate limit (429).
+    #[serde(default)]
+    pub rest_blocked: Option<RestBlock>,
+    /// Venue clock minus local clock in milliseconds, once sampled from the venue's server time.
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
+    /// Proactive stream rotations before the venue's 24-hour cut, since start.
+    #[serde(default)]
+    pub rotations: u64,
+    /// Age of the user-data-stream listenKey in milliseconds; `None` while there is no user stream
+    /// (paper trading, or before it is built).
+    #[serde(default)]
+    pub listen_key_age_ms: Option<u64>,
+    /// Where the reconciliation with the venue's positions and orders stands; `None` while there is
+    /// nothing to reconcile (paper trading, or before it is built).
+    #[serde(default)]
+    pub reconciliation: Option<Reconciliation>,
+}
+
+/// The venue refusing REST for a while.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestBlock {
+    /// Milliseconds until requests may go out again.
+    pub remaining_ms: u64,
+    /// True for an IP ban (HTTP 418), false for a rate limit (HTTP 429).
+    pub banned: bool,
+}
+
+/// The reconciliation gate: no new entry until local state matches the venue's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reconciliation {
+    /// Fetching positions and open orders; entries are blocked.
+    #[default]
+    Pending,
+    /// Local state equals the venue's.
+    Reconciled,
+    /// A query failed: the state is unknown (never assumed flat); entries are blocked.
+    Unknown,
 }

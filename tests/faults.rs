@@ -1,0 +1,433 @@
+//! The client against the simulator's fault plan (`RELIABILITY.md` §9): M1/M7 reconnect soak with
+//! every connection fault and duplicated / reordered / late / garbage frames → the stored closed bars
+//! equal the simulator's byte for byte; M2 a silent stall is declared stale and reconnected; M5
+//! connections rotate before the venue's cut with no gap; R2 429 / 418 stop all REST until
+//! `Retry-After`; F3 an oversized frame is refused; F4 a symbol leaving TRADING leaves the universe.
+//!
+//! Everything runs in-process on 127.0.0.1 with short thresholds so each test stays CI-fast; waits
+//! are upper bounds for "something is wrong", never performance claims.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock, atomic::Ordering::Relaxed},
+    time::Duration,
+};
+
+use perpdesk::{
+    app::{RunOptions, start_engine},
+    binance::{
+        parse::SymbolTable,
+        rest::{MarketRest, RestError},
+        stream::{StreamConfig, StreamEvent, StreamManager},
+    },
+    domain::Interval,
+    engine::EngineSettings,
+    market::export,
+    sim::{
+        faults::FaultPlan,
+        server::{self, SimClock, SimHandle, SimSettings},
+        source::MarketSource,
+        synthetic::SyntheticMarket,
+    },
+    strategy::Mode,
+};
+use perpdesk_ui::view::View;
+use tokio::sync::{mpsc, watch};
+
+fn market(seed: u64, symbols: usize, clock: &SimClock) -> Arc<dyn MarketSource> {
+    let start = clock.now();
+    Arc::new(SyntheticMarket::new(
+        seed,
+        symbols,
+        start,
+        start - (clock.anchor_sim() - 3 * 86_400_000),
+    ))
+}
+
+async fn sim_with(plan: &str, speed: f64, symbols: usize) -> (SimHandle, Arc<dyn MarketSource>) {
+    let clock = SimClock::synthetic(speed);
+    let market = market(11, symbols, &clock);
+    let settings = SimSettings {
+        faults: FaultPlan::parse(plan).expect("plan"),
+        ..SimSettings::default()
+    };
+    let sim = server::start(Arc::clone(&market), clock, settings)
+        .await
+        .expect("sim starts");
+    (sim, market)
+}
+
+fn engine_settings(universe: usize, timeframes: Vec<Interval>, refresh: Duration) -> EngineSettings {
+    EngineSettings {
+        venue: "simulated exchange".into(),
+        environment: "sim".into(),
+        live_trading: false,
+        mode: Mode::Ict,
+        universe_size: universe,
+        timeframes,
+        history_bars: 60,
+        ring_capacity: 5_000,
+        universe_refresh: refresh,
+        trading_cycle: Duration::from_secs(60),
+        virtual_cycle: Duration::from_secs(10),
+        view_fps: 20,
+        chart_bars: 30,
+        feature_store: None,
+    }
+}
+
+async fn wait_view(views: &mut watch::Receiver<Arc<View>>, what: &str, pred: impl Fn(&View) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if pred(&views.borrow_and_update()) {
+            return;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out waiting for {what}; status {:?}",
+            views.borrow().status
+        );
+        let _ = tokio::time::timeout(left, views.changed()).await;
+    }
+}
+
+/// The reference rows for the series and ranges of an export, from the market itself.
+fn reference(rows: &[export::Row], market: &dyn MarketSource) -> Vec<export::Row> {
+    let mut ranges: BTreeMap<(String, &str), (i64, i64)> = BTreeMap::new();
+    for r in rows {
+        let e = ranges
+            .entry((r.symbol.clone(), r.interval))
+            .or_insert((r.open_time, r.open_time));
+        e.0 = e.0.min(r.open_time);
+        e.1 = e.1.max(r.open_time);
+    }
+    let mut out = Vec::new();
+    for ((name, iv), (first, last)) in ranges {
+        let interval: Interval = iv.parse().expect("interval");
+        let index = market
+            .symbols()
+            .iter()
+            .position(|s| s.name == name)
+            .expect("listed");
+        let spec = &market.symbols()[index];
+        let mut t = first;
+        while t <= last {
+            let bar = market.bar(index, interval, t, i64::MAX / 4).expect("bar exists");
+            out.push(export::format_row(
+                &name,
+                interval,
+                &bar,
+                spec.price_precision,
+                spec.quantity_precision,
+            ));
+            t = interval.next_open(t);
+        }
+    }
+    export::sort_rows(&mut out);
+    out
+}
+
+/// M1 + M7: many connection faults of every kind and mangled frames while 1m bars close every second;
+/// the engine ends with exactly the simulator's closed bars — none missing, none duplicated, none
+/// altered — and it saw (and skipped) the garbage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_under_every_fault_loses_and_duplicates_no_closed_bar() {
+    let plan = "seed=3,drop=5s,reset=6s,close=6s,stall=8s/3s,dup=5%,reorder=5%,late=1%,malformed=1%,\
+                delay=5%/200ms,r429=1%/1s,r503=3%,rdelay=5%/200ms,skew=1500ms";
+    let (sim, market) = sim_with(plan, 60.0, 30).await;
+    let opts = RunOptions {
+        rest_url: sim.rest_url.clone(),
+        ws_url: sim.ws_url.clone(),
+        engine: engine_settings(8, vec![Interval::M1, Interval::M5], Duration::from_secs(3600)),
+        streams_per_connection: 6,
+        stale_after: Duration::from_secs(1),
+        rest_concurrency: 4,
+        rotate_after: Duration::from_secs(23 * 3600),
+    };
+    let mut engine = start_engine(&opts).expect("engine starts");
+    let mut views = engine.views.clone();
+    wait_view(&mut views, "back-filled and streaming", |v| {
+        v.status.universe_size == 8 && v.status.series_streaming == v.status.series_total
+    })
+    .await;
+    wait_view(&mut views, "a dozen reconnects", |v| v.status.reconnects >= 12).await;
+    // Let the last gap fills land.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    engine.shutdown.send_replace(true);
+    let state = tokio::time::timeout(Duration::from_secs(10), &mut engine.join)
+        .await
+        .expect("engine stops")
+        .expect("engine task ok");
+    let counts = sim.fault_counts();
+    let injected = sim.fault_summary();
+    for (what, n) in [
+        ("drops", counts.drops.load(Relaxed)),
+        ("resets", counts.resets.load(Relaxed)),
+        ("closes", counts.closes.load(Relaxed)),
+        ("duplicates", counts.duplicates.load(Relaxed)),
+        ("reorders", counts.reorders.load(Relaxed)),
+        ("malformed", counts.malformed.load(Relaxed)),
+    ] {
+        assert!(n > 0, "no {what} injected: {injected}");
+    }
+    sim.shutdown().await;
+    assert!(
+        state.counters().malformed_frames > 0,
+        "garbage frames are counted"
+    );
+    let rows = state.export_rows();
+    assert!(rows.len() > 8 * 60, "only {} bars", rows.len());
+    let truth = reference(&rows, market.as_ref());
+    let missing: Vec<_> = truth.iter().filter(|r| !rows.contains(r)).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "missing or altered bars (injected: {injected}): {missing:?}"
+    );
+    assert_eq!(rows, truth, "duplicated or extra bars (injected: {injected})");
+    eprintln!(
+        "soak: {} bars identical to the reference after {} reconnects; injected {injected}",
+        rows.len(),
+        state.counters().reconnects
+    );
+}
+
+fn manager(
+    ws_url: &str,
+    tune: impl FnOnce(&mut StreamConfig),
+) -> (
+    StreamManager<StreamEvent>,
+    mpsc::Receiver<StreamEvent>,
+    watch::Sender<bool>,
+) {
+    let (tx, rx) = mpsc::channel(65_536);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut cfg = StreamConfig::new(ws_url);
+    tune(&mut cfg);
+    let table = Arc::new(RwLock::new(SymbolTable::default()));
+    (StreamManager::new(cfg, table, tx, stop_rx), rx, stop_tx)
+}
+
+async fn next_event(
+    rx: &mut mpsc::Receiver<StreamEvent>,
+    what: &str,
+    pred: impl Fn(&StreamEvent) -> bool,
+) -> StreamEvent {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let ev = tokio::time::timeout(left, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .expect("channel open");
+        if pred(&ev) {
+            return ev;
+        }
+    }
+}
+
+/// M2: the server keeps the connection open and answers pings but sends nothing: the shard declares
+/// it stale and reconnects, every time.
+#[tokio::test]
+async fn a_silent_stall_is_declared_stale_and_reconnected() {
+    // Every connection stalls within about a second of opening, for far longer than the threshold.
+    let (sim, _) = sim_with("seed=8,stall=500ms/60s", 1.0, 10).await;
+    let (mut streams, mut rx, stop) = manager(&sim.ws_url, |c| {
+        c.stale_after = Duration::from_millis(500);
+        c.backoff_initial = Duration::from_millis(20);
+        c.backoff_max = Duration::from_millis(100);
+    });
+    streams.subscribe(["btcusdt@kline_1m".to_owned()]);
+    for round in 0..5 {
+        next_event(&mut rx, "up", |e| matches!(e, StreamEvent::Up { .. })).await;
+        let down = next_event(&mut rx, "down", |e| matches!(e, StreamEvent::Down { .. })).await;
+        let StreamEvent::Down { reason, .. } = down else {
+            unreachable!()
+        };
+        assert!(reason.contains("stale"), "round {round}: {reason}");
+    }
+    assert!(sim.fault_counts().stalls.load(Relaxed) >= 5);
+    stop.send_replace(true);
+    sim.shutdown().await;
+}
+
+/// M5: the venue cuts connections after a lifetime (3 s here, 24 h on Binance); the shard rotates
+/// before that, make-before-break: no connection is ever cut, no Down event, and the 1m bars arrive
+/// without a gap across the rotations.
+#[tokio::test]
+async fn connections_rotate_before_the_cut_without_a_gap() {
+    let (sim, _) = sim_with("seed=2,cut=3s", 60.0, 10).await;
+    // The shard needs the symbol in its table to decode klines.
+    let info = MarketRest::new(&sim.rest_url)
+        .expect("rest")
+        .exchange_info()
+        .await
+        .expect("exchange info");
+    let table = SymbolTable::from_exchange_info(&info).0;
+    let name = info.symbols[0].symbol.clone();
+    let (tx, mut rx) = mpsc::channel(65_536);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut cfg = StreamConfig::new(&sim.ws_url);
+    cfg.rotate_after = Duration::from_millis(1_200);
+    let mut streams = StreamManager::new(cfg, Arc::new(RwLock::new(table)), tx, stop_rx);
+    streams.subscribe([format!("{}@kline_1m", name.to_ascii_lowercase())]);
+    let mut rotations = 0;
+    let mut closed: Vec<i64> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while rotations < 4 {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("events keep coming")
+            .expect("open")
+        {
+            StreamEvent::Rotated { .. } => rotations += 1,
+            StreamEvent::Down { reason, .. } => panic!("a connection went down: {reason}"),
+            StreamEvent::Kline(k) if k.bar.closed => closed.push(k.bar.open_time),
+            _ => {}
+        }
+    }
+    closed.sort_unstable();
+    closed.dedup();
+    assert!(closed.len() >= 4, "{closed:?}");
+    for pair in closed.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            60_000,
+            "a closed 1m bar is missing: {closed:?}"
+        );
+    }
+    assert_eq!(
+        sim.fault_counts().cuts.load(Relaxed),
+        0,
+        "rotated before every cut"
+    );
+    stop.send_replace(true);
+    sim.shutdown().await;
+}
+
+/// R2: a 418 blocks every REST request until its Retry-After has passed (0 requests meanwhile); a 429
+/// likewise, for its shorter wait.
+#[tokio::test]
+async fn a_ban_stops_all_rest_until_retry_after() {
+    let (sim, _) = sim_with("seed=1,r418=100%/2s", 1.0, 5).await;
+    let rest = MarketRest::new(&sim.rest_url).expect("rest");
+    let err = rest.server_time().await.expect_err("banned");
+    assert!(
+        matches!(err, RestError::Banned { retry_after, .. } if retry_after == Duration::from_secs(2)),
+        "{err}"
+    );
+    let (left, banned) = rest.weight().blocked().expect("REST is blocked");
+    assert!(banned && left <= Duration::from_secs(2));
+    let seen = sim.fault_counts().rest_418.load(Relaxed);
+    assert_eq!(seen, 1);
+    // Two callers try during the ban: neither reaches the venue until it has passed.
+    let a = tokio::spawn({
+        let rest = rest.clone();
+        async move { rest.server_time().await }
+    });
+    let b = tokio::spawn({
+        let rest = rest.clone();
+        async move { rest.exchange_info().await.map(|_| 0) }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sim.fault_counts().rest_418.load(Relaxed),
+        1,
+        "a request went out during the ban"
+    );
+    let _ = a.await.expect("task");
+    let _ = b.await.expect("task");
+    assert!(
+        sim.fault_counts().rest_418.load(Relaxed) >= 2,
+        "requests resume after the ban"
+    );
+    sim.shutdown().await;
+
+    let (sim, _) = sim_with("seed=1,r429=100%/1s", 1.0, 5).await;
+    let rest = MarketRest::new(&sim.rest_url).expect("rest");
+    let err = rest.server_time().await.expect_err("rate limited");
+    assert!(matches!(err, RestError::RateLimited { .. }), "{err}");
+    assert_eq!(rest.weight().blocked().map(|(_, banned)| banned), Some(false));
+    sim.shutdown().await;
+}
+
+/// F3: a peer sending a 16 MiB frame is cut off at the 4 MiB limit; the shard reconnects instead of
+/// buffering it.
+#[tokio::test]
+async fn an_oversized_frame_is_refused() {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        for _ in 0..2 {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let _ = ws.next().await; // the SUBSCRIBE
+                let _ = ws
+                    .send(tokio_tungstenite::tungstenite::Message::text(
+                        r#"{"result":null,"id":1}"#,
+                    ))
+                    .await;
+                let huge = format!(r#"{{"stream":"x","data":"{}"}}"#, "a".repeat(16 << 20));
+                let _ = ws.send(tokio_tungstenite::tungstenite::Message::text(huge)).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            });
+        }
+    });
+    let (mut streams, mut rx, stop) = manager(&format!("ws://{addr}"), |_| {});
+    streams.subscribe(["btcusdt@kline_1m".to_owned()]);
+    next_event(&mut rx, "up", |e| matches!(e, StreamEvent::Up { .. })).await;
+    let down = next_event(&mut rx, "down", |e| matches!(e, StreamEvent::Down { .. })).await;
+    let StreamEvent::Down { reason, .. } = down else {
+        unreachable!()
+    };
+    assert!(
+        reason.to_lowercase().contains("too long") || reason.contains("size"),
+        "{reason}"
+    );
+    stop.send_replace(true);
+}
+
+/// F4: a symbol of the universe leaves TRADING: it leaves the universe (no new entries) and the
+/// console says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbol_leaving_trading_leaves_the_universe() {
+    let (sim, market) = sim_with("seed=1,delist=#0@3s:SETTLING", 1.0, 12).await;
+    let name = market
+        .symbols()
+        .iter()
+        .find(|s| s.status == "TRADING" && s.quote_asset == "USDT" && s.contract_type == "PERPETUAL")
+        .map(|s| s.name.clone())
+        .expect("a tradable symbol");
+    let opts = RunOptions {
+        rest_url: sim.rest_url.clone(),
+        ws_url: sim.ws_url.clone(),
+        engine: engine_settings(50, vec![Interval::M1], Duration::from_secs(1)),
+        streams_per_connection: 50,
+        stale_after: Duration::from_secs(30),
+        rest_concurrency: 4,
+        rotate_after: Duration::from_secs(23 * 3600),
+    };
+    let engine = start_engine(&opts).expect("engine starts");
+    let mut views = engine.views.clone();
+    wait_view(&mut views, "the symbol in the universe", |v| {
+        v.scanner.iter().any(|r| r.symbol == name)
+    })
+    .await;
+    wait_view(&mut views, "the symbol gone, and said", |v| {
+        !v.scanner.iter().any(|r| r.symbol == name)
+            && v.status
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains(&name) && m.contains("left TRADING"))
+    })
+    .await;
+    engine.stop().await;
+    sim.shutdown().await;
+}
