@@ -21,6 +21,10 @@ pub mod analyze;
 
 pub mod strategy;
 
+pub mod risk;
+
+pub mod positions;
+
 pub mod engine;
 
 pub mod console;
