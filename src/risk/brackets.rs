@@ -192,20 +192,22 @@ pub fn liquidation_price(side: Side, qty: f64, entry: f64, wallet: f64, table: &
         Side::Short => -1.0,
     };
     let at = |b: &Bracket| (wallet - s * qty * entry + b.cum) / (qty * b.mmr - s * qty);
-    let first = table.for_notional(qty * entry);
-    let consistent = |b: &Bracket, lp: f64| {
-        let n = qty * lp;
-        n >= b.floor - 1e-9 * b.floor.max(1.0) && n <= b.cap + 1e-9 * b.cap
+    let tiers = table.brackets();
+    let last = tiers.len() - 1;
+    // The notional at `lp` lies in tier `i` (the top tier has no cap: the venue refuses positions
+    // above it, but a short's liquidation price can take the notional there).
+    let consistent = |i: usize, lp: f64| {
+        let (b, n) = (&tiers[i], qty * lp);
+        (i == 0 || n >= b.floor * (1.0 - 1e-12)) && (i == last || n <= b.cap * (1.0 + 1e-12))
     };
-    let guess = at(first);
+    let first = tiers.partition_point(|b| b.cap <= qty * entry).min(last);
+    let guess = at(&tiers[first]);
     let lp = if consistent(first, guess) {
         guess
     } else {
-        table
-            .brackets()
-            .iter()
-            .map(|b| (b, at(b)))
-            .find(|(b, lp)| consistent(b, *lp))
+        (0..tiers.len())
+            .map(|i| (i, at(&tiers[i])))
+            .find(|(i, lp)| consistent(*i, *lp))
             .map_or(guess, |(_, lp)| lp)
     };
     (lp.is_finite() && lp > 0.0).then_some(lp)
