@@ -11,8 +11,9 @@
 use perpdesk_ui::{
     intent::Intent,
     view::{
-        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, ScannerRow,
-        SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
+        BreakBadge, Breaker, Candle, ConnectionState, Detail, EquityCurve, Funnel, Header, KillSwitch,
+        LevelLine, Overlays, Positions, ScannerRow, SchedulerPanel, SignalBadge, Status, StrategyMode,
+        SwingMark, View, ZoneBadge, ZoneBand,
     },
 };
 
@@ -47,9 +48,19 @@ pub fn intent_to_command(intent: &Intent) -> Option<Command> {
             symbol: symbol.clone(),
             interval,
         }),
+        // The engine has no position book, breaker or kill switch yet: say so rather than ignore
+        // a confirmed request.
+        Intent::KillSwitch => Some(Command::Notice(KILL_SWITCH_UNAVAILABLE.to_owned())),
+        Intent::ResetBreaker => Some(Command::Notice(RESET_BREAKER_UNAVAILABLE.to_owned())),
         Intent::Quit => Some(Command::Shutdown),
     }
 }
+
+/// The status message for a kill switch the engine cannot pull yet.
+pub const KILL_SWITCH_UNAVAILABLE: &str = "kill switch not available yet: no position book in this build";
+/// The status message for a breaker reset the engine cannot do yet.
+pub const RESET_BREAKER_UNAVAILABLE: &str =
+    "breaker reset not available yet: no circuit breaker in this build";
 
 fn pct(from: f64, to: f64) -> f64 {
     if from == 0.0 {
@@ -347,7 +358,16 @@ pub fn build_view(engine: &Engine) -> View {
             setups: engine.funnel.setups,
             signals: engine.funnel.signals,
             rejections: engine.funnel.sorted_rejections(),
+            risk_accepted: None,
+            opened: None,
         },
+        positions: Positions::default(),
+        heatmap: Vec::new(),
+        scheduler: SchedulerPanel::default(),
+        events: Vec::new(),
+        equity: EquityCurve::default(),
+        breaker: Breaker::default(),
+        kill_switch: KillSwitch::default(),
     }
 }
 
@@ -381,6 +401,14 @@ mod tests {
         for m in Mode::ALL {
             assert_eq!(mode_from_view(mode_to_view(m)), m);
         }
+        assert_eq!(
+            intent_to_command(&Intent::KillSwitch),
+            Some(Command::Notice(KILL_SWITCH_UNAVAILABLE.to_owned()))
+        );
+        assert_eq!(
+            intent_to_command(&Intent::ResetBreaker),
+            Some(Command::Notice(RESET_BREAKER_UNAVAILABLE.to_owned()))
+        );
     }
 
     #[test]
@@ -407,6 +435,39 @@ mod tests {
         }
         assert!(json.get("funnel").is_none() && json["scanner"][0].get("bias").is_none());
         assert!(json["scanner"][0].get("last_break").is_none());
+        let decoded: Result<View, _> = serde_json::from_value(json);
+        assert_eq!(decoded.ok(), Some(view));
+    }
+
+    #[test]
+    fn views_without_the_position_fields_still_decode() {
+        let view = View {
+            funnel: Funnel {
+                evaluated: 10,
+                ..Funnel::default()
+            },
+            ..View::default()
+        };
+        let Ok(mut json) = serde_json::to_value(&view) else {
+            panic!("a view encodes");
+        };
+        if let Some(object) = json.as_object_mut() {
+            for key in [
+                "positions",
+                "heatmap",
+                "scheduler",
+                "events",
+                "equity",
+                "breaker",
+                "kill_switch",
+            ] {
+                assert!(object.remove(key).is_some(), "{key} is encoded");
+            }
+        }
+        if let Some(funnel) = json["funnel"].as_object_mut() {
+            funnel.remove("risk_accepted");
+            funnel.remove("opened");
+        }
         let decoded: Result<View, _> = serde_json::from_value(json);
         assert_eq!(decoded.ok(), Some(view));
     }

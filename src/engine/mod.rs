@@ -75,6 +75,9 @@ pub enum Command {
         interval: Interval,
     },
     Shutdown,
+    /// Show this one-line message in the status bar: the presenter's answer to an operator request
+    /// the engine cannot carry out yet.
+    Notice(String),
 }
 
 /// Engine settings, taken from the configuration by the composition root.
@@ -389,6 +392,10 @@ impl Engine {
                 }
             }
             Command::Shutdown => self.shutdown_requested = true,
+            Command::Notice(text) => {
+                self.message = Some(text);
+                self.dirty = true;
+            }
         }
     }
 
