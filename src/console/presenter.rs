@@ -11,12 +11,12 @@
 use perpdesk_ui::{
     intent::Intent,
     view::{
-        BreakBadge, Breaker, Candle, ConnectionState, Detail, EquityCurve, Funnel, Header, KillSwitch,
-        LevelLine, Overlays, Positions, ScannerRow, SchedulerPanel, SignalBadge, Status, StrategyMode,
-        SwingMark, View, ZoneBadge, ZoneBand,
+        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, ScannerRow,
+        SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
     },
 };
 
+use super::trading_view;
 use crate::{
     domain::Side,
     engine::{Command, Engine, SymbolState, signals::SymbolSignals},
@@ -48,19 +48,12 @@ pub fn intent_to_command(intent: &Intent) -> Option<Command> {
             symbol: symbol.clone(),
             interval,
         }),
-        // The engine has no position book, breaker or kill switch yet: say so rather than ignore
-        // a confirmed request.
-        Intent::KillSwitch => Some(Command::Notice(KILL_SWITCH_UNAVAILABLE.to_owned())),
-        Intent::ResetBreaker => Some(Command::Notice(RESET_BREAKER_UNAVAILABLE.to_owned())),
+        // Both were confirmed by the operator in the console before the intent was sent.
+        Intent::KillSwitch => Some(Command::KillSwitch),
+        Intent::ResetBreaker => Some(Command::ResetBreaker),
         Intent::Quit => Some(Command::Shutdown),
     }
 }
-
-/// The status message for a kill switch the engine cannot pull yet.
-pub const KILL_SWITCH_UNAVAILABLE: &str = "kill switch not available yet: no position book in this build";
-/// The status message for a breaker reset the engine cannot do yet.
-pub const RESET_BREAKER_UNAVAILABLE: &str =
-    "breaker reset not available yet: no circuit breaker in this build";
 
 fn pct(from: f64, to: f64) -> f64 {
     if from == 0.0 {
@@ -357,18 +350,33 @@ pub fn build_view(engine: &Engine) -> View {
             evaluated: engine.funnel.evaluated,
             setups: engine.funnel.setups,
             signals: engine.funnel.signals,
-            rejections: engine.funnel.sorted_rejections(),
-            risk_accepted: None,
-            opened: None,
+            rejections: rejections(engine),
+            risk_accepted: Some(engine.trading().funnel.accepted),
+            opened: Some(engine.trading().funnel.opened),
         },
-        positions: Positions::default(),
-        heatmap: Vec::new(),
-        scheduler: SchedulerPanel::default(),
-        events: Vec::new(),
-        equity: EquityCurve::default(),
-        breaker: Breaker::default(),
-        kill_switch: KillSwitch::default(),
+        positions: trading_view::positions(engine),
+        heatmap: trading_view::heatmap(engine),
+        scheduler: trading_view::scheduler(engine),
+        events: trading_view::events(engine),
+        equity: trading_view::equity(engine),
+        breaker: trading_view::breaker(engine),
+        kill_switch: trading_view::kill_switch(engine),
     }
+}
+
+/// The strategy's rejections and the risk stage's refusals (`risk:<key>`), most frequent first.
+fn rejections(engine: &Engine) -> Vec<(String, u64)> {
+    let mut out = engine.funnel.sorted_rejections();
+    out.extend(
+        engine
+            .trading()
+            .funnel
+            .refusals
+            .iter()
+            .map(|(k, v)| (format!("risk:{k}"), *v)),
+    );
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 #[cfg(test)]
@@ -401,14 +409,8 @@ mod tests {
         for m in Mode::ALL {
             assert_eq!(mode_from_view(mode_to_view(m)), m);
         }
-        assert_eq!(
-            intent_to_command(&Intent::KillSwitch),
-            Some(Command::Notice(KILL_SWITCH_UNAVAILABLE.to_owned()))
-        );
-        assert_eq!(
-            intent_to_command(&Intent::ResetBreaker),
-            Some(Command::Notice(RESET_BREAKER_UNAVAILABLE.to_owned()))
-        );
+        assert_eq!(intent_to_command(&Intent::KillSwitch), Some(Command::KillSwitch));
+        assert_eq!(intent_to_command(&Intent::ResetBreaker), Some(Command::ResetBreaker));
     }
 
     #[test]

@@ -167,6 +167,7 @@ impl EventKind {
 pub struct LifecycleEvent {
     pub position: PositionId,
     pub symbol: SymbolId,
+    pub side: Side,
     /// Market time (the mark stream's event time) at which it happened.
     pub at: TimestampMs,
     #[serde(flatten)]
@@ -182,6 +183,7 @@ mod tests {
         let e = LifecycleEvent {
             position: PositionId(7),
             symbol: SymbolId(3),
+            side: Side::Short,
             at: 1_700_000_000_000,
             kind: EventKind::Closed {
                 reason: CloseReason::KillSwitch,
@@ -195,7 +197,7 @@ mod tests {
         let json = serde_json::to_string(&e).expect("json");
         assert_eq!(
             json,
-            r#"{"position":7,"symbol":3,"at":1700000000000,"type":"closed","reason":"kill_switch","exit_price":101.5,"pnl":-12.25,"fees":0.5,"funding":-0.25,"r_multiple":-1.0}"#
+            r#"{"position":7,"symbol":3,"side":"Short","at":1700000000000,"type":"closed","reason":"kill_switch","exit_price":101.5,"pnl":-12.25,"fees":0.5,"funding":-0.25,"r_multiple":-1.0}"#
         );
         assert_eq!(serde_json::from_str::<LifecycleEvent>(&json).expect("back"), e);
         assert_eq!(e.kind.name(), "closed");

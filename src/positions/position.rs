@@ -135,7 +135,8 @@ pub struct Exit {
 }
 
 impl Position {
-    pub(crate) fn open(id: PositionId, n: &NewPosition, fees: &Fees, at: TimestampMs, lane: Lane) -> Self {
+    /// A position opened at market time `at` (the book assigns the id and the lane; benches build them directly).
+    pub fn open(id: PositionId, n: &NewPosition, fees: &Fees, at: TimestampMs, lane: Lane) -> Self {
         Self {
             id,
             symbol: n.symbol,
@@ -231,10 +232,11 @@ impl Position {
         };
         self.high = self.mark;
         self.low = self.mark;
-        let (position, symbol) = (self.id, self.symbol);
+        let (position, symbol, side) = (self.id, self.symbol, self.side);
         let ev = |kind| LifecycleEvent {
             position,
             symbol,
+            side,
             at,
             kind,
         };

@@ -119,6 +119,8 @@ pub struct Scheduler {
     counters: [LaneCounters; 5],
     /// Start of the current stats second.
     second: MonitorMs,
+    /// The largest lag of each of the last complete seconds, newest last.
+    lag_history: VecDeque<MonitorMs>,
 }
 
 impl Scheduler {
@@ -177,6 +179,11 @@ impl Scheduler {
     fn roll(&mut self, now: MonitorMs) {
         if now - self.second >= 1_000 {
             let gap = now - self.second >= 2_000;
+            let lag = self.counters.iter().map(|c| c.lag_this_second).max().unwrap_or(0);
+            if self.lag_history.len() == LAG_HISTORY {
+                self.lag_history.pop_front();
+            }
+            self.lag_history.push_back(if gap { 0 } else { lag });
             for c in &mut self.counters {
                 // A whole idle second in between means the last complete second saw nothing.
                 c.checks_last_second = if gap { 0 } else { c.checks_this_second };
@@ -199,25 +206,45 @@ impl Scheduler {
     }
 
     /// Figures per lane; the fixed lane only when smart monitoring is off.
-    pub fn stats(&mut self, now: MonitorMs, smart: bool) -> Vec<LaneStats> {
-        self.roll(now);
+    pub fn stats(&self, now: MonitorMs, smart: bool) -> Vec<LaneStats> {
+        let elapsed = now - self.second;
         let lanes: &[Lane] = if smart { &Lane::ALL[..4] } else { &Lane::ALL[4..] };
         lanes
             .iter()
             .map(|lane| {
                 let c = self.counters[lane.index()];
+                // Without a check since, the current second may already be complete (or long gone).
+                let (checks, lag) = if elapsed >= 2_000 {
+                    (0, 0)
+                } else if elapsed >= 1_000 {
+                    (c.checks_this_second, c.lag_this_second)
+                } else {
+                    (c.checks_last_second, c.lag_last_second)
+                };
                 LaneStats {
                     lane: *lane,
                     interval_ms: lane.interval_ms(),
                     positions: c.live,
-                    checks_per_sec: c.checks_last_second,
+                    checks_per_sec: checks,
                     next_due_in_ms: self.lanes[lane.index()].front().map(|e| e.due - now),
-                    lag_ms: c.lag_last_second,
+                    lag_ms: lag,
                 }
             })
             .collect()
     }
+
+    /// The largest lag of any lane over the last few complete seconds (0 when idle since).
+    pub fn max_recent_lag(&self, now: MonitorMs) -> MonitorMs {
+        if now - self.second >= LAG_HISTORY as i64 * 1_000 {
+            return 0;
+        }
+        let current = self.counters.iter().map(|c| c.lag_this_second).max().unwrap_or(0);
+        self.lag_history.iter().copied().max().unwrap_or(0).max(current)
+    }
 }
+
+/// Seconds of lag history kept for [`Scheduler::max_recent_lag`].
+const LAG_HISTORY: usize = 5;
 
 #[cfg(test)]
 mod tests {

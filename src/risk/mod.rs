@@ -36,6 +36,8 @@ pub enum Refusal {
     BelowMinNotional,
     /// Even at 1x the liquidation price would come before the stop.
     LiquidationInsideStop,
+    /// The mark is already beyond the signal's target.
+    TargetPassed,
     /// `MAX_POSITIONS` positions are open.
     MaxPositions,
     /// No mark price has arrived for the symbol yet.
@@ -68,6 +70,7 @@ impl Refusal {
             Self::AboveMaxQty => "above_max_qty",
             Self::BelowMinNotional => "below_min_notional",
             Self::LiquidationInsideStop => "liquidation_inside_stop",
+            Self::TargetPassed => "target_passed",
             Self::MaxPositions => "max_positions",
             Self::NoMarkPrice => "no_mark_price",
             Self::AlreadyOpen => "already_open",
@@ -91,6 +94,7 @@ impl fmt::Display for Refusal {
             Self::AboveMaxQty => "the risk budget buys more than the maximum quantity",
             Self::BelowMinNotional => "the notional is below the symbol's minimum",
             Self::LiquidationInsideStop => "even at 1x the liquidation price comes before the stop",
+            Self::TargetPassed => "the mark is already beyond the target",
             Self::MaxPositions => "the maximum number of open positions is reached",
             Self::NoMarkPrice => "no mark price for the symbol yet",
             Self::AlreadyOpen => "a position on this symbol and side is already open",

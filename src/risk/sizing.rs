@@ -34,6 +34,9 @@ pub struct RiskParams {
     pub calm_stop_distance: f64,
     /// The liquidation price must lie beyond the stop by at least this share of the stop distance.
     pub liquidation_margin: f64,
+    /// Fees of the entry and the stop exit as a share of notional (two taker fills: 2 × 0.05 %), part
+    /// of what the stop costs: without it a tight stop loses far more than the risk fraction.
+    pub round_trip_fee: f64,
 }
 
 impl Default for RiskParams {
@@ -44,6 +47,7 @@ impl Default for RiskParams {
             min_confidence: 0.5,
             calm_stop_distance: 0.005,
             liquidation_margin: 0.5,
+            round_trip_fee: 0.001,
         }
     }
 }
@@ -58,7 +62,7 @@ pub struct Sized {
     pub margin: f64,
     /// `None` when the margin covers the whole notional of a long.
     pub liquidation: Option<f64>,
-    /// Loss at the stop, fees excluded: `qty × |entry − stop|`.
+    /// Loss at the stop, fees included: `qty × (|entry − stop| + entry × round_trip_fee)`.
     pub risk_amount: f64,
     /// The leverage before the bracket and liquidation caps, for the record.
     pub target_leverage: u32,
@@ -109,7 +113,8 @@ pub fn size_trade(
     if !(equity > 0.0) {
         return Err(Refusal::NoEquity);
     }
-    let raw = equity * params.risk_fraction * plan.size_multiplier / stop_distance;
+    let loss_per_unit = stop_distance + plan.entry * params.round_trip_fee;
+    let raw = equity * params.risk_fraction * plan.size_multiplier / loss_per_unit;
     let raw = Decimal::from_f64(raw).ok_or(Refusal::InvalidStop)?;
     let qty = match filters.floor_qty(OrderKind::Market, raw) {
         Ok(q) => q,
@@ -145,7 +150,7 @@ pub fn size_trade(
                 leverage,
                 margin,
                 liquidation: lp,
-                risk_amount: qty * stop_distance,
+                risk_amount: qty * loss_per_unit,
                 target_leverage: target,
             });
         }
@@ -198,8 +203,8 @@ mod tests {
         let t = BracketTable::conservative_default();
         let s = size_trade(&RiskParams::default(), &plan(Side::Long, 30_000.0, 29_700.0, 0.8), 10_000.0, &filters(), &t)
             .expect("sized");
-        // 100 USDT / 300 = 0.3333… → 0.333
-        assert_eq!(s.qty, 0.333);
+        // 100 USDT / (300 + 30 000 × 0.1 % of fees) = 0.3030… → 0.303
+        assert_eq!(s.qty, 0.303);
         assert!(s.risk_amount <= 100.0 && s.risk_amount > 99.0);
         assert!(s.liquidation.expect("liq") < 29_700.0 - 150.0);
         // Half size in Caution.
@@ -208,7 +213,7 @@ mod tests {
             ..plan(Side::Long, 30_000.0, 29_700.0, 0.8)
         };
         let h = size_trade(&RiskParams::default(), &half, 10_000.0, &filters(), &t).expect("sized");
-        assert_eq!(h.qty, 0.166);
+        assert_eq!(h.qty, 0.151);
     }
 
     #[test]

@@ -192,6 +192,7 @@ impl PositionBook {
         out.push(LifecycleEvent {
             position: id,
             symbol: new.symbol,
+            side: new.side,
             at,
             kind: EventKind::Created {
                 side: new.side,
@@ -311,18 +312,19 @@ impl PositionBook {
 
     /// Closes positions whose expiry has passed at market time `at`.
     pub fn expire(&mut self, at: TimestampMs, out: &mut Vec<LifecycleEvent>) -> usize {
-        let due: Vec<(u32, f64, PositionId, SymbolId)> = self
+        let due: Vec<(u32, f64, PositionId, SymbolId, crate::domain::Side)> = self
             .slots
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.position.as_ref().map(|p| (i as u32, p)))
             .filter(|(_, p)| p.expires_at <= at)
-            .map(|(i, p)| (i, p.mark, p.id, p.symbol))
+            .map(|(i, p)| (i, p.mark, p.id, p.symbol, p.side))
             .collect();
-        for (slot, mark, position, symbol) in &due {
+        for (slot, mark, position, symbol, side) in &due {
             out.push(LifecycleEvent {
                 position: *position,
                 symbol: *symbol,
+                side: *side,
                 at,
                 kind: EventKind::Expired { mark: *mark },
             });
@@ -385,6 +387,7 @@ impl PositionBook {
         out.push(LifecycleEvent {
             position: p.id,
             symbol: p.symbol,
+            side: p.side,
             at,
             kind: EventKind::Closed {
                 reason: exit.reason,
@@ -397,8 +400,13 @@ impl PositionBook {
         });
     }
 
+    /// The scheduler (for its panel figures).
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
     /// Per-lane figures for the scheduler panel.
-    pub fn lane_stats(&mut self, now: MonitorMs) -> Vec<LaneStats> {
+    pub fn lane_stats(&self, now: MonitorMs) -> Vec<LaneStats> {
         self.scheduler.stats(now, self.config.smart_monitoring)
     }
 
