@@ -11,8 +11,8 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use perpdesk::{
     domain::{Side, SymbolId},
     positions::{
-        Bands, BookConfig, Fees, Lane, LifecycleEvent, NewPosition, Position, PositionBook, PositionId, RunMode,
-        Scheduler,
+        Bands, BookConfig, Fees, Lane, LifecycleEvent, NewPosition, Position, PositionBook, PositionId,
+        RunMode, Scheduler,
     },
     strategy::Mode,
 };
@@ -20,7 +20,7 @@ use perpdesk::{
 const N: usize = 100_000;
 
 fn new_position(i: usize) -> NewPosition {
-    let side = if i % 2 == 0 { Side::Long } else { Side::Short };
+    let side = if i.is_multiple_of(2) { Side::Long } else { Side::Short };
     let s = if side == Side::Long { 1.0 } else { -1.0 };
     NewPosition {
         symbol: SymbolId((i % 200) as u16),
@@ -30,7 +30,7 @@ fn new_position(i: usize) -> NewPosition {
         leverage: 5,
         take_profit: 100.0 + s * 50.0,
         stop_loss: 100.0 - s * 50.0,
-        trailing: (i % 3 == 0).then_some(60.0),
+        trailing: i.is_multiple_of(3).then_some(60.0),
         liquidation: Some(100.0 - s * 80.0),
         expires_at: i64::MAX,
         strategy: Mode::Ict,
@@ -40,7 +40,9 @@ fn new_position(i: usize) -> NewPosition {
 }
 
 fn marks() -> Vec<f64> {
-    (0..1024).map(|i| 100.0 + ((i * 37) % 41) as f64 * 0.25 - 5.0).collect()
+    (0..1024)
+        .map(|i| 100.0 + f64::from((i * 37) % 41) * 0.25 - 5.0)
+        .collect()
 }
 
 fn checks(c: &mut Criterion) {
@@ -80,7 +82,13 @@ fn checks(c: &mut Criterion) {
         b.iter(|| {
             now += 1_000;
             for s in 0..200u16 {
-                book.on_mark(SymbolId(s), marks[(now as usize / 1000 + usize::from(s)) & 1023], 0.0, 0, now);
+                book.on_mark(
+                    SymbolId(s),
+                    marks[(now as usize / 1000 + usize::from(s)) & 1023],
+                    0.0,
+                    0,
+                    now,
+                );
             }
             let n = book.run_due(now, now, &mut out);
             out.clear();

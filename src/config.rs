@@ -664,10 +664,7 @@ pub const SETTINGS: &[Setting] = &[
     setting(
         "positions.paper_equity",
         None,
-        Kind::Float {
-            min: 1.0,
-            max: 1e12,
-        },
+        Kind::Float { min: 1.0, max: 1e12 },
     ),
     setting("positions.maker_fee", None, Kind::Float { min: 0.0, max: 0.01 }),
     setting("positions.taker_fee", None, Kind::Float { min: 0.0, max: 0.01 }),

@@ -34,7 +34,10 @@ fn demo_positions_open_and_close() {
     )
     .expect("config written");
     let data = dir.path().join("data");
-    let (config, data) = (config.to_string_lossy().into_owned(), data.to_string_lossy().into_owned());
+    let (config, data) = (
+        config.to_string_lossy().into_owned(),
+        data.to_string_lossy().into_owned(),
+    );
     let mut console = Proc::spawn(
         &["--demo", "--headless", "--config", &config, "--data-dir", &data],
         &[],

@@ -37,8 +37,12 @@ fn check_all(entries: &[SymbolBracketsWire]) -> usize {
             );
         }
         for tier in tiers {
-            let top = if tier.cap > 1e11 { tier.floor * 2.0 + 1.0 } else { tier.cap };
-            let notional = (tier.floor + top) / 2.0;
+            let top = if tier.cap > 1e11 {
+                tier.floor * 2.0 + 1.0
+            } else {
+                tier.cap
+            };
+            let notional = f64::midpoint(tier.floor, top);
             for entry in [0.005, 1.0, 30_000.0] {
                 let qty = notional / entry;
                 for leverage in [1, 2, 3, 5, tier.max_leverage / 2, tier.max_leverage] {
@@ -49,10 +53,18 @@ fn check_all(entries: &[SymbolBracketsWire]) -> usize {
                         let s = if side == Side::Long { 1.0 } else { -1.0 };
                         let Some(lp) = liquidation_price(side, qty, entry, wallet, &table) else {
                             // Only a long whose margin covers the notional is never liquidated.
-                            assert!(side == Side::Long && wallet >= notional * (1.0 - 1e-9), "{}", wire.symbol);
+                            assert!(
+                                side == Side::Long && wallet >= notional * (1.0 - 1e-9),
+                                "{}",
+                                wire.symbol
+                            );
                             continue;
                         };
-                        assert!(s * (lp - entry) < 0.0, "{} {side:?} {leverage}x: {lp} vs {entry}", wire.symbol);
+                        assert!(
+                            s * (lp - entry) < 0.0,
+                            "{} {side:?} {leverage}x: {lp} vs {entry}",
+                            wire.symbol
+                        );
                         let at = table.for_notional(qty * lp);
                         let equity = wallet + s * qty * (lp - entry);
                         let maintenance = at.maintenance_margin(qty * lp);
@@ -73,22 +85,36 @@ fn check_all(entries: &[SymbolBracketsWire]) -> usize {
 
 #[test]
 fn the_formula_holds_over_every_real_bracket() {
-    for file in ["leverage_bracket_all_usdt_2024-10.json", "leverage_bracket_majors_2024-10.json"] {
+    for file in [
+        "leverage_bracket_all_usdt_2024-10.json",
+        "leverage_bracket_majors_2024-10.json",
+    ] {
         let Some(entries) = load(file) else { return };
         assert!(!entries.is_empty());
         let checked = check_all(&entries);
-        eprintln!("{file}: {} symbols, {checked} liquidation prices checked", entries.len());
+        eprintln!(
+            "{file}: {} symbols, {checked} liquidation prices checked",
+            entries.len()
+        );
         assert!(checked > entries.len() * 10);
     }
 }
 
 #[test]
 fn the_worked_example_on_the_real_btcusdt_table() {
-    let Some(entries) = load("leverage_bracket_majors_2024-10.json") else { return };
-    let btc = entries.iter().find(|e| e.symbol == "BTCUSDT").expect("BTCUSDT in the majors");
+    let Some(entries) = load("leverage_bracket_majors_2024-10.json") else {
+        return;
+    };
+    let btc = entries
+        .iter()
+        .find(|e| e.symbol == "BTCUSDT")
+        .expect("BTCUSDT in the majors");
     let table = BracketTable::from_wire(btc).expect("valid");
     let tier1 = table.brackets()[0];
-    assert_eq!((tier1.floor, tier1.cap, tier1.max_leverage, tier1.mmr, tier1.cum), (0.0, 50_000.0, 125, 0.004, 0.0));
+    assert_eq!(
+        (tier1.floor, tier1.cap, tier1.max_leverage, tier1.mmr, tier1.cum),
+        (0.0, 50_000.0, 125, 0.004, 0.0)
+    );
     let lp = liquidation_price(Side::Long, 0.1, 30_000.0, 300.0, &table).expect("liquidable");
     assert_eq!(format!("{lp:.2}"), "27108.43");
 }

@@ -410,7 +410,10 @@ mod tests {
             assert_eq!(mode_from_view(mode_to_view(m)), m);
         }
         assert_eq!(intent_to_command(&Intent::KillSwitch), Some(Command::KillSwitch));
-        assert_eq!(intent_to_command(&Intent::ResetBreaker), Some(Command::ResetBreaker));
+        assert_eq!(
+            intent_to_command(&Intent::ResetBreaker),
+            Some(Command::ResetBreaker)
+        );
     }
 
     #[test]

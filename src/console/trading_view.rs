@@ -6,8 +6,9 @@
 //! [`Positions::MAX_ROWS`].
 
 use perpdesk_ui::view::{
-    Breaker, BreakerTier, EquityCurve, EquityPoint, EventKind as ViewKind, HeatCell, KillSwitch, KillSwitchState,
-    LifecycleEntry, PositionRow, PositionSide, Positions, SchedulerLane, SchedulerPanel, View,
+    Breaker, BreakerTier, EquityCurve, EquityPoint, EventKind as ViewKind, HeatCell, KillSwitch,
+    KillSwitchState, LifecycleEntry, PositionRow, PositionSide, Positions, SchedulerLane, SchedulerPanel,
+    View,
 };
 
 use crate::{
@@ -94,7 +95,12 @@ pub fn heatmap(engine: &Engine) -> Vec<HeatCell> {
         })
         .collect();
     // Grouped by symbol and side, as the heatmap draws them.
-    cells.sort_by(|a, b| a.symbol.cmp(&b.symbol).then(a.side.cmp(&b.side)).then(a.position_id.cmp(&b.position_id)));
+    cells.sort_by(|a, b| {
+        a.symbol
+            .cmp(&b.symbol)
+            .then(a.side.cmp(&b.side))
+            .then(a.position_id.cmp(&b.position_id))
+    });
     cells
 }
 
@@ -113,7 +119,11 @@ pub fn scheduler(engine: &Engine) -> SchedulerPanel {
             .collect(),
         fixed_interval_ms: (!smart).then_some(1_000),
         checks_per_sec: stats.iter().map(|l| l.checks_per_sec).sum::<u64>() as f64,
-        next_due_in_ms: stats.iter().filter_map(|l| l.next_due_in_ms).min().map(|d| d.max(0)),
+        next_due_in_ms: stats
+            .iter()
+            .filter_map(|l| l.next_due_in_ms)
+            .min()
+            .map(|d| d.max(0)),
         lag_ms: stats.iter().map(|l| l.lag_ms).max().unwrap_or(0),
         max_lag_ms: desk.book.scheduler().max_recent_lag(now),
     }
@@ -132,7 +142,9 @@ fn describe(e: &LifecycleEvent) -> (ViewKind, String) {
             ViewKind::Created,
             format!("{qty} @ {entry} {leverage}x, stop {stop_loss}, target {take_profit}"),
         ),
-        EventKind::PriceUpdated { mark, pnl, .. } => (ViewKind::PriceUpdated, format!("mark {mark}, pnl {pnl:+.2}")),
+        EventKind::PriceUpdated { mark, pnl, .. } => {
+            (ViewKind::PriceUpdated, format!("mark {mark}, pnl {pnl:+.2}"))
+        }
         EventKind::RiskLevelChanged { from, to, risk_score } => (
             ViewKind::RiskLevelChanged,
             format!("risk {} → {} ({risk_score:.2})", from.name(), to.name()),
@@ -141,9 +153,10 @@ fn describe(e: &LifecycleEvent) -> (ViewKind, String) {
             ViewKind::TakeProfitApproaching,
             format!("mark {mark}, target {take_profit}"),
         ),
-        EventKind::StopLossApproaching { mark, stop_loss } => {
-            (ViewKind::StopLossApproaching, format!("mark {mark}, stop {stop_loss}"))
-        }
+        EventKind::StopLossApproaching { mark, stop_loss } => (
+            ViewKind::StopLossApproaching,
+            format!("mark {mark}, stop {stop_loss}"),
+        ),
         EventKind::TakeProfitTriggered { price } => (ViewKind::TakeProfitTriggered, format!("at {price}")),
         EventKind::StopLossTriggered { price, trailing } => (
             ViewKind::StopLossTriggered,
@@ -167,7 +180,10 @@ fn describe(e: &LifecycleEvent) -> (ViewKind, String) {
             ViewKind::Closed {
                 reason: reason.name().to_owned(),
             },
-            format!("{} at {exit_price}, pnl {pnl:+.2} ({r_multiple:+.2}R)", reason.name()),
+            format!(
+                "{} at {exit_price}, pnl {pnl:+.2} ({r_multiple:+.2}R)",
+                reason.name()
+            ),
         ),
     }
 }
@@ -209,7 +225,11 @@ pub fn equity(engine: &Engine) -> EquityCurve {
         points,
         equity,
         peak,
-        drawdown_pct: if peak > 0.0 { (peak - equity) / peak * 100.0 } else { 0.0 },
+        drawdown_pct: if peak > 0.0 {
+            (peak - equity) / peak * 100.0
+        } else {
+            0.0
+        },
     }
 }
 

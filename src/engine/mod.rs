@@ -48,11 +48,11 @@ use crate::{
     strategy::{AnalysisConfig, Mode, StrategyError},
 };
 
+use self::signals::{FeatureSlots, Funnel, NO_MODEL_MESSAGE, StrategySlot, SymbolSignals};
 pub use self::{
     signals::FeatureStoreSettings,
     trading::{Trading, TradingSettings},
 };
-use self::signals::{FeatureSlots, Funnel, NO_MODEL_MESSAGE, StrategySlot, SymbolSignals};
 use crate::{risk::BreakerInput, strategy::Signal};
 
 /// Everything that can happen to the engine.

@@ -18,8 +18,7 @@ use crate::{
     binance::{filters::SymbolFilters, parse::MarkUpdate, wire},
     domain::{SymbolId, TimestampMs},
     positions::{
-        BookConfig, CloseReason, EventKind, LifecycleEvent, NewPosition, PositionBook, PositionId,
-        RunMode,
+        BookConfig, CloseReason, EventKind, LifecycleEvent, NewPosition, PositionBook, PositionId, RunMode,
     },
     risk::{
         BracketTable, Breaker, BreakerConfig, BreakerInput, Refusal, RiskParams, Tier, TradePlan,
@@ -167,7 +166,7 @@ impl Trading {
         self.origin.elapsed().as_millis() as i64
     }
 
-    /// Equity: paper capital + realised PnL + unrealised PnL (fees and funding included).
+    /// Equity: paper capital + realised P&L + unrealised P&L (fees and funding included).
     pub fn equity(&self) -> f64 {
         self.settings.paper_equity + self.book.totals().realised_pnl + self.book.unrealised_pnl()
     }
@@ -189,8 +188,13 @@ impl Trading {
 
     pub fn on_mark(&mut self, m: &MarkUpdate) {
         self.market_now = self.market_now.max(m.event_time);
-        self.book
-            .on_mark(m.symbol, m.mark_price, m.funding_rate, m.next_funding_time, m.event_time);
+        self.book.on_mark(
+            m.symbol,
+            m.mark_price,
+            m.funding_rate,
+            m.next_funding_time,
+            m.event_time,
+        );
     }
 
     /// Runs the checks that are due. Returns how many ran.
@@ -251,7 +255,10 @@ impl Trading {
         }
         let mark = self.book.mark(signal.symbol).ok_or(Refusal::NoMarkPrice)?.mark;
         let filters = self.filters.get(&signal.symbol).ok_or(Refusal::NoFilters)?;
-        let brackets = self.brackets.get(&signal.symbol).unwrap_or(&self.default_brackets);
+        let brackets = self
+            .brackets
+            .get(&signal.symbol)
+            .unwrap_or(&self.default_brackets);
         // The entry is a market order now, at the mark: the signal's stop and target stay where the
         // structure put them, so a mark already beyond either is refused by the sizing (stop) or here.
         let s = match signal.side {
@@ -332,7 +339,8 @@ impl Trading {
             None => format!("circuit breaker {} → {}", t.from, t.to),
         });
         if t.to == Tier::Flatten {
-            self.book.close_all(CloseReason::Breaker, self.market_now, scratch);
+            self.book
+                .close_all(CloseReason::Breaker, self.market_now, scratch);
             self.record(scratch);
         }
     }
@@ -340,12 +348,16 @@ impl Trading {
     /// Pulls the kill switch: closes every position and halts the breaker (reset to trade again).
     pub fn pull_kill_switch(&mut self, wall_now: TimestampMs) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        let closed = self.book.close_all(CloseReason::KillSwitch, self.market_now, &mut scratch);
+        let closed = self
+            .book
+            .close_all(CloseReason::KillSwitch, self.market_now, &mut scratch);
         self.record(&mut scratch);
         self.scratch = scratch;
         self.kill_switch = KillSwitch::Engaged(wall_now);
         self.breaker_input(BreakerInput::Manual(Tier::Halt), wall_now);
-        self.message = Some(format!("kill switch: {closed} positions closed; breaker in Halt until reset"));
+        self.message = Some(format!(
+            "kill switch: {closed} positions closed; breaker in Halt until reset"
+        ));
     }
 
     /// The operator's confirmed reset (the console asked for the confirmation): the breaker's two
@@ -375,7 +387,9 @@ impl Trading {
     }
 
     fn save_breaker(&mut self) {
-        let Some(path) = self.settings.breaker_path.clone() else { return };
+        let Some(path) = self.settings.breaker_path.clone() else {
+            return;
+        };
         if !self.breaker.is_dirty() {
             return;
         }
@@ -474,7 +488,10 @@ mod tests {
         assert_eq!(t.consider(&s, Mode::Ict, None), None, "each signal once");
         t.on_mark(&mark(30_000.0, 61_000));
         let s = signal(120_000, Side::Long, 29_700.0, 30_600.0);
-        let id = t.consider(&s, Mode::Ict, Some(4)).expect("considered").expect("opened");
+        let id = t
+            .consider(&s, Mode::Ict, Some(4))
+            .expect("considered")
+            .expect("opened");
         let p = t.book.get(id).expect("open");
         assert_eq!((p.qty, p.feature_slot), (0.303, Some(4)));
         assert_eq!(p.expires_at, 120_000 + 4 * 3_600_000);
@@ -484,7 +501,10 @@ mod tests {
         // A target the mark already passed.
         let s = signal(240_000, Side::Short, 31_000.0, 30_100.0);
         assert_eq!(t.consider(&s, Mode::Ict, None), Some(Err(Refusal::TargetPassed)));
-        assert_eq!((t.funnel.considered, t.funnel.accepted, t.funnel.opened), (4, 1, 1));
+        assert_eq!(
+            (t.funnel.considered, t.funnel.accepted, t.funnel.opened),
+            (4, 1, 1)
+        );
         assert_eq!(t.funnel.refusals.get("no_mark_price"), Some(&1));
         assert_eq!(t.log.front().map(|e| e.kind.name()), Some("created"));
     }
@@ -520,7 +540,8 @@ mod tests {
         assert_eq!(t.consider(&s, Mode::Ict, None), Some(Err(Refusal::BreakerHalt)));
         assert_eq!(t.reset_breaker(10_001), Err(Refusal::CooldownActive));
         assert!(t.message.as_deref().is_some_and(|m| m.contains("s left")));
-        t.reset_breaker(10_000 + 61 * 60_000).expect("reset after the cooldown");
+        t.reset_breaker(10_000 + 61 * 60_000)
+            .expect("reset after the cooldown");
         assert_eq!(t.kill_switch, KillSwitch::Ready);
         let s = signal(3_000, Side::Short, 30_300.0, 29_400.0);
         assert!(matches!(t.consider(&s, Mode::Ict, None), Some(Ok(_))));

@@ -115,23 +115,50 @@ pub enum EventKind {
         liquidation: Option<f64>,
     },
     /// A check saw a new mark price.
-    PriceUpdated { mark: f64, pnl: f64, risk_score: f64 },
-    RiskLevelChanged { from: RiskLevel, to: RiskLevel, risk_score: f64 },
+    PriceUpdated {
+        mark: f64,
+        pnl: f64,
+        risk_score: f64,
+    },
+    RiskLevelChanged {
+        from: RiskLevel,
+        to: RiskLevel,
+        risk_score: f64,
+    },
     /// The mark came within the approach band of the target (once per position).
-    TakeProfitApproaching { mark: f64, take_profit: f64 },
+    TakeProfitApproaching {
+        mark: f64,
+        take_profit: f64,
+    },
     /// The mark came within the approach band of the stop (once per position).
-    StopLossApproaching { mark: f64, stop_loss: f64 },
-    TakeProfitTriggered { price: f64 },
-    StopLossTriggered { price: f64, trailing: bool },
-    TrailingStopMoved { from: f64, to: f64 },
+    StopLossApproaching {
+        mark: f64,
+        stop_loss: f64,
+    },
+    TakeProfitTriggered {
+        price: f64,
+    },
+    StopLossTriggered {
+        price: f64,
+        trailing: bool,
+    },
+    TrailingStopMoved {
+        from: f64,
+        to: f64,
+    },
     /// The mark came within the warning band of the liquidation price (once per position).
-    LiquidationWarning { mark: f64, liquidation: f64 },
-    Expired { mark: f64 },
+    LiquidationWarning {
+        mark: f64,
+        liquidation: f64,
+    },
+    Expired {
+        mark: f64,
+    },
     /// Terminal: every position ends with exactly one.
     Closed {
         reason: CloseReason,
         exit_price: f64,
-        /// Realised PnL net of both fees and of funding.
+        /// Realised P&L net of both fees and of funding.
         pnl: f64,
         fees: f64,
         funding: f64,

@@ -1,5 +1,5 @@
 //! One virtual position and its check: stops and targets against the price range since the last
-//! check, the trailing stop, the risk score, PnL with fees and funding.
+//! check, the trailing stop, the risk score, P&L with fees and funding.
 //!
 //! The check is the monitoring hot path (every position, up to ten times a second): it reads and
 //! writes only the position's own fields and pushes `Copy` events into a caller-owned buffer, so it
@@ -184,12 +184,12 @@ impl Position {
         self.low = self.low.min(mark);
     }
 
-    /// PnL before fees and funding at `price`.
+    /// P&L before fees and funding at `price`.
     pub fn gross_pnl(&self, price: f64) -> f64 {
         self.sign() * self.qty * (price - self.entry)
     }
 
-    /// PnL at the current mark, net of the entry fee, the taker fee of a market exit, and funding.
+    /// P&L at the current mark, net of the entry fee, the taker fee of a market exit, and funding.
     pub fn unrealised_pnl(&self, fees: &Fees) -> f64 {
         self.gross_pnl(self.mark) - self.entry_fee - self.qty * self.mark * fees.taker + self.funding
     }
@@ -213,8 +213,16 @@ impl Position {
         let s = self.sign();
         let tp_span = s * (self.take_profit - self.entry);
         let sl_span = s * (self.entry - self.initial_stop);
-        let tp_d = if tp_span > 0.0 { s * (self.take_profit - p) / tp_span } else { 1.0 };
-        let sl_d = if sl_span > 0.0 { s * (p - self.stop_loss) / sl_span } else { 1.0 };
+        let tp_d = if tp_span > 0.0 {
+            s * (self.take_profit - p) / tp_span
+        } else {
+            1.0
+        };
+        let sl_d = if sl_span > 0.0 {
+            s * (p - self.stop_loss) / sl_span
+        } else {
+            1.0
+        };
         (1.0 - tp_d).max(1.0 - sl_d).clamp(0.0, 1.0)
     }
 
@@ -317,7 +325,10 @@ impl Position {
             }));
         }
         let sl_span = (self.entry - self.initial_stop).abs();
-        if self.warned & SL_NEAR == 0 && sl_span > 0.0 && s * (mark - self.stop_loss) <= bands.approach * sl_span {
+        if self.warned & SL_NEAR == 0
+            && sl_span > 0.0
+            && s * (mark - self.stop_loss) <= bands.approach * sl_span
+        {
             self.warned |= SL_NEAR;
             out.push(ev(EventKind::StopLossApproaching {
                 mark,
@@ -329,7 +340,10 @@ impl Position {
             && s * (mark - liq) <= bands.liquidation * (self.entry - liq).abs()
         {
             self.warned |= LIQ_NEAR;
-            out.push(ev(EventKind::LiquidationWarning { mark, liquidation: liq }));
+            out.push(ev(EventKind::LiquidationWarning {
+                mark,
+                liquidation: liq,
+            }));
         }
         None
     }
@@ -404,7 +418,10 @@ mod tests {
         let mut out = Vec::new();
         p.observe(108.5);
         assert!(p.check(1, &Bands::default(), &mut out).is_none());
-        assert_eq!(kinds(&out), ["price_updated", "risk_level_changed", "take_profit_approaching"]);
+        assert_eq!(
+            kinds(&out),
+            ["price_updated", "risk_level_changed", "take_profit_approaching"]
+        );
         assert_eq!(p.level, RiskLevel::Critical);
         out.clear();
         p.observe(108.6);
@@ -416,7 +433,10 @@ mod tests {
         assert!(out.is_empty());
         p.observe(96.0);
         p.check(4, &Bands::default(), &mut out);
-        assert_eq!(kinds(&out), ["price_updated", "risk_level_changed", "stop_loss_approaching"]);
+        assert_eq!(
+            kinds(&out),
+            ["price_updated", "risk_level_changed", "stop_loss_approaching"]
+        );
         assert_eq!(p.level, RiskLevel::High);
     }
 
@@ -428,7 +448,10 @@ mod tests {
         p.observe(104.0);
         p.check(1, &Bands::default(), &mut out);
         assert_eq!(p.stop_loss, 99.0);
-        assert!(out.iter().any(|e| e.kind == EventKind::TrailingStopMoved { from: 95.0, to: 99.0 }));
+        assert!(
+            out.iter()
+                .any(|e| e.kind == EventKind::TrailingStopMoved { from: 95.0, to: 99.0 })
+        );
         p.observe(102.0);
         p.check(2, &Bands::default(), &mut out);
         assert_eq!(p.stop_loss, 99.0, "never loosens");

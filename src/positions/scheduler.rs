@@ -133,7 +133,11 @@ impl Scheduler {
         let q = &mut self.lanes[lane.index()];
         // The clock never goes back in practice; clamping keeps each queue sorted if it ever did.
         let due = (now + lane.interval_ms()).max(q.back().map_or(MonitorMs::MIN, |e| e.due));
-        q.push_back(Entry { due, slot, generation });
+        q.push_back(Entry {
+            due,
+            slot,
+            generation,
+        });
     }
 
     /// Counts a position entering a lane (a new position, or one moving lanes).
@@ -278,7 +282,10 @@ mod tests {
         }
         let stats = s.stats(1_000, true);
         assert_eq!(stats.len(), 4);
-        assert_eq!((stats[0].positions, stats[0].checks_per_sec, stats[0].lag_ms), (3, 3, 30));
+        assert_eq!(
+            (stats[0].positions, stats[0].checks_per_sec, stats[0].lag_ms),
+            (3, 3, 30)
+        );
         assert_eq!(stats[0].next_due_in_ms, Some(230 - 1_000));
         assert_eq!((stats[2].positions, stats[2].next_due_in_ms), (1, Some(1_000)));
         s.leave(Lane::Ms100);

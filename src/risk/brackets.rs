@@ -69,7 +69,9 @@ impl Bracket {
 pub enum BracketError {
     #[error("{symbol}: no brackets")]
     Empty { symbol: String },
-    #[error("{symbol}: bracket {bracket} does not start where the previous one ends ({floor} after {prev_cap})")]
+    #[error(
+        "{symbol}: bracket {bracket} does not start where the previous one ends ({floor} after {prev_cap})"
+    )]
     NotContiguous {
         symbol: String,
         bracket: u32,
@@ -178,7 +180,7 @@ impl BracketTable {
 /// `LP = (WB − side × qty × entry + cum) / (qty × MMR − side × qty)`
 ///
 /// with `WB` the margin the position holds (its isolated wallet balance, or the cross wallet minus
-/// the other positions' maintenance margin plus their unrealised PnL), `side` +1 long / −1 short,
+/// the other positions' maintenance margin plus their unrealised P&L), `side` +1 long / −1 short,
 /// and `MMR`/`cum` from the tier of the notional **at the liquidation price**: the tier of the entry
 /// notional is the first guess and every tier is tried until the price lands in the tier that
 /// produced it. Because `cum` makes the maintenance margin continuous in the notional, equity minus
@@ -247,7 +249,10 @@ mod tests {
         assert!(lp > 30_000.0);
         let equity = 300.0 - 0.1 * (lp - 30_000.0);
         assert!((equity - 0.1 * lp * 0.004).abs() < 1e-9);
-        assert_eq!(liquidation_price(Side::Long, 0.1, 30_000.0, 3_000.0, &btc()), None);
+        assert_eq!(
+            liquidation_price(Side::Long, 0.1, 30_000.0, 3_000.0, &btc()),
+            None
+        );
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The tiered circuit breaker: a state machine that slows, blocks, halts or flattens trading.
 //!
-//! Tiers, in increasing severity: **Normal** → **Caution** (half size) → **ReduceOnly** (no new
+//! Tiers, in increasing severity: **Normal** → **Caution** (half size) → **`ReduceOnly`** (no new
 //! entries) → **Halt** (no orders but cancels; the operator is alerted) → **Flatten** (close
 //! everything). Losses drive it through levels measured on every equity update — the loss since the
 //! start of the UTC day, the drawdown from the peak equity, the run of consecutive losing trades — and
 //! operational faults drive it through events: a burst of order rejects (Halt), a reconnect storm
-//! (ReduceOnly), a stale market stream while positions are open (Halt).
+//! (`ReduceOnly`), a stale market stream while positions are open (Halt).
 //!
 //! A tier only ever rises on its own. The one automatic way down is Caution → Normal once its
 //! cooldown has run and no level demands Caution any more; every other way down is an operator reset
@@ -43,7 +43,13 @@ pub enum Tier {
 }
 
 impl Tier {
-    pub const ALL: [Tier; 5] = [Self::Normal, Self::Caution, Self::ReduceOnly, Self::Halt, Self::Flatten];
+    pub const ALL: [Tier; 5] = [
+        Self::Normal,
+        Self::Caution,
+        Self::ReduceOnly,
+        Self::Halt,
+        Self::Flatten,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -102,7 +108,7 @@ impl fmt::Display for Cause {
     }
 }
 
-/// Thresholds per tier, in the order Caution, ReduceOnly, Halt, Flatten (a value ≤ 0 disables).
+/// Thresholds per tier, in the order Caution, `ReduceOnly`, Halt, Flatten (a value ≤ 0 disables).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BreakerConfig {
     /// Loss since the start of the UTC day, as a share of that day's starting equity.
@@ -113,7 +119,7 @@ pub struct BreakerConfig {
     pub consecutive_losses: [u32; 4],
     /// This many order rejects within `fault_window_ms` → Halt.
     pub rejects_for_halt: u32,
-    /// This many reconnects within `fault_window_ms` → ReduceOnly.
+    /// This many reconnects within `fault_window_ms` → `ReduceOnly`.
     pub reconnects_for_reduce_only: u32,
     pub fault_window_ms: i64,
     /// Minimum time in a tier before it can be reset (or, for Caution, recover by itself).
@@ -141,14 +147,18 @@ impl Default for BreakerConfig {
 /// Something the breaker must know about.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum BreakerInput {
-    /// The account's equity (wallet + unrealised PnL).
+    /// The account's equity (wallet + unrealised P&L).
     Equity(f64),
-    /// A position closed with this realised PnL (fees and funding included).
-    TradeClosed { pnl: f64 },
+    /// A position closed with this realised P&L (fees and funding included).
+    TradeClosed {
+        pnl: f64,
+    },
     OrderRejected,
     Reconnected,
     /// No market data for longer than the stale limit.
-    StaleStream { positions_open: bool },
+    StaleStream {
+        positions_open: bool,
+    },
     /// The operator (or the kill switch) raises the tier.
     Manual(Tier),
     /// Time passed (cooldowns, the UTC day).
@@ -505,7 +515,10 @@ impl Breaker {
             source,
         };
         let json = serde_json::to_vec_pretty(&self.state).map_err(|e| err(e.into()))?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(err)?;
         let tmp = path.with_extension("json.tmp");
         {
@@ -557,7 +570,10 @@ mod tests {
         let mut b = breaker();
         assert_eq!(b.admit_entry(), Ok(1.0));
         let t = b.apply(BreakerInput::Equity(9_790.0), T0 + MIN).expect("tripped");
-        assert_eq!((t.from, t.to, t.cause), (Tier::Normal, Tier::Caution, Some(Cause::DailyLoss)));
+        assert_eq!(
+            (t.from, t.to, t.cause),
+            (Tier::Normal, Tier::Caution, Some(Cause::DailyLoss))
+        );
         assert_eq!(b.admit_entry(), Ok(0.5));
         // Recovered equity alone does not lift Caution before its cooldown…
         assert_eq!(b.apply(BreakerInput::Equity(9_900.0), T0 + 2 * MIN), None);
@@ -570,7 +586,10 @@ mod tests {
         b.apply(BreakerInput::Equity(9_690.0), T0 + 20 * MIN);
         assert_eq!(b.admit_entry(), Err(Refusal::BreakerReduceOnly));
         b.apply(BreakerInput::Equity(9_590.0), T0 + 21 * MIN);
-        assert_eq!((b.admit_entry(), b.admit_exit()), (Err(Refusal::BreakerHalt), Err(Refusal::BreakerHalt)));
+        assert_eq!(
+            (b.admit_entry(), b.admit_exit()),
+            (Err(Refusal::BreakerHalt), Err(Refusal::BreakerHalt))
+        );
         b.apply(BreakerInput::Equity(9_390.0), T0 + 22 * MIN);
         assert!(b.must_flatten());
         assert_eq!(b.admit_entry(), Err(Refusal::BreakerFlatten));
@@ -583,9 +602,15 @@ mod tests {
     fn drawdown_consecutive_losses_and_faults_each_trip_their_tier() {
         let mut b = breaker();
         b.apply(BreakerInput::Equity(12_000.0), T0 + MIN);
-        assert_eq!(b.apply(BreakerInput::Equity(11_500.0), T0 + 2 * MIN), None, "4.2 % off the peak");
+        assert_eq!(
+            b.apply(BreakerInput::Equity(11_500.0), T0 + 2 * MIN),
+            None,
+            "4.2 % off the peak"
+        );
         // The next day starts at 11 500: 11 400 is a 0.9 % daily loss but 5 % off the 12 000 peak.
-        let t = b.apply(BreakerInput::Equity(11_400.0), T0 + DAY_MS).expect("tripped");
+        let t = b
+            .apply(BreakerInput::Equity(11_400.0), T0 + DAY_MS)
+            .expect("tripped");
         assert_eq!((t.to, t.cause), (Tier::Caution, Some(Cause::Drawdown)));
         assert_eq!(b.state().day_start_equity, Some(11_500.0));
 
@@ -593,7 +618,10 @@ mod tests {
         for i in 0..4 {
             b.apply(BreakerInput::TradeClosed { pnl: -1.0 }, T0 + i);
         }
-        assert_eq!((b.tier(), b.state().cause), (Tier::Caution, Some(Cause::ConsecutiveLosses)));
+        assert_eq!(
+            (b.tier(), b.state().cause),
+            (Tier::Caution, Some(Cause::ConsecutiveLosses))
+        );
         b.apply(BreakerInput::TradeClosed { pnl: -1.0 }, T0 + 5);
         assert_eq!(b.tier(), Tier::ReduceOnly);
 
@@ -606,17 +634,31 @@ mod tests {
         b.apply(BreakerInput::Reconnected, T0 + 5 * MIN);
         assert_eq!(b.tier(), Tier::Normal);
         b.apply(BreakerInput::Reconnected, T0 + 5 * MIN + 1);
-        assert_eq!((b.tier(), b.state().cause), (Tier::ReduceOnly, Some(Cause::ReconnectStorm)));
+        assert_eq!(
+            (b.tier(), b.state().cause),
+            (Tier::ReduceOnly, Some(Cause::ReconnectStorm))
+        );
         for i in 0..5 {
             b.apply(BreakerInput::OrderRejected, T0 + 6 * MIN + i);
         }
-        assert_eq!((b.tier(), b.state().cause), (Tier::Halt, Some(Cause::OrderRejects)));
+        assert_eq!(
+            (b.tier(), b.state().cause),
+            (Tier::Halt, Some(Cause::OrderRejects))
+        );
 
         let mut b = breaker();
-        b.apply(BreakerInput::StaleStream { positions_open: false }, T0);
+        b.apply(
+            BreakerInput::StaleStream {
+                positions_open: false,
+            },
+            T0,
+        );
         assert_eq!(b.tier(), Tier::Normal);
         b.apply(BreakerInput::StaleStream { positions_open: true }, T0);
-        assert_eq!((b.tier(), b.state().cause), (Tier::Halt, Some(Cause::StaleStream)));
+        assert_eq!(
+            (b.tier(), b.state().cause),
+            (Tier::Halt, Some(Cause::StaleStream))
+        );
     }
 
     #[test]
@@ -632,13 +674,20 @@ mod tests {
         let wrong = ResetToken((token.0 + 1) % 1_000_000);
         assert_eq!(b.confirm_reset(wrong, after), Err(Refusal::BadResetToken));
         // The wrong guess did not burn the right one, but an expired token is refused.
-        assert_eq!(b.confirm_reset(token, after + 2 * MIN), Err(Refusal::BadResetToken));
+        assert_eq!(
+            b.confirm_reset(token, after + 2 * MIN),
+            Err(Refusal::BadResetToken)
+        );
         let token = b.request_reset(after).expect("token");
         let t = b.confirm_reset(token, after + 1).expect("reset");
         assert_eq!((t.from, t.to), (Tier::Halt, Tier::Normal));
         // Losses are measured from here; the same equity does not trip again.
         assert_eq!(b.apply(BreakerInput::Equity(9_590.0), after + 2), None);
-        assert_eq!(b.confirm_reset(token, after + 3), Err(Refusal::BadResetToken), "single use");
+        assert_eq!(
+            b.confirm_reset(token, after + 3),
+            Err(Refusal::BadResetToken),
+            "single use"
+        );
     }
 
     #[test]
@@ -659,7 +708,10 @@ mod tests {
         let err = Breaker::load(BreakerConfig::default(), &path).expect_err("refused");
         assert!(err.to_string().starts_with("cannot read the breaker state"));
         let safe = Breaker::fail_safe(BreakerConfig::default(), T0);
-        assert_eq!((safe.tier(), safe.state().cause), (Tier::Halt, Some(Cause::StateUnreadable)));
+        assert_eq!(
+            (safe.tier(), safe.state().cause),
+            (Tier::Halt, Some(Cause::StateUnreadable))
+        );
     }
 
     #[derive(Debug, Clone)]
@@ -723,14 +775,13 @@ mod tests {
                     Step::ConfirmReset { right } => {
                         let t = token.unwrap_or(ResetToken(0));
                         let t = if right { t } else { ResetToken((t.0 + 1) % 1_000_000) };
-                        match b.confirm_reset(t, now) {
-                            Ok(tr) => {
-                                prop_assert!(right);
-                                prop_assert!(now >= before.state().cooldown_until);
-                                prop_assert_eq!(tr.to, Tier::Normal);
-                                prop_assert_eq!(b.demanded().0, Tier::Normal);
-                            }
-                            Err(_) => prop_assert_eq!(b.state(), before.state()),
+                        if let Ok(tr) = b.confirm_reset(t, now) {
+                            prop_assert!(right);
+                            prop_assert!(now >= before.state().cooldown_until);
+                            prop_assert_eq!(tr.to, Tier::Normal);
+                            prop_assert_eq!(b.demanded().0, Tier::Normal);
+                        } else {
+                            prop_assert_eq!(b.state(), before.state());
                         }
                     }
                 }

@@ -7,8 +7,8 @@
 //! pile up. Every "no" is a [`Refusal`], a small `Copy` enum with a stable key (counted in the signal
 //! funnel) and a display text (shown in the console).
 
-pub mod breaker;
 pub mod brackets;
+pub mod breaker;
 pub mod sizing;
 
 use std::fmt;
@@ -16,8 +16,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
-    breaker::{Breaker, BreakerConfig, BreakerError, BreakerInput, Cause, ResetToken, Tier},
     brackets::{Bracket, BracketError, BracketTable, SymbolBracketsWire, liquidation_price},
+    breaker::{Breaker, BreakerConfig, BreakerError, BreakerInput, Cause, ResetToken, Tier},
     sizing::{RiskParams, Sized, TradePlan, size_trade},
 };
 
@@ -46,7 +46,7 @@ pub enum Refusal {
     AlreadyOpen,
     /// The symbol's filters are unknown (not in the exchange info).
     NoFilters,
-    /// The circuit breaker is in ReduceOnly: no new entries.
+    /// The circuit breaker is in `ReduceOnly`: no new entries.
     BreakerReduceOnly,
     /// The circuit breaker halted trading: only cancels.
     BreakerHalt,

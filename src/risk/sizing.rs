@@ -110,7 +110,7 @@ pub fn size_trade(
     if !(plan.entry > 0.0 && plan.stop > 0.0) || wrong_side || !stop_distance.is_finite() {
         return Err(Refusal::InvalidStop);
     }
-    if !(equity > 0.0) {
+    if equity.is_nan() || equity <= 0.0 {
         return Err(Refusal::NoEquity);
     }
     let loss_per_unit = stop_distance + plan.entry * params.round_trip_fee;
@@ -201,8 +201,14 @@ mod tests {
     #[test]
     fn one_percent_of_equity_is_lost_at_the_stop_rounded_down_to_the_step() {
         let t = BracketTable::conservative_default();
-        let s = size_trade(&RiskParams::default(), &plan(Side::Long, 30_000.0, 29_700.0, 0.8), 10_000.0, &filters(), &t)
-            .expect("sized");
+        let s = size_trade(
+            &RiskParams::default(),
+            &plan(Side::Long, 30_000.0, 29_700.0, 0.8),
+            10_000.0,
+            &filters(),
+            &t,
+        )
+        .expect("sized");
         // 100 USDT / (300 + 30 000 × 0.1 % of fees) = 0.3030… → 0.303
         assert_eq!(s.qty, 0.303);
         assert!(s.risk_amount <= 100.0 && s.risk_amount > 99.0);
@@ -236,7 +242,8 @@ mod tests {
         // A 4 % stop: any leverage above ~16x would liquidate before the stop.
         for side in [Side::Long, Side::Short] {
             let stop = if side == Side::Long { 28_800.0 } else { 31_200.0 };
-            let s = size_trade(&p, &plan(side, 30_000.0, stop, 1.0), 10_000.0, &filters(), &t).expect("sized");
+            let s =
+                size_trade(&p, &plan(side, 30_000.0, stop, 1.0), 10_000.0, &filters(), &t).expect("sized");
             let lp = s.liquidation.expect("liq");
             match side {
                 Side::Long => assert!(lp <= stop - 600.0),
@@ -246,7 +253,8 @@ mod tests {
             assert!(s.leverage <= t.max_leverage(s.notional));
             // One more x would break the rule.
             let lp_more =
-                liquidation_price(side, s.qty, 30_000.0, s.notional / f64::from(s.leverage + 1), &t).expect("liq");
+                liquidation_price(side, s.qty, 30_000.0, s.notional / f64::from(s.leverage + 1), &t)
+                    .expect("liq");
             match side {
                 Side::Long => assert!(lp_more > stop - 600.0),
                 Side::Short => assert!(lp_more < stop + 600.0),

@@ -147,13 +147,16 @@ impl PositionBook {
     /// Is a position on this symbol and side open?
     pub fn has_open(&self, symbol: SymbolId, side: crate::domain::Side) -> bool {
         self.by_symbol.get(&symbol).is_some_and(|slots| {
-            slots
-                .iter()
-                .any(|s| self.slots[*s as usize].position.as_ref().is_some_and(|p| p.side == side))
+            slots.iter().any(|s| {
+                self.slots[*s as usize]
+                    .position
+                    .as_ref()
+                    .is_some_and(|p| p.side == side)
+            })
         })
     }
 
-    /// Unrealised PnL of every open position (fees of a market exit and funding included).
+    /// Unrealised P&L of every open position (fees of a market exit and funding included).
     pub fn unrealised_pnl(&self) -> f64 {
         let fees = self.config.fees;
         self.positions().map(|p| p.unrealised_pnl(&fees)).sum()
@@ -173,18 +176,23 @@ impl PositionBook {
         let id = PositionId(self.next_id);
         self.next_id += 1;
         let smart = self.config.smart_monitoring;
-        let mut position = Position::open(id, new, &self.config.fees, at, Lane::for_level(RiskLevel::Low, smart));
+        let mut position = Position::open(
+            id,
+            new,
+            &self.config.fees,
+            at,
+            Lane::for_level(RiskLevel::Low, smart),
+        );
         if let Some(m) = self.marks.get(&new.symbol) {
             position.funded_through = at.max(m.event_time);
         }
         position.last_check = now;
         let lane = position.lane;
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(Slot::default());
-                (self.slots.len() - 1) as u32
-            }
+        let slot = if let Some(slot) = self.free.pop() {
+            slot
+        } else {
+            self.slots.push(Slot::default());
+            (self.slots.len() - 1) as u32
         };
         let entry = &mut self.slots[slot as usize];
         entry.generation = entry.generation.wrapping_add(1);
@@ -217,7 +225,14 @@ impl PositionBook {
 
     /// A mark price from the stream: extends the price range of every position of the symbol, and
     /// notes a funding settlement when the stream's funding time has passed.
-    pub fn on_mark(&mut self, symbol: SymbolId, mark: f64, funding_rate: f64, next_funding_time: TimestampMs, at: TimestampMs) {
+    pub fn on_mark(
+        &mut self,
+        symbol: SymbolId,
+        mark: f64,
+        funding_rate: f64,
+        next_funding_time: TimestampMs,
+        at: TimestampMs,
+    ) {
         if !(mark.is_finite() && mark > 0.0) {
             return;
         }
@@ -265,21 +280,16 @@ impl PositionBook {
             checks += 1;
             self.scheduler.record_check(due.lane, due.due, now);
             p.last_check = now;
-            match p.check(at, &bands, out) {
-                Some(exit) => {
-                    let id = p.id;
-                    self.close_slot(due.slot, exit, at, out);
-                    debug_assert!(!self.ids.contains_key(&id));
+            if let Some(exit) = p.check(at, &bands, out) {
+                self.close_slot(due.slot, exit, at, out);
+            } else {
+                let lane = Lane::for_level(p.level, smart);
+                if lane != p.lane {
+                    self.scheduler.leave(p.lane);
+                    self.scheduler.enter(lane);
+                    p.lane = lane;
                 }
-                None => {
-                    let lane = Lane::for_level(p.level, smart);
-                    if lane != p.lane {
-                        self.scheduler.leave(p.lane);
-                        self.scheduler.enter(lane);
-                        p.lane = lane;
-                    }
-                    self.scheduler.schedule(due.slot, due.generation, lane, now);
-                }
+                self.scheduler.schedule(due.slot, due.generation, lane, now);
             }
         }
         self.totals.checks += checks as u64;
@@ -295,13 +305,21 @@ impl PositionBook {
         out: &mut Vec<LifecycleEvent>,
     ) -> Result<(), PositionsError> {
         let slot = *self.ids.get(&id).ok_or(PositionsError::UnknownPosition(id))?;
-        let price = self.slots[slot as usize].position.as_ref().map_or(0.0, |p| p.mark);
+        let price = self.slots[slot as usize]
+            .position
+            .as_ref()
+            .map_or(0.0, |p| p.mark);
         self.close_slot(slot, Exit { reason, price }, at, out);
         Ok(())
     }
 
     /// Closes every open position (breaker Flatten, kill switch, shutdown of a replay).
-    pub fn close_all(&mut self, reason: CloseReason, at: TimestampMs, out: &mut Vec<LifecycleEvent>) -> usize {
+    pub fn close_all(
+        &mut self,
+        reason: CloseReason,
+        at: TimestampMs,
+        out: &mut Vec<LifecycleEvent>,
+    ) -> usize {
         let ids: Vec<PositionId> = self.positions().map(|p| p.id).collect();
         for id in &ids {
             // Every id was just read from the book.
@@ -346,9 +364,13 @@ impl PositionBook {
     pub fn apply_funding(&mut self) -> usize {
         let mut applied = 0;
         for (symbol, s) in std::mem::take(&mut self.settlements) {
-            let Some(slots) = self.by_symbol.get(&symbol) else { continue };
+            let Some(slots) = self.by_symbol.get(&symbol) else {
+                continue;
+            };
             for slot in slots {
-                let Some(p) = self.slots[*slot as usize].position.as_mut() else { continue };
+                let Some(p) = self.slots[*slot as usize].position.as_mut() else {
+                    continue;
+                };
                 if p.opened_at < s.time && p.funded_through < s.time {
                     let sign = match p.side {
                         crate::domain::Side::Long => 1.0,
@@ -366,7 +388,9 @@ impl PositionBook {
     }
 
     fn close_slot(&mut self, slot: u32, exit: Exit, at: TimestampMs, out: &mut Vec<LifecycleEvent>) {
-        let Some(p) = self.slots[slot as usize].position.take() else { return };
+        let Some(p) = self.slots[slot as usize].position.take() else {
+            return;
+        };
         self.free.push(slot);
         self.ids.remove(&p.id);
         if let Some(list) = self.by_symbol.get_mut(&p.symbol) {

@@ -3,11 +3,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::{
-    domain::Side,
-    positions::events::RunMode,
-    strategy::Mode,
-};
+use crate::{domain::Side, positions::events::RunMode, strategy::Mode};
 
 const SYM: SymbolId = SymbolId(1);
 
@@ -43,7 +39,9 @@ fn positions_open_get_checked_and_close_with_fees() {
     let mut book = PositionBook::new(BookConfig::default());
     let mut out = Vec::new();
     book.on_mark(SYM, 100.0, 0.0001, 8 * 3_600_000, 1_000);
-    let id = book.open(&new_long(100.0, 95.0, 110.0), 0, 1_000, &mut out).expect("opened");
+    let id = book
+        .open(&new_long(100.0, 95.0, 110.0), 0, 1_000, &mut out)
+        .expect("opened");
     assert_eq!(out[0].kind.name(), "created");
     // Nothing is due before the 5 s lane interval.
     assert_eq!(book.run_due(4_999, 1_000, &mut out), 0);
@@ -51,7 +49,13 @@ fn positions_open_get_checked_and_close_with_fees() {
     book.on_mark(SYM, 109.0, 0.0001, 8 * 3_600_000, 3_000);
     assert_eq!(book.run_due(5_000, 3_000, &mut out), 1);
     assert_eq!(closes(&out), vec![(id, CloseReason::TakeProfit)]);
-    let Some(EventKind::Closed { exit_price, pnl, fees, .. }) = out.last().map(|e| e.kind) else {
+    let Some(EventKind::Closed {
+        exit_price,
+        pnl,
+        fees,
+        ..
+    }) = out.last().map(|e| e.kind)
+    else {
         panic!("closed last")
     };
     assert_eq!(exit_price, 110.0);
@@ -60,7 +64,10 @@ fn positions_open_get_checked_and_close_with_fees() {
     assert!((pnl - (10.0 - expected_fees)).abs() < 1e-12);
     assert!(book.is_empty());
     assert_eq!(book.totals().wins, 1);
-    assert_eq!(book.close(id, CloseReason::Manual, 4_000, &mut out), Err(PositionsError::UnknownPosition(id)));
+    assert_eq!(
+        book.close(id, CloseReason::Manual, 4_000, &mut out),
+        Err(PositionsError::UnknownPosition(id))
+    );
 }
 
 #[test]
@@ -71,9 +78,13 @@ fn max_positions_is_enforced() {
     });
     let mut out = Vec::new();
     for _ in 0..2 {
-        book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out).expect("opened");
+        book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out)
+            .expect("opened");
     }
-    assert_eq!(book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out), Err(Refusal::MaxPositions));
+    assert_eq!(
+        book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out),
+        Err(Refusal::MaxPositions)
+    );
     assert_eq!(book.close_all(CloseReason::KillSwitch, 1, &mut out), 2);
     assert!(book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out).is_ok());
 }
@@ -84,14 +95,18 @@ fn funding_is_settled_once_per_funding_time_for_positions_open_at_it() {
     let mut out = Vec::new();
     let t = 8 * 3_600_000;
     book.on_mark(SYM, 100.0, 0.0001, t, t - 60_000);
-    let long = book.open(&new_long(100.0, 90.0, 120.0), 0, t - 60_000, &mut out).expect("opened");
+    let long = book
+        .open(&new_long(100.0, 90.0, 120.0), 0, t - 60_000, &mut out)
+        .expect("opened");
     let mut short = new_long(100.0, 110.0, 80.0);
     short.side = Side::Short;
     let short = book.open(&short, 0, t - 60_000, &mut out).expect("opened");
     // The stream moves past the funding time: the next funding time advances by 8 h.
     book.on_mark(SYM, 102.0, 0.0003, t + 8 * 3_600_000, t + 5);
     // A position opened after the settlement does not pay it.
-    let late = book.open(&new_long(102.0, 90.0, 120.0), 0, t + 10, &mut out).expect("opened");
+    let late = book
+        .open(&new_long(102.0, 90.0, 120.0), 0, t + 10, &mut out)
+        .expect("opened");
     assert_eq!(book.apply_funding(), 2);
     assert_eq!(book.apply_funding(), 0, "once");
     let funding = |id| book.get(id).expect("open").funding;
@@ -108,7 +123,8 @@ fn expired_positions_close_at_the_mark_after_an_expired_event() {
     let mut n = new_long(100.0, 95.0, 110.0);
     n.expires_at = 10_000;
     let id = book.open(&n, 0, 0, &mut out).expect("opened");
-    book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out).expect("opened");
+    book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out)
+        .expect("opened");
     book.on_mark(SYM, 101.0, 0.0, 0, 5_000);
     assert_eq!(book.expire(9_999, &mut out), 0);
     assert_eq!(book.expire(10_000, &mut out), 1);
@@ -125,7 +141,8 @@ fn smart_monitoring_off_checks_everything_every_second() {
         ..BookConfig::default()
     });
     let mut out = Vec::new();
-    book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out).expect("opened");
+    book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out)
+        .expect("opened");
     book.on_mark(SYM, 109.5, 0.0, 0, 1);
     assert_eq!(book.run_due(1_000, 1, &mut out), 1);
     assert_eq!(book.positions().next().map(|p| p.lane), Some(Lane::Fixed1s));
@@ -139,7 +156,8 @@ fn smart_monitoring_off_checks_everything_every_second() {
 fn a_critical_position_moves_to_the_100ms_lane() {
     let mut book = PositionBook::new(BookConfig::default());
     let mut out = Vec::new();
-    book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out).expect("opened");
+    book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out)
+        .expect("opened");
     book.on_mark(SYM, 109.0, 0.0, 0, 1);
     book.run_due(5_000, 1, &mut out);
     assert_eq!(book.positions().next().map(|p| p.lane), Some(Lane::Ms100));
@@ -177,7 +195,11 @@ fn the_scheduler_holds_100_000_positions() {
     }
     let stats = book.lane_stats(t);
     assert_eq!(stats.iter().map(|s| s.positions).sum::<usize>(), n);
-    assert_eq!(stats[0].positions, n / 2, "the near-target half is in the 100 ms lane");
+    assert_eq!(
+        stats[0].positions,
+        n / 2,
+        "the near-target half is in the 100 ms lane"
+    );
     // Nothing is overdue: every position was checked within its lane's interval of the last round.
     let last = t - 100;
     for p in book.positions() {
