@@ -430,7 +430,7 @@ impl App {
             Action::MoveDown => self.move_selection(view, |at, _| at + 1),
             Action::MoveUp => self.move_selection(view, |at, _| at.saturating_sub(1)),
             Action::Page if key_position == 0 => self.move_selection(view, |at, page| at + page),
-            Action::Page => self.move_selection(view, |at, page| at.saturating_sub(page)),
+            Action::Page => self.move_selection(view, usize::saturating_sub),
             Action::Top => self.move_selection(view, |_, _| 0),
             Action::Bottom => self.move_selection(view, |_, _| usize::MAX),
             Action::SortNextColumn if self.screen == Screen::Positions => {

@@ -195,7 +195,7 @@ impl PositionsTable<'_> {
             Column::Symbol => self
                 .widest(|row| row.symbol.clone())
                 .clamp(MIN_SYMBOL_WIDTH, MAX_SYMBOL_WIDTH),
-            Column::Side => 5,
+            Column::Side | Column::Interval | Column::Risk => 5,
             Column::Size => self.widest(|row| format_size(row.size)),
             Column::Entry => self.widest(|row| format_price(row.entry, row.price_decimals)),
             Column::Mark => self.widest(|row| format_price(row.mark, row.price_decimals)),
@@ -209,11 +209,9 @@ impl PositionsTable<'_> {
             Column::PnlPct => 7,
             Column::R => self.widest(|row| format_r(row.r_multiple)),
             Column::Leverage => self.widest(|row| format!("{}x", row.leverage)),
-            Column::Stop => self.widest(|row| stop_text(row)),
+            Column::Stop => self.widest(stop_text),
             Column::Target => self.widest(|row| distance_text(row.to_target_pct)),
             Column::Age => 6,
-            Column::Interval => 5,
-            Column::Risk => 5,
         };
         data.max(heading)
     }

@@ -70,7 +70,7 @@ impl BreakerBadge<'_> {
                 reversed(self.theme.alert),
             )),
             KillSwitchState::Engaged => {
-                spans.push(Span::styled(" KILL SWITCH ENGAGED ", reversed(self.theme.alert)))
+                spans.push(Span::styled(" KILL SWITCH ENGAGED ", reversed(self.theme.alert)));
             }
         }
         let tier = self.breaker.tier;

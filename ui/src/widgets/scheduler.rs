@@ -34,9 +34,9 @@ const LANE_LABEL_WIDTH: usize = 5;
 pub fn format_interval(interval_ms: u64) -> String {
     if interval_ms < 1_000 {
         format!("{interval_ms}ms")
-    } else if interval_ms % 60_000 == 0 {
+    } else if interval_ms.is_multiple_of(60_000) {
         format!("{}m", interval_ms / 60_000)
-    } else if interval_ms % 1_000 == 0 {
+    } else if interval_ms.is_multiple_of(1_000) {
         format!("{}s", interval_ms / 1_000)
     } else {
         format!("{:.1}s", interval_ms as f64 / 1_000.0)
