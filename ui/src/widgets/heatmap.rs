@@ -285,6 +285,43 @@ impl RiskHeatmap<'_> {
         lines
     }
 
+    /// The position with the highest risk score (NaN lowest; the lowest id among equals).
+    fn riskiest(&self) -> Option<&HeatCell> {
+        self.cells.iter().min_by(|a, b| {
+            risk_key(b.risk_score)
+                .total_cmp(&risk_key(a.risk_score))
+                .then(a.position_id.cmp(&b.position_id))
+        })
+    }
+
+    /// `riskiest ETHUSDT S #104 0.88 -0.9R`: the cell's symbol, side, id, score and label.
+    fn riskiest_line(&self, cell: &HeatCell, width: usize) -> Line<'static> {
+        let muted = Style::new().fg(self.theme.muted);
+        let band = RiskBand::of(cell.risk_score);
+        let line = Line::from(vec![
+            Span::styled("riskiest ", muted),
+            Span::styled(
+                band.glyph().to_string().repeat(CELL_WIDTH),
+                Style::new().fg(band.colour(self.theme)),
+            ),
+            Span::styled(
+                format!(" {}", cell.symbol),
+                Style::new().fg(self.theme.text).add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(" "),
+            self.side_span(cell.side),
+            Span::styled(
+                format!(" #{}  {:.2}  {}", cell.position_id, cell.risk_score, cell.label),
+                Style::new().fg(self.theme.text),
+            ),
+        ]);
+        if line.width() <= width {
+            line
+        } else {
+            Line::default()
+        }
+    }
+
     /// ` Risk heatmap  3 crit · 5 high `: the title counts the two dangerous bands.
     fn title(&self) -> Line<'static> {
         let count = |band: RiskBand| {
@@ -356,6 +393,13 @@ impl Widget for RiskHeatmap<'_> {
             (height, None)
         };
         let mut lines = self.group_lines(width, cell_height);
+        // With a line to spare after a blank one, name the riskiest position with the engine's label.
+        if lines.len() + 2 <= cell_height
+            && let Some(riskiest) = self.riskiest()
+        {
+            lines.push(Line::default());
+            lines.push(self.riskiest_line(riskiest, width));
+        }
         if let Some(legend) = legend {
             lines.resize(cell_height, Line::default());
             lines.push(legend);
@@ -437,6 +481,19 @@ mod tests {
                 ("ETHUSDT", PositionSide::Long, vec![1, 5]),
             ]
         );
+    }
+
+    #[test]
+    fn the_riskiest_position_is_named_with_its_label_where_there_is_room() {
+        let mut cells = vec![
+            cell(4, "BTCUSDT", PositionSide::Long, 0.3),
+            cell(9, "ETHUSDT", PositionSide::Short, 0.92),
+        ];
+        cells[1].label = "-0.9R".to_owned();
+        let (_, text) = render(&cells, 60, 8);
+        assert!(text.contains("riskiest ██ ETHUSDT S #9  0.92  -0.9R"), "{text}");
+        let (_, short) = render(&cells, 60, 5);
+        assert!(!short.contains("riskiest"), "no room: {short}");
     }
 
     #[test]
