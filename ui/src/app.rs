@@ -1329,4 +1329,112 @@ mod tests {
         );
         assert_eq!(keep_visible(5, 5, 0, 30), 0);
     }
+
+    mod confirmation_model {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::widgets::safety::Confirmation;
+
+        /// What the dialogs should be doing, tracked independently of the app.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        enum Model {
+            Closed,
+            Kill(String),
+            Reset,
+        }
+
+        fn keys() -> impl Strategy<Value = Vec<KeyCode>> {
+            let key = prop_oneof![
+                Just(KeyCode::Char('K')),
+                Just(KeyCode::Char('R')),
+                Just(KeyCode::Char('k')),
+                Just(KeyCode::Char('i')),
+                Just(KeyCode::Char('I')),
+                Just(KeyCode::Char('l')),
+                Just(KeyCode::Char('L')),
+                Just(KeyCode::Char('y')),
+                Just(KeyCode::Char('n')),
+                Just(KeyCode::Char('q')),
+                Just(KeyCode::Char('m')),
+                Just(KeyCode::Char('j')),
+                Just(KeyCode::Tab),
+                Just(KeyCode::Enter),
+                Just(KeyCode::Esc),
+                Just(KeyCode::Backspace),
+            ];
+            prop::collection::vec(key, 0..60)
+        }
+
+        proptest! {
+            /// The kill switch is sent exactly when KILL was typed and Enter pressed in its dialog, the
+            /// breaker reset exactly on `y` in its dialog, and no other intent escapes an open dialog.
+            #[test]
+            fn intents_leave_the_dialogs_only_when_confirmed(codes in keys()) {
+                let mut app = app();
+                let view = view();
+                let mut model = Model::Closed;
+                for code in codes {
+                    let intent = app.handle_key(key(code), &view);
+                    let expected = match (&mut model, code) {
+                        (Model::Closed, KeyCode::Char('K')) => {
+                            model = Model::Kill(String::new());
+                            None
+                        }
+                        (Model::Closed, KeyCode::Char('R')) => {
+                            model = Model::Reset;
+                            None
+                        }
+                        (Model::Closed, KeyCode::Char('q')) => Some(Intent::Quit),
+                        (Model::Closed, KeyCode::Char('m')) => {
+                            Some(Intent::SetMode(view.header.mode.next()))
+                        }
+                        (Model::Closed, _) => None,
+                        (Model::Kill(typed), KeyCode::Enter) => {
+                            if typed.eq_ignore_ascii_case("KILL") {
+                                model = Model::Closed;
+                                Some(Intent::KillSwitch)
+                            } else {
+                                typed.clear();
+                                None
+                            }
+                        }
+                        (Model::Kill(_), KeyCode::Esc) => {
+                            model = Model::Closed;
+                            None
+                        }
+                        (Model::Kill(typed), KeyCode::Backspace) => {
+                            typed.pop();
+                            None
+                        }
+                        (Model::Kill(typed), KeyCode::Char(character)) => {
+                            if typed.chars().count() < MAX_CONFIRM_TYPED {
+                                typed.push(character);
+                            }
+                            None
+                        }
+                        (Model::Kill(_), _) => None,
+                        (Model::Reset, KeyCode::Char('y')) => {
+                            model = Model::Closed;
+                            Some(Intent::ResetBreaker)
+                        }
+                        (Model::Reset, KeyCode::Char('n') | KeyCode::Esc) => {
+                            model = Model::Closed;
+                            None
+                        }
+                        (Model::Reset, _) => None,
+                    };
+                    // Moving the scanner selection may answer with a focus; that is not a dialog's business.
+                    let intent = intent.filter(|intent| !matches!(intent, Intent::Focus { .. }));
+                    prop_assert_eq!(intent, expected);
+                    let shown = match app.confirmation() {
+                        None => Model::Closed,
+                        Some(Confirmation::KillSwitch { typed }) => Model::Kill(typed.clone()),
+                        Some(Confirmation::ResetBreaker) => Model::Reset,
+                    };
+                    prop_assert_eq!(&shown, &model);
+                }
+            }
+        }
+    }
 }
