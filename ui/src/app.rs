@@ -1389,7 +1389,11 @@ mod tests {
                         (Model::Closed, KeyCode::Char('m')) => {
                             Some(Intent::SetMode(view.header.mode.next()))
                         }
-                        (Model::Closed, _) => None,
+                        (Model::Reset, KeyCode::Char('n') | KeyCode::Esc)
+                        | (Model::Kill(_), KeyCode::Esc) => {
+                            model = Model::Closed;
+                            None
+                        }
                         (Model::Kill(typed), KeyCode::Enter) => {
                             if typed.eq_ignore_ascii_case("KILL") {
                                 model = Model::Closed;
@@ -1398,10 +1402,6 @@ mod tests {
                                 typed.clear();
                                 None
                             }
-                        }
-                        (Model::Kill(_), KeyCode::Esc) => {
-                            model = Model::Closed;
-                            None
                         }
                         (Model::Kill(typed), KeyCode::Backspace) => {
                             typed.pop();
@@ -1413,16 +1413,11 @@ mod tests {
                             }
                             None
                         }
-                        (Model::Kill(_), _) => None,
                         (Model::Reset, KeyCode::Char('y')) => {
                             model = Model::Closed;
                             Some(Intent::ResetBreaker)
                         }
-                        (Model::Reset, KeyCode::Char('n') | KeyCode::Esc) => {
-                            model = Model::Closed;
-                            None
-                        }
-                        (Model::Reset, _) => None,
+                        (Model::Closed | Model::Reset | Model::Kill(_), _) => None,
                     };
                     // Moving the scanner selection may answer with a focus; that is not a dialog's business.
                     let intent = intent.filter(|intent| !matches!(intent, Intent::Focus { .. }));
