@@ -743,6 +743,7 @@ impl App {
             frame.render_widget(
                 RiskHeatmap {
                     cells: &view.heatmap,
+                    open_positions: view.positions.open,
                     theme: &theme,
                 },
                 area,

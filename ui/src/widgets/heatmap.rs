@@ -23,6 +23,7 @@ use ratatui::{
 };
 
 use crate::{
+    format::format_count,
     theme::Theme,
     view::{HeatCell, PositionSide},
 };
@@ -113,6 +114,8 @@ impl RiskBand {
 #[derive(Debug, Clone, Copy)]
 pub struct RiskHeatmap<'a> {
     pub cells: &'a [HeatCell],
+    /// Open positions in the book, when the view carries only the riskiest cells (0 = just the cells).
+    pub open_positions: u64,
     pub theme: &'a Theme,
 }
 
@@ -222,6 +225,9 @@ impl RiskHeatmap<'_> {
     fn group_lines(&self, width: usize, height: usize) -> Vec<Line<'static>> {
         let muted = Style::new().fg(self.theme.muted);
         let total = self.cells.len();
+        let beyond_cells = usize::try_from(self.open_positions)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(total);
         let mut lines: Vec<Line<'static>> = Vec::new();
         let mut current: Vec<Span<'static>> = Vec::new();
         let mut used = 0;
@@ -278,7 +284,18 @@ impl RiskHeatmap<'_> {
         if shown < total && height > 0 {
             lines.truncate(height - 1);
             lines.push(Line::from(Span::styled(
-                format!("+{} more positions", total - shown),
+                format!(
+                    "+{} more positions",
+                    format_count((total - shown + beyond_cells) as u64)
+                ),
+                muted,
+            )));
+        } else if beyond_cells > 0 && lines.len() < height {
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "+{} more positions, less risky",
+                    format_count(beyond_cells as u64)
+                ),
                 muted,
             )));
         }
@@ -426,7 +443,12 @@ mod tests {
     fn render(cells: &[HeatCell], width: u16, height: u16) -> (Buffer, String) {
         let theme = Theme::builtin("default").unwrap();
         let mut buf = Buffer::empty(Rect::new(0, 0, width, height));
-        RiskHeatmap { cells, theme: &theme }.render(buf.area, &mut buf);
+        RiskHeatmap {
+            cells,
+            open_positions: 0,
+            theme: &theme,
+        }
+        .render(buf.area, &mut buf);
         let text = (0..height)
             .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
             .collect();
@@ -539,6 +561,23 @@ mod tests {
             text.contains("░░ ≤.2 ▒▒ >.2 ▓▓ >.5 ██ >.8"),
             "a narrow legend keeps every band: {text}"
         );
+    }
+
+    #[test]
+    fn positions_beyond_the_cells_sent_are_counted() {
+        let theme = Theme::builtin("default").unwrap();
+        let cells = [cell(1, "BTCUSDT", PositionSide::Long, 0.9)];
+        let mut buf = Buffer::empty(Rect::new(0, 0, 40, 6));
+        RiskHeatmap {
+            cells: &cells,
+            open_positions: 100_000,
+            theme: &theme,
+        }
+        .render(buf.area, &mut buf);
+        let text: String = (0..6)
+            .map(|y| (0..40).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+            .collect();
+        assert!(text.contains("+99,999 more positions, less risky"), "{text}");
     }
 
     #[test]
