@@ -1031,6 +1031,17 @@ mod tests {
         assert!(!e.take_dirty(), "re-applying the same mode is not a change");
     }
 
+    #[tokio::test]
+    async fn a_notice_becomes_the_status_message() {
+        let (mut e, _feed, _) = engine();
+        e.take_dirty();
+        e.process(EngineEvent::Command(Command::Notice(
+            "kill switch not available yet".into(),
+        )));
+        assert_eq!(e.message.as_deref(), Some("kill switch not available yet"));
+        assert!(e.take_dirty(), "the new message is drawn");
+    }
+
     /// A deterministic 5m walk with trends and pullbacks (so structure breaks happen), and its 15m and
     /// 1h aggregates. Open times are aligned to the hour.
     fn market(bars_5m: usize) -> [Vec<Bar>; 3] {

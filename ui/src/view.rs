@@ -25,7 +25,8 @@ pub struct View {
     /// engine without a position book still decodes and the screens show their empty states.
     #[serde(default)]
     pub positions: Positions,
-    /// One heatmap cell per open position.
+    /// One heatmap cell per open position, riskiest first, capped at [`View::MAX_HEAT_CELLS`]; the
+    /// heatmap counts positions beyond the cells from `positions.open`.
     #[serde(default)]
     pub heatmap: Vec<HeatCell>,
     /// The smart monitoring scheduler.
@@ -48,6 +49,9 @@ pub struct View {
 impl View {
     /// The most lifecycle events a view carries (the log shows the newest that fit).
     pub const MAX_EVENTS: usize = 200;
+    /// The most heatmap cells a view carries: more than a 200-column pane can draw, few enough to send
+    /// every frame over the attach socket with 100 000 positions open.
+    pub const MAX_HEAT_CELLS: usize = 2_000;
 }
 
 /// Counts of the strategy's evaluations: how many ran, got past the setup stage, became signals, and

@@ -290,7 +290,7 @@ mod tests {
         };
         let text = render(&with_positions, 78, 11);
         assert!(text.contains("→ risk               2  100%"), "{text}");
-        assert!(text.contains("→ opened             1  50%"), "{text}");
+        assert!(text.contains("→ opened             1  50.0%"), "{text}");
         assert!(
             !text.contains("not built yet") && !text.contains("signals stop here"),
             "{text}"
