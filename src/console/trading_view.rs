@@ -84,7 +84,7 @@ pub fn positions(engine: &Engine) -> Positions {
 
 pub fn heatmap(engine: &Engine) -> Vec<HeatCell> {
     let fees = engine.trading().book.config().fees;
-    let mut cells: Vec<HeatCell> = riskiest(engine, Positions::MAX_ROWS)
+    riskiest(engine, View::MAX_HEAT_CELLS)
         .into_iter()
         .map(|p| HeatCell {
             position_id: p.id.0,
@@ -93,15 +93,7 @@ pub fn heatmap(engine: &Engine) -> Vec<HeatCell> {
             risk_score: p.risk_score,
             label: format!("{:+.1}R", p.r_multiple(p.unrealised_pnl(&fees))),
         })
-        .collect();
-    // Grouped by symbol and side, as the heatmap draws them.
-    cells.sort_by(|a, b| {
-        a.symbol
-            .cmp(&b.symbol)
-            .then(a.side.cmp(&b.side))
-            .then(a.position_id.cmp(&b.position_id))
-    });
-    cells
+        .collect()
 }
 
 pub fn scheduler(engine: &Engine) -> SchedulerPanel {
