@@ -1021,6 +1021,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_signal_opens_a_position_on_the_trading_cycle_and_the_view_shows_it() {
+        let (mut e, _feed, id) = engine();
+        let mark = |price: f64, at: i64| {
+            EngineEvent::Stream(StreamEvent::Mark(crate::binance::parse::MarkUpdate {
+                symbol: id,
+                mark_price: price,
+                index_price: price,
+                funding_rate: 0.0001,
+                next_funding_time: 8 * 3_600_000,
+                event_time: at,
+            }))
+        };
+        e.process(mark(30_000.0, 60_000));
+        e.pending_signals.push(Signal {
+            symbol: id,
+            side: crate::domain::Side::Long,
+            at: 60_000,
+            entry: 30_000.0,
+            stop: 29_700.0,
+            take_profit: 30_600.0,
+            reward_risk: 2.0,
+            confluences: Vec::new(),
+            evidence: Vec::new(),
+            quality: crate::strategy::QualityScore {
+                components: [0.8; 6],
+                total: 0.8,
+            },
+        });
+        e.trading_cycle();
+        let view = crate::console::presenter::build_view(&e);
+        assert_eq!(view.positions.open, 1);
+        assert_eq!((view.funnel.risk_accepted, view.funnel.opened), (Some(1), Some(1)));
+        let row = &view.positions.rows[0];
+        assert_eq!((row.symbol.as_str(), row.entry, row.interval_ms), ("BTCUSDT", 30_000.0, 5_000));
+        assert_eq!(view.heatmap.len(), 1);
+        assert_eq!(view.scheduler.lanes.iter().map(|l| l.count).sum::<u64>(), 1);
+        assert_eq!(view.events[0].kind, perpdesk_ui::view::EventKind::Created);
+        e.process(mark(29_900.0, 61_000));
+        e.process(EngineEvent::Command(Command::KillSwitch));
+        let view = crate::console::presenter::build_view(&e);
+        assert_eq!(view.positions.open, 0);
+        assert_eq!(
+            view.events[0].kind,
+            perpdesk_ui::view::EventKind::Closed {
+                reason: "kill switch".into()
+            }
+        );
+        assert!(view.positions.realized_pnl < 0.0);
+        assert_eq!(view.breaker.tier, perpdesk_ui::view::BreakerTier::Halt);
+        assert_eq!(view.kill_switch.state, perpdesk_ui::view::KillSwitchState::Engaged);
+    }
+
+    #[tokio::test]
     async fn mode_changes_apply_and_are_reported() {
         let (mut e, _feed, _) = engine();
         e.take_dirty();
