@@ -20,7 +20,11 @@ use perpdesk::{
 const N: usize = 100_000;
 
 fn new_position(i: usize) -> NewPosition {
-    let side = if i.is_multiple_of(2) { Side::Long } else { Side::Short };
+    let side = if i.is_multiple_of(2) {
+        Side::Long
+    } else {
+        Side::Short
+    };
     let s = if side == Side::Long { 1.0 } else { -1.0 };
     NewPosition {
         symbol: SymbolId((i % 200) as u16),

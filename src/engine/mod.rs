@@ -1052,9 +1052,15 @@ mod tests {
         e.trading_cycle();
         let view = crate::console::presenter::build_view(&e);
         assert_eq!(view.positions.open, 1);
-        assert_eq!((view.funnel.risk_accepted, view.funnel.opened), (Some(1), Some(1)));
+        assert_eq!(
+            (view.funnel.risk_accepted, view.funnel.opened),
+            (Some(1), Some(1))
+        );
         let row = &view.positions.rows[0];
-        assert_eq!((row.symbol.as_str(), row.entry, row.interval_ms), ("BTCUSDT", 30_000.0, 5_000));
+        assert_eq!(
+            (row.symbol.as_str(), row.entry, row.interval_ms),
+            ("BTCUSDT", 30_000.0, 5_000)
+        );
         assert_eq!(view.heatmap.len(), 1);
         assert_eq!(view.scheduler.lanes.iter().map(|l| l.count).sum::<u64>(), 1);
         assert_eq!(view.events[0].kind, perpdesk_ui::view::EventKind::Created);
@@ -1070,7 +1076,10 @@ mod tests {
         );
         assert!(view.positions.realized_pnl < 0.0);
         assert_eq!(view.breaker.tier, perpdesk_ui::view::BreakerTier::Halt);
-        assert_eq!(view.kill_switch.state, perpdesk_ui::view::KillSwitchState::Engaged);
+        assert_eq!(
+            view.kill_switch.state,
+            perpdesk_ui::view::KillSwitchState::Engaged
+        );
     }
 
     #[tokio::test]

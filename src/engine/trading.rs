@@ -317,6 +317,13 @@ impl Trading {
         self.on_transition(t, &mut scratch);
         let t = self.breaker.apply(BreakerInput::Tick, wall_now);
         self.on_transition(t, &mut scratch);
+        // Flatten holds until reset: anything still open (opened before a restart restored the
+        // tier, or a close that raced the transition) is closed here.
+        if self.breaker.must_flatten() && !self.book.is_empty() {
+            self.book
+                .close_all(CloseReason::Breaker, self.market_now, &mut scratch);
+            self.record(&mut scratch);
+        }
         self.scratch = scratch;
         self.save_breaker();
     }
