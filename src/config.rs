@@ -402,15 +402,37 @@ impl Default for MonitoringConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PositionsConfig {
     pub max_positions: usize,
+    /// Share of equity lost when a position's stop fills.
+    pub risk_fraction: f64,
+    /// Starting equity of the paper account, USDT.
+    pub paper_equity: f64,
+    /// Fee rates as fractions of notional (Binance USDT-M defaults).
+    pub maker_fee: f64,
+    pub taker_fee: f64,
+    /// A position still open this long after it opened (market time) is closed as expired.
+    pub ttl_secs: u64,
 }
 
 impl Default for PositionsConfig {
     fn default() -> Self {
-        Self { max_positions: 999 }
+        Self {
+            max_positions: 999,
+            risk_fraction: 0.01,
+            paper_equity: 10_000.0,
+            maker_fee: 0.0002,
+            taker_fee: 0.0005,
+            ttl_secs: 4 * 3600,
+        }
+    }
+}
+
+impl PositionsConfig {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_secs)
     }
 }
 
@@ -652,6 +674,30 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Bool,
     ),
     setting("positions.max_positions", Some("MAX_POSITIONS"), int(1, 100_000)),
+    setting(
+        "positions.risk_fraction",
+        None,
+        Kind::Float {
+            min: 0.0001,
+            max: 0.1,
+        },
+    ),
+    setting(
+        "positions.paper_equity",
+        None,
+        Kind::Float { min: 1.0, max: 1e12 },
+    ),
+    setting("positions.maker_fee", None, Kind::Float { min: 0.0, max: 0.01 }),
+    setting("positions.taker_fee", None, Kind::Float { min: 0.0, max: 0.01 }),
+    setting(
+        "positions.ttl_secs",
+        None,
+        Kind::Int {
+            min: 60,
+            max: 2_592_000,
+            unit: "seconds",
+        },
+    ),
     setting(
         "notify.discord_api_url",
         None,

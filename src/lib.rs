@@ -23,6 +23,9 @@ pub mod strategy;
 
 pub mod journal;
 pub mod notify;
+pub mod risk;
+
+pub mod positions;
 
 pub mod engine;
 

@@ -24,8 +24,10 @@ use perpdesk::{
         attach, headless,
         tui::{self, IntentSink},
     },
-    engine::{EngineSettings, FeatureStoreSettings},
+    engine::{EngineSettings, FeatureStoreSettings, TradingSettings},
     journal::{self, Execution, JournalError},
+    positions::{BookConfig, Fees, RunMode},
+    risk::RiskParams,
     sim::{
         calibration,
         replay::ReplayMarket,
@@ -43,6 +45,12 @@ const SYNTHETIC_HISTORY_MS: i64 = 30 * 86_400_000;
 /// The synthetic market for a clock. Its history starts a fixed span before the clock's anchor (not
 /// before "now"), so every simulator started with the same seed on the same day generates the very
 /// same price path, and a restarted simulator continues the killed one's market.
+/// How much faster than the wall clock the `--demo` market runs: a 5m bar closes every 30 s and an
+/// hour of market passes in 6 minutes, so signals, stops and targets show within minutes. The demo's
+/// simulated exchange lives and dies with the console, so its timeline need not survive a restart
+/// (unlike `perpdesk sim`, anchored at midnight UTC).
+const DEMO_SPEED: f64 = 10.0;
+
 fn synthetic_market(seed: u64, symbols: usize, clock: &SimClock) -> SyntheticMarket {
     let start = clock.now();
     let history = start - (clock.anchor_sim() - SYNTHETIC_HISTORY_MS);
@@ -281,6 +289,40 @@ fn engine_settings(config: &Config, venue: &str, environment: &str) -> EngineSet
             memory_mapped: config.features.enable_memory_mapped_storage,
             incremental_cache: config.features.enable_incremental_cache,
         }),
+        trading: trading_settings(config),
+    }
+}
+
+fn trading_settings(config: &Config) -> TradingSettings {
+    let run_mode = if config.demo {
+        RunMode::Demo
+    } else if config.trading_enabled {
+        RunMode::Live
+    } else {
+        RunMode::Paper
+    };
+    let p = &config.positions;
+    TradingSettings {
+        run_mode,
+        paper_equity: p.paper_equity,
+        risk: RiskParams {
+            risk_fraction: p.risk_fraction,
+            ..RiskParams::default()
+        },
+        book: BookConfig {
+            max_positions: p.max_positions,
+            fees: Fees {
+                maker: p.maker_fee,
+                taker: p.taker_fee,
+            },
+            smart_monitoring: config.monitoring.enable_smart_monitoring,
+            ..BookConfig::default()
+        },
+        // The demo's paper account starts afresh every run, so its breaker does too (and a demo can
+        // never halt paper or live trading); paper and live keep theirs across restarts.
+        breaker_path: (!config.demo).then(|| config.paths.data_dir.join("breaker.json")),
+        position_ttl: p.ttl(),
+        ..TradingSettings::default()
     }
 }
 
@@ -292,7 +334,9 @@ async fn run_console(
 ) -> anyhow::Result<()> {
     let _log_guard = init_logging(config, headless)?;
     let demo_sim = if config.demo {
-        let clock = SimClock::synthetic(1.0);
+        // Accelerated from now on, so positions open and close within minutes (see DEMO_SPEED).
+        let now = perpdesk::domain::now_ms();
+        let clock = SimClock::new(now, now, DEMO_SPEED, None);
         let market = synthetic_market(42, 260, &clock);
         let handle = sim_server::start(Arc::new(market), clock, SimSettings::default())
             .await

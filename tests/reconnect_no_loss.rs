@@ -38,6 +38,7 @@ fn settings() -> EngineSettings {
         view_fps: 30,
         chart_bars: 60,
         feature_store: None,
+        trading: perpdesk::engine::TradingSettings::default(),
     }
 }
 

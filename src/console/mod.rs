@@ -3,4 +3,5 @@
 pub mod attach;
 pub mod headless;
 pub mod presenter;
+pub mod trading_view;
 pub mod tui;

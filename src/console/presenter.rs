@@ -16,6 +16,7 @@ use perpdesk_ui::{
     },
 };
 
+use super::trading_view;
 use crate::{
     domain::Side,
     engine::{Command, Engine, SymbolState, signals::SymbolSignals},
@@ -47,6 +48,9 @@ pub fn intent_to_command(intent: &Intent) -> Option<Command> {
             symbol: symbol.clone(),
             interval,
         }),
+        // Both were confirmed by the operator in the console before the intent was sent.
+        Intent::KillSwitch => Some(Command::KillSwitch),
+        Intent::ResetBreaker => Some(Command::ResetBreaker),
         Intent::Quit => Some(Command::Shutdown),
     }
 }
@@ -357,9 +361,33 @@ pub fn build_view(engine: &Engine) -> View {
             evaluated: engine.funnel.evaluated,
             setups: engine.funnel.setups,
             signals: engine.funnel.signals,
-            rejections: engine.funnel.sorted_rejections(),
+            rejections: rejections(engine),
+            risk_accepted: Some(engine.trading().funnel.accepted),
+            opened: Some(engine.trading().funnel.opened),
         },
+        positions: trading_view::positions(engine),
+        heatmap: trading_view::heatmap(engine),
+        scheduler: trading_view::scheduler(engine),
+        events: trading_view::events(engine),
+        equity: trading_view::equity(engine),
+        breaker: trading_view::breaker(engine),
+        kill_switch: trading_view::kill_switch(engine),
     }
+}
+
+/// The strategy's rejections and the risk stage's refusals (`risk:<key>`), most frequent first.
+fn rejections(engine: &Engine) -> Vec<(String, u64)> {
+    let mut out = engine.funnel.sorted_rejections();
+    out.extend(
+        engine
+            .trading()
+            .funnel
+            .refusals
+            .iter()
+            .map(|(k, v)| (format!("risk:{k}"), *v)),
+    );
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 #[cfg(test)]
@@ -392,6 +420,11 @@ mod tests {
         for m in Mode::ALL {
             assert_eq!(mode_from_view(mode_to_view(m)), m);
         }
+        assert_eq!(intent_to_command(&Intent::KillSwitch), Some(Command::KillSwitch));
+        assert_eq!(
+            intent_to_command(&Intent::ResetBreaker),
+            Some(Command::ResetBreaker)
+        );
     }
 
     #[test]
@@ -418,6 +451,39 @@ mod tests {
         }
         assert!(json.get("funnel").is_none() && json["scanner"][0].get("bias").is_none());
         assert!(json["scanner"][0].get("last_break").is_none());
+        let decoded: Result<View, _> = serde_json::from_value(json);
+        assert_eq!(decoded.ok(), Some(view));
+    }
+
+    #[test]
+    fn views_without_the_position_fields_still_decode() {
+        let view = View {
+            funnel: Funnel {
+                evaluated: 10,
+                ..Funnel::default()
+            },
+            ..View::default()
+        };
+        let Ok(mut json) = serde_json::to_value(&view) else {
+            panic!("a view encodes");
+        };
+        if let Some(object) = json.as_object_mut() {
+            for key in [
+                "positions",
+                "heatmap",
+                "scheduler",
+                "events",
+                "equity",
+                "breaker",
+                "kill_switch",
+            ] {
+                assert!(object.remove(key).is_some(), "{key} is encoded");
+            }
+        }
+        if let Some(funnel) = json["funnel"].as_object_mut() {
+            funnel.remove("risk_accepted");
+            funnel.remove("opened");
+        }
         let decoded: Result<View, _> = serde_json::from_value(json);
         assert_eq!(decoded.ok(), Some(view));
     }

@@ -12,8 +12,14 @@
 //! entry-timeframe bar; the latest evaluation per symbol and the signal funnel are published in the view.
 //! With a feature store configured, the same closed entry bar writes the symbol's feature vector to its
 //! slot ([`signals::FeatureSlots`]); the store is flushed on the virtual cycle and at shutdown.
+//!
+//! Signals go on to [`trading`]: the trading cycle passes each new signal through risk (breaker,
+//! sizing, leverage) into the virtual position book; mark prices (`<symbol>@markPrice@1s`) feed the
+//! book, a monitor tick runs the scheduler's due checks, and the virtual cycle expires positions,
+//! settles funding, samples equity and feeds the circuit breaker.
 
 pub mod signals;
+pub mod trading;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -45,8 +51,12 @@ use crate::{
     strategy::{AnalysisConfig, Mode, StrategyError},
 };
 
-pub use self::signals::FeatureStoreSettings;
 use self::signals::{FeatureSlots, Funnel, NO_MODEL_MESSAGE, StrategySlot, SymbolSignals};
+pub use self::{
+    signals::FeatureStoreSettings,
+    trading::{Trading, TradingSettings},
+};
+use crate::{risk::BreakerInput, strategy::Signal};
 
 /// Everything that can happen to the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +88,13 @@ pub enum Command {
         interval: Interval,
     },
     Shutdown,
+    /// Pull the kill switch (the console confirmed it): close every position, halt new entries.
+    KillSwitch,
+    /// Reset the circuit breaker (the console confirmed it); refused while its cooldown runs.
+    ResetBreaker,
+    /// Show this one-line message in the status bar: the presenter's answer to an operator request
+    /// the engine cannot carry out yet.
+    Notice(String),
 }
 
 /// Engine settings, taken from the configuration by the composition root.
@@ -99,6 +116,8 @@ pub struct EngineSettings {
     pub chart_bars: usize,
     /// The feature store the engine keeps each symbol's feature vector in; `None` runs without one.
     pub feature_store: Option<FeatureStoreSettings>,
+    /// Risk, positions and the circuit breaker.
+    pub trading: TradingSettings,
 }
 
 /// Per-symbol state: one bar series per timeframe plus progress flags, and the strategy's analysis.
@@ -154,6 +173,10 @@ pub struct Engine {
     features: Option<FeatureSlots>,
     /// Whether a feature store error was already reported (reported once).
     feature_error_reported: bool,
+    /// Risk, the position book, the breaker.
+    pub(crate) trading: Trading,
+    /// Signals produced since the last trading cycle, in order; the cycle considers each once.
+    pending_signals: Vec<Signal>,
     streams: StreamManager<EngineEvent>,
     feed: mpsc::UnboundedSender<FeedRequest>,
     universe_pending: bool,
@@ -172,6 +195,11 @@ pub fn kline_stream(symbol: &str, interval: Interval) -> String {
     format!("{}@kline_{}", symbol.to_ascii_lowercase(), interval.as_str())
 }
 
+/// The mark-price stream of a symbol (1 s updates), which drives position monitoring and funding.
+pub fn mark_stream(symbol: &str) -> String {
+    format!("{}@markPrice@1s", symbol.to_ascii_lowercase())
+}
+
 impl Engine {
     pub fn new(
         settings: EngineSettings,
@@ -181,6 +209,7 @@ impl Engine {
         weight: Arc<WeightMeter>,
     ) -> Self {
         let mode = settings.mode;
+        let trading = Trading::new(settings.trading.clone());
         let analysis = signals::analysis_config(&settings.timeframes);
         let mut message = analysis.as_ref().err().cloned();
         if let Some(m) = &message {
@@ -220,6 +249,8 @@ impl Engine {
             funnel: Funnel::default(),
             features,
             feature_error_reported: false,
+            trading,
+            pending_signals: Vec::new(),
             streams,
             feed,
             universe_pending: false,
@@ -297,10 +328,53 @@ impl Engine {
         self.features.as_ref()
     }
 
-    /// The virtual cycle: counts it and flushes the feature store.
+    /// The virtual cycle: counts it, flushes the feature store, and runs the trading desk's
+    /// housekeeping (expiries, funding, equity, breaker).
     pub fn virtual_cycle(&mut self) {
         self.counters.virtual_cycles += 1;
         self.flush_features();
+        self.trading.virtual_cycle(crate::domain::now_ms());
+        self.take_trading_message();
+        self.dirty = true;
+    }
+
+    /// The trading desk (risk, positions, breaker).
+    pub fn trading(&self) -> &Trading {
+        &self.trading
+    }
+
+    /// Moves the desk's status message to the status bar.
+    fn take_trading_message(&mut self) {
+        if let Some(m) = self.trading.message.take() {
+            self.set_message(&m);
+        }
+    }
+
+    /// Runs the position checks that are due (the monitor tick).
+    pub fn monitor(&mut self) -> usize {
+        let checks = self.trading.monitor();
+        if checks > 0 {
+            self.dirty = true;
+            self.take_trading_message();
+        }
+        checks
+    }
+
+    /// Passes the signals produced since the last cycle through risk into the book.
+    fn open_positions(&mut self) {
+        let mode = self.mode;
+        for signal in std::mem::take(&mut self.pending_signals) {
+            let slot = self
+                .features
+                .as_ref()
+                .and_then(|f| f.slot(signal.symbol))
+                .map(|s| s.0);
+            if let Some(Err(refusal)) = self.trading.consider(&signal, mode, slot) {
+                tracing::info!(symbol = signal.symbol.0, %refusal, "signal refused by risk");
+            }
+        }
+        self.take_trading_message();
+        self.dirty = true;
     }
 
     /// Writes dirty feature pages to the file.
@@ -343,6 +417,7 @@ impl Engine {
     pub fn trading_cycle(&mut self) {
         self.counters.trading_cycles += 1;
         self.evaluate(None);
+        self.open_positions();
     }
 
     fn set_message(&mut self, message: &str) {
@@ -383,8 +458,17 @@ impl Engine {
             let Some(analysis) = state.signals.analysis.as_ref() else {
                 continue;
             };
-            let evaluation = strategy.evaluate(*id, analysis, now);
+            // The signal's time is the close of the entry bar it was computed at (market time), so
+            // it is the same in a replay at any speed and comparable with the mark stream's clock.
+            let at = analysis
+                .timeframe(crate::strategy::Role::Entry)
+                .last_bar()
+                .map_or(now, |b| b.close_time);
+            let evaluation = strategy.evaluate(*id, analysis, at);
             self.funnel.record(&evaluation);
+            if let Some(signal) = evaluation.signal() {
+                self.pending_signals.push(signal.clone());
+            }
             state.signals.latest = Some(evaluation);
             self.dirty = true;
         }
@@ -443,6 +527,21 @@ impl Engine {
                 }
             }
             Command::Shutdown => self.shutdown_requested = true,
+            Command::KillSwitch => {
+                tracing::warn!("kill switch pulled by the operator");
+                self.trading.pull_kill_switch(crate::domain::now_ms());
+                self.take_trading_message();
+                self.dirty = true;
+            }
+            Command::ResetBreaker => {
+                let _ = self.trading.reset_breaker(crate::domain::now_ms());
+                self.take_trading_message();
+                self.dirty = true;
+            }
+            Command::Notice(text) => {
+                self.message = Some(text);
+                self.dirty = true;
+            }
         }
     }
 
@@ -513,6 +612,7 @@ impl Engine {
             for err in table.merge(info) {
                 tracing::warn!(error = %err, "exchangeInfo entry skipped");
             }
+            self.trading.on_exchange_info(info, |name| table.id(name));
             for t in tickers {
                 if let (Some(id), Ok(stats)) =
                     (table.id(&t.symbol), crate::binance::parse::parse_ticker_rest(t))
@@ -540,6 +640,15 @@ impl Engine {
             .filter_map(|id| names.get(id))
             .flat_map(|n| tfs.iter().map(move |tf| kline_stream(n, *tf)))
             .collect();
+        let mut gone = gone;
+        // A symbol with open positions keeps its mark stream: they are still monitored.
+        gone.extend(
+            diff.removed
+                .iter()
+                .filter(|id| self.trading.book.positions().all(|p| p.symbol != **id))
+                .filter_map(|id| names.get(id))
+                .map(|n| mark_stream(n)),
+        );
         self.streams.unsubscribe(&gone);
         // A symbol that stopped trading (delisting, settlement) leaves the universe: no new entries on
         // it from now on. Say so, naming the venue's status.
@@ -584,6 +693,7 @@ impl Engine {
                 signals: SymbolSignals::new(self.analysis.as_ref().ok(), tfs.len()),
             };
             self.symbols.insert(*id, state);
+            added_streams.push(mark_stream(name));
             for tf in &tfs {
                 added_streams.push(kline_stream(name, *tf));
                 self.request(FeedRequest::Backfill {
@@ -672,6 +782,7 @@ impl Engine {
             }
             StreamEvent::Mark(m) => {
                 self.last_message_at = Some(Instant::now());
+                self.trading.on_mark(&m);
                 if let Some(state) = self.symbols.get_mut(&m.symbol) {
                     state.mark = Some(m);
                 }
@@ -688,6 +799,8 @@ impl Engine {
                 self.ever_connected = true;
                 if reconnect {
                     self.counters.reconnects += 1;
+                    self.trading
+                        .breaker_input(BreakerInput::Reconnected, crate::domain::now_ms());
                     self.gap_fill(&streams);
                 }
                 self.message = None;
@@ -697,7 +810,15 @@ impl Engine {
                 if let Some(up) = self.shards_up.get_mut(shard) {
                     *up = false;
                 }
+                if reason.starts_with("stale") {
+                    let positions_open = !self.trading.book.is_empty();
+                    self.trading.breaker_input(
+                        BreakerInput::StaleStream { positions_open },
+                        crate::domain::now_ms(),
+                    );
+                }
                 self.message = Some(format!("stream {shard} down: {reason}"));
+                self.take_trading_message();
                 self.dirty = true;
             }
             StreamEvent::Rotated { .. } => {
@@ -798,6 +919,8 @@ impl Engine {
         let mut refresh = tokio::time::interval(self.settings.universe_refresh);
         refresh.tick().await; // the first tick fires at once; start-up already asked
         let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
+        let mut monitor = tokio::time::interval(trading::MONITOR_TICK);
+        monitor.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut last_publish_second = 0i64;
         loop {
             tokio::select! {
@@ -820,6 +943,7 @@ impl Engine {
                 _ = virtual_cycle.tick() => self.virtual_cycle(),
                 _ = refresh.tick() => self.request_universe(),
                 _ = housekeeping.tick() => self.housekeeping(),
+                _ = monitor.tick() => { self.monitor(); }
             }
         }
         self.flush_features();
@@ -859,6 +983,7 @@ mod tests {
             view_fps: 30,
             chart_bars: 10,
             feature_store: None,
+            trading: TradingSettings::default(),
         }
     }
 
@@ -975,6 +1100,68 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_signal_opens_a_position_on_the_trading_cycle_and_the_view_shows_it() {
+        let (mut e, _feed, id) = engine();
+        let mark = |price: f64, at: i64| {
+            EngineEvent::Stream(StreamEvent::Mark(crate::binance::parse::MarkUpdate {
+                symbol: id,
+                mark_price: price,
+                index_price: price,
+                funding_rate: 0.0001,
+                next_funding_time: 8 * 3_600_000,
+                event_time: at,
+            }))
+        };
+        e.process(mark(30_000.0, 60_000));
+        e.pending_signals.push(Signal {
+            symbol: id,
+            side: crate::domain::Side::Long,
+            at: 60_000,
+            entry: 30_000.0,
+            stop: 29_700.0,
+            take_profit: 30_600.0,
+            reward_risk: 2.0,
+            confluences: Vec::new(),
+            evidence: Vec::new(),
+            quality: crate::strategy::QualityScore {
+                components: [0.8; 6],
+                total: 0.8,
+            },
+        });
+        e.trading_cycle();
+        let view = crate::console::presenter::build_view(&e);
+        assert_eq!(view.positions.open, 1);
+        assert_eq!(
+            (view.funnel.risk_accepted, view.funnel.opened),
+            (Some(1), Some(1))
+        );
+        let row = &view.positions.rows[0];
+        assert_eq!(
+            (row.symbol.as_str(), row.entry, row.interval_ms),
+            ("BTCUSDT", 30_000.0, 5_000)
+        );
+        assert_eq!(view.heatmap.len(), 1);
+        assert_eq!(view.scheduler.lanes.iter().map(|l| l.count).sum::<u64>(), 1);
+        assert_eq!(view.events[0].kind, perpdesk_ui::view::EventKind::Created);
+        e.process(mark(29_900.0, 61_000));
+        e.process(EngineEvent::Command(Command::KillSwitch));
+        let view = crate::console::presenter::build_view(&e);
+        assert_eq!(view.positions.open, 0);
+        assert_eq!(
+            view.events[0].kind,
+            perpdesk_ui::view::EventKind::Closed {
+                reason: "kill switch".into()
+            }
+        );
+        assert!(view.positions.realized_pnl < 0.0);
+        assert_eq!(view.breaker.tier, perpdesk_ui::view::BreakerTier::Halt);
+        assert_eq!(
+            view.kill_switch.state,
+            perpdesk_ui::view::KillSwitchState::Engaged
+        );
+    }
+
+    #[tokio::test]
     async fn mode_changes_apply_and_are_reported() {
         let (mut e, _feed, _) = engine();
         e.take_dirty();
@@ -983,6 +1170,17 @@ mod tests {
         assert!(e.take_dirty());
         e.process(EngineEvent::Command(Command::SetMode(Mode::Hybrid)));
         assert!(!e.take_dirty(), "re-applying the same mode is not a change");
+    }
+
+    #[tokio::test]
+    async fn a_notice_becomes_the_status_message() {
+        let (mut e, _feed, _) = engine();
+        e.take_dirty();
+        e.process(EngineEvent::Command(Command::Notice(
+            "kill switch not available yet".into(),
+        )));
+        assert_eq!(e.message.as_deref(), Some("kill switch not available yet"));
+        assert!(e.take_dirty(), "the new message is drawn");
     }
 
     /// A deterministic 5m walk with trends and pullbacks (so structure breaks happen), and its 15m and

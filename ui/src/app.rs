@@ -1,12 +1,21 @@
 //! The console's UI state and behaviour: what the operator is looking at and what their keys ask for.
 //!
-//! [`App`] holds only presentation state (sort, filter, selection, scroll, chart timeframe, overlays, a
-//! mode change in flight). The signal-funnel panel (`f`) takes the chart's pane while it is open; when
-//! the body is too short for two halves it takes the height it wants below the scanner. The engine's state arrives as a [`View`] with every call, so the app never
+//! [`App`] holds only presentation state (screen, sort, filter, selection, scroll, chart timeframe,
+//! overlays, an open confirmation, a mode change in flight). The signal-funnel panel (`f`) takes the
+//! chart's pane while it is open; when the body is too short for two halves it takes the height it
+//! wants below the scanner. The engine's state arrives as a [`View`] with every call, so the app never
 //! holds a stale copy of market data and can be driven headlessly in tests: feed key events and views,
 //! check the returned [`Intent`]s and the drawn buffer.
 //!
-//! The selection is kept as a symbol name, not a row index, so that it stays on the same market when
+//! Two screens share the header and status lines; `Tab` switches. *Markets*: the scanner with the
+//! chart or the funnel. *Positions*: a safety line (breaker tier, reason, cooldown, kill switch), the
+//! positions table, the risk heatmap beside the scheduler panel, and the event log beside the equity
+//! curve; at 80×24 every pane is still there, smaller, and below that the lower panes go first. The
+//! movement, sort and filter keys act on the table of the screen shown. The kill switch (`K`) and the
+//! breaker reset (`R`) open a modal confirmation and send their intent only once confirmed.
+//!
+//! The scanner selection is kept as a symbol name (the positions selection as a position id), not a row
+//! index, so that it stays on the same market when
 //! the rows re-sort on every update. If that symbol disappears (filtered out, left the universe), the
 //! selection moves to the row now at the same position and the host learns of it from
 //! [`App::focus_request`].
@@ -22,15 +31,21 @@ use ratatui::{
 use crate::{
     intent::Intent,
     keymap::{self, Action, KeyContext},
-    order::{self, SortOrder},
+    order::{self, PositionSort, SortOrder},
     theme::Theme,
     view::{StrategyMode, View},
     widgets::{
         chart::CandleChart,
+        equity::EquityPane,
+        events::EventLog,
         funnel::{self, FunnelPanel},
         header::HeaderBar,
+        heatmap::RiskHeatmap,
         help::HelpOverlay,
+        positions::PositionsTable,
+        safety::{BreakerBadge, ConfirmDialog, Confirmation, SafetyLine},
         scanner::ScannerTable,
+        scheduler::SchedulerView,
         status::StatusBar,
     },
 };
@@ -41,6 +56,86 @@ const DEFAULT_PAGE_ROWS: usize = 10;
 const MIN_SIDE_CHART_WIDTH: u16 = 40;
 /// Shortest body (between header and status lines) that still gets a stacked chart.
 const MIN_STACKED_BODY_HEIGHT: u16 = 14;
+/// The most characters the kill-switch dialog accepts (the word is four).
+const MAX_CONFIRM_TYPED: usize = 16;
+/// Narrowest positions screen that puts the scheduler beside the heatmap and the equity beside the
+/// events; narrower ones show the heatmap and the events alone.
+const MIN_SIDE_PANES_WIDTH: u16 = 60;
+
+/// Which screen the body shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Screen {
+    /// The scanner with the chart or the signal funnel.
+    #[default]
+    Markets,
+    /// Positions, risk heatmap, scheduler, events, equity, breaker and kill switch.
+    Positions,
+}
+
+/// Where the positions screen's panes go; `None` for a pane there is no room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PositionsLayout {
+    safety: Rect,
+    table: Rect,
+    heatmap: Option<Rect>,
+    scheduler: Option<Rect>,
+    events: Option<Rect>,
+    equity: Option<Rect>,
+}
+
+impl PositionsLayout {
+    /// The safety line on top; the table; the heatmap and scheduler row (at least 7 rows: four lanes,
+    /// the stats, the borders); the events and equity row. Each row takes about a third of what is
+    /// left; the table keeps at least 5 rows, so on short terminals the bottom row goes first, then
+    /// the middle one.
+    fn of(body: Rect) -> Self {
+        let safety = Rect {
+            height: body.height.min(1),
+            ..body
+        };
+        let rest = Rect {
+            y: body.y + safety.height,
+            height: body.height.saturating_sub(safety.height),
+            ..body
+        };
+        let third = rest.height * 32 / 100;
+        let (middle, bottom) = if rest.height >= 17 {
+            (third.clamp(7, 16), third.clamp(5, 20))
+        } else if rest.height >= 12 {
+            (7, 0)
+        } else {
+            (0, 0)
+        };
+        let [table, middle_area, bottom_area] = Layout::vertical([
+            Constraint::Min(0),
+            Constraint::Length(middle),
+            Constraint::Length(bottom),
+        ])
+        .areas(rest);
+        let side_width = (body.width * 40 / 100).clamp(30, 48);
+        let split = |area: Rect| -> (Option<Rect>, Option<Rect>) {
+            if area.height == 0 {
+                (None, None)
+            } else if area.width >= MIN_SIDE_PANES_WIDTH {
+                let [left, right] =
+                    Layout::horizontal([Constraint::Min(0), Constraint::Length(side_width)]).areas(area);
+                (Some(left), Some(right))
+            } else {
+                (Some(area), None)
+            }
+        };
+        let (heatmap, scheduler) = split(middle_area);
+        let (events, equity) = split(bottom_area);
+        Self {
+            safety,
+            table,
+            heatmap,
+            scheduler,
+            events,
+            equity,
+        }
+    }
+}
 
 /// The console: UI state plus the key handling and drawing that use it.
 #[derive(Debug, Clone)]
@@ -64,6 +159,18 @@ pub struct App {
     pending_mode: Option<StrategyMode>,
     /// The (symbol, timeframe) last sent as `Intent::Focus`.
     focused: Option<(String, String)>,
+    screen: Screen,
+    position_sort: PositionSort,
+    /// The selected position's id.
+    selected_position_id: Option<u64>,
+    /// Position of the selection in the ordered positions, used when the position closes.
+    selected_position_row: usize,
+    position_scroll: usize,
+    /// Position rows visible at the last draw.
+    position_page_rows: usize,
+    help_scroll: usize,
+    /// The open confirmation dialog, if any.
+    confirmation: Option<Confirmation>,
 }
 
 impl App {
@@ -90,7 +197,37 @@ impl App {
             funnel_visible: false,
             pending_mode: None,
             focused: None,
+            screen: Screen::default(),
+            position_sort: PositionSort::default(),
+            selected_position_id: None,
+            selected_position_row: 0,
+            position_scroll: 0,
+            position_page_rows: DEFAULT_PAGE_ROWS,
+            help_scroll: 0,
+            confirmation: None,
         }
+    }
+
+    pub fn screen(&self) -> Screen {
+        self.screen
+    }
+
+    pub fn position_sort(&self) -> PositionSort {
+        self.position_sort
+    }
+
+    /// The selected position's id as of the last key or draw.
+    pub fn selected_position_id(&self) -> Option<u64> {
+        self.selected_position_id
+    }
+
+    /// The open confirmation dialog, if any.
+    pub fn confirmation(&self) -> Option<&Confirmation> {
+        self.confirmation.as_ref()
+    }
+
+    pub fn help_scroll(&self) -> usize {
+        self.help_scroll
     }
 
     pub fn theme(&self) -> &Theme {
@@ -172,7 +309,9 @@ impl App {
             return None;
         }
         self.reconcile(view);
-        let intent = if self.filter_editing {
+        let intent = if self.confirmation.is_some() {
+            self.handle_confirm_key(key)
+        } else if self.filter_editing {
             self.handle_filter_key(key, view)
         } else {
             self.handle_browsing_key(key, view)
@@ -204,6 +343,7 @@ impl App {
         if self.pending_mode == Some(view.header.mode) {
             self.pending_mode = None;
         }
+        self.reconcile_positions(view);
         let rows = order::ordered_rows(view, &self.filter, self.sort);
         if rows.is_empty() {
             // Keep the symbol: clearing the filter brings the selection back to it.
@@ -218,6 +358,45 @@ impl App {
         self.selected_symbol = Some(rows[position].symbol.clone());
     }
 
+    /// Resolves the positions selection against the position rows now shown: the same position if it
+    /// is still there, else the row now at the same place.
+    fn reconcile_positions(&mut self, view: &View) {
+        let rows = order::ordered_positions(view, &self.filter, self.position_sort);
+        let Some(last) = rows.len().checked_sub(1) else {
+            return;
+        };
+        let index = self
+            .selected_position_id
+            .and_then(|id| rows.iter().position(|row| row.id == id))
+            .unwrap_or_else(|| self.selected_position_row.min(last));
+        self.selected_position_row = index;
+        self.selected_position_id = Some(rows[index].id);
+    }
+
+    /// Selects the position at `index` of the ordered positions (clamped).
+    fn select_position_row(&mut self, view: &View, index: usize) {
+        let rows = order::ordered_positions(view, &self.filter, self.position_sort);
+        if let Some(last) = rows.len().checked_sub(1) {
+            let index = index.min(last);
+            self.selected_position_row = index;
+            self.selected_position_id = Some(rows[index].id);
+        }
+    }
+
+    /// Moves the selection of the screen shown to `target(current index, page rows)`.
+    fn move_selection(&mut self, view: &View, target: impl Fn(usize, usize) -> usize) {
+        match self.screen {
+            Screen::Markets => {
+                let index = target(self.selected_position, self.page_rows);
+                self.select_position(view, index);
+            }
+            Screen::Positions => {
+                let index = target(self.selected_position_row, self.position_page_rows);
+                self.select_position_row(view, index);
+            }
+        }
+    }
+
     /// Selects the row at `position` of the ordered rows (clamped).
     fn select_position(&mut self, view: &View, position: usize) {
         let rows = order::ordered_rows(view, &self.filter, self.sort);
@@ -230,29 +409,46 @@ impl App {
 
     fn handle_browsing_key(&mut self, key: KeyEvent, view: &View) -> Option<Intent> {
         let (binding, key_position) = keymap::lookup(KeyContext::Browsing, &key)?;
-        if self.help_visible
-            && !matches!(
-                binding.action,
-                Action::ToggleHelp | Action::CloseOrClearFilter | Action::Quit
-            )
-        {
-            // The help is modal: other keys would act on a screen the operator cannot see.
+        if self.help_visible {
+            // The help is modal: other keys would act on a screen the operator cannot see. The
+            // movement keys scroll it.
+            match binding.action {
+                Action::MoveDown => self.help_scroll += 1,
+                Action::MoveUp => self.help_scroll = self.help_scroll.saturating_sub(1),
+                Action::Page if key_position == 0 => self.help_scroll += self.page_rows,
+                Action::Page => self.help_scroll = self.help_scroll.saturating_sub(self.page_rows),
+                Action::Top => self.help_scroll = 0,
+                Action::Bottom => self.help_scroll = HelpOverlay::line_count(),
+                Action::ToggleHelp | Action::CloseOrClearFilter => self.help_visible = false,
+                Action::Quit => return Some(Intent::Quit),
+                _ => {}
+            }
+            self.help_scroll = self.help_scroll.min(HelpOverlay::line_count());
             return None;
         }
-        let position = self.selected_position;
         match binding.action {
-            Action::MoveDown => self.select_position(view, position + 1),
-            Action::MoveUp => self.select_position(view, position.saturating_sub(1)),
-            Action::Page if key_position == 0 => self.select_position(view, position + self.page_rows),
-            Action::Page => self.select_position(view, position.saturating_sub(self.page_rows)),
-            Action::Top => self.select_position(view, 0),
-            Action::Bottom => self.select_position(view, usize::MAX),
+            Action::MoveDown => self.move_selection(view, |at, _| at + 1),
+            Action::MoveUp => self.move_selection(view, |at, _| at.saturating_sub(1)),
+            Action::Page if key_position == 0 => self.move_selection(view, |at, page| at + page),
+            Action::Page => self.move_selection(view, usize::saturating_sub),
+            Action::Top => self.move_selection(view, |_, _| 0),
+            Action::Bottom => self.move_selection(view, |_, _| usize::MAX),
+            Action::SortNextColumn if self.screen == Screen::Positions => {
+                let column = self.position_sort.column.next();
+                self.position_sort = PositionSort {
+                    column,
+                    descending: column.natural_descending(),
+                };
+            }
             Action::SortNextColumn => {
                 let column = self.sort.effective_column(view).next(view.timeframes.len());
                 self.sort = SortOrder {
                     column,
                     descending: column.natural_descending(),
                 };
+            }
+            Action::SortReverse if self.screen == Screen::Positions => {
+                self.position_sort.descending = !self.position_sort.descending;
             }
             Action::SortReverse => self.sort.descending = !self.sort.descending,
             Action::StartFilter => self.filter_editing = true,
@@ -269,9 +465,28 @@ impl App {
                 let mode = StrategyMode::ALL.get(key_position).copied()?;
                 return Some(self.request_mode(view, mode));
             }
-            Action::ToggleHelp => self.help_visible = !self.help_visible,
+            Action::ToggleHelp => {
+                self.help_visible = !self.help_visible;
+                self.help_scroll = 0;
+            }
+            Action::NextScreen => {
+                self.screen = match self.screen {
+                    Screen::Markets => Screen::Positions,
+                    Screen::Positions => Screen::Markets,
+                };
+            }
+            Action::KillSwitch => {
+                self.confirmation = Some(Confirmation::KillSwitch { typed: String::new() });
+            }
+            Action::ResetBreaker => self.confirmation = Some(Confirmation::ResetBreaker),
             Action::Quit => return Some(Intent::Quit),
-            Action::ApplyFilter | Action::CancelFilter | Action::DeleteFilterChar => {}
+            Action::ApplyFilter
+            | Action::CancelFilter
+            | Action::DeleteFilterChar
+            | Action::ConfirmKill
+            | Action::ConfirmReset
+            | Action::CancelConfirm
+            | Action::DeleteConfirmChar => {}
         }
         // A re-sort or a cleared filter keeps the symbol; re-resolve its position for the next key.
         self.reconcile(view);
@@ -300,6 +515,51 @@ impl App {
             self.filter.push(character);
         }
         self.reconcile(view);
+        None
+    }
+
+    /// A key while a confirmation dialog is open: only the dialog's keys count, and its intent is
+    /// returned once confirmed.
+    fn handle_confirm_key(&mut self, key: KeyEvent) -> Option<Intent> {
+        let context = match self.confirmation {
+            Some(Confirmation::KillSwitch { .. }) => KeyContext::ConfirmingKill,
+            Some(Confirmation::ResetBreaker) => KeyContext::ConfirmingReset,
+            None => return None,
+        };
+        if let Some((binding, _)) = keymap::lookup(context, &key) {
+            match binding.action {
+                Action::ConfirmKill => {
+                    if let Some(Confirmation::KillSwitch { typed }) = &mut self.confirmation {
+                        if Confirmation::kill_word_typed(typed) {
+                            self.confirmation = None;
+                            return Some(Intent::KillSwitch);
+                        }
+                        // A wrong word is cleared so the next attempt starts clean.
+                        typed.clear();
+                    }
+                }
+                Action::ConfirmReset => {
+                    self.confirmation = None;
+                    return Some(Intent::ResetBreaker);
+                }
+                Action::CancelConfirm => self.confirmation = None,
+                Action::DeleteConfirmChar => {
+                    if let Some(Confirmation::KillSwitch { typed }) = &mut self.confirmation {
+                        typed.pop();
+                    }
+                }
+                Action::Quit => return Some(Intent::Quit),
+                _ => {}
+            }
+        } else if let KeyCode::Char(character) = key.code
+            && !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            && let Some(Confirmation::KillSwitch { typed }) = &mut self.confirmation
+            && typed.chars().count() < MAX_CONFIRM_TYPED
+        {
+            typed.push(character);
+        }
         None
     }
 
@@ -343,15 +603,63 @@ impl App {
             },
             header_area,
         );
+        // The breaker / kill-switch badge (drawn only when something is not normal) takes the left of
+        // the status line; the status bar fits itself into the rest.
+        let badge = BreakerBadge {
+            breaker: &view.breaker,
+            kill_switch: &view.kill_switch,
+            theme: &theme,
+        }
+        .line();
+        let badge_width = u16::try_from(badge.width())
+            .unwrap_or(u16::MAX)
+            .min(status_area.width);
+        let [badge_area, status_rest] =
+            Layout::horizontal([Constraint::Length(badge_width), Constraint::Min(0)]).areas(status_area);
+        frame.render_widget(
+            badge.style(Style::new().fg(theme.status_fg).bg(theme.status_bg)),
+            badge_area,
+        );
         frame.render_widget(
             StatusBar {
                 status: &view.status,
                 funnel: &view.funnel,
                 theme: &theme,
             },
-            status_area,
+            status_rest,
         );
 
+        match self.screen {
+            Screen::Markets => self.draw_markets(frame, body_area, view),
+            Screen::Positions => self.draw_positions(frame, body_area, view),
+        }
+        if let Some(confirmation) = &self.confirmation {
+            frame.render_widget(
+                ConfirmDialog {
+                    confirmation,
+                    breaker: &view.breaker,
+                    open_positions: view.positions.open.max(view.positions.rows.len() as u64),
+                    live_trading: view.header.live_trading,
+                    theme: &theme,
+                },
+                area,
+            );
+        }
+        if self.help_visible {
+            self.help_scroll = self.help_scroll.min(HelpOverlay::max_scroll(area));
+            frame.render_widget(
+                HelpOverlay {
+                    theme: &theme,
+                    scroll: self.help_scroll,
+                },
+                area,
+            );
+        }
+    }
+
+    /// The markets screen: the scanner with the chart or the funnel.
+    fn draw_markets(&mut self, frame: &mut Frame, body_area: Rect, view: &View) {
+        let theme = self.theme;
         let rows = order::ordered_rows(view, &self.filter, self.sort);
         let table = ScannerTable {
             rows: &rows,
@@ -396,8 +704,77 @@ impl App {
                 chart_area,
             );
         }
-        if self.help_visible {
-            frame.render_widget(HelpOverlay { theme: &theme }, area);
+    }
+
+    /// The positions screen: safety line, positions table, heatmap and scheduler, events and equity.
+    fn draw_positions(&mut self, frame: &mut Frame, body_area: Rect, view: &View) {
+        let theme = self.theme;
+        let layout = PositionsLayout::of(body_area);
+        frame.render_widget(
+            SafetyLine {
+                breaker: &view.breaker,
+                kill_switch: &view.kill_switch,
+                theme: &theme,
+            },
+            layout.safety,
+        );
+        let rows = order::ordered_positions(view, &self.filter, self.position_sort);
+        let page_rows = PositionsTable::data_rows(layout.table);
+        self.position_page_rows = page_rows.max(1);
+        self.position_scroll = keep_visible(
+            self.position_scroll,
+            self.selected_position_row,
+            page_rows,
+            rows.len(),
+        );
+        frame.render_widget(
+            PositionsTable {
+                rows: &rows,
+                positions: &view.positions,
+                sort: self.position_sort,
+                filter: &self.filter,
+                selected: (!rows.is_empty()).then_some(self.selected_position_row),
+                scroll_offset: self.position_scroll,
+                theme: &theme,
+            },
+            layout.table,
+        );
+        if let Some(area) = layout.heatmap {
+            frame.render_widget(
+                RiskHeatmap {
+                    cells: &view.heatmap,
+                    open_positions: view.positions.open,
+                    theme: &theme,
+                },
+                area,
+            );
+        }
+        if let Some(area) = layout.scheduler {
+            frame.render_widget(
+                SchedulerView {
+                    scheduler: &view.scheduler,
+                    theme: &theme,
+                },
+                area,
+            );
+        }
+        if let Some(area) = layout.events {
+            frame.render_widget(
+                EventLog {
+                    events: &view.events,
+                    theme: &theme,
+                },
+                area,
+            );
+        }
+        if let Some(area) = layout.equity {
+            frame.render_widget(
+                EquityPane {
+                    equity: &view.equity,
+                    theme: &theme,
+                },
+                area,
+            );
         }
     }
 
@@ -927,6 +1304,7 @@ mod tests {
                     keymap::Key::Enter => key(KeyCode::Enter),
                     keymap::Key::Esc => key(KeyCode::Esc),
                     keymap::Key::Backspace => key(KeyCode::Backspace),
+                    keymap::Key::Tab => key(KeyCode::Tab),
                 };
                 let intent = app.handle_key(event, &view);
                 assert!(
@@ -951,5 +1329,108 @@ mod tests {
             "the window never runs past the last row"
         );
         assert_eq!(keep_visible(5, 5, 0, 30), 0);
+    }
+
+    mod confirmation_model {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::widgets::safety::Confirmation;
+
+        /// What the dialogs should be doing, tracked independently of the app.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        enum Model {
+            Closed,
+            Kill(String),
+            Reset,
+        }
+
+        fn keys() -> impl Strategy<Value = Vec<KeyCode>> {
+            let key = prop_oneof![
+                Just(KeyCode::Char('K')),
+                Just(KeyCode::Char('R')),
+                Just(KeyCode::Char('k')),
+                Just(KeyCode::Char('i')),
+                Just(KeyCode::Char('I')),
+                Just(KeyCode::Char('l')),
+                Just(KeyCode::Char('L')),
+                Just(KeyCode::Char('y')),
+                Just(KeyCode::Char('n')),
+                Just(KeyCode::Char('q')),
+                Just(KeyCode::Char('m')),
+                Just(KeyCode::Char('j')),
+                Just(KeyCode::Tab),
+                Just(KeyCode::Enter),
+                Just(KeyCode::Esc),
+                Just(KeyCode::Backspace),
+            ];
+            prop::collection::vec(key, 0..60)
+        }
+
+        proptest! {
+            /// The kill switch is sent exactly when KILL was typed and Enter pressed in its dialog, the
+            /// breaker reset exactly on `y` in its dialog, and no other intent escapes an open dialog.
+            #[test]
+            fn intents_leave_the_dialogs_only_when_confirmed(codes in keys()) {
+                let mut app = app();
+                let view = view();
+                let mut model = Model::Closed;
+                for code in codes {
+                    let intent = app.handle_key(key(code), &view);
+                    let expected = match (&mut model, code) {
+                        (Model::Closed, KeyCode::Char('K')) => {
+                            model = Model::Kill(String::new());
+                            None
+                        }
+                        (Model::Closed, KeyCode::Char('R')) => {
+                            model = Model::Reset;
+                            None
+                        }
+                        (Model::Closed, KeyCode::Char('q')) => Some(Intent::Quit),
+                        (Model::Closed, KeyCode::Char('m')) => {
+                            Some(Intent::SetMode(view.header.mode.next()))
+                        }
+                        (Model::Reset, KeyCode::Char('n') | KeyCode::Esc)
+                        | (Model::Kill(_), KeyCode::Esc) => {
+                            model = Model::Closed;
+                            None
+                        }
+                        (Model::Kill(typed), KeyCode::Enter) => {
+                            if typed.eq_ignore_ascii_case("KILL") {
+                                model = Model::Closed;
+                                Some(Intent::KillSwitch)
+                            } else {
+                                typed.clear();
+                                None
+                            }
+                        }
+                        (Model::Kill(typed), KeyCode::Backspace) => {
+                            typed.pop();
+                            None
+                        }
+                        (Model::Kill(typed), KeyCode::Char(character)) => {
+                            if typed.chars().count() < MAX_CONFIRM_TYPED {
+                                typed.push(character);
+                            }
+                            None
+                        }
+                        (Model::Reset, KeyCode::Char('y')) => {
+                            model = Model::Closed;
+                            Some(Intent::ResetBreaker)
+                        }
+                        (Model::Closed | Model::Reset | Model::Kill(_), _) => None,
+                    };
+                    // Moving the scanner selection may answer with a focus; that is not a dialog's business.
+                    let intent = intent.filter(|intent| !matches!(intent, Intent::Focus { .. }));
+                    prop_assert_eq!(intent, expected);
+                    let shown = match app.confirmation() {
+                        None => Model::Closed,
+                        Some(Confirmation::KillSwitch { typed }) => Model::Kill(typed.clone()),
+                        Some(Confirmation::ResetBreaker) => Model::Reset,
+                    };
+                    prop_assert_eq!(&shown, &model);
+                }
+            }
+        }
     }
 }

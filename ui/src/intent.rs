@@ -13,6 +13,12 @@ pub enum Intent {
     SetMode(StrategyMode),
     /// Show candles of this symbol and timeframe in the detail pane.
     Focus { symbol: String, timeframe: String },
+    /// Pull the kill switch: close every position, cancel every order, no new entries. Sent only after
+    /// the operator confirmed it in the console.
+    KillSwitch,
+    /// Reset the circuit breaker to `Normal` before its cooldown ends. Sent only after the operator
+    /// confirmed it in the console.
+    ResetBreaker,
     /// Leave the console (the engine shuts down if it is in-process).
     Quit,
 }

@@ -24,6 +24,7 @@ pub enum Key {
     Enter,
     Esc,
     Backspace,
+    Tab,
 }
 
 impl Key {
@@ -45,7 +46,8 @@ impl Key {
             | (Self::End, KeyCode::End)
             | (Self::Enter, KeyCode::Enter)
             | (Self::Esc, KeyCode::Esc)
-            | (Self::Backspace, KeyCode::Backspace) => true,
+            | (Self::Backspace, KeyCode::Backspace)
+            | (Self::Tab, KeyCode::Tab) => true,
             _ => false,
         }
     }
@@ -64,6 +66,7 @@ impl Key {
             Self::Enter => "Enter".to_owned(),
             Self::Esc => "Esc".to_owned(),
             Self::Backspace => "Backspace".to_owned(),
+            Self::Tab => "Tab".to_owned(),
         }
     }
 }
@@ -71,18 +74,33 @@ impl Key {
 /// When a binding applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyContext {
-    /// Browsing the scanner (also while the help overlay is shown, for the keys that close it or quit).
+    /// Browsing the scanner or the positions (also while the help overlay is shown: the movement keys
+    /// scroll it, and the keys that close it or quit work).
     Browsing,
     /// Typing a filter after `/`: printable characters go into the filter.
     Filtering,
+    /// The kill-switch dialog is open: printable characters go into the confirmation word.
+    ConfirmingKill,
+    /// The breaker-reset dialog is open.
+    ConfirmingReset,
 }
 
 impl KeyContext {
+    /// Every context, in the order the help and the README list them.
+    pub const ALL: [KeyContext; 4] = [
+        Self::Browsing,
+        Self::Filtering,
+        Self::ConfirmingKill,
+        Self::ConfirmingReset,
+    ];
+
     /// The heading of this context in the help overlay and the README.
     pub fn heading(self) -> &'static str {
         match self {
             Self::Browsing => "Browsing",
             Self::Filtering => "While typing a filter (after /; other keys type into it)",
+            Self::ConfirmingKill => "Kill-switch dialog (after K; other keys type the word)",
+            Self::ConfirmingReset => "Breaker-reset dialog (after R)",
         }
     }
 }
@@ -108,10 +126,23 @@ pub enum Action {
     /// The n-th key of the binding selects `StrategyMode::ALL[n]`.
     SelectMode,
     ToggleHelp,
+    /// Switch between the markets screen (scanner, chart) and the positions screen.
+    NextScreen,
+    /// Open the kill-switch dialog.
+    KillSwitch,
+    /// Open the breaker-reset dialog.
+    ResetBreaker,
     Quit,
     ApplyFilter,
     CancelFilter,
     DeleteFilterChar,
+    /// Enter in the kill-switch dialog: pull it if the word is typed.
+    ConfirmKill,
+    /// `y` in the breaker-reset dialog.
+    ConfirmReset,
+    /// Close a dialog without doing anything.
+    CancelConfirm,
+    DeleteConfirmChar,
 }
 
 /// One line of the keymap.
@@ -148,7 +179,7 @@ const fn bind(
     }
 }
 
-use KeyContext::{Browsing, Filtering};
+use KeyContext::{Browsing, ConfirmingKill, ConfirmingReset, Filtering};
 
 /// Every key the console understands, in the order the help shows them.
 pub const KEYS: &[KeyBinding] = &[
@@ -228,6 +259,24 @@ pub const KEYS: &[KeyBinding] = &[
     ),
     bind(
         Browsing,
+        &[Key::Tab],
+        Action::NextScreen,
+        "switch screen: markets / positions",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('K')],
+        Action::KillSwitch,
+        "kill switch: close everything (asks first)",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('R')],
+        Action::ResetBreaker,
+        "reset the circuit breaker (asks first)",
+    ),
+    bind(
+        Browsing,
         &[Key::Char('?')],
         Action::ToggleHelp,
         "show / hide this help",
@@ -252,6 +301,33 @@ pub const KEYS: &[KeyBinding] = &[
         "delete the last character",
     ),
     bind(Filtering, &[Key::Ctrl('c')], Action::Quit, "quit"),
+    bind(
+        ConfirmingKill,
+        &[Key::Enter],
+        Action::ConfirmKill,
+        "pull the kill switch if KILL is typed",
+    ),
+    bind(ConfirmingKill, &[Key::Esc], Action::CancelConfirm, "cancel"),
+    bind(
+        ConfirmingKill,
+        &[Key::Backspace],
+        Action::DeleteConfirmChar,
+        "delete the last character",
+    ),
+    bind(ConfirmingKill, &[Key::Ctrl('c')], Action::Quit, "quit"),
+    bind(
+        ConfirmingReset,
+        &[Key::Char('y')],
+        Action::ConfirmReset,
+        "reset the breaker to NORMAL",
+    ),
+    bind(
+        ConfirmingReset,
+        &[Key::Char('n'), Key::Esc],
+        Action::CancelConfirm,
+        "keep the breaker as it is",
+    ),
+    bind(ConfirmingReset, &[Key::Ctrl('c')], Action::Quit, "quit"),
 ];
 
 /// The binding of `event` in `context`, with the position of the matching key in the binding.
@@ -270,7 +346,7 @@ pub fn lookup(context: KeyContext, event: &KeyEvent) -> Option<(&'static KeyBind
 /// The keymap as Markdown tables, one per context, for the README.
 pub fn keymap_markdown() -> String {
     let mut out = String::new();
-    for context in [Browsing, Filtering] {
+    for context in KeyContext::ALL {
         let _ = writeln!(out, "**{}**\n\n| key | action |\n|---|---|", context.heading());
         for binding in KEYS.iter().filter(|binding| binding.context == context) {
             let keys: Vec<String> = binding
@@ -321,6 +397,12 @@ mod tests {
         assert_eq!(
             lookup(Browsing, &ctrl_c).map(|(binding, _)| binding.action),
             Some(Action::Quit)
+        );
+        let shifted_k = press(KeyCode::Char('K'), KeyModifiers::SHIFT);
+        assert_eq!(
+            lookup(Browsing, &shifted_k).map(|(binding, _)| binding.action),
+            Some(Action::KillSwitch),
+            "K (kill switch) is not k (up)"
         );
         let plain_c = press(KeyCode::Char('c'), KeyModifiers::NONE);
         assert_eq!(

@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 
-use crate::view::{ScannerRow, View};
+use crate::view::{PositionRow, ScannerRow, View};
 
 /// A scanner column the rows can be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,92 @@ pub fn ordered_rows<'v>(view: &'v View, filter: &str, sort: SortOrder) -> Vec<&'
             ordering
         };
         ordering.then(a.rank.cmp(&b.rank))
+    });
+    rows
+}
+
+/// A positions-table column the rows can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionSortColumn {
+    /// Risk score: the default, riskiest first.
+    Risk,
+    Symbol,
+    /// Unrealised PnL in USDT.
+    Pnl,
+    /// PnL in R multiples.
+    RMultiple,
+    /// Distance to the stop.
+    ToStop,
+    Age,
+}
+
+impl PositionSortColumn {
+    /// The column after this one in the `s` key's cycle.
+    pub fn next(self) -> Self {
+        match self {
+            Self::Risk => Self::Symbol,
+            Self::Symbol => Self::Pnl,
+            Self::Pnl => Self::RMultiple,
+            Self::RMultiple => Self::ToStop,
+            Self::ToStop => Self::Age,
+            Self::Age => Self::Risk,
+        }
+    }
+
+    /// The direction a column starts in when chosen: the dangerous end first (riskiest, nearest the
+    /// stop, biggest loss), symbols A→Z, oldest first.
+    pub fn natural_descending(self) -> bool {
+        matches!(self, Self::Risk | Self::Age)
+    }
+}
+
+/// The positions sort the operator chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositionSort {
+    pub column: PositionSortColumn,
+    pub descending: bool,
+}
+
+impl Default for PositionSort {
+    /// Riskiest first: the position most likely to need the operator on top.
+    fn default() -> Self {
+        Self {
+            column: PositionSortColumn::Risk,
+            descending: true,
+        }
+    }
+}
+
+/// The position rows to show, filtered by symbol and sorted. Ties keep position id order (oldest id
+/// first) so the table does not jitter; NaN numbers sort as the lowest.
+pub fn ordered_positions<'v>(view: &'v View, filter: &str, sort: PositionSort) -> Vec<&'v PositionRow> {
+    fn number(value: f64) -> f64 {
+        if value.is_nan() { f64::NEG_INFINITY } else { value }
+    }
+    let mut rows: Vec<&PositionRow> = view
+        .positions
+        .rows
+        .iter()
+        .filter(|row| matches_filter(&row.symbol, filter))
+        .collect();
+    rows.sort_by(|a, b| {
+        let ordering = match sort.column {
+            PositionSortColumn::Risk => number(a.risk_score).total_cmp(&number(b.risk_score)),
+            PositionSortColumn::Symbol => a.symbol.cmp(&b.symbol).then(a.side.cmp(&b.side)),
+            PositionSortColumn::Pnl => number(a.pnl_usdt).total_cmp(&number(b.pnl_usdt)),
+            PositionSortColumn::RMultiple => number(a.r_multiple).total_cmp(&number(b.r_multiple)),
+            PositionSortColumn::ToStop => {
+                let distance = |row: &PositionRow| row.to_stop_pct.map_or(f64::INFINITY, number);
+                distance(a).total_cmp(&distance(b))
+            }
+            PositionSortColumn::Age => a.age_ms.cmp(&b.age_ms),
+        };
+        let ordering = if sort.descending {
+            ordering.reverse()
+        } else {
+            ordering
+        };
+        ordering.then(a.id.cmp(&b.id))
     });
     rows
 }
@@ -227,5 +313,61 @@ mod tests {
             ["SOLUSDT"]
         );
         assert!(ordered_rows(&view, "xyz", SortOrder::default()).is_empty());
+    }
+
+    fn position(id: u64, symbol: &str, risk: f64, pnl: f64, to_stop: Option<f64>) -> PositionRow {
+        PositionRow {
+            id,
+            symbol: symbol.to_owned(),
+            risk_score: risk,
+            pnl_usdt: pnl,
+            to_stop_pct: to_stop,
+            age_ms: 1_000 * id as i64,
+            ..PositionRow::default()
+        }
+    }
+
+    #[test]
+    fn positions_sort_riskiest_first_and_filter_by_symbol() {
+        let mut view = View::default();
+        view.positions.rows = vec![
+            position(1, "BTCUSDT", 0.3, 12.0, Some(2.0)),
+            position(2, "ETHUSDT", 0.9, -40.0, Some(0.1)),
+            position(3, "BTCUSDT", 0.3, -5.0, None),
+            position(4, "SOLUSDT", f64::NAN, 1.0, Some(5.0)),
+        ];
+        let ids = |sort: PositionSort, filter: &str| -> Vec<u64> {
+            ordered_positions(&view, filter, sort)
+                .iter()
+                .map(|row| row.id)
+                .collect()
+        };
+        assert_eq!(
+            ids(PositionSort::default(), ""),
+            [2, 1, 3, 4],
+            "ties by id, NaN last"
+        );
+        assert_eq!(ids(PositionSort::default(), "btc"), [1, 3]);
+        let by = |column: PositionSortColumn| PositionSort {
+            column,
+            descending: column.natural_descending(),
+        };
+        assert_eq!(
+            ids(by(PositionSortColumn::Pnl), ""),
+            [2, 3, 4, 1],
+            "biggest loss first"
+        );
+        assert_eq!(
+            ids(by(PositionSortColumn::ToStop), ""),
+            [2, 1, 4, 3],
+            "no stop last"
+        );
+        assert_eq!(ids(by(PositionSortColumn::Age), ""), [4, 3, 2, 1], "oldest first");
+        assert_eq!(ids(by(PositionSortColumn::Symbol), ""), [1, 3, 2, 4]);
+        let mut column = PositionSortColumn::Risk;
+        for _ in 0..6 {
+            column = column.next();
+        }
+        assert_eq!(column, PositionSortColumn::Risk, "the cycle has six columns");
     }
 }

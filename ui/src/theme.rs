@@ -159,6 +159,14 @@ theme_roles! {
     zone_bear_bg,
     /// Liquidity levels (pools of equal highs / lows) on the chart.
     liquidity,
+    /// Risk score up to 0.2 (checked every 5 s): heatmap cells, the 5 s scheduler lane.
+    risk_low,
+    /// Risk score above 0.2 (every 2 s).
+    risk_medium,
+    /// Risk score above 0.5 (every 500 ms).
+    risk_high,
+    /// Risk score above 0.8 (every 100 ms): at the stop, the target or liquidation.
+    risk_critical,
 }
 
 impl Theme {
@@ -224,6 +232,10 @@ impl Default for Theme {
             zone_bull_bg: Color::Indexed(22),
             zone_bear_bg: Color::Indexed(52),
             liquidity: Color::Yellow,
+            risk_low: Color::Green,
+            risk_medium: Color::Yellow,
+            risk_high: Color::LightRed,
+            risk_critical: Color::LightMagenta,
         })
     }
 }
@@ -354,6 +366,18 @@ mod tests {
                 theme.zone_bull_bg, theme.zone_bear_bg,
                 "theme {name}: bullish and bearish zones must differ"
             );
+            let risk = [
+                theme.risk_low,
+                theme.risk_medium,
+                theme.risk_high,
+                theme.risk_critical,
+            ];
+            for (index, colour) in risk.iter().enumerate() {
+                assert!(
+                    !risk[index + 1..].contains(colour) && *colour != theme.background,
+                    "theme {name}: the four risk bands must differ from each other and the background"
+                );
+            }
             for zone in [theme.zone_bull_bg, theme.zone_bear_bg] {
                 assert!(
                     ![theme.up, theme.down, theme.background].contains(&zone),

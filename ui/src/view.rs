@@ -21,6 +21,37 @@ pub struct View {
     /// The signal funnel since the engine started.
     #[serde(default)]
     pub funnel: Funnel,
+    /// Open positions (issue 5). The fields below are all `#[serde(default)]`, so a view from an
+    /// engine without a position book still decodes and the screens show their empty states.
+    #[serde(default)]
+    pub positions: Positions,
+    /// One heatmap cell per open position, riskiest first, capped at [`View::MAX_HEAT_CELLS`]; the
+    /// heatmap counts positions beyond the cells from `positions.open`.
+    #[serde(default)]
+    pub heatmap: Vec<HeatCell>,
+    /// The smart monitoring scheduler.
+    #[serde(default)]
+    pub scheduler: SchedulerPanel,
+    /// Lifecycle events, newest first, capped at [`View::MAX_EVENTS`].
+    #[serde(default)]
+    pub events: Vec<LifecycleEntry>,
+    /// Account equity over time.
+    #[serde(default)]
+    pub equity: EquityCurve,
+    /// The circuit breaker.
+    #[serde(default)]
+    pub breaker: Breaker,
+    /// The kill switch.
+    #[serde(default)]
+    pub kill_switch: KillSwitch,
+}
+
+impl View {
+    /// The most lifecycle events a view carries (the log shows the newest that fit).
+    pub const MAX_EVENTS: usize = 200;
+    /// The most heatmap cells a view carries: more than a 200-column pane can draw, few enough to send
+    /// every frame over the attach socket with 100 000 positions open.
+    pub const MAX_HEAT_CELLS: usize = 2_000;
 }
 
 /// Counts of the strategy's evaluations: how many ran, got past the setup stage, became signals, and
@@ -35,6 +66,13 @@ pub struct Funnel {
     pub signals: u64,
     /// Rejections per reason key, most frequent first.
     pub rejections: Vec<(String, u64)>,
+    /// Signals the risk stage accepted (sized within the caps, no breaker refusal); `None` while
+    /// the engine has no risk stage, which the funnel shows as "not built yet".
+    #[serde(default)]
+    pub risk_accepted: Option<u64>,
+    /// Positions opened; `None` while the engine has no position book.
+    #[serde(default)]
+    pub opened: Option<u64>,
 }
 
 /// The latest signal of a symbol, as the scanner shows it.
@@ -317,4 +355,280 @@ pub enum Reconciliation {
     Reconciled,
     /// A query failed: the state is unknown (never assumed flat); entries are blocked.
     Unknown,
+}
+
+/// Long or short, for positions and heatmap cells.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionSide {
+    #[default]
+    Long,
+    Short,
+}
+
+impl PositionSide {
+    /// `LONG` / `SHORT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Long => "LONG",
+            Self::Short => "SHORT",
+        }
+    }
+}
+
+/// The positions table: the rows the engine sends and how many positions are open in all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Positions {
+    /// Open positions, riskiest first, capped at [`Positions::MAX_ROWS`] (the book may hold far more).
+    #[serde(default)]
+    pub rows: Vec<PositionRow>,
+    /// Open positions in the book (may exceed `rows.len()`).
+    #[serde(default)]
+    pub open: u64,
+    /// Sum of the unrealised PnL of every open position, USDT, after fees and funding.
+    #[serde(default)]
+    pub unrealized_pnl: f64,
+    /// Realised PnL since the engine started (closed positions), USDT.
+    #[serde(default)]
+    pub realized_pnl: f64,
+}
+
+impl Positions {
+    /// The most rows a view carries: more than any screen shows, few enough to send every frame.
+    pub const MAX_ROWS: usize = 500;
+}
+
+/// One line of the positions table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PositionRow {
+    /// The book's position id.
+    pub id: u64,
+    pub symbol: String,
+    pub side: PositionSide,
+    /// Size in the base asset (contracts), always positive.
+    pub size: f64,
+    /// Decimals to show prices with (the symbol's `pricePrecision`).
+    pub price_decimals: u8,
+    pub entry: f64,
+    /// Latest mark price.
+    pub mark: f64,
+    /// Unrealised PnL in USDT, after fees and funding so far.
+    pub pnl_usdt: f64,
+    /// Unrealised PnL in percent of the initial margin.
+    pub pnl_pct: f64,
+    /// PnL in units of the initial risk (entry to stop): +2.0 = twice what the stop would lose.
+    pub r_multiple: f64,
+    pub leverage: u32,
+    /// Liquidation price; `None` when the position cannot be liquidated (e.g. a 1× long).
+    pub liquidation: Option<f64>,
+    /// Distance from the mark to the stop in percent of the mark, positive while the stop is not hit;
+    /// `None` without a stop.
+    pub to_stop_pct: Option<f64>,
+    /// Distance from the mark to the take profit in percent of the mark; `None` without one.
+    pub to_target_pct: Option<f64>,
+    /// Time since the position was created.
+    pub age_ms: i64,
+    /// The scheduler's current check interval for this position (100, 500, 2000, 5000 or the fixed 1000).
+    pub interval_ms: u64,
+    /// Risk score `0..=1` (ARCHITECTURE.md §4): 1 = at the stop or liquidation.
+    pub risk_score: f64,
+    /// A trailing stop is active.
+    pub trailing: bool,
+}
+
+/// One cell of the position risk heatmap.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HeatCell {
+    /// The book's position id.
+    pub position_id: u64,
+    pub symbol: String,
+    pub side: PositionSide,
+    /// Risk score `0..=1`.
+    pub risk_score: f64,
+    /// A short text for the cell where there is room, e.g. `-0.4R` or `#12`.
+    pub label: String,
+}
+
+/// The smart monitoring scheduler as the panel shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchedulerPanel {
+    /// The lanes, fastest first (100 ms, 500 ms, 2 s, 5 s with smart monitoring on).
+    pub lanes: Vec<SchedulerLane>,
+    /// `Some(interval)` when smart monitoring is off (`ENABLE_SMART_MONITORING=false`) and every
+    /// position is checked at this fixed interval (1000 ms); `None` when the lanes apply.
+    pub fixed_interval_ms: Option<u64>,
+    /// Position checks per second, over the last few seconds.
+    pub checks_per_sec: f64,
+    /// Time until the next check is due; `None` with nothing scheduled.
+    pub next_due_in_ms: Option<i64>,
+    /// How late the latest check ran after it was due (0 = on time).
+    pub lag_ms: i64,
+    /// The largest such lateness over the last few seconds.
+    pub max_lag_ms: i64,
+}
+
+/// One scheduler lane: positions checked at this interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchedulerLane {
+    pub interval_ms: u64,
+    /// Positions currently in the lane.
+    pub count: u64,
+}
+
+/// The eleven position lifecycle events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    #[default]
+    Created,
+    PriceUpdated,
+    RiskLevelChanged,
+    TakeProfitApproaching,
+    StopLossApproaching,
+    TakeProfitTriggered,
+    StopLossTriggered,
+    TrailingStopMoved,
+    LiquidationWarning,
+    Expired,
+    /// With the reason: `manual`, `strategy`, `breaker`, `kill switch`, `take profit`, `stop loss`, …
+    Closed {
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// The kind as the event log names it, e.g. `SL hit`; `Closed` without its reason.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::PriceUpdated => "price",
+            Self::RiskLevelChanged => "risk level",
+            Self::TakeProfitApproaching => "TP near",
+            Self::StopLossApproaching => "SL near",
+            Self::TakeProfitTriggered => "TP hit",
+            Self::StopLossTriggered => "SL hit",
+            Self::TrailingStopMoved => "trail moved",
+            Self::LiquidationWarning => "LIQ WARNING",
+            Self::Expired => "expired",
+            Self::Closed { .. } => "closed",
+        }
+    }
+}
+
+/// One line of the lifecycle event log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LifecycleEntry {
+    /// When it happened, milliseconds since the epoch (UTC).
+    pub time_ms: i64,
+    pub position_id: u64,
+    pub symbol: String,
+    pub side: PositionSide,
+    pub kind: EventKind,
+    /// A short description, e.g. `stop 64 120.5 → 64 310.0` or `risk 0.42 → 0.71`.
+    pub text: String,
+}
+
+/// Account equity over time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EquityCurve {
+    /// Oldest first, at most [`EquityCurve::MAX_POINTS`] (the engine thins older points).
+    pub points: Vec<EquityPoint>,
+    /// Current equity, USDT (wallet balance plus unrealised PnL).
+    pub equity: f64,
+    /// Highest equity seen.
+    pub peak: f64,
+    /// Drawdown from the peak, in percent (0 at a new peak, positive below it).
+    pub drawdown_pct: f64,
+}
+
+impl EquityCurve {
+    pub const MAX_POINTS: usize = 512;
+}
+
+/// One equity sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EquityPoint {
+    pub time_ms: i64,
+    pub equity: f64,
+}
+
+/// The circuit breaker tiers, from harmless to drastic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerTier {
+    /// Trading as configured.
+    #[default]
+    Normal,
+    /// New positions at half size.
+    Caution,
+    /// No new entries; exits only.
+    ReduceOnly,
+    /// No orders but cancels; the operator is alerted.
+    Halt,
+    /// Close everything.
+    Flatten,
+}
+
+impl BreakerTier {
+    pub const ALL: [BreakerTier; 5] = [
+        Self::Normal,
+        Self::Caution,
+        Self::ReduceOnly,
+        Self::Halt,
+        Self::Flatten,
+    ];
+
+    /// `NORMAL`, `CAUTION`, `REDUCE-ONLY`, `HALT`, `FLATTEN`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Caution => "CAUTION",
+            Self::ReduceOnly => "REDUCE-ONLY",
+            Self::Halt => "HALT",
+            Self::Flatten => "FLATTEN",
+        }
+    }
+}
+
+/// The circuit breaker's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Breaker {
+    pub tier: BreakerTier,
+    /// Why the breaker is at this tier, e.g. `daily loss 3.1% ≥ 3%`; empty at `Normal`.
+    pub reason: String,
+    /// Time left before the tier may step down by itself; `None` without a cooldown.
+    pub cooldown_ms: Option<i64>,
+}
+
+/// Where the kill switch stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillSwitchState {
+    /// Not pulled.
+    #[default]
+    Ready,
+    /// Pulled: closing every position and cancelling every order.
+    Flattening,
+    /// Pulled and done: everything is flat and no new entries are made until the engine restarts
+    /// or the breaker is reset.
+    Engaged,
+}
+
+/// The kill switch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KillSwitch {
+    pub state: KillSwitchState,
+    /// Positions still to close while flattening.
+    pub remaining: u64,
+    /// When it was pulled, milliseconds since the epoch (UTC).
+    pub pulled_at_ms: Option<i64>,
 }

@@ -1,9 +1,10 @@
 //! The signal-funnel panel: how many evaluations made it through each stage, and why the others did not.
 //!
 //! The stages are the ones a trade would pass: scanned (every evaluation of one symbol at one time),
-//! past the setup stage, past the quality filter (a signal), accepted by risk, opened. Risk and positions
-//! are not built yet, so those two stages say so (`—  not built yet`) instead of showing a zero that
-//! would read as "everything rejected". Each stage after the first shows its share of the stage before.
+//! past the setup stage, past the quality filter (a signal), accepted by risk, opened. While the engine
+//! has no risk stage or position book (`Funnel::risk_accepted` / `Funnel::opened` are `None`), those
+//! stages say so (`—  not built yet`) instead of showing a zero that would read as "everything
+//! rejected". Each stage after the first shows its share of the stage before.
 //! Beside the stages (below them in a narrow pane) the rejection reasons are listed, most frequent
 //! first, as many as fit, with `+N more` for the rest.
 
@@ -27,7 +28,8 @@ const SIDE_BY_SIDE_WIDTH: u16 = 64;
 const STAGES_WIDTH: u16 = 38;
 /// `→ passed quality`.
 const LABEL_WIDTH: usize = 16;
-/// Said under the stages where there is room: why the chain ends at quality.
+/// Said under the stages where there is room, while neither risk nor positions exist: why the chain
+/// ends at quality.
 const NOTE: [&str; 2] = ["signals stop here for now:", "no risk or positions built yet"];
 /// Lines the panel wants: the five stages, a blank, the heading and five reasons, plus the borders.
 pub const WANTED_HEIGHT: u16 = 14;
@@ -46,8 +48,8 @@ fn stages(funnel: &Funnel) -> [(&'static str, Option<u64>, Option<u64>); 5] {
         ("scanned", Some(funnel.evaluated), None),
         ("→ setups", Some(funnel.setups), Some(funnel.evaluated)),
         ("→ passed quality", Some(funnel.signals), Some(funnel.setups)),
-        ("→ risk", None, None),
-        ("→ opened", None, None),
+        ("→ risk", funnel.risk_accepted, Some(funnel.signals)),
+        ("→ opened", funnel.opened, funnel.risk_accepted),
     ]
 }
 
@@ -75,6 +77,15 @@ pub fn fit(text: &str, width: usize) -> String {
 }
 
 impl FunnelPanel<'_> {
+    /// The note under the stages: only while the later stages do not exist.
+    fn note(&self) -> &'static [&'static str] {
+        if self.funnel.risk_accepted.is_none() && self.funnel.opened.is_none() {
+            &NOTE
+        } else {
+            &[]
+        }
+    }
+
     fn stage_lines(&self) -> Vec<Line<'static>> {
         let muted = Style::new().fg(self.theme.muted);
         let label = Style::new().fg(self.theme.text);
@@ -176,9 +187,10 @@ impl Widget for FunnelPanel<'_> {
             ])
             .areas(padded);
             let mut stage_lines = stage_lines;
-            if usize::from(stages_area.height) >= stage_lines.len() + 3 {
+            let note = self.note();
+            if !note.is_empty() && usize::from(stages_area.height) >= stage_lines.len() + 1 + note.len() {
                 stage_lines.push(Line::default());
-                stage_lines.extend(NOTE.map(|line| Line::from(Span::styled(line, muted))));
+                stage_lines.extend(note.iter().map(|line| Line::from(Span::styled(*line, muted))));
             }
             Paragraph::new(stage_lines).render(stages_area, buf);
             let reasons =
@@ -192,9 +204,10 @@ impl Widget for FunnelPanel<'_> {
                 lines.push(Line::default());
                 lines.extend(self.rejection_lines(usize::from(padded.width), below));
             }
-            if usize::from(padded.height) >= lines.len() + 1 + NOTE.len() {
+            let note = self.note();
+            if !note.is_empty() && usize::from(padded.height) >= lines.len() + 1 + note.len() {
                 lines.push(Line::default());
-                lines.extend(NOTE.map(|line| Line::from(Span::styled(line, muted))));
+                lines.extend(note.iter().map(|line| Line::from(Span::styled(*line, muted))));
             }
             Paragraph::new(lines).render(padded, buf);
         }
@@ -218,6 +231,7 @@ mod tests {
                 ("reward_risk_too_low".to_owned(), 41),
                 ("below_quality(key_level_distance)".to_owned(), 14),
             ],
+            ..Funnel::default()
         }
     }
 
@@ -265,5 +279,21 @@ mod tests {
         );
         let empty = render(&Funnel::default(), 40, 12);
         assert!(empty.contains("no rejections yet"), "{empty}");
+    }
+
+    #[test]
+    fn risk_and_opened_are_counted_once_the_engine_has_them() {
+        let with_positions = Funnel {
+            risk_accepted: Some(2),
+            opened: Some(1),
+            ..funnel()
+        };
+        let text = render(&with_positions, 78, 11);
+        assert!(text.contains("→ risk               2  100%"), "{text}");
+        assert!(text.contains("→ opened             1  50.0%"), "{text}");
+        assert!(
+            !text.contains("not built yet") && !text.contains("signals stop here"),
+            "{text}"
+        );
     }
 }

@@ -5,10 +5,16 @@
 //! so a widget can be rendered into a test buffer on its own.
 
 pub mod chart;
+pub mod equity;
+pub mod events;
 pub mod funnel;
 pub mod header;
+pub mod heatmap;
 pub mod help;
+pub mod positions;
+pub mod safety;
 pub mod scanner;
+pub mod scheduler;
 pub mod status;
 
 use ratatui::{buffer::Buffer, layout::Rect, text::Line, widgets::Widget};

@@ -1,0 +1,581 @@
+//! Signals to virtual positions inside the engine: risk, the book, the breaker, the event log.
+//!
+//! [`Trading`] is the engine's trading desk. The trading cycle hands it each symbol's newest signal
+//! (once per signal); it asks the breaker, sizes the trade with the symbol's filters and brackets,
+//! and opens a position at the current mark. Mark prices from `<symbol>@markPrice@1s` feed the book,
+//! the monitor tick (every [`MONITOR_TICK`]) runs the checks that are due, and the virtual cycle
+//! expires positions, settles funding, samples equity, feeds the breaker and saves its state. Every
+//! lifecycle event passes through [`Trading::record`], which keeps the log for the view, counts the
+//! kinds, and tells the breaker about closed trades. Nothing here awaits: the engine task owns it.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::PathBuf,
+    time::Duration,
+};
+
+use crate::{
+    binance::{filters::SymbolFilters, parse::MarkUpdate, wire},
+    domain::{SymbolId, TimestampMs},
+    positions::{
+        BookConfig, CloseReason, EventKind, LifecycleEvent, NewPosition, PositionBook, PositionId, RunMode,
+    },
+    risk::{
+        BracketTable, Breaker, BreakerConfig, BreakerInput, Refusal, RiskParams, Tier, TradePlan,
+        breaker::Transition, size_trade,
+    },
+    strategy::{Mode, Signal},
+};
+
+/// How often the engine runs the checks that are due. The fastest lane is 100 ms; a 25 ms tick keeps
+/// the lag of a due check under 25 ms when the engine is idle.
+pub const MONITOR_TICK: Duration = Duration::from_millis(25);
+
+/// Lifecycle events kept for the view (the event log), `PriceUpdated` excluded.
+pub const EVENT_LOG: usize = 200;
+
+/// Equity samples kept (one per virtual cycle: 512 × 10 s ≈ 85 minutes).
+pub const EQUITY_POINTS: usize = 512;
+
+/// Trading settings, from the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TradingSettings {
+    pub run_mode: RunMode,
+    /// Starting equity of the paper account, USDT.
+    pub paper_equity: f64,
+    pub risk: RiskParams,
+    pub book: BookConfig,
+    pub breaker: BreakerConfig,
+    /// Where the breaker state is saved; `None` keeps it in memory only (tests).
+    pub breaker_path: Option<PathBuf>,
+    /// Market-time lifetime of a position.
+    pub position_ttl: Duration,
+    /// A signal older than this (market time, from its entry bar's close) is not acted upon.
+    pub max_signal_age: Duration,
+}
+
+impl Default for TradingSettings {
+    fn default() -> Self {
+        Self {
+            run_mode: RunMode::Paper,
+            paper_equity: 10_000.0,
+            risk: RiskParams::default(),
+            book: BookConfig::default(),
+            breaker: BreakerConfig::default(),
+            breaker_path: None,
+            position_ttl: Duration::from_secs(4 * 3600),
+            max_signal_age: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The kill switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KillSwitch {
+    #[default]
+    Ready,
+    /// Pulled at this wall time: everything closed, breaker in Halt until reset.
+    Engaged(TimestampMs),
+}
+
+/// The funnel's last two stages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RiskFunnel {
+    /// Signals the trading cycle looked at (each once).
+    pub considered: u64,
+    /// Signals sized within the caps with no breaker refusal.
+    pub accepted: u64,
+    pub opened: u64,
+    /// Refusals per [`Refusal::key`].
+    pub refusals: HashMap<&'static str, u64>,
+}
+
+/// The trading desk. See the module docs.
+#[derive(Debug)]
+pub struct Trading {
+    settings: TradingSettings,
+    pub book: PositionBook,
+    pub breaker: Breaker,
+    filters: HashMap<SymbolId, SymbolFilters>,
+    brackets: HashMap<SymbolId, BracketTable>,
+    default_brackets: BracketTable,
+    /// The entry-bar close time of the last signal acted upon, per symbol.
+    acted: HashMap<SymbolId, TimestampMs>,
+    scratch: Vec<LifecycleEvent>,
+    /// Newest last.
+    pub log: VecDeque<LifecycleEvent>,
+    /// Events per [`EventKind::name`] since start.
+    pub event_counts: HashMap<&'static str, u64>,
+    /// (wall time, equity), newest last.
+    pub equity_points: VecDeque<(TimestampMs, f64)>,
+    pub funnel: RiskFunnel,
+    pub kill_switch: KillSwitch,
+    /// Newest market time seen on the mark stream.
+    pub market_now: TimestampMs,
+    origin: std::time::Instant,
+    /// A message for the status bar (breaker transitions, refusals of operator actions).
+    pub message: Option<String>,
+    breaker_error_reported: bool,
+}
+
+impl Trading {
+    pub fn new(settings: TradingSettings) -> Self {
+        let now = crate::domain::now_ms();
+        let mut message = None;
+        let breaker = match &settings.breaker_path {
+            None => Breaker::new(settings.breaker.clone()),
+            Some(path) => match Breaker::load(settings.breaker.clone(), path) {
+                Ok(b) => b,
+                Err(error) => {
+                    tracing::error!(%error, "circuit breaker state unreadable: starting in Halt");
+                    message = Some(format!("{error}: breaker in Halt until reset"));
+                    Breaker::fail_safe(settings.breaker.clone(), now)
+                }
+            },
+        };
+        if breaker.tier() != Tier::Normal && message.is_none() {
+            message = Some(format!("circuit breaker restored in {}", breaker.tier()));
+        }
+        Self {
+            book: PositionBook::new(settings.book),
+            breaker,
+            filters: HashMap::new(),
+            brackets: HashMap::new(),
+            default_brackets: BracketTable::conservative_default(),
+            acted: HashMap::new(),
+            scratch: Vec::with_capacity(1024),
+            log: VecDeque::with_capacity(EVENT_LOG),
+            event_counts: HashMap::new(),
+            equity_points: VecDeque::with_capacity(EQUITY_POINTS),
+            funnel: RiskFunnel::default(),
+            kill_switch: KillSwitch::Ready,
+            market_now: 0,
+            origin: std::time::Instant::now(),
+            message,
+            breaker_error_reported: false,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &TradingSettings {
+        &self.settings
+    }
+
+    /// Monitoring clock: milliseconds since the desk was created (monotonic).
+    pub fn monitor_now(&self) -> i64 {
+        self.origin.elapsed().as_millis() as i64
+    }
+
+    /// Equity: paper capital + realised P&L + unrealised P&L (fees and funding included).
+    pub fn equity(&self) -> f64 {
+        self.settings.paper_equity + self.book.totals().realised_pnl + self.book.unrealised_pnl()
+    }
+
+    /// Keeps the filters of the symbols in an exchange-info answer.
+    pub fn on_exchange_info(&mut self, info: &wire::ExchangeInfo, id_of: impl Fn(&str) -> Option<SymbolId>) {
+        for s in &info.symbols {
+            let (Some(id), Ok(filters)) = (id_of(&s.symbol), SymbolFilters::from_symbol_info(s)) else {
+                continue;
+            };
+            self.filters.insert(id, filters);
+        }
+    }
+
+    /// Uses the venue's brackets for a symbol instead of the conservative default.
+    pub fn set_brackets(&mut self, symbol: SymbolId, table: BracketTable) {
+        self.brackets.insert(symbol, table);
+    }
+
+    pub fn on_mark(&mut self, m: &MarkUpdate) {
+        self.market_now = self.market_now.max(m.event_time);
+        self.book.on_mark(
+            m.symbol,
+            m.mark_price,
+            m.funding_rate,
+            m.next_funding_time,
+            m.event_time,
+        );
+    }
+
+    /// Runs the checks that are due. Returns how many ran.
+    pub fn monitor(&mut self) -> usize {
+        let now = self.monitor_now();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let checks = self.book.run_due(now, self.market_now, &mut scratch);
+        self.record(&mut scratch);
+        self.scratch = scratch;
+        checks
+    }
+
+    /// Considers a symbol's newest signal, once per signal. `None` when it was seen before or is too old.
+    pub fn consider(
+        &mut self,
+        signal: &Signal,
+        strategy: Mode,
+        feature_slot: Option<u32>,
+    ) -> Option<Result<PositionId, Refusal>> {
+        if self.acted.get(&signal.symbol).is_some_and(|at| *at >= signal.at) {
+            return None;
+        }
+        let max_age = self.settings.max_signal_age.as_millis() as i64;
+        if self.market_now > 0 && self.market_now - signal.at > max_age {
+            return None;
+        }
+        self.acted.insert(signal.symbol, signal.at);
+        self.funnel.considered += 1;
+        let result = self.open_from(signal, strategy, feature_slot);
+        match &result {
+            Ok(_) => {
+                self.funnel.accepted += 1;
+                self.funnel.opened += 1;
+            }
+            Err(refusal) => {
+                // The book's own refusal (MAX_POSITIONS) comes after risk accepted the trade.
+                if *refusal == Refusal::MaxPositions {
+                    self.funnel.accepted += 1;
+                }
+                *self.funnel.refusals.entry(refusal.key()).or_default() += 1;
+            }
+        }
+        Some(result)
+    }
+
+    fn open_from(
+        &mut self,
+        signal: &Signal,
+        strategy: Mode,
+        feature_slot: Option<u32>,
+    ) -> Result<PositionId, Refusal> {
+        let multiplier = self.breaker.admit_entry()?;
+        if self.kill_switch != KillSwitch::Ready {
+            return Err(Refusal::BreakerHalt);
+        }
+        if self.book.has_open(signal.symbol, signal.side) {
+            return Err(Refusal::AlreadyOpen);
+        }
+        let mark = self.book.mark(signal.symbol).ok_or(Refusal::NoMarkPrice)?.mark;
+        let filters = self.filters.get(&signal.symbol).ok_or(Refusal::NoFilters)?;
+        let brackets = self
+            .brackets
+            .get(&signal.symbol)
+            .unwrap_or(&self.default_brackets);
+        // The entry is a market order now, at the mark: the signal's stop and target stay where the
+        // structure put them, so a mark already beyond either is refused by the sizing (stop) or here.
+        let s = match signal.side {
+            crate::domain::Side::Long => 1.0,
+            crate::domain::Side::Short => -1.0,
+        };
+        if s * (signal.take_profit - mark) <= 0.0 {
+            return Err(Refusal::TargetPassed);
+        }
+        let plan = TradePlan {
+            side: signal.side,
+            entry: mark,
+            stop: signal.stop,
+            confidence: signal.quality.total,
+            size_multiplier: multiplier,
+        };
+        let sized = size_trade(&self.settings.risk, &plan, self.equity(), filters, brackets)?;
+        let at = self.market_now.max(signal.at);
+        let new = NewPosition {
+            symbol: signal.symbol,
+            side: signal.side,
+            qty: sized.qty,
+            entry: mark,
+            leverage: u16::try_from(sized.leverage).unwrap_or(u16::MAX),
+            take_profit: signal.take_profit,
+            stop_loss: signal.stop,
+            trailing: None,
+            liquidation: sized.liquidation,
+            expires_at: at.saturating_add(self.settings.position_ttl.as_millis() as i64),
+            strategy,
+            run_mode: self.settings.run_mode,
+            feature_slot,
+        };
+        let now = self.monitor_now();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.book.open(&new, now, at, &mut scratch);
+        self.record(&mut scratch);
+        self.scratch = scratch;
+        result
+    }
+
+    /// The virtual cycle: expiries, funding, the equity sample, the breaker, its persistence.
+    pub fn virtual_cycle(&mut self, wall_now: TimestampMs) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if self.market_now > 0 {
+            self.book.expire(self.market_now, &mut scratch);
+        }
+        self.book.apply_funding();
+        self.record(&mut scratch);
+        let equity = self.equity();
+        if self.equity_points.len() == EQUITY_POINTS {
+            self.equity_points.pop_front();
+        }
+        self.equity_points.push_back((wall_now, equity));
+        let t = self.breaker.apply(BreakerInput::Equity(equity), wall_now);
+        self.on_transition(t, &mut scratch);
+        let t = self.breaker.apply(BreakerInput::Tick, wall_now);
+        self.on_transition(t, &mut scratch);
+        // Flatten holds until reset: anything still open (opened before a restart restored the
+        // tier, or a close that raced the transition) is closed here.
+        if self.breaker.must_flatten() && !self.book.is_empty() {
+            self.book
+                .close_all(CloseReason::Breaker, self.market_now, &mut scratch);
+            self.record(&mut scratch);
+        }
+        self.scratch = scratch;
+        self.save_breaker();
+    }
+
+    /// Feeds an operational fault or signal to the breaker.
+    pub fn breaker_input(&mut self, input: BreakerInput, wall_now: TimestampMs) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let t = self.breaker.apply(input, wall_now);
+        self.on_transition(t, &mut scratch);
+        self.scratch = scratch;
+        if t.is_some() {
+            self.save_breaker();
+        }
+    }
+
+    fn on_transition(&mut self, t: Option<Transition>, scratch: &mut Vec<LifecycleEvent>) {
+        let Some(t) = t else { return };
+        self.message = Some(match t.cause {
+            Some(cause) => format!("circuit breaker {} → {} ({cause})", t.from, t.to),
+            None => format!("circuit breaker {} → {}", t.from, t.to),
+        });
+        if t.to == Tier::Flatten {
+            self.book
+                .close_all(CloseReason::Breaker, self.market_now, scratch);
+            self.record(scratch);
+        }
+    }
+
+    /// Pulls the kill switch: closes every position and halts the breaker (reset to trade again).
+    pub fn pull_kill_switch(&mut self, wall_now: TimestampMs) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let closed = self
+            .book
+            .close_all(CloseReason::KillSwitch, self.market_now, &mut scratch);
+        self.record(&mut scratch);
+        self.scratch = scratch;
+        self.kill_switch = KillSwitch::Engaged(wall_now);
+        self.breaker_input(BreakerInput::Manual(Tier::Halt), wall_now);
+        self.message = Some(format!(
+            "kill switch: {closed} positions closed; breaker in Halt until reset"
+        ));
+    }
+
+    /// The operator's confirmed reset (the console asked for the confirmation): the breaker's two
+    /// steps in one, refused with the reason while its cooldown runs.
+    pub fn reset_breaker(&mut self, wall_now: TimestampMs) -> Result<(), Refusal> {
+        let result = self
+            .breaker
+            .request_reset(wall_now)
+            .and_then(|token| self.breaker.confirm_reset(token, wall_now));
+        match result {
+            Ok(t) => {
+                self.kill_switch = KillSwitch::Ready;
+                self.message = Some(format!("circuit breaker reset: {} → {}", t.from, t.to));
+                self.save_breaker();
+                Ok(())
+            }
+            Err(refusal) => {
+                let wait = self.breaker.cooldown_remaining(wall_now) / 1000;
+                self.message = Some(if refusal == Refusal::CooldownActive {
+                    format!("breaker reset refused: {refusal} ({wait} s left)")
+                } else {
+                    format!("breaker reset refused: {refusal}")
+                });
+                Err(refusal)
+            }
+        }
+    }
+
+    fn save_breaker(&mut self) {
+        let Some(path) = self.settings.breaker_path.clone() else {
+            return;
+        };
+        if !self.breaker.is_dirty() {
+            return;
+        }
+        if let Err(error) = self.breaker.save(&path) {
+            if self.breaker_error_reported {
+                tracing::debug!(%error, "breaker state");
+            } else {
+                self.breaker_error_reported = true;
+                tracing::error!(%error, "breaker state");
+                self.message = Some(error.to_string());
+            }
+        }
+    }
+
+    /// Takes events out of `events` into the log and the counters; closed trades go to the breaker.
+    fn record(&mut self, events: &mut Vec<LifecycleEvent>) {
+        let wall = crate::domain::now_ms();
+        for e in events.drain(..) {
+            *self.event_counts.entry(e.kind.name()).or_default() += 1;
+            if let EventKind::Closed { pnl, reason, .. } = e.kind {
+                tracing::info!(position = %e.position, symbol = e.symbol.0, reason = reason.name(), pnl, "position closed");
+                if let Some(t) = self.breaker.apply(BreakerInput::TradeClosed { pnl }, wall) {
+                    self.message = Some(format!("circuit breaker {} → {}", t.from, t.to));
+                }
+            }
+            if matches!(e.kind, EventKind::PriceUpdated { .. }) {
+                continue;
+            }
+            if self.log.len() == EVENT_LOG {
+                self.log.pop_front();
+            }
+            self.log.push_back(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::Side,
+        strategy::{QualityScore, Signal},
+    };
+
+    fn info() -> wire::ExchangeInfo {
+        serde_json::from_str(
+            r#"{"timezone":"UTC","serverTime":1,"rateLimits":[],"symbols":[{"symbol":"BTCUSDT","contractType":"PERPETUAL",
+            "status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT","pricePrecision":1,"quantityPrecision":3,"filters":[
+            {"filterType":"PRICE_FILTER","minPrice":"0.1","maxPrice":"1000000","tickSize":"0.1"},
+            {"filterType":"LOT_SIZE","minQty":"0.001","maxQty":"1000","stepSize":"0.001"},
+            {"filterType":"MIN_NOTIONAL","notional":"5"}]}]}"#,
+        )
+        .expect("exchange info")
+    }
+
+    fn signal(at: TimestampMs, side: Side, stop: f64, take_profit: f64) -> Signal {
+        Signal {
+            symbol: SymbolId(0),
+            side,
+            at,
+            entry: 30_000.0,
+            stop,
+            take_profit,
+            reward_risk: 2.0,
+            confluences: Vec::new(),
+            evidence: Vec::new(),
+            quality: QualityScore {
+                components: [0.8; 6],
+                total: 0.8,
+            },
+        }
+    }
+
+    fn mark(price: f64, at: TimestampMs) -> MarkUpdate {
+        MarkUpdate {
+            symbol: SymbolId(0),
+            mark_price: price,
+            index_price: price,
+            funding_rate: 0.0001,
+            next_funding_time: 8 * 3_600_000,
+            event_time: at,
+        }
+    }
+
+    fn desk() -> Trading {
+        let mut t = Trading::new(TradingSettings::default());
+        t.on_exchange_info(&info(), |name| (name == "BTCUSDT").then_some(SymbolId(0)));
+        t
+    }
+
+    #[test]
+    fn a_signal_opens_one_position_once_and_refusals_are_counted() {
+        let mut t = desk();
+        let s = signal(60_000, Side::Long, 29_700.0, 30_600.0);
+        assert_eq!(t.consider(&s, Mode::Ict, None), Some(Err(Refusal::NoMarkPrice)));
+        assert_eq!(t.consider(&s, Mode::Ict, None), None, "each signal once");
+        t.on_mark(&mark(30_000.0, 61_000));
+        let s = signal(120_000, Side::Long, 29_700.0, 30_600.0);
+        let id = t
+            .consider(&s, Mode::Ict, Some(4))
+            .expect("considered")
+            .expect("opened");
+        let p = t.book.get(id).expect("open");
+        assert_eq!((p.qty, p.feature_slot), (0.303, Some(4)));
+        assert_eq!(p.expires_at, 120_000 + 4 * 3_600_000);
+        // A second long on the same symbol is refused while the first is open.
+        let s = signal(180_000, Side::Long, 29_700.0, 30_600.0);
+        assert_eq!(t.consider(&s, Mode::Ict, None), Some(Err(Refusal::AlreadyOpen)));
+        // A target the mark already passed.
+        let s = signal(240_000, Side::Short, 31_000.0, 30_100.0);
+        assert_eq!(t.consider(&s, Mode::Ict, None), Some(Err(Refusal::TargetPassed)));
+        assert_eq!(
+            (t.funnel.considered, t.funnel.accepted, t.funnel.opened),
+            (4, 1, 1)
+        );
+        assert_eq!(t.funnel.refusals.get("no_mark_price"), Some(&1));
+        assert_eq!(t.log.front().map(|e| e.kind.name()), Some("created"));
+    }
+
+    #[test]
+    fn the_monitor_closes_at_the_stop_and_the_breaker_hears_of_it() {
+        let mut t = desk();
+        t.on_mark(&mark(30_000.0, 1_000));
+        t.consider(&signal(1_000, Side::Long, 29_700.0, 30_600.0), Mode::Ict, None)
+            .expect("considered")
+            .expect("opened");
+        t.on_mark(&mark(29_650.0, 2_000));
+        t.on_mark(&mark(29_900.0, 3_000));
+        // Make the position due now rather than in 5 s.
+        t.origin -= Duration::from_secs(6);
+        assert_eq!(t.monitor(), 1);
+        assert!(t.book.is_empty());
+        assert_eq!(t.event_counts.get("stop_loss_triggered"), Some(&1));
+        assert_eq!(t.breaker.state().consecutive_losses, 1);
+        assert!(t.book.totals().realised_pnl < -99.0);
+    }
+
+    #[test]
+    fn the_kill_switch_flattens_and_blocks_until_reset() {
+        let mut t = desk();
+        t.on_mark(&mark(30_000.0, 1_000));
+        t.consider(&signal(1_000, Side::Long, 29_700.0, 30_600.0), Mode::Ict, None);
+        t.pull_kill_switch(10_000);
+        assert!(t.book.is_empty());
+        assert_eq!(t.event_counts.get("closed"), Some(&1));
+        assert_eq!(t.breaker.tier(), Tier::Halt);
+        let s = signal(2_000, Side::Short, 30_300.0, 29_400.0);
+        assert_eq!(t.consider(&s, Mode::Ict, None), Some(Err(Refusal::BreakerHalt)));
+        assert_eq!(t.reset_breaker(10_001), Err(Refusal::CooldownActive));
+        assert!(t.message.as_deref().is_some_and(|m| m.contains("s left")));
+        t.reset_breaker(10_000 + 61 * 60_000)
+            .expect("reset after the cooldown");
+        assert_eq!(t.kill_switch, KillSwitch::Ready);
+        let s = signal(3_000, Side::Short, 30_300.0, 29_400.0);
+        assert!(matches!(t.consider(&s, Mode::Ict, None), Some(Ok(_))));
+    }
+
+    #[test]
+    fn the_virtual_cycle_expires_samples_equity_and_saves_the_breaker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("breaker.json");
+        let mut t = Trading::new(TradingSettings {
+            breaker_path: Some(path.clone()),
+            position_ttl: Duration::from_secs(60),
+            ..TradingSettings::default()
+        });
+        t.on_exchange_info(&info(), |name| (name == "BTCUSDT").then_some(SymbolId(0)));
+        t.on_mark(&mark(30_000.0, 1_000));
+        t.consider(&signal(1_000, Side::Long, 29_700.0, 30_600.0), Mode::Ict, None);
+        t.on_mark(&mark(30_010.0, 61_000));
+        t.virtual_cycle(1_700_000_000_000);
+        assert!(t.book.is_empty());
+        assert_eq!(t.event_counts.get("expired"), Some(&1));
+        assert_eq!(t.equity_points.len(), 1);
+        assert!(path.exists());
+        let restored = Trading::new(TradingSettings {
+            breaker_path: Some(path),
+            ..TradingSettings::default()
+        });
+        assert_eq!(restored.breaker.state(), t.breaker.state());
+    }
+}
