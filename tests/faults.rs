@@ -73,6 +73,7 @@ fn engine_settings(universe: usize, timeframes: Vec<Interval>, refresh: Duration
         view_fps: 20,
         chart_bars: 30,
         feature_store: None,
+        trading: perpdesk::engine::TradingSettings::default(),
     }
 }
 
