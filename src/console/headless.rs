@@ -45,18 +45,6 @@ pub fn status_line(v: &View) -> String {
         }
         None => line.push_str(" | clock —"),
     }
-    // The trading half: what scripts and the integration tests watch for positions opening and closing.
-    let closed = v.funnel.opened.unwrap_or(0).saturating_sub(v.positions.open);
-    let _ = write!(
-        line,
-        " | signals {} | positions open {} opened {} closed {} | pnl {:+.2} | breaker {}",
-        v.funnel.signals,
-        v.positions.open,
-        v.funnel.opened.unwrap_or(0),
-        closed,
-        v.positions.realized_pnl + v.positions.unrealized_pnl,
-        v.breaker.tier.as_str(),
-    );
     if let Some(age) = s.last_message_age_ms {
         let _ = write!(line, " | last msg {age} ms ago");
     }
@@ -72,6 +60,18 @@ pub fn status_line(v: &View) -> String {
         Some(Reconciliation::Unknown) => line.push_str(" | reconciliation UNKNOWN"),
         None => line.push_str(" | reconciliation —"),
     }
+    // The trading half: what scripts and the integration tests watch for positions opening and closing.
+    let closed = v.funnel.opened.unwrap_or(0).saturating_sub(v.positions.open);
+    let _ = write!(
+        line,
+        " | signals {} | positions open {} opened {} closed {} | pnl {:+.2} | breaker {}",
+        v.funnel.signals,
+        v.positions.open,
+        v.funnel.opened.unwrap_or(0),
+        closed,
+        v.positions.realized_pnl + v.positions.unrealized_pnl,
+        v.breaker.tier.as_str(),
+    );
     if let Some(block) = s.rest_blocked {
         let _ = write!(
             line,
