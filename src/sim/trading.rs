@@ -617,6 +617,31 @@ impl Trading {
         }
     }
 
+    /// Ends an open order without a fill (`CANCELED`, `EXPIRED`) and pushes its `ORDER_TRADE_UPDATE`.
+    fn end_order(
+        &self,
+        orders: &mut BTreeMap<i64, SimOrder>,
+        id: i64,
+        status: &'static str,
+        now: TimestampMs,
+    ) {
+        if let Some(o) = orders.get_mut(&id) {
+            o.status = status;
+            o.update_time = now;
+            self.order_event(
+                o,
+                status,
+                Decimal::ZERO,
+                Decimal::ZERO,
+                0,
+                Decimal::ZERO,
+                Decimal::ZERO,
+                false,
+                now,
+            );
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn order_event(
         &self,
@@ -718,23 +743,7 @@ impl Trading {
             qty
         };
         if qty <= Decimal::ZERO {
-            if let Some(o) = b.orders.get_mut(&id) {
-                o.status = "EXPIRED";
-                o.update_time = now;
-            }
-            if let Some(o) = b.orders.get(&id) {
-                self.order_event(
-                    o,
-                    "EXPIRED",
-                    Decimal::ZERO,
-                    Decimal::ZERO,
-                    0,
-                    Decimal::ZERO,
-                    Decimal::ZERO,
-                    false,
-                    now,
-                );
-            }
+            self.end_order(&mut b.orders, id, "EXPIRED", now);
             return;
         }
         let cfg = self.cfg(b, o.symbol);
@@ -1265,23 +1274,7 @@ impl Trading {
             .map(|o| o.id)
             .collect();
         for id in ids {
-            if let Some(o) = b.orders.get_mut(&id) {
-                o.status = "CANCELED";
-                o.update_time = now;
-            }
-            if let Some(o) = b.orders.get(&id) {
-                self.order_event(
-                    o,
-                    "CANCELED",
-                    Decimal::ZERO,
-                    Decimal::ZERO,
-                    0,
-                    Decimal::ZERO,
-                    Decimal::ZERO,
-                    false,
-                    now,
-                );
-            }
+            self.end_order(&mut b.orders, id, "CANCELED", now);
         }
         Ok(CodeMsg {
             code: 200,
