@@ -42,7 +42,7 @@ use crate::{
         rest::WeightMeter,
         stream::{StreamEvent, StreamManager},
     },
-    domain::{Interval, SymbolId},
+    domain::{Interval, SymbolId, TimestampMs},
     market::{
         feed::{BackfillFrom, FeedEvent, FeedRequest},
         series::{Applied, BarSeries},
@@ -184,6 +184,9 @@ pub struct Engine {
     retry_backfill: HashSet<(SymbolId, usize)>,
     /// Series with a gap-fill request in flight (so a burst of updates asks only once).
     gap_pending: HashSet<(SymbolId, usize)>,
+    /// Per series, the oldest hole being healed and how many fills it has had: a hole the venue
+    /// itself has (real klines do, after maintenance) is asked for a bounded number of times.
+    hole_attempts: HashMap<(SymbolId, usize), (TimestampMs, u8)>,
     dirty: bool,
     shutdown_requested: bool,
 }
@@ -256,6 +259,7 @@ impl Engine {
             universe_pending: false,
             retry_backfill: HashSet::new(),
             gap_pending: HashSet::new(),
+            hole_attempts: HashMap::new(),
             dirty: true,
             shutdown_requested: false,
         }
@@ -583,6 +587,9 @@ impl Engine {
                 self.counters.closed_bars += new as u64;
                 self.retry_backfill.remove(&(symbol, tf));
                 self.gap_pending.remove(&(symbol, tf));
+                // A jump seen while this fill was in flight, or a fill served before the venue had
+                // closed the missing bars, leaves a hole: ask again from just before it.
+                self.heal_hole(symbol, tf);
                 self.dirty = true;
             }
             FeedEvent::BackfillFailed {
@@ -846,15 +853,50 @@ impl Engine {
         }
     }
 
-    /// Where history for a series resumes: after its last closed bar, or a full back-fill if it has none.
+    /// Where history for a series resumes: before its oldest hole if it has one, else after its last
+    /// closed bar, or a full back-fill if it has none.
     fn resume_point(&self, id: SymbolId, tf: usize) -> Option<BackfillFrom> {
-        let state = self.symbols.get(&id)?;
-        Some(state.series[tf].last_closed().map_or(
+        let series = &self.symbols.get(&id)?.series[tf];
+        if let Some(before_hole) = series.first_gap_after() {
+            return Some(BackfillFrom::Since(before_hole));
+        }
+        Some(series.last_closed().map_or(
             BackfillFrom::Latest {
                 bars: self.settings.history_bars,
             },
             |b| BackfillFrom::Since(b.open_time),
         ))
+    }
+
+    /// Asks for a gap fill from just before the series' oldest hole, at most `MAX_HOLE_FILLS` times
+    /// per hole; a venue-side hole is then left alone (and counted in `missing_bars`).
+    fn heal_hole(&mut self, id: SymbolId, tf: usize) {
+        const MAX_HOLE_FILLS: u8 = 6;
+        let Some(before_hole) = self
+            .symbols
+            .get(&id)
+            .and_then(|st| st.series[tf].first_gap_after())
+        else {
+            self.hole_attempts.remove(&(id, tf));
+            return;
+        };
+        let entry = self.hole_attempts.entry((id, tf)).or_insert((before_hole, 0));
+        if entry.0 != before_hole {
+            *entry = (before_hole, 0);
+        }
+        if entry.1 >= MAX_HOLE_FILLS {
+            return;
+        }
+        entry.1 += 1;
+        if entry.1 == MAX_HOLE_FILLS {
+            tracing::warn!(
+                ?id,
+                tf,
+                before_hole,
+                "hole still open after repeated gap fills; the venue may lack these bars"
+            );
+        }
+        self.request_gap_fill(id, tf, BackfillFrom::Since(before_hole));
     }
 
     /// Asks the feed for history of one series unless a request for it is already in flight.
@@ -889,6 +931,24 @@ impl Engine {
             .sum();
         if self.universe.is_empty() {
             self.request_universe();
+        }
+        // A hole can outlive the gap fill meant for it: the fill may have been served before the
+        // venue closed the missing bars, or a jump seen while a fill was in flight was folded into
+        // it. Every series that still has a hole gets a fresh fill from just before it.
+        let holed: Vec<(SymbolId, usize)> = self
+            .symbols
+            .iter()
+            .flat_map(|(id, st)| {
+                st.series
+                    .iter()
+                    .enumerate()
+                    .filter(|(tf, s)| st.backfilled[*tf] && s.first_gap_after().is_some())
+                    .map(move |(tf, _)| (*id, tf))
+            })
+            .filter(|key| !self.gap_pending.contains(key))
+            .collect();
+        for (id, tf) in holed {
+            self.heal_hole(id, tf);
         }
         let retry: Vec<_> = self.retry_backfill.drain().collect();
         for (id, tf) in retry {
@@ -1097,6 +1157,60 @@ mod tests {
         let series = &e.symbol_state(id).expect("state").series[0];
         assert_eq!(series.gap_count(), 0);
         assert_eq!(series.closed().len(), 13);
+    }
+
+    #[tokio::test]
+    async fn a_gap_fill_served_before_the_venue_closed_the_hole_is_asked_again_then_given_up() {
+        let (mut e, mut feed, id) = engine();
+        let _ = feed.try_recv();
+        let history: Vec<Bar> = (0..10).map(|m| bar(m, true)).collect();
+        e.process(EngineEvent::Feed(FeedEvent::History {
+            symbol: id,
+            interval: Interval::M1,
+            from: BackfillFrom::Latest { bars: 10 },
+            bars: history,
+        }));
+        let kline = |b: Bar| {
+            EngineEvent::Stream(StreamEvent::Kline(KlineUpdate {
+                symbol: id,
+                interval: Interval::M1,
+                bar: b,
+                event_time: 0,
+            }))
+        };
+        // Minutes 10 and 11 are lost; minute 12 closes and then minute 13 (a newer last bar).
+        e.process(kline(bar(12, true)));
+        e.process(kline(bar(13, true)));
+        let since = |r: Result<FeedRequest, _>| match r {
+            Ok(FeedRequest::Backfill {
+                from: BackfillFrom::Since(t),
+                ..
+            }) => t,
+            other => panic!("expected a gap fill, got {other:?}"),
+        };
+        assert_eq!(since(feed.try_recv()), 9 * 60_000);
+        // The fill comes back without the missing bars (served too early): the engine asks again
+        // from just before the hole, not from its newest bar, up to six more times.
+        for _ in 0..6 {
+            e.process(EngineEvent::Feed(FeedEvent::History {
+                symbol: id,
+                interval: Interval::M1,
+                from: BackfillFrom::Since(9 * 60_000),
+                bars: vec![bar(9, true)],
+            }));
+            assert_eq!(since(feed.try_recv()), 9 * 60_000);
+        }
+        // A hole the venue itself has is asked for a bounded number of times, then left alone.
+        e.process(EngineEvent::Feed(FeedEvent::History {
+            symbol: id,
+            interval: Interval::M1,
+            from: BackfillFrom::Since(9 * 60_000),
+            bars: vec![bar(9, true)],
+        }));
+        assert!(feed.try_recv().is_err());
+        e.housekeeping();
+        assert!(feed.try_recv().is_err());
+        assert_eq!(e.symbol_state(id).expect("state").series[0].gap_count(), 2);
     }
 
     #[tokio::test]

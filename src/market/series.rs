@@ -144,6 +144,16 @@ impl BarSeries {
         out
     }
 
+    /// The open time of the closed bar just before the oldest hole, if the series has one: where a
+    /// REST gap fill must start to heal it.
+    pub fn first_gap_after(&self) -> Option<TimestampMs> {
+        self.closed
+            .iter()
+            .zip(self.closed.iter().skip(1))
+            .find(|(a, b)| self.interval.next_open(a.open_time) < b.open_time)
+            .map(|(a, _)| a.open_time)
+    }
+
     /// Number of open times missing between the first and last closed bar, without allocating.
     pub fn gap_count(&self) -> usize {
         self.closed
