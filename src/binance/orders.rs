@@ -95,6 +95,22 @@ pub const OPEN_ORDERS_ALL: Endpoint = ep(
     0,
     RequestKind::Read,
 );
+/// `GET /fapi/v1/forceOrders` for one symbol (weight 20).
+pub const FORCE_ORDERS_SYMBOL: Endpoint = ep(
+    EndpointMethod::Get,
+    "/fapi/v1/forceOrders",
+    20,
+    0,
+    RequestKind::Read,
+);
+/// `GET /fapi/v1/forceOrders` for every symbol (weight 50).
+pub const FORCE_ORDERS_ALL: Endpoint = ep(
+    EndpointMethod::Get,
+    "/fapi/v1/forceOrders",
+    50,
+    0,
+    RequestKind::Read,
+);
 /// `GET /fapi/v2/positionRisk` (weight 5).
 pub const POSITION_RISK: Endpoint = ep(
     EndpointMethod::Get,
@@ -672,6 +688,19 @@ impl OrderClient {
                     .await?
             }
             None => self.rest.call(&OPEN_ORDERS_ALL, &[]).await?,
+        })
+    }
+
+    /// `GET /fapi/v1/forceOrders`: the account's liquidation orders (`autoclose-…`), newest first
+    /// (one symbol: weight 20; all: weight 50).
+    pub async fn force_orders(&self, symbol: Option<&str>) -> Result<Vec<OrderResponse>, OrderError> {
+        Ok(match symbol {
+            Some(s) => {
+                self.rest
+                    .call(&FORCE_ORDERS_SYMBOL, &[("symbol", s.to_owned())])
+                    .await?
+            }
+            None => self.rest.call(&FORCE_ORDERS_ALL, &[]).await?,
         })
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Every payload is built from the same `binance::wire` structs the client decodes, so field names and
 //! JSON types (numbers as strings where Binance sends strings) match the venue by construction. Request
-//! weights are counted per wall-clock minute and reported in `X-MBX-USED-WEIGHT-1M`; past the limit
+//! weights are counted per wall-clock minute (tests may compress the window) and reported in
+//! `X-MBX-USED-WEIGHT-1M`; past the limit
 //! the server answers 429 with `Retry-After`, as the venue does. Kline semantics (startTime, endTime,
 //! limit, the 1500 cap) follow the venue's documentation.
 //!
@@ -66,8 +67,12 @@ use crate::{
 pub struct SimSettings {
     /// 0 picks an ephemeral port.
     pub port: u16,
-    /// `REQUEST_WEIGHT` per minute (Binance: 2400).
+    /// `REQUEST_WEIGHT` per [`SimSettings::weight_window`] (Binance: 2400).
     pub weight_limit: u32,
+    /// The window the weight is counted in, epoch-aligned (Binance: one minute). Tests compress it
+    /// (one second: the venue's minute at 60×); `exchangeInfo.rateLimits` and the
+    /// `X-MBX-USED-WEIGHT-<n><unit>` header name follow it. Whole seconds.
+    pub weight_window: Duration,
     /// Streams one connection may hold (Binance: 1024).
     pub max_streams_per_connection: usize,
     /// Incoming messages per second per connection (Binance: 10).
@@ -87,6 +92,7 @@ impl Default for SimSettings {
         Self {
             port: 0,
             weight_limit: 2400,
+            weight_window: Duration::from_secs(60),
             max_streams_per_connection: 1024,
             max_incoming_per_second: 10,
             push_interval: Duration::from_millis(250),
@@ -163,11 +169,26 @@ impl SimClock {
     }
 }
 
-/// Requests weight per wall-clock minute, as the venue counts it.
+/// Requests weight per wall-clock window (a minute at the venue), as the venue counts it.
 #[derive(Debug, Default)]
 struct WeightWindow {
-    minute: i64,
+    window: i64,
     used: u32,
+    /// The most weight any window has reached (tests: "never above 80 %").
+    peak: u32,
+    /// Requests refused with 429 for weight.
+    rejected: u64,
+}
+
+/// `(interval, intervalNum)` of `exchangeInfo` and the header suffix (`1M`, `1S`) for a weight
+/// window of `window` (whole minutes are `MINUTE`, anything else whole `SECOND`s, at least one).
+fn weight_interval(window: Duration) -> (&'static str, u32, String) {
+    let secs = u32::try_from(window.as_secs().max(1)).unwrap_or(60);
+    if secs % 60 == 0 {
+        ("MINUTE", secs / 60, format!("{}M", secs / 60))
+    } else {
+        ("SECOND", secs, format!("{secs}S"))
+    }
 }
 
 #[derive(Debug)]
@@ -204,6 +225,12 @@ impl SimHandle {
     /// The injected-fault counters.
     pub fn fault_counts(&self) -> &super::faults::FaultCounts {
         &self.state.faults.counts
+    }
+
+    /// The highest weight any window has counted so far, and the requests refused with 429 for
+    /// weight.
+    pub fn weight_peak_and_rejections(&self) -> (u32, u64) {
+        self.state.weight.lock().map_or((0, 0), |w| (w.peak, w.rejected))
     }
 
     /// Stops accepting, closes every WebSocket and waits for the server task.
@@ -476,32 +503,44 @@ fn request_weight(path: &str, query: &str) -> u32 {
 async fn weigh(State(sim): State<Arc<SimState>>, req: Request<Body>, next: Next) -> Response {
     let weight = request_weight(req.uri().path(), req.uri().query().unwrap_or(""));
     let now = crate::domain::now_ms();
-    let minute = now / 60_000;
+    let window_ms = i64::try_from(sim.settings.weight_window.as_millis())
+        .unwrap_or(60_000)
+        .max(1_000);
+    let window = now / window_ms;
     let (allowed, used) = {
         let Ok(mut w) = sim.weight.lock() else {
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, -1000, "weight lock poisoned");
         };
-        if w.minute != minute {
-            w.minute = minute;
+        if w.window != window {
+            w.window = window;
             w.used = 0;
         }
         if w.used + weight > sim.settings.weight_limit {
+            w.rejected += 1;
             (false, w.used)
         } else {
             w.used += weight;
+            w.peak = w.peak.max(w.used);
             (true, w.used)
         }
     };
+    let (unit, num, suffix) = weight_interval(sim.settings.weight_window);
     let mut resp = if allowed {
         next.run(req).await
     } else {
-        let retry = ((minute + 1) * 60_000 - now + 999) / 1000;
+        let retry = ((window + 1) * window_ms - now + 999) / 1000;
         let mut r = error_response(
             StatusCode::TOO_MANY_REQUESTS,
             -1003,
             format!(
-                "Too many requests; current limit is {} requests per minute. Please use the websocket for live updates to avoid polling the API.",
-                sim.settings.weight_limit
+                "Too many requests; current limit is {} requests per {}{}. Please use the websocket for live updates to avoid polling the API.",
+                sim.settings.weight_limit,
+                if num == 1 {
+                    String::new()
+                } else {
+                    format!("{num} ")
+                },
+                unit.to_ascii_lowercase(),
             ),
         );
         if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
@@ -510,7 +549,10 @@ async fn weigh(State(sim): State<Arc<SimState>>, req: Request<Body>, next: Next)
         r
     };
     if let Ok(v) = HeaderValue::from_str(&used.to_string()) {
-        resp.headers_mut().insert("X-MBX-USED-WEIGHT-1M", v);
+        if let Ok(name) = axum::http::HeaderName::from_bytes(format!("X-MBX-USED-WEIGHT-{suffix}").as_bytes())
+        {
+            resp.headers_mut().insert(name, v);
+        }
     }
     resp
 }
@@ -640,8 +682,8 @@ pub(crate) fn exchange_info(
         rate_limits: vec![
             wire::RateLimit {
                 rate_limit_type: "REQUEST_WEIGHT".into(),
-                interval: "MINUTE".into(),
-                interval_num: 1,
+                interval: weight_interval(settings.weight_window).0.into(),
+                interval_num: weight_interval(settings.weight_window).1,
                 limit: settings.weight_limit,
             },
             wire::RateLimit {

@@ -188,13 +188,18 @@ struct SimOrder {
     cum_quote: Decimal,
     time: TimestampMs,
     update_time: TimestampMs,
-    /// Wall-clock time from which queries see it (propagation-delay fault).
-    visible_at: TimestampMs,
+    /// From when queries see it (propagation-delay fault); `None`: at once. A tokio instant, so a
+    /// test under a paused clock sees the delay pass in virtual time.
+    visible_at: Option<tokio::time::Instant>,
 }
 
 impl SimOrder {
     fn is_open(&self) -> bool {
         matches!(self.status, "NEW" | "PARTIALLY_FILLED")
+    }
+
+    fn is_visible(&self) -> bool {
+        self.visible_at.is_none_or(|t| tokio::time::Instant::now() >= t)
     }
 }
 
@@ -241,6 +246,8 @@ pub struct Trading {
     keys: Mutex<ListenKeys>,
     order_faults: Mutex<VecDeque<OrderFault>>,
     endpoint_faults: Mutex<Vec<(String, ApiError)>>,
+    /// Delays before answering the next requests to a path (slow-venue tests), FIFO per path.
+    endpoint_delays: Mutex<Vec<(String, Duration)>>,
     pub stats: TradingStats,
 }
 
@@ -409,6 +416,8 @@ pub fn request_weight(path: &str, query: &str) -> u32 {
         | "/fapi/v2/balance"
         | "/fapi/v3/balance" => 5,
         "/fapi/v1/positionSide/dual" => 30,
+        "/fapi/v1/forceOrders" if has_symbol => 20,
+        "/fapi/v1/forceOrders" => 50,
         "/fapi/v1/order"
         | "/fapi/v1/openOrder"
         | "/fapi/v1/openOrders"
@@ -461,6 +470,7 @@ impl Trading {
             keys: Mutex::new(keys),
             order_faults: Mutex::new(VecDeque::new()),
             endpoint_faults: Mutex::new(Vec::new()),
+            endpoint_delays: Mutex::new(Vec::new()),
             stats: TradingStats::default(),
         }
     }
@@ -477,6 +487,14 @@ impl Trading {
     pub fn fail_next(&self, path: &str, error: ApiError) {
         if let Ok(mut f) = self.endpoint_faults.lock() {
             f.push((path.to_owned(), error));
+        }
+    }
+
+    /// The next request to `path` (any method) is answered only after `delay` (tokio time, so a
+    /// paused clock skips it); the request is served normally then.
+    pub fn delay_next(&self, path: &str, delay: Duration) {
+        if let Ok(mut f) = self.endpoint_delays.lock() {
+            f.push((path.to_owned(), delay));
         }
     }
 
@@ -937,7 +955,7 @@ impl Trading {
                     cum_quote: Decimal::ZERO,
                     time: now,
                     update_time: now,
-                    visible_at: now_ms(),
+                    visible_at: None,
                 },
             );
             b.by_client.insert(client_id, id);
@@ -1147,7 +1165,7 @@ impl Trading {
             cum_quote: Decimal::ZERO,
             time: now,
             update_time: now,
-            visible_at: 0,
+            visible_at: None,
         };
         b.orders.insert(id, order.clone());
         b.by_client.insert(client_id, id);
@@ -1199,7 +1217,7 @@ impl Trading {
         Ok(id.filter(|id| {
             b.orders
                 .get(id)
-                .is_some_and(|o| o.symbol == entry.index && now_ms() >= o.visible_at)
+                .is_some_and(|o| o.symbol == entry.index && o.is_visible())
         }))
     }
 
@@ -1255,12 +1273,35 @@ impl Trading {
     fn open_orders(&self, p: &Params) -> Result<Vec<OrderResponse>, ApiError> {
         let only = self.symbol_filter(p)?;
         let b = self.lock()?;
-        let now = now_ms();
         Ok(b.orders
             .values()
-            .filter(|o| o.is_open() && now >= o.visible_at && only.is_none_or(|s| s == o.symbol))
+            .filter(|o| o.is_open() && o.is_visible() && only.is_none_or(|s| s == o.symbol))
             .map(|o| self.response(o))
             .collect())
+    }
+
+    /// `GET /fapi/v1/forceOrders`: the account's liquidation orders (ours are the `autoclose-`
+    /// orders the liquidation engine places), newest first, at most `limit` (default 50, max 100).
+    fn force_orders(&self, p: &Params) -> Result<Vec<OrderResponse>, ApiError> {
+        let only = self.symbol_filter(p)?;
+        let limit = match p.get("limit") {
+            None => 50,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|l| (1..=100).contains(l))
+                .ok_or_else(|| {
+                    ApiError::bad_request(-1130, "Data sent for parameter 'limit' is not valid.")
+                })?,
+        };
+        let b = self.lock()?;
+        let mut out: Vec<&SimOrder> = b
+            .orders
+            .values()
+            .filter(|o| o.client_id.starts_with("autoclose-") && only.is_none_or(|s| s == o.symbol))
+            .collect();
+        out.sort_by_key(|o| std::cmp::Reverse((o.time, o.id)));
+        Ok(out.into_iter().take(limit).map(|o| self.response(o)).collect())
     }
 
     fn cancel_all(&self, p: &Params) -> Result<CodeMsg, ApiError> {
@@ -1570,7 +1611,7 @@ impl Trading {
                     && let Ok(mut b) = self.book.lock()
                     && let Some(order) = b.orders.get_mut(&o.order_id)
                 {
-                    order.visible_at = now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+                    order.visible_at = Some(tokio::time::Instant::now() + d);
                 }
             }
         }
@@ -1609,6 +1650,13 @@ impl Trading {
             Required::Signed => self.stats.signed_requests.fetch_add(1, Ordering::Relaxed),
             Required::ApiKey => self.stats.key_requests.fetch_add(1, Ordering::Relaxed),
         };
+        let delay = self.endpoint_delays.lock().ok().and_then(|mut f| {
+            let i = f.iter().position(|(p, _)| p == path)?;
+            Some(f.remove(i).1)
+        });
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
         let injected = self.endpoint_faults.lock().ok().and_then(|mut f| {
             let i = f.iter().position(|(p, _)| p == path)?;
             Some(f.remove(i).1)
@@ -1628,6 +1676,7 @@ impl Trading {
             (Method::GET, "/fapi/v1/order") => self.query_order(&params).map(|o| json(&o)),
             (Method::DELETE, "/fapi/v1/order") => self.cancel_order(&params).map(|o| json(&o)),
             (Method::GET, "/fapi/v1/openOrders") => self.open_orders(&params).map(|o| json(&o)),
+            (Method::GET, "/fapi/v1/forceOrders") => self.force_orders(&params).map(|o| json(&o)),
             (Method::GET, "/fapi/v1/openOrder") => self.query_order(&params).and_then(|o| {
                 if matches!(o.status.as_str(), "NEW" | "PARTIALLY_FILLED") {
                     Ok(json(&o))
@@ -1686,6 +1735,7 @@ pub fn routes(trading: Arc<Trading>) -> Router {
     for path in [
         "/fapi/v1/order",
         "/fapi/v1/openOrders",
+        "/fapi/v1/forceOrders",
         "/fapi/v1/openOrder",
         "/fapi/v1/allOpenOrders",
         "/fapi/v2/positionRisk",
@@ -1726,6 +1776,8 @@ mod tests {
         assert_eq!(request_weight("/fapi/v1/openOrders", ""), 40);
         assert_eq!(request_weight("/fapi/v1/openOrders", "symbol=BTCUSDT"), 1);
         assert_eq!(request_weight("/fapi/v2/positionRisk", ""), 5);
+        assert_eq!(request_weight("/fapi/v1/forceOrders", "symbol=BTCUSDT"), 20);
+        assert_eq!(request_weight("/fapi/v1/forceOrders", ""), 50);
         assert_eq!(request_weight("/fapi/v1/order", "symbol=X"), 1);
     }
 
