@@ -44,10 +44,14 @@ use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 
 async fn sim() -> SimHandle {
+    sim_with(SimSettings::default()).await
+}
+
+async fn sim_with(settings: SimSettings) -> SimHandle {
     let clock = SimClock::synthetic(1.0);
     let start = clock.now();
     let market = SyntheticMarket::new(11, 12, start, start - (clock.anchor_sim() - 86_400_000));
-    server::start(Arc::new(market), clock, SimSettings::default())
+    server::start(Arc::new(market), clock, settings)
         .await
         .expect("sim starts")
 }
@@ -309,12 +313,22 @@ async fn authentication_failures_carry_the_venue_codes() {
     sim.shutdown().await;
 }
 
-/// O1: 3 venue variants × seeded runs; 503 "Unknown error" or a timeout; the resolver queries by
-/// client order id before anything is resent; exactly one order per id at the venue in every run.
-#[tokio::test]
+/// O1: 3 venue variants × 100 seeded runs; 503 "Unknown error" or a timeout; the resolver queries
+/// by client order id before anything is resent; exactly one order per id at the venue in every
+/// run (300/300). Paused clock: the timeouts, reply delays, propagation delays and resolver waits
+/// pass in tokio's virtual time, so the 300 runs take well under a second of it per run.
+#[tokio::test(start_paused = true)]
 async fn unknown_outcomes_leave_exactly_one_order_per_client_id() {
-    const RUNS: u64 = 12;
-    let sim = sim().await;
+    const RUNS: u64 = 100;
+    // The ~2 000 requests of the 300 runs happen within a few wall-clock seconds. The rate limits are
+    // counted on the wall clock, which a paused tokio clock does not move, so a governor pacing them
+    // would spin instead of wait: both sides get budgets far above what the runs need (R1 tests
+    // the real limits).
+    let sim = sim_with(SimSettings {
+        weight_limit: 1_000_000,
+        ..SimSettings::default()
+    })
+    .await;
     let (symbol, filters, mark) = market(&sim).await;
     let c = client_with(&sim, Duration::from_millis(400))
         .await
@@ -322,6 +336,19 @@ async fn unknown_outcomes_leave_exactly_one_order_per_client_id() {
             attempts: 4,
             delay: Duration::from_millis(40),
         });
+    let limit = |rate_limit_type: &str, limit| perpdesk::binance::wire::RateLimit {
+        rate_limit_type: rate_limit_type.into(),
+        interval: "MINUTE".into(),
+        interval_num: 1,
+        limit,
+    };
+    c.rest().set_governor(
+        perpdesk::binance::governor::RateGovernor::from_rate_limits(&[
+            limit("REQUEST_WEIGHT", 1_000_000),
+            limit("ORDERS", 1_000_000),
+        ])
+        .expect("governor"),
+    );
     let order = NewOrder::limit(
         &symbol,
         OrderSide::Buy,
@@ -331,16 +358,19 @@ async fn unknown_outcomes_leave_exactly_one_order_per_client_id() {
     .rounded(&filters, mark)
     .expect("rounded");
     let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut runs = 0;
     for variant in ["exists", "appears_later", "never"] {
         for seed in 0..RUNS {
             let venue = match variant {
                 "exists" => FaultVenue::Exists,
-                // 0..660 ms: sometimes inside the resolver's window (found), sometimes after it
+                // 0..990 ms: sometimes inside the resolver's window (found), sometimes after it
                 // (not found → resent with the same id → -4116 → resolved).
-                "appears_later" => FaultVenue::AppearsAfter(Duration::from_millis(seed * 60)),
+                "appears_later" => FaultVenue::AppearsAfter(Duration::from_millis((seed % 34) * 30)),
                 _ => FaultVenue::Never,
             };
             // Even seeds: an immediate 503 "Unknown error"; odd seeds: no answer within the timeout.
+            // (Seed parity and the appearance delay vary independently: 34 is even, so over 100
+            // seeds each delay meets both kinds of failure.)
             let reply_delay = if seed % 2 == 0 {
                 Duration::ZERO
             } else {
@@ -366,8 +396,30 @@ async fn unknown_outcomes_leave_exactly_one_order_per_client_id() {
                 1,
                 "{variant}/{seed}: exactly one order for {id}"
             );
+            // The venue's view of the id: the first POST, then no POST that is not preceded by a
+            // GET by origClientOrderId since the previous POST.
+            let seen = sim.trading.order_requests(&id);
+            assert_eq!(
+                seen.first(),
+                Some(&reqwest::Method::POST),
+                "{variant}/{seed}: {seen:?}"
+            );
+            assert!(
+                seen.windows(2)
+                    .all(|w| !(w[0] == reqwest::Method::POST && w[1] == reqwest::Method::POST)),
+                "{variant}/{seed}: resent without a query: {seen:?}"
+            );
+            assert!(
+                seen.get(1) == Some(&reqwest::Method::GET),
+                "{variant}/{seed}: the unknown outcome was not queried first: {seen:?}"
+            );
+            runs += 1;
+            // Leave no resting order behind: the simulator's matcher checks every open order on
+            // each (virtual) 100 ms tick.
+            assert_eq!(c.cancel(&symbol, &id).await.expect("cancel").status, "CANCELED");
         }
     }
+    assert_eq!(runs, 300);
     // Every path was taken: found by the resolver, and placed by a resend after "not placed".
     assert!(outcomes.get("resolved").is_some_and(|n| *n > 0), "{outcomes:?}");
     assert!(outcomes.get("accepted").is_some_and(|n| *n > 0), "{outcomes:?}");

@@ -248,6 +248,9 @@ pub struct Trading {
     endpoint_faults: Mutex<Vec<(String, ApiError)>>,
     /// Delays before answering the next requests to a path (slow-venue tests), FIFO per path.
     endpoint_delays: Mutex<Vec<(String, Duration)>>,
+    /// The last [`ORDER_LOG_LEN`] authenticated `/fapi/v1/order` requests naming a client order id:
+    /// `(method, id)`, oldest first (tests: "queried before any resend").
+    order_log: Mutex<VecDeque<(Method, String)>>,
     pub stats: TradingStats,
 }
 
@@ -403,6 +406,9 @@ pub fn error(e: &ApiError) -> Response {
         .into_response()
 }
 
+/// How many `/fapi/v1/order` requests [`Trading::order_requests`] remembers.
+pub const ORDER_LOG_LEN: usize = 10_000;
+
 /// The venue's weight of a trading request (`server::request_weight` asks here for paths it does not
 /// serve itself).
 pub fn request_weight(path: &str, query: &str) -> u32 {
@@ -471,6 +477,7 @@ impl Trading {
             order_faults: Mutex::new(VecDeque::new()),
             endpoint_faults: Mutex::new(Vec::new()),
             endpoint_delays: Mutex::new(Vec::new()),
+            order_log: Mutex::new(VecDeque::new()),
             stats: TradingStats::default(),
         }
     }
@@ -496,6 +503,21 @@ impl Trading {
         if let Ok(mut f) = self.endpoint_delays.lock() {
             f.push((path.to_owned(), delay));
         }
+    }
+
+    /// The methods of the authenticated `/fapi/v1/order` requests that named `client_order_id`
+    /// (`newClientOrderId` or `origClientOrderId`), in arrival order, among the last
+    /// [`ORDER_LOG_LEN`].
+    pub fn order_requests(&self, client_order_id: &str) -> Vec<Method> {
+        self.order_log.lock().map_or_else(
+            |_| Vec::new(),
+            |l| {
+                l.iter()
+                    .filter(|(_, id)| id == client_order_id)
+                    .map(|(m, _)| m.clone())
+                    .collect()
+            },
+        )
     }
 
     /// Orders at the venue with this client order id (any state; tests of exactly-once submits).
@@ -1650,6 +1672,17 @@ impl Trading {
             Required::Signed => self.stats.signed_requests.fetch_add(1, Ordering::Relaxed),
             Required::ApiKey => self.stats.key_requests.fetch_add(1, Ordering::Relaxed),
         };
+        if path == "/fapi/v1/order"
+            && let Some(id) = params
+                .get("newClientOrderId")
+                .or_else(|| params.get("origClientOrderId"))
+            && let Ok(mut log) = self.order_log.lock()
+        {
+            if log.len() == ORDER_LOG_LEN {
+                log.pop_front();
+            }
+            log.push_back((method.clone(), id.to_owned()));
+        }
         let delay = self.endpoint_delays.lock().ok().and_then(|mut f| {
             let i = f.iter().position(|(p, _)| p == path)?;
             Some(f.remove(i).1)
