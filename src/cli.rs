@@ -376,18 +376,19 @@ pub struct AttachArgs {
 
 /// Options of `perpdesk sim`.
 #[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("sim_key_material").args(["api_secret", "api_public_key"])))]
 pub struct SimArgs {
     /// TCP port on 127.0.0.1 for both REST and WebSocket; 0 picks a free port.
     #[arg(long, default_value_t = 0, value_name = "PORT")]
     pub port: u16,
 
     /// API key the simulator's signed endpoints accept (default: the documented test key
-    /// `perpdesk-sim-key`). Give it together with --api-secret.
+    /// `perpdesk-sim-key`). Give it together with --api-secret (HMAC) or --api-public-key (Ed25519).
     #[arg(
         long,
         value_name = "KEY",
         env = "PERPDESK_SIM_API_KEY",
-        requires = "api_secret"
+        requires = "sim_key_material"
     )]
     pub api_key: Option<String>,
 
@@ -400,6 +401,11 @@ pub struct SimArgs {
         hide_env_values = true
     )]
     pub api_secret: Option<String>,
+
+    /// Registers --api-key as an Ed25519 key: the PEM file of its public key (`openssl pkey -in
+    /// key.pem -pubout`); signatures are then checked with it instead of an HMAC secret.
+    #[arg(long, value_name = "PEM_FILE", requires = "api_key")]
+    pub api_public_key: Option<PathBuf>,
 
     /// Number of synthetic USDT perpetuals to list (1..=10000).
     #[arg(long, default_value_t = 260, value_name = "N",

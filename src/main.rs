@@ -480,6 +480,14 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
     if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
         settings.trading.credentials = vec![perpdesk::sim::auth::SimCredential::new(key, secret)];
     }
+    if let (Some(key), Some(path)) = (&args.api_key, &args.api_public_key) {
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the public key {}", path.display()))?;
+        settings.trading.credentials = vec![
+            perpdesk::sim::auth::SimCredential::ed25519_from_pem(key, &pem)
+                .with_context(|| format!("in {}", path.display()))?,
+        ];
+    }
     let handle = sim_server::start(Arc::clone(&source), clock, settings)
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
@@ -517,7 +525,13 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
         handle.rest_url, handle.ws_url
     );
     if custom_key {
-        println!("signed endpoints: the API key given with --api-key (HMAC secret from --api-secret)");
+        if args.api_public_key.is_some() {
+            println!(
+                "signed endpoints: the API key given with --api-key (Ed25519, public key from --api-public-key)"
+            );
+        } else {
+            println!("signed endpoints: the API key given with --api-key (HMAC secret from --api-secret)");
+        }
     } else {
         println!(
             "signed endpoints: test key {} / secret {} (documented defaults; --api-key/--api-secret to change)",

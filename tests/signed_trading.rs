@@ -232,6 +232,77 @@ async fn signed_order_round_trip() {
     sim.shutdown().await;
 }
 
+/// An API key registered as an Ed25519 public key: the client signs with the private key (PKCS#8
+/// PEM), the simulator verifies with the public key; an order is placed, queried and cancelled. A
+/// signature by another Ed25519 key is refused with -1022.
+#[tokio::test]
+async fn ed25519_signed_order_round_trip() {
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let pem = |seed: u8| {
+        SecretString::new(
+            ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+                .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+                .expect("pem")
+                .to_string(),
+        )
+    };
+    let registered = ed25519_dalek::SigningKey::from_bytes(&[42; 32]).verifying_key();
+    let mut settings = SimSettings::default();
+    settings.trading.credentials = vec![perpdesk::sim::auth::SimCredential::ed25519(
+        "ed25519-key",
+        registered,
+    )];
+    let sim = sim_with(settings).await;
+    let (symbol, filters, mark) = market(&sim).await;
+    let key = SecretString::new("ed25519-key".into());
+    let rest = SignedRest::new(
+        &sim.rest_url,
+        Credentials::ed25519(&key, &pem(42)).expect("credentials"),
+    )
+    .expect("client");
+    rest.sync_clock().await.expect("clock sync");
+    let c = OrderClient::new(Arc::new(rest), Arc::new(|_: &OrderIntent<'_>| Ok(())));
+    let order = NewOrder::limit(
+        &symbol,
+        OrderSide::Buy,
+        qty_for(&filters, mark, 50),
+        mark * d("0.9"),
+    )
+    .rounded(&filters, mark)
+    .expect("rounded");
+    let id = c.next_client_order_id();
+    let placed = c.place_with_id(&order, &id).await.expect("placed");
+    assert_eq!(placed.order().map(|o| o.status.as_str()), Some("NEW"));
+    assert_eq!(
+        c.query_order(&symbol, &id).await.expect("query").client_order_id,
+        id
+    );
+    assert_eq!(c.cancel(&symbol, &id).await.expect("cancel").status, "CANCELED");
+    assert_eq!(c.balance().await.expect("balance")[0].asset, "USDT");
+    assert_eq!(sim.trading.orders_with_client_id(&id), 1);
+
+    // The same API key, signed by a different private key.
+    let impostor = SignedRest::new(
+        &sim.rest_url,
+        Credentials::ed25519(&key, &pem(43)).expect("credentials"),
+    )
+    .expect("client");
+    impostor.sync_clock().await.expect("clock sync");
+    let err = OrderClient::new(Arc::new(impostor), Arc::new(|_: &OrderIntent<'_>| Ok(())))
+        .place(&order)
+        .await
+        .expect_err("wrong key");
+    assert_eq!(err.code(), Some(-1022));
+    assert_eq!(
+        sim.trading
+            .stats
+            .auth_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn authentication_failures_carry_the_venue_codes() {
     let sim = sim().await;

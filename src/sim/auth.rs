@@ -10,8 +10,10 @@
 //! `recvWindow`.
 //!
 //! The simulator accepts the key pairs it was started with ([`SimCredential`]); by default one
-//! documented test pair, [`DEFAULT_API_KEY`] / [`DEFAULT_API_SECRET`], which is not a secret. HMAC
-//! keys only: Ed25519 signing is verified against OpenSSL in `binance::sign`'s tests.
+//! documented test pair, [`DEFAULT_API_KEY`] / [`DEFAULT_API_SECRET`], which is not a secret. A key
+//! may instead be registered as an Ed25519 public key, as Binance allows: then `signature` is the
+//! percent-encoded base64 of the Ed25519 signature over the same bytes, verified with the public
+//! key (a malformed or wrong signature is `-1022` as well).
 
 use std::fmt;
 
@@ -27,34 +29,126 @@ pub const DEFAULT_API_SECRET: &str = "perpdesk-sim-secret";
 /// Largest `recvWindow` the venue accepts.
 pub const MAX_RECV_WINDOW_MS: i64 = 60_000;
 
-/// One key pair the simulator accepts.
+/// How the simulator checks a key's signatures.
 #[derive(Clone)]
+pub enum SimKey {
+    /// HMAC-SHA256 with a shared secret (hex signature).
+    Hmac(SecretString),
+    /// Ed25519: the venue holds only the public key (base64 signature).
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+impl fmt::Debug for SimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Hmac(secret) => f.debug_tuple("Hmac").field(secret).finish(),
+            // A public key is not secret; its hex identifies which key was registered.
+            Self::Ed25519(public) => f
+                .debug_tuple("Ed25519")
+                .field(&hex::encode(public.as_bytes()))
+                .finish(),
+        }
+    }
+}
+
+/// Setting up the simulator's keys failed (unrecoverable: the simulator does not start).
+#[derive(Debug, thiserror::Error)]
+pub enum SimAuthError {
+    #[error(
+        "not an Ed25519 public key in PEM (\"-----BEGIN PUBLIC KEY-----\", as `openssl pkey -pubout` writes it)"
+    )]
+    BadPublicKey,
+}
+
+/// One key the simulator accepts.
+#[derive(Clone, Debug)]
 pub struct SimCredential {
     pub api_key: String,
-    pub secret: SecretString,
+    pub key: SimKey,
 }
 
 impl SimCredential {
+    /// An HMAC key pair.
     pub fn new(api_key: &str, secret: &str) -> Self {
         Self {
             api_key: api_key.to_owned(),
-            secret: SecretString::new(secret.to_owned()),
+            key: SimKey::Hmac(SecretString::new(secret.to_owned())),
         }
+    }
+
+    /// An API key registered with an Ed25519 public key.
+    pub fn ed25519(api_key: &str, public: ed25519_dalek::VerifyingKey) -> Self {
+        Self {
+            api_key: api_key.to_owned(),
+            key: SimKey::Ed25519(public),
+        }
+    }
+
+    /// An API key registered with an Ed25519 public key in PEM (`SubjectPublicKeyInfo`), the form
+    /// Binance's key registration takes.
+    pub fn ed25519_from_pem(api_key: &str, pem: &str) -> Result<Self, SimAuthError> {
+        use ed25519_dalek::pkcs8::DecodePublicKey as _;
+        ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim())
+            .map(|k| Self::ed25519(api_key, k))
+            .map_err(|_| SimAuthError::BadPublicKey)
     }
 
     /// The documented test pair.
     pub fn default_pair() -> Self {
         Self::new(DEFAULT_API_KEY, DEFAULT_API_SECRET)
     }
+
+    /// Whether `sig` (as sent, still percent-encoded) signs `query ‖ body` under this key.
+    fn signature_matches(&self, query: &str, body: &str, sig: &str) -> bool {
+        match &self.key {
+            SimKey::Hmac(secret) => {
+                let Ok(mut mac) =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+                else {
+                    return false;
+                };
+                mac.update(query.as_bytes());
+                mac.update(body.as_bytes());
+                hex::encode(mac.finalize().into_bytes()).eq_ignore_ascii_case(sig)
+            }
+            SimKey::Ed25519(public) => {
+                use base64::Engine as _;
+                use ed25519_dalek::Verifier as _;
+                let Some(b64) = percent_decode(sig) else {
+                    return false;
+                };
+                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+                    return false;
+                };
+                let Ok(signature) = ed25519_dalek::Signature::from_slice(&bytes) else {
+                    return false;
+                };
+                let mut message = Vec::with_capacity(query.len() + body.len());
+                message.extend_from_slice(query.as_bytes());
+                message.extend_from_slice(body.as_bytes());
+                public.verify(&message, &signature).is_ok()
+            }
+        }
+    }
 }
 
-impl fmt::Debug for SimCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimCredential")
-            .field("api_key", &self.api_key)
-            .field("secret", &self.secret)
-            .finish()
+/// `%XX` decoding of a parameter value (`+` stays `+`: base64 clients percent-encode it). `None` for
+/// a malformed escape or non-UTF-8 result.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
     }
+    String::from_utf8(out).ok()
 }
 
 /// A refusal: HTTP status, venue code, venue message.
@@ -138,12 +232,7 @@ pub fn verify(
         .or(sig_b)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::mandatory("signature"))?;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(creds[idx].secret.expose_secret().as_bytes())
-        .map_err(|_| ApiError::bad_request(-1022, "Signature for this request is not valid."))?;
-    mac.update(query.as_bytes());
-    mac.update(body.as_bytes());
-    let expected = hex::encode(mac.finalize().into_bytes());
-    if !expected.eq_ignore_ascii_case(sig) {
+    if !creds[idx].signature_matches(&query, &body, sig) {
         return Err(ApiError::bad_request(
             -1022,
             "Signature for this request is not valid.",
@@ -181,6 +270,8 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+
     use crate::binance::sign::Signer;
 
     fn creds() -> Vec<SimCredential> {
@@ -259,5 +350,54 @@ mod tests {
         );
         assert_eq!(key_only, Ok(0));
         assert!(!format!("{:?}", creds()).contains(DEFAULT_API_SECRET));
+    }
+
+    /// The throwaway key of `binance::sign`'s tests (`openssl genpkey -algorithm ed25519`) and its
+    /// public half (`openssl pkey -pubout`).
+    const ED_PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MC4CAQAwBQYDK2VwBCIEIK/SAevTr9ino5kMM7M/GnfSlXnu7GQCIoV46vweqqeG\n\
+        -----END PRIVATE KEY-----\n";
+    const ED_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----\n\
+        MCowBQYDK2VwAyEA6e8nM2T3MvqhMc9nK0vKGj2A76EjFWoZjbgcw7NcVkA=\n\
+        -----END PUBLIC KEY-----\n";
+
+    #[test]
+    fn ed25519_keys_verify_with_the_registered_public_key() {
+        let now = 1_700_000_000_000;
+        let creds = vec![
+            SimCredential::default_pair(),
+            SimCredential::ed25519_from_pem("ed-key", ED_PUBLIC_PEM).expect("public key"),
+        ];
+        let signer = Signer::ed25519_from_pem(&SecretString::new(ED_PEM.into())).expect("private key");
+        let q = format!("symbol=BTCUSDT&side=BUY&recvWindow=5000&timestamp={now}");
+        let good = signer.signed_query(&q, "");
+        let run = |key: &str, q: &str, body: &str| {
+            let all = format!("{q}&{body}");
+            verify(&creds, Some(key), q, body, param(&all), Required::Signed, now).map_err(|e| e.code)
+        };
+        assert_eq!(run("ed-key", &good, ""), Ok(1));
+        // Signature in the body, the parameters in the query.
+        let sig = signer.signature(&q, "");
+        assert_eq!(run("ed-key", &q, &format!("signature={sig}")), Ok(1));
+        // Tampered parameters, a signature by another key, garbage, an HMAC signature: -1022.
+        assert_eq!(run("ed-key", &good.replace("BUY", "SELL"), ""), Err(-1022));
+        let other = Signer::ed25519_from_pem(&SecretString::new(
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+                .to_pkcs8_pem(Default::default())
+                .expect("pem")
+                .to_string(),
+        ))
+        .expect("other key");
+        assert_eq!(run("ed-key", &other.signed_query(&q, ""), ""), Err(-1022));
+        assert_eq!(run("ed-key", &format!("{q}&signature=%zz"), ""), Err(-1022));
+        assert_eq!(run("ed-key", &format!("{q}&signature=AAAA"), ""), Err(-1022));
+        assert_eq!(run("ed-key", &signed(&q), ""), Err(-1022));
+        // The Ed25519 signature does not pass for the HMAC key either.
+        assert_eq!(run(DEFAULT_API_KEY, &good, ""), Err(-1022));
+        assert!(SimCredential::ed25519_from_pem("k", "not a key").is_err());
+        assert!(
+            SimCredential::ed25519_from_pem("k", ED_PEM).is_err(),
+            "a private key is not a public key"
+        );
     }
 }
