@@ -134,14 +134,8 @@ pub fn start_engine_with(opts: &RunOptions, live: Option<LiveTrading>) -> anyhow
         events_tx.clone(),
         shutdown_rx.clone(),
     );
-    let mut engine = Engine::new(
-        opts.engine.clone(),
-        Arc::clone(&table),
-        streams,
-        feed_tx,
-        weight,
-    )
-    .with_clock_offset(clock_offset);
+    let mut engine = Engine::new(opts.engine.clone(), Arc::clone(&table), streams, feed_tx, weight)
+        .with_clock_offset(clock_offset);
     if let Some(live) = live {
         let rest = Arc::new(SignedRest::new(&opts.rest_url, live.credentials)?);
         let orders = OrderClient::new(rest, live.intents);

@@ -11,8 +11,8 @@
 use perpdesk_ui::{
     intent::Intent,
     view::{
-        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, Reconciliation, RestBlock,
-        ScannerRow, SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
+        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, Reconciliation,
+        RestBlock, ScannerRow, SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
     },
 };
 

@@ -556,7 +556,9 @@ impl Engine {
             ExecReport::ProtectionFailed { position, error } => {
                 self.trading.close_position(position, CloseReason::Manual);
                 self.trading.breaker_input(BreakerInput::OrderRejected, now);
-                self.set_message(&format!("live position {position} closed, no stop on the venue: {error}"));
+                self.set_message(&format!(
+                    "live position {position} closed, no stop on the venue: {error}"
+                ));
             }
             ExecReport::VenueExit {
                 position,
@@ -580,7 +582,9 @@ impl Engine {
                         "kill switch on the venue: {positions_closed} positions closed, {orders_cancelled} orders cancelled, flat"
                     )
                 } else {
-                    format!("kill switch on the venue: {remaining} positions or orders still open, check the venue")
+                    format!(
+                        "kill switch on the venue: {remaining} positions or orders still open, check the venue"
+                    )
                 };
                 self.set_message(&text);
             }

@@ -193,7 +193,11 @@ impl Executor {
     /// Runs until `stop`: the clock re-sync, the listenKey keeper and the user stream beside it,
     /// commands and stream events in one loop. Positions still open at the end stay on the venue with
     /// their stop and target resting there.
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<ExecCommand>, stop: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<ExecCommand>,
+        stop: watch::Receiver<bool>,
+    ) {
         let rest = Arc::clone(self.orders.rest());
         let clock_task = {
             let (rest, stop) = (Arc::clone(&rest), stop.clone());
@@ -205,7 +209,15 @@ impl Executor {
             let (rest, stop) = (Arc::clone(&rest), stop.clone());
             tokio::spawn(async move {
                 let stats = KeeperStats::default();
-                run_keeper(rest.as_ref(), KeeperSettings::default(), rotate_rx, key_tx, &stats, stop).await;
+                run_keeper(
+                    rest.as_ref(),
+                    KeeperSettings::default(),
+                    rotate_rx,
+                    key_tx,
+                    &stats,
+                    stop,
+                )
+                .await;
             })
         };
         let (user_tx, mut user_rx) = mpsc::channel(1024);
@@ -357,7 +369,10 @@ impl Executor {
             .await
             .map_err(|e| (format!("entry: {e}"), venue_reject(&e)))?;
         let Some(answer) = placed.order() else {
-            return Err(("entry: not placed (unknown outcome resolved as absent)".into(), false));
+            return Err((
+                "entry: not placed (unknown outcome resolved as absent)".into(),
+                false,
+            ));
         };
         let (filled, avg) = fill_of(answer);
         let mut live = Live {
@@ -377,8 +392,16 @@ impl Executor {
         }
         // The stop first: a position without it must not stay open.
         let stop_side = exit_side(o.side);
-        let stop = NewOrder::stop_market(&name, stop_side, decimal(o.stop_loss).map_err(|e| local(&e))?, None);
-        match self.place_protective(&stop, &filters, mark, o.position, Role::Stop).await {
+        let stop = NewOrder::stop_market(
+            &name,
+            stop_side,
+            decimal(o.stop_loss).map_err(|e| local(&e))?,
+            None,
+        );
+        match self
+            .place_protective(&stop, &filters, mark, o.position, Role::Stop)
+            .await
+        {
             Ok(id) => live.stop_id = Some(id),
             Err(error) => {
                 self.live.insert(o.position, live);
@@ -397,7 +420,10 @@ impl Executor {
             decimal(o.take_profit).map_err(|e| local(&e))?,
             None,
         );
-        match self.place_protective(&tp, &filters, mark, o.position, Role::TakeProfit).await {
+        match self
+            .place_protective(&tp, &filters, mark, o.position, Role::TakeProfit)
+            .await
+        {
             Ok(id) => live.tp_id = Some(id),
             // The engine's own monitoring still closes at the target (reduce-only); the stop rests.
             Err(error) => {
@@ -504,7 +530,8 @@ impl Executor {
         }
         self.live.clear();
         if let Some(e) = last_error.filter(|_| remaining != 0) {
-            self.report(ExecReport::Problem(format!("kill switch: {e}"))).await;
+            self.report(ExecReport::Problem(format!("kill switch: {e}")))
+                .await;
         }
         self.report(ExecReport::Flattened {
             positions_closed: closed,
@@ -535,7 +562,8 @@ impl Executor {
                 OrderSide::Buy
             };
             let mut exit = NewOrder::market(&p.symbol, side, qty.abs()).reduce_only();
-            if let Some(ps) = PositionSide::from_venue(&p.position_side).filter(|s| *s != PositionSide::Both) {
+            if let Some(ps) = PositionSide::from_venue(&p.position_side).filter(|s| *s != PositionSide::Both)
+            {
                 exit = exit.with_position_side(ps);
             }
             match self.orders.place(&exit).await {
@@ -561,7 +589,9 @@ impl Executor {
         let mut local = LocalBook::default();
         for l in self.live.values() {
             let signed = if l.side == Side::Long { l.qty } else { -l.qty };
-            local.positions.insert((l.symbol.clone(), PositionSide::Both), signed);
+            local
+                .positions
+                .insert((l.symbol.clone(), PositionSide::Both), signed);
             for id in [&l.stop_id, &l.tp_id].into_iter().flatten() {
                 local.open_orders.push((l.symbol.clone(), id.clone()));
             }
@@ -607,9 +637,7 @@ impl Executor {
                     origin: OrderOrigin::Client,
                     ..
                 }) => self.on_fill(&client_order_id).await,
-                Ok(BookChange::Fill {
-                    symbol, origin, ..
-                }) => {
+                Ok(BookChange::Fill { symbol, origin, .. }) => {
                     self.report(ExecReport::Problem(format!(
                         "{symbol}: venue-generated fill ({origin:?}); reconcile to see the position"
                     )))
@@ -676,6 +704,12 @@ impl Executor {
     /// The reconciliation gate.
     pub fn gate(&self) -> &ReconciliationGate {
         &self.gate
+    }
+
+    /// The order client (tests query the venue with the same key).
+    #[cfg(test)]
+    pub(crate) fn orders_for_tests(&self) -> &OrderClient {
+        &self.orders
     }
 
     /// Reconciles now (start-up without a user stream, tests).

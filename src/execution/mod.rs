@@ -203,7 +203,10 @@ impl ExecutionLink {
     fn send(&mut self, cmd: ExecCommand) {
         self.sent += 1;
         if self.tx.send(cmd).is_err() {
-            tracing::error!(?cmd, "the executor task is gone: the command was not carried out on the venue");
+            tracing::error!(
+                ?cmd,
+                "the executor task is gone: the command was not carried out on the venue"
+            );
         }
     }
 
