@@ -18,11 +18,14 @@ use tokio::{
 
 use crate::{
     binance::{
+        orders::{IntentJournal, OrderClient, OrderIntent},
         parse::SymbolTable,
         rest::MarketRest,
+        signed::{Credentials, SignedRest},
         stream::{StreamConfig, StreamManager},
     },
     engine::{Command, Engine, EngineEvent, EngineSettings},
+    execution::{ExecReport, ExecutionLink, Executor, ExecutorSettings, GateState},
     market::feed,
 };
 
@@ -68,8 +71,46 @@ impl RunningEngine {
     }
 }
 
-/// Starts the feed, the stream manager and the engine task.
+/// Starts the feed, the stream manager and the engine task (paper: no signed client exists).
 pub fn start_engine(opts: &RunOptions) -> anyhow::Result<RunningEngine> {
+    start_engine_with(opts, None)
+}
+
+/// Live trading: the signed client and where order intents are journalled before each send.
+pub struct LiveTrading {
+    pub credentials: Credentials,
+    pub intents: Arc<dyn IntentJournal>,
+}
+
+impl std::fmt::Debug for LiveTrading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveTrading")
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Order intents go to the log (client order id, symbol, side, type, exit flags; never a secret)
+/// until a durable journal is handed in.
+pub fn log_intents() -> Arc<dyn IntentJournal> {
+    Arc::new(|intent: &OrderIntent<'_>| {
+        let o = intent.order;
+        tracing::info!(
+            client_order_id = intent.client_order_id,
+            symbol = %o.symbol,
+            side = o.side.as_str(),
+            order_type = o.order_type.as_str(),
+            reduce_only = o.reduce_only,
+            close_position = o.close_position,
+            "order intent"
+        );
+        Ok(())
+    })
+}
+
+/// Starts the engine; with `live`, also the executor that mirrors its positions on the venue
+/// (`--rest-url` for signed REST, `--ws-url` for the user data stream).
+pub fn start_engine_with(opts: &RunOptions, live: Option<LiveTrading>) -> anyhow::Result<RunningEngine> {
     let rest = MarketRest::new(&opts.rest_url)?;
     let weight = Arc::clone(rest.weight());
     let clock_offset = rest.clock_offset_cell();
@@ -93,8 +134,40 @@ pub fn start_engine(opts: &RunOptions) -> anyhow::Result<RunningEngine> {
         events_tx.clone(),
         shutdown_rx.clone(),
     );
-    let engine =
-        Engine::new(opts.engine.clone(), table, streams, feed_tx, weight).with_clock_offset(clock_offset);
+    let mut engine = Engine::new(opts.engine.clone(), Arc::clone(&table), streams, feed_tx, weight)
+        .with_clock_offset(clock_offset);
+    if let Some(live) = live {
+        let rest = Arc::new(SignedRest::new(&opts.rest_url, live.credentials)?);
+        let orders = OrderClient::new(rest, live.intents);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (report_tx, mut report_rx) = mpsc::channel(1024);
+        engine = engine.with_execution(ExecutionLink::new(cmd_tx));
+        let (rest_url, settings) = (opts.rest_url.clone(), ExecutorSettings::new(&opts.ws_url));
+        let stop = shutdown_rx.clone();
+        let reports = report_tx.clone();
+        tokio::spawn(async move {
+            match Executor::start(orders, &rest_url, settings, table, report_tx).await {
+                Ok(executor) => executor.run(cmd_rx, stop).await,
+                Err(error) => {
+                    tracing::error!(%error, "live execution could not start: no entry will be sent");
+                    let _ = reports
+                        .send(ExecReport::Gate {
+                            state: GateState::Unknown,
+                            detail: format!("executor not started: {error}"),
+                        })
+                        .await;
+                }
+            }
+        });
+        let events = events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(r) = report_rx.recv().await {
+                if events.send(EngineEvent::Execution(r)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     let join = tokio::spawn(engine.run(events_rx, view_tx, shutdown_rx));
     Ok(RunningEngine {
         commands: events_tx,

@@ -27,6 +27,8 @@ pub mod risk;
 
 pub mod positions;
 
+pub mod execution;
+
 pub mod engine;
 
 pub mod console;

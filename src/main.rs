@@ -378,7 +378,7 @@ async fn run_console(
         rotate_after: StreamConfig::new("").rotate_after,
     };
     tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");
-    let engine = app::start_engine(&opts)?;
+    let engine = app::start_engine_with(&opts, live_trading(config)?)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         app::shutdown_signal().await;
@@ -443,6 +443,33 @@ async fn run_console(
     }
     tracing::info!("perpdesk stopped");
     Ok(())
+}
+
+/// `TRADING_ENABLED=true` (and not `--demo`): the signed client's credentials, read only here. Paper
+/// mode returns `None` without touching the secrets, so it sends no signed request.
+fn live_trading(config: &Config) -> anyhow::Result<Option<app::LiveTrading>> {
+    use perpdesk::binance::{secret::SecretString, signed::Credentials};
+    if !config.trading_enabled || config.demo {
+        return Ok(None);
+    }
+    // The configuration refuses to load with trading enabled and a key missing; this is the
+    // same check at the point of use.
+    let (Some(key), Some(secret)) = (
+        &config.secrets.binance_api_key,
+        &config.secrets.binance_api_secret,
+    ) else {
+        anyhow::bail!("trading is enabled but BINANCE_API_KEY / BINANCE_API_SECRET are not set");
+    };
+    let credentials = Credentials::hmac(
+        &SecretString::new(key.expose().to_owned()),
+        &SecretString::new(secret.expose().to_owned()),
+    )
+    .context("the Binance API key pair is not usable")?;
+    tracing::warn!("live trading: positions are mirrored by real orders on the venue");
+    Ok(Some(app::LiveTrading {
+        credentials,
+        intents: app::log_intents(),
+    }))
 }
 
 async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {

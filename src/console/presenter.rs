@@ -11,8 +11,8 @@
 use perpdesk_ui::{
     intent::Intent,
     view::{
-        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, RestBlock,
-        ScannerRow, SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
+        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, Reconciliation,
+        RestBlock, ScannerRow, SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
     },
 };
 
@@ -352,10 +352,16 @@ pub fn build_view(engine: &Engine) -> View {
             }),
             clock_offset_ms: engine.clock_offset_ms(),
             rotations: counters.rotations,
-            // Paper trading has no user data stream and nothing to reconcile; the live path fills
-            // these once it exists.
-            listen_key_age_ms: None,
-            reconciliation: None,
+            // Paper trading has no user data stream and nothing to reconcile.
+            listen_key_age_ms: engine
+                .trading()
+                .execution()
+                .and_then(crate::execution::ExecutionLink::listen_key_age_ms),
+            reconciliation: engine.trading().execution().map(|x| match x.gate() {
+                crate::execution::GateState::Pending => Reconciliation::Pending,
+                crate::execution::GateState::Reconciled => Reconciliation::Reconciled,
+                crate::execution::GateState::Unknown => Reconciliation::Unknown,
+            }),
         },
         funnel: Funnel {
             evaluated: engine.funnel.evaluated,

@@ -64,6 +64,8 @@ pub enum EngineEvent {
     Stream(StreamEvent),
     Feed(FeedEvent),
     Command(Command),
+    /// A report of the live executor (`execution`): fills, gate changes, venue exits.
+    Execution(crate::execution::ExecReport),
 }
 
 impl From<StreamEvent> for EngineEvent {
@@ -509,7 +511,88 @@ impl Engine {
             EngineEvent::Stream(e) => self.on_stream(e),
             EngineEvent::Feed(e) => self.on_feed(e),
             EngineEvent::Command(c) => self.on_command(c),
+            EngineEvent::Execution(r) => self.on_execution(r),
         }
+    }
+
+    /// Mirrors positions on the venue through `link` (live trading).
+    #[must_use]
+    pub fn with_execution(mut self, link: crate::execution::ExecutionLink) -> Self {
+        self.trading.set_execution(link);
+        self
+    }
+
+    /// Applies a live executor's report: real fills into the book, positions the venue refused or
+    /// closed out of it, the gate and problems into the status bar.
+    fn on_execution(&mut self, report: crate::execution::ExecReport) {
+        use crate::{execution::ExecReport, positions::CloseReason};
+        if let Some(link) = self.trading.execution_mut() {
+            link.on_report(&report);
+        }
+        let now = crate::domain::now_ms();
+        match report {
+            ExecReport::Gate { state, detail } => {
+                self.set_message(&format!("live trading: {state:?}: {detail}"));
+            }
+            ExecReport::EntryFilled {
+                position,
+                qty,
+                avg_price,
+            } => {
+                let _ = self.trading.book.apply_fill(position, qty, avg_price);
+            }
+            ExecReport::EntryFailed {
+                position,
+                error,
+                venue_reject,
+            } => {
+                // Nothing is on the venue: the virtual position must not pretend otherwise.
+                self.trading.close_position(position, CloseReason::Manual);
+                if venue_reject {
+                    self.trading.breaker_input(BreakerInput::OrderRejected, now);
+                }
+                self.set_message(&format!("live entry {position} withdrawn: {error}"));
+            }
+            ExecReport::ProtectionFailed { position, error } => {
+                self.trading.close_position(position, CloseReason::Manual);
+                self.trading.breaker_input(BreakerInput::OrderRejected, now);
+                self.set_message(&format!(
+                    "live position {position} closed, no stop on the venue: {error}"
+                ));
+            }
+            ExecReport::VenueExit {
+                position,
+                take_profit,
+                ..
+            } => {
+                let reason = if take_profit {
+                    CloseReason::TakeProfit
+                } else {
+                    CloseReason::StopLoss
+                };
+                self.trading.close_position(position, reason);
+            }
+            ExecReport::Flattened {
+                positions_closed,
+                orders_cancelled,
+                remaining,
+            } => {
+                let text = if remaining == 0 {
+                    format!(
+                        "kill switch on the venue: {positions_closed} positions closed, {orders_cancelled} orders cancelled, flat"
+                    )
+                } else {
+                    format!(
+                        "kill switch on the venue: {remaining} positions or orders still open, check the venue"
+                    )
+                };
+                self.set_message(&text);
+            }
+            ExecReport::Problem(text) => self.set_message(&text),
+            ExecReport::ListenKey | ExecReport::Protected { .. } | ExecReport::Exited { .. } => {}
+        }
+        self.take_trading_message();
+        self.dirty = true;
     }
 
     fn on_command(&mut self, cmd: Command) {

@@ -17,6 +17,7 @@ use std::{
 use crate::{
     binance::{filters::SymbolFilters, parse::MarkUpdate, wire},
     domain::{SymbolId, TimestampMs},
+    execution::ExecutionLink,
     positions::{
         BookConfig, CloseReason, EventKind, LifecycleEvent, NewPosition, PositionBook, PositionId, RunMode,
     },
@@ -116,6 +117,8 @@ pub struct Trading {
     /// A message for the status bar (breaker transitions, refusals of operator actions).
     pub message: Option<String>,
     breaker_error_reported: bool,
+    /// Live execution: positions and the kill switch mirrored on the venue (`TRADING_ENABLED`).
+    execution: Option<ExecutionLink>,
 }
 
 impl Trading {
@@ -153,12 +156,36 @@ impl Trading {
             origin: std::time::Instant::now(),
             message,
             breaker_error_reported: false,
+            execution: None,
             settings,
         }
     }
 
     pub fn settings(&self) -> &TradingSettings {
         &self.settings
+    }
+
+    /// Mirrors every position opened and closed from now on, and the kill switch, on the venue.
+    pub fn set_execution(&mut self, link: ExecutionLink) {
+        self.execution = Some(link);
+    }
+
+    pub fn execution(&self) -> Option<&ExecutionLink> {
+        self.execution.as_ref()
+    }
+
+    pub fn execution_mut(&mut self) -> Option<&mut ExecutionLink> {
+        self.execution.as_mut()
+    }
+
+    /// Closes one position (an execution report: the venue refused the entry, or its own stop or
+    /// target closed it). False when it was not open.
+    pub fn close_position(&mut self, id: PositionId, reason: CloseReason) -> bool {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let closed = self.book.close(id, reason, self.market_now, &mut scratch).is_ok();
+        self.record(&mut scratch);
+        self.scratch = scratch;
+        closed
     }
 
     /// Monitoring clock: milliseconds since the desk was created (monotonic).
@@ -250,7 +277,18 @@ impl Trading {
         if self.kill_switch != KillSwitch::Ready {
             return Err(Refusal::BreakerHalt);
         }
+        if self.execution.as_ref().is_some_and(|x| !x.entries_allowed()) {
+            return Err(Refusal::NotReconciled);
+        }
         if self.book.has_open(signal.symbol, signal.side) {
+            return Err(Refusal::AlreadyOpen);
+        }
+        // One-way mode nets both sides of a symbol into one venue position: live, one per symbol.
+        let opposite = match signal.side {
+            crate::domain::Side::Long => crate::domain::Side::Short,
+            crate::domain::Side::Short => crate::domain::Side::Long,
+        };
+        if self.execution.is_some() && self.book.has_open(signal.symbol, opposite) {
             return Err(Refusal::AlreadyOpen);
         }
         let mark = self.book.mark(signal.symbol).ok_or(Refusal::NoMarkPrice)?.mark;
@@ -360,6 +398,9 @@ impl Trading {
             .close_all(CloseReason::KillSwitch, self.market_now, &mut scratch);
         self.record(&mut scratch);
         self.scratch = scratch;
+        if let Some(x) = self.execution.as_mut() {
+            x.kill_switch();
+        }
         self.kill_switch = KillSwitch::Engaged(wall_now);
         self.breaker_input(BreakerInput::Manual(Tier::Halt), wall_now);
         self.message = Some(format!(
@@ -416,6 +457,9 @@ impl Trading {
         let wall = crate::domain::now_ms();
         for e in events.drain(..) {
             *self.event_counts.entry(e.kind.name()).or_default() += 1;
+            if let Some(x) = self.execution.as_mut() {
+                x.mirror(&e);
+            }
             if let EventKind::Closed { pnl, reason, .. } = e.kind {
                 tracing::info!(position = %e.position, symbol = e.symbol.0, reason = reason.name(), pnl, "position closed");
                 if let Some(t) = self.breaker.apply(BreakerInput::TradeClosed { pnl }, wall) {

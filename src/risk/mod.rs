@@ -58,6 +58,9 @@ pub enum Refusal {
     BadResetToken,
     /// A reset was asked for in the Normal tier.
     NothingToReset,
+    /// Live trading: the venue's positions and orders are not reconciled yet (start-up, a user-stream
+    /// reconnect, or a failed query): no entry until they are.
+    NotReconciled,
 }
 
 impl Refusal {
@@ -81,6 +84,7 @@ impl Refusal {
             Self::CooldownActive => "cooldown_active",
             Self::BadResetToken => "bad_reset_token",
             Self::NothingToReset => "nothing_to_reset",
+            Self::NotReconciled => "not_reconciled",
         }
     }
 }
@@ -105,6 +109,7 @@ impl fmt::Display for Refusal {
             Self::CooldownActive => "the breaker's cooldown is still running",
             Self::BadResetToken => "the reset confirmation does not match (or expired)",
             Self::NothingToReset => "the breaker is already Normal",
+            Self::NotReconciled => "live trading is not reconciled with the venue yet",
         })
     }
 }

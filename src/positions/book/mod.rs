@@ -313,6 +313,24 @@ impl PositionBook {
         Ok(())
     }
 
+    /// Live execution: the venue filled the entry at `entry` for `qty` (slippage, a partial fill).
+    /// The position takes the real numbers; its entry fee is recomputed at the taker rate.
+    pub fn apply_fill(&mut self, id: PositionId, qty: f64, entry: f64) -> Result<(), PositionsError> {
+        let slot = *self.ids.get(&id).ok_or(PositionsError::UnknownPosition(id))?;
+        let taker = self.config.fees.taker;
+        let Some(p) = self.slots[slot as usize].position.as_mut() else {
+            return Err(PositionsError::UnknownPosition(id));
+        };
+        if qty > 0.0 && entry > 0.0 {
+            let fee = qty * entry * taker;
+            self.totals.fees += fee - p.entry_fee;
+            p.entry_fee = fee;
+            p.qty = qty;
+            p.entry = entry;
+        }
+        Ok(())
+    }
+
     /// Closes every open position (breaker Flatten, kill switch, shutdown of a replay).
     pub fn close_all(
         &mut self,

@@ -1,0 +1,288 @@
+//! Live execution end to end (issue 5, item 7): the real `perpdesk --headless` binary with
+//! `TRADING_ENABLED=true` and the simulator's documented key pair, against a `perpdesk sim` process.
+//!
+//! * the ICT strategy's positions are mirrored by real entries on the venue, each protected by a
+//!   `STOP_MARKET` and a `TAKE_PROFIT_MARKET` with `closePosition=true` on the mark price, seen by the
+//!   test's own signed `openOrders` / `positionRisk` requests;
+//! * the kill switch, sent as a confirmed intent over the attach socket exactly as an attached TUI
+//!   sends it, closes the engine's positions with reduce-only exits and flattens the venue: no
+//!   position and no open order remain;
+//! * O4: over the whole run, on the venue's own user data stream, every order that reduced a position
+//!   carried `reduceOnly` or `closePosition`, and orders without either only ever added exposure.
+//!
+//! Signals come quickly because the entry timeframe is 1m (the first ones appear within the first
+//! minute at the simulator's real-time clock, which live trading needs: the clock gate refuses a
+//! venue whose time runs faster) and the trading cycle is 5 s.
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use perpdesk::binance::{
+    orders::{OrderClient, OrderIntent},
+    secret::SecretString,
+    signed::{Credentials, SignedRest},
+    trade_wire::{ListenKey, OrderUpdate},
+    user_stream::{LISTEN_KEY_CREATE, UserEvent, UserStreamConfig, UserStreamEvent, run_user_stream},
+};
+use perpdesk::sim::auth::{DEFAULT_API_KEY, DEFAULT_API_SECRET};
+use rust_decimal::Decimal;
+use support::{Proc, data_dir, start_sim};
+use tokio::{
+    io::AsyncWriteExt,
+    sync::{mpsc, watch},
+};
+
+/// The number after `name` in the `positions open A opened B closed C` segment.
+fn count(line: &str, name: &str) -> Option<u64> {
+    let segment = line.split(" | ").find(|p| p.starts_with("positions open"))?;
+    let mut words = segment.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == name {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap_or_default()
+}
+
+async fn test_client(rest: &str) -> OrderClient {
+    let creds = Credentials::hmac(
+        &SecretString::new(DEFAULT_API_KEY.into()),
+        &SecretString::new(DEFAULT_API_SECRET.into()),
+    )
+    .expect("credentials");
+    let rest = SignedRest::new(rest, creds).expect("client");
+    rest.sync_clock().await.expect("clock sync");
+    OrderClient::new(Arc::new(rest), Arc::new(|_: &OrderIntent<'_>| Ok(())))
+}
+
+/// Every `ORDER_TRADE_UPDATE` of the account, from the test's own user-stream connection.
+fn record_user_stream(
+    rt: &tokio::runtime::Runtime,
+    client: &OrderClient,
+    ws: &str,
+) -> (Arc<Mutex<Vec<OrderUpdate>>>, watch::Sender<bool>) {
+    let key: ListenKey = rt
+        .block_on(client.rest().call(&LISTEN_KEY_CREATE, &[]))
+        .expect("listenKey");
+    let (_key_tx, key_rx) = watch::channel(Some(key.listen_key));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (rotate_tx, _rotate_rx) = mpsc::channel(8);
+    let (out_tx, mut out_rx) = mpsc::channel(4096);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let cfg = UserStreamConfig::new(ws);
+    rt.spawn(async move {
+        // The key sender must outlive the stream task, or it ends at once.
+        let _keep = (_key_tx, _rotate_rx);
+        run_user_stream(cfg, key_rx, rotate_tx, out_tx, stop_rx).await;
+    });
+    let (sink, mut connected) = (Arc::clone(&seen), Some(()));
+    let (up_tx, up_rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        while let Some(ev) = out_rx.recv().await {
+            match ev {
+                UserStreamEvent::Connected { .. } => {
+                    if connected.take().is_some() {
+                        let _ = up_tx.send(());
+                    }
+                }
+                UserStreamEvent::Event(UserEvent::OrderTradeUpdate(u)) => {
+                    sink.lock().expect("lock").push(u.order);
+                }
+                _ => {}
+            }
+        }
+    });
+    up_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the test's user stream connects");
+    (seen, stop_tx)
+}
+
+/// Polls `check` (an async venue query) until it returns `Some`, or panics after `timeout`.
+fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn live_positions_are_mirrored_protected_and_flattened_by_the_kill_switch() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (_sim, rest, ws) = start_sim(&["--seed", "42"]);
+    let client = rt.block_on(test_client(&rest));
+    let (updates, stop_stream) = record_user_stream(&rt, &client, &ws);
+
+    let dir = data_dir();
+    let config = dir.path().join("perpdesk.toml");
+    std::fs::write(&config, "[engine]\ntrading_cycle_secs = 5\n").expect("config written");
+    let data = dir.path().join("data");
+    let (config, data) = (
+        config.to_string_lossy().into_owned(),
+        data.to_string_lossy().into_owned(),
+    );
+    let mut console = Proc::spawn(
+        &[
+            "--headless",
+            "--config",
+            &config,
+            "--data-dir",
+            &data,
+            "--rest-url",
+            &rest,
+            "--ws-url",
+            &ws,
+            "--timeframes",
+            "1m,5m,15m",
+            "--history-bars",
+            "300",
+        ],
+        &[
+            ("TRADING_ENABLED", "true"),
+            ("BINANCE_API_KEY", DEFAULT_API_KEY),
+            ("BINANCE_API_SECRET", DEFAULT_API_SECRET),
+        ],
+    );
+    let hint = console.wait_for("the attach hint", Duration::from_secs(60), |l| {
+        l.contains("perpdesk attach --socket")
+    });
+    let socket = hint.rsplit(' ').next().expect("socket path").to_owned();
+    let status = console.wait_for("the gate to open", Duration::from_secs(60), |l| {
+        l.starts_with("status |") && l.contains("| reconciled")
+    });
+    assert!(status.contains("| LIVE |"), "{status}");
+    console.wait_for("a live position", Duration::from_secs(150), |l| {
+        count(l, "opened").is_some_and(|n| n >= 1)
+    });
+
+    // Entries on the venue, each with its stop and target resting there (closePosition, mark price).
+    let (positions, protective) = poll("protected venue positions", Duration::from_secs(30), || {
+        let positions: Vec<(String, Decimal)> = rt
+            .block_on(client.position_risk())
+            .expect("positionRisk")
+            .into_iter()
+            .map(|p| (p.symbol, d(&p.position_amt)))
+            .filter(|(_, q)| !q.is_zero())
+            .collect();
+        let open = rt.block_on(client.open_orders(None)).expect("openOrders");
+        let protected = |symbol: &str, qty: Decimal, kind: &str| {
+            let exit_side = if qty > Decimal::ZERO { "SELL" } else { "BUY" };
+            open.iter().any(|o| {
+                o.symbol == symbol
+                    && o.order_type == kind
+                    && o.side == exit_side
+                    && o.close_position
+                    && o.working_type == "MARK_PRICE"
+            })
+        };
+        let all = !positions.is_empty()
+            && positions
+                .iter()
+                .all(|(s, q)| protected(s, *q, "STOP_MARKET") && protected(s, *q, "TAKE_PROFIT_MARKET"));
+        all.then(|| (positions.clone(), open.len()))
+    });
+    assert!(
+        protective >= 2 * positions.len(),
+        "{positions:?}: {protective} open orders"
+    );
+
+    // The kill switch, as an attached console sends it once the operator typed KILL.
+    rt.block_on(async {
+        let mut stream = tokio::net::UnixStream::connect(&socket)
+            .await
+            .expect("attach socket");
+        stream
+            .write_all(b"\"KillSwitch\"\n")
+            .await
+            .expect("send the kill switch");
+        stream.flush().await.expect("flush");
+        // Keep the connection until the engine has read the line.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
+    poll("a flat venue", Duration::from_secs(30), || {
+        let flat = rt
+            .block_on(client.position_risk())
+            .expect("positionRisk")
+            .iter()
+            .all(|p| d(&p.position_amt).is_zero());
+        let no_orders = rt
+            .block_on(client.open_orders(None))
+            .expect("openOrders")
+            .is_empty();
+        (flat && no_orders).then_some(())
+    });
+    let halted = console.wait_for("the breaker halted", Duration::from_secs(30), |l| {
+        l.starts_with("status |") && l.contains("breaker HALT")
+    });
+    assert_eq!(count(&halted, "open"), Some(0), "{halted}");
+
+    // O4 over the whole run, from the venue's own stream.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = stop_stream.send(true);
+    let updates = updates.lock().expect("lock").clone();
+    let mut exposure: HashMap<String, Decimal> = HashMap::new();
+    let (mut entries, mut reduce_only_exits) = (0, 0);
+    for u in &updates {
+        if matches!(u.order_type.as_str(), "STOP_MARKET" | "TAKE_PROFIT_MARKET") {
+            assert!(u.close_position || u.reduce_only, "unprotected exit order: {u:?}");
+            assert_eq!(u.working_type, "MARK_PRICE", "{u:?}");
+        }
+        let qty = d(&u.last_qty);
+        if u.execution_type != "TRADE" || qty.is_zero() {
+            continue;
+        }
+        let signed = if u.side == "BUY" { qty } else { -qty };
+        let before = exposure.get(&u.symbol).copied().unwrap_or_default();
+        let after = before + signed;
+        let reduces = after.abs() < before.abs() || (before * after) < Decimal::ZERO;
+        if reduces {
+            assert!(
+                u.reduce_only || u.close_position,
+                "a fill reduced {} from {before} to {after} without reduceOnly/closePosition: {u:?}",
+                u.symbol
+            );
+            if u.order_type == "MARKET" && u.reduce_only {
+                reduce_only_exits += 1;
+            }
+        } else {
+            assert!(!u.reduce_only && !u.close_position, "{u:?}");
+            entries += 1;
+        }
+        exposure.insert(u.symbol.clone(), after);
+    }
+    assert!(
+        entries >= positions.len(),
+        "{entries} entry fills for {positions:?}"
+    );
+    assert!(
+        reduce_only_exits >= positions.len(),
+        "{reduce_only_exits} reduce-only market exits for {positions:?}"
+    );
+    assert!(
+        exposure.values().all(Decimal::is_zero),
+        "flat by the stream's own account: {exposure:?}"
+    );
+
+    console.signal("-TERM");
+    assert_eq!(console.wait_exit(Duration::from_secs(30)), Some(0));
+    for line in &console.seen {
+        assert!(!line.contains(DEFAULT_API_SECRET), "secret printed: {line}");
+    }
+}
