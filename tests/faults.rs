@@ -1,7 +1,8 @@
 //! The client against the simulator's fault plan (`RELIABILITY.md` §9): M1/M7 reconnect soak with
 //! every connection fault and duplicated / reordered / late / garbage frames → the stored closed bars
 //! equal the simulator's byte for byte; M2 a silent stall is declared stale and reconnected; M5
-//! connections rotate before the venue's cut with no gap; R2 429 / 418 stop all REST until
+//! connections rotate before the venue's cut with no gap; M4 every server ping answered on the same
+//! connection; R2 429 / 418 stop all REST until
 //! `Retry-After`; F3 an oversized frame is refused; F4 a symbol leaving TRADING leaves the universe.
 //!
 //! Everything runs in-process on 127.0.0.1 with short thresholds so each test stays CI-fast; waits
@@ -248,6 +249,66 @@ async fn a_silent_stall_is_declared_stale_and_reconnected() {
         assert!(reason.contains("stale"), "round {round}: {reason}");
     }
     assert!(sim.fault_counts().stalls.load(Relaxed) >= 5);
+    stop.send_replace(true);
+    sim.shutdown().await;
+}
+
+/// M4: the venue pings every 50 ms; the client answers all 1 000 pings, each within 100 ms, and
+/// keeps the one connection. Paused clock: the 50 s pass in tokio's virtual time (the latencies
+/// are virtual too, which makes them a check of "answered on the next read", not a measurement).
+#[tokio::test(start_paused = true)]
+async fn every_server_ping_is_answered_on_the_same_connection() {
+    const PINGS: u64 = 1_000;
+    let clock = SimClock::synthetic(1.0);
+    let settings = SimSettings {
+        ping_interval: Duration::from_millis(50),
+        ..SimSettings::default()
+    };
+    let sim = server::start(market(5, 4, &clock), clock, settings)
+        .await
+        .expect("sim starts");
+    let info = MarketRest::new(&sim.rest_url)
+        .expect("rest")
+        .exchange_info()
+        .await
+        .expect("exchange info");
+    let table = SymbolTable::from_exchange_info(&info).0;
+    let name = info.symbols[0].symbol.to_ascii_lowercase();
+    let (tx, mut rx) = mpsc::channel(65_536);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut streams = StreamManager::new(
+        StreamConfig::new(&sim.ws_url),
+        Arc::new(RwLock::new(table)),
+        tx,
+        stop_rx,
+    );
+    streams.subscribe([format!("{name}@kline_1m")]);
+    next_event(&mut rx, "up", |e| matches!(e, StreamEvent::Up { .. })).await;
+    let stats = sim.ping_stats();
+    let mut klines = 0_u64;
+    while stats.pings.load(Relaxed) < PINGS {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while let Ok(ev) = rx.try_recv() {
+            match ev {
+                StreamEvent::Down { reason, .. } => panic!("the connection went down: {reason}"),
+                StreamEvent::Kline(_) => klines += 1,
+                _ => {}
+            }
+        }
+    }
+    // The answer to the last ping.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (pings, pongs) = (stats.pings.load(Relaxed), stats.pongs.load(Relaxed));
+    assert!(pongs >= PINGS, "{pongs} pongs for {pings} pings");
+    assert!(pings - pongs <= 1, "{pongs} pongs for {pings} pings");
+    let slowest = Duration::from_micros(stats.max_pong_latency_us.load(Relaxed));
+    assert!(slowest < Duration::from_millis(100), "a pong took {slowest:?}");
+    assert_eq!(
+        sim.fault_counts().connections.load(Relaxed),
+        1,
+        "the connection was kept"
+    );
+    assert!(klines > 0, "data kept flowing between the pings");
     stop.send_replace(true);
     sim.shutdown().await;
 }

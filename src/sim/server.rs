@@ -24,7 +24,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -191,6 +191,16 @@ fn weight_interval(window: Duration) -> (&'static str, u32, String) {
     }
 }
 
+/// Server pings and the pongs that answered them, over all WebSocket connections (M4: a client
+/// must answer every ping, promptly, without losing the connection).
+#[derive(Debug, Default)]
+pub struct PingStats {
+    pub pings: AtomicU64,
+    pub pongs: AtomicU64,
+    /// Slowest ping → pong seen, µs (tokio time, so virtual under a paused clock).
+    pub max_pong_latency_us: AtomicU64,
+}
+
 #[derive(Debug)]
 struct SimState {
     source: Arc<dyn MarketSource>,
@@ -201,6 +211,7 @@ struct SimState {
     exchange_info_json: String,
     trading: Arc<Trading>,
     faults: FaultState,
+    pings: PingStats,
 }
 
 /// A running simulated exchange. Dropping the handle does not stop it; call [`SimHandle::shutdown`].
@@ -225,6 +236,11 @@ impl SimHandle {
     /// The injected-fault counters.
     pub fn fault_counts(&self) -> &super::faults::FaultCounts {
         &self.state.faults.counts
+    }
+
+    /// Server pings sent and pongs received.
+    pub fn ping_stats(&self) -> &PingStats {
+        &self.state.pings
     }
 
     /// The highest weight any window has counted so far, and the requests refused with 429 for
@@ -293,6 +309,7 @@ pub async fn start(
         exchange_info_json,
         trading: Arc::clone(&trading),
         faults: FaultState::new(settings.faults.clone()),
+        pings: PingStats::default(),
         settings,
     });
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
@@ -1295,6 +1312,9 @@ async fn serve_ws(
     ping.tick().await;
     let mut last_tickers: Option<std::time::Instant> = None;
     let mut frames = Vec::new();
+    // Pings not yet answered, oldest first (a pong answers the oldest; RFC 6455 lets a peer answer
+    // only the latest, which then settles all of them).
+    let mut unanswered: std::collections::VecDeque<tokio::time::Instant> = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             msg = rx.next() => match msg {
@@ -1309,6 +1329,13 @@ async fn serve_ws(
                     }
                 },
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(Message::Pong(_))) => {
+                    if let Some(sent) = unanswered.pop_front() {
+                        sim.pings.pongs.fetch_add(1, Ordering::Relaxed);
+                        let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        sim.pings.max_pong_latency_us.fetch_max(us, Ordering::Relaxed);
+                    }
+                }
                 Some(Ok(_)) => {}
             },
             _ = push.tick() => {
@@ -1344,6 +1371,12 @@ async fn serve_ws(
             }
             _ = ping.tick() => {
                 if tx.send(Message::Ping(Vec::new().into())).await.is_err() { return; }
+                sim.pings.pings.fetch_add(1, Ordering::Relaxed);
+                if unanswered.len() == 1_024 {
+                    // A peer that never answers: keep the memory bounded.
+                    unanswered.pop_front();
+                }
+                unanswered.push_back(tokio::time::Instant::now());
             }
             _ = shutdown.changed() => {
                 let _ = tx.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
