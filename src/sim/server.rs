@@ -565,11 +565,10 @@ async fn weigh(State(sim): State<Arc<SimState>>, req: Request<Body>, next: Next)
         }
         r
     };
-    if let Ok(v) = HeaderValue::from_str(&used.to_string()) {
-        if let Ok(name) = axum::http::HeaderName::from_bytes(format!("X-MBX-USED-WEIGHT-{suffix}").as_bytes())
-        {
-            resp.headers_mut().insert(name, v);
-        }
+    if let Ok(v) = HeaderValue::from_str(&used.to_string())
+        && let Ok(name) = axum::http::HeaderName::from_bytes(format!("X-MBX-USED-WEIGHT-{suffix}").as_bytes())
+    {
+        resp.headers_mut().insert(name, v);
     }
     resp
 }
