@@ -191,14 +191,50 @@ fn weight_interval(window: Duration) -> (&'static str, u32, String) {
     }
 }
 
-/// Server pings and the pongs that answered them, over all WebSocket connections (M4: a client
-/// must answer every ping, promptly, without losing the connection).
+/// What the WebSocket side saw of its clients, over all connections (M4: every ping answered
+/// promptly; M6: after a reconnect the client's subscriptions equal what it tracks, within the
+/// venue's limits).
 #[derive(Debug, Default)]
-pub struct PingStats {
+pub struct WsStats {
     pub pings: AtomicU64,
     pub pongs: AtomicU64,
     /// Slowest ping → pong seen, µs (tokio time, so virtual under a paused clock).
     pub max_pong_latency_us: AtomicU64,
+    /// Requests past `max_incoming_per_second` or `max_streams_per_connection`.
+    pub limit_violations: AtomicU64,
+    next_connection: AtomicU64,
+    /// The streams of every open connection, by connection number.
+    open: Mutex<BTreeMap<u64, Vec<String>>>,
+}
+
+impl WsStats {
+    /// The streams each open connection is subscribed to (sorted), one entry per connection.
+    pub fn open_subscriptions(&self) -> Vec<Vec<String>> {
+        self.open
+            .lock()
+            .map(|o| o.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn record(&self, connection: u64, subs: &BTreeMap<String, Subscription>) {
+        if let Ok(mut o) = self.open.lock() {
+            o.insert(connection, subs.keys().cloned().collect());
+        }
+    }
+}
+
+/// Takes a connection out of [`WsStats`]'s open set however its handler ends.
+struct OpenConnection<'a> {
+    stats: &'a WsStats,
+    id: u64,
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut o) = self.stats.open.lock() {
+            o.remove(&self.id);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -211,7 +247,7 @@ struct SimState {
     exchange_info_json: String,
     trading: Arc<Trading>,
     faults: FaultState,
-    pings: PingStats,
+    ws: WsStats,
 }
 
 /// A running simulated exchange. Dropping the handle does not stop it; call [`SimHandle::shutdown`].
@@ -238,9 +274,9 @@ impl SimHandle {
         &self.state.faults.counts
     }
 
-    /// Server pings sent and pongs received.
-    pub fn ping_stats(&self) -> &PingStats {
-        &self.state.pings
+    /// Pings and pongs, limit violations and the open connections' subscriptions.
+    pub fn ws_stats(&self) -> &WsStats {
+        &self.state.ws
     }
 
     /// The highest weight any window has counted so far, and the requests refused with 429 for
@@ -309,7 +345,7 @@ pub async fn start(
         exchange_info_json,
         trading: Arc::clone(&trading),
         faults: FaultState::new(settings.faults.clone()),
-        pings: PingStats::default(),
+        ws: WsStats::default(),
         settings,
     });
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
@@ -1066,7 +1102,8 @@ struct Connection {
     app: AppState,
     combined: bool,
     subs: BTreeMap<String, Subscription>,
-    incoming: Vec<std::time::Instant>,
+    /// Arrival times of the last second's requests (tokio time: a paused clock paces both sides).
+    incoming: Vec<tokio::time::Instant>,
 }
 
 impl Connection {
@@ -1093,6 +1130,7 @@ impl Connection {
         }
         let new = parsed.iter().filter(|(n, _)| !self.subs.contains_key(n)).count();
         if self.subs.len() + new > self.app.sim.settings.max_streams_per_connection {
+            self.app.sim.ws.limit_violations.fetch_add(1, Ordering::Relaxed);
             return Err(format!(
                 "Invalid request: too many streams (at most {} per connection)",
                 self.app.sim.settings.max_streams_per_connection
@@ -1106,11 +1144,12 @@ impl Connection {
 
     /// Handles one incoming text message; returns the reply, or `Err` to drop the connection.
     fn on_request(&mut self, text: &str) -> Result<Option<String>, &'static str> {
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         self.incoming
             .retain(|t| now.duration_since(*t) < Duration::from_secs(1));
         self.incoming.push(now);
         if self.incoming.len() > self.app.sim.settings.max_incoming_per_second as usize {
+            self.app.sim.ws.limit_violations.fetch_add(1, Ordering::Relaxed);
             return Err("too many incoming messages");
         }
         let req: wire::StreamRequest = match serde_json::from_str(text) {
@@ -1306,6 +1345,11 @@ async fn serve_ws(
             .await;
         return;
     }
+    let open = OpenConnection {
+        stats: &sim.ws,
+        id: sim.ws.next_connection.fetch_add(1, Ordering::Relaxed),
+    };
+    sim.ws.record(open.id, &conn.subs);
     let mut push = tokio::time::interval(settings.push_interval);
     let mut ping = tokio::time::interval(settings.ping_interval);
     ping.tick().await;
@@ -1319,9 +1363,10 @@ async fn serve_ws(
             msg = rx.next() => match msg {
                 Some(Ok(Message::Text(t))) => match conn.on_request(t.as_str()) {
                     Ok(Some(reply)) => {
+                        sim.ws.record(open.id, &conn.subs);
                         if tx.send(Message::text(reply)).await.is_err() { return; }
                     }
-                    Ok(None) => {}
+                    Ok(None) => sim.ws.record(open.id, &conn.subs),
                     Err(reason) => {
                         let _ = tx.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1008, reason: reason.into() }))).await;
                         return;
@@ -1330,9 +1375,9 @@ async fn serve_ws(
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(Message::Pong(_))) => {
                     if let Some(sent) = unanswered.pop_front() {
-                        sim.pings.pongs.fetch_add(1, Ordering::Relaxed);
+                        sim.ws.pongs.fetch_add(1, Ordering::Relaxed);
                         let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        sim.pings.max_pong_latency_us.fetch_max(us, Ordering::Relaxed);
+                        sim.ws.max_pong_latency_us.fetch_max(us, Ordering::Relaxed);
                     }
                 }
                 Some(Ok(_)) => {}
@@ -1370,7 +1415,7 @@ async fn serve_ws(
             }
             _ = ping.tick() => {
                 if tx.send(Message::Ping(Vec::new().into())).await.is_err() { return; }
-                sim.pings.pings.fetch_add(1, Ordering::Relaxed);
+                sim.ws.pings.fetch_add(1, Ordering::Relaxed);
                 if unanswered.len() == 1_024 {
                     // A peer that never answers: keep the memory bounded.
                     unanswered.pop_front();
