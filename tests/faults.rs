@@ -1,7 +1,8 @@
 //! The client against the simulator's fault plan (`RELIABILITY.md` §9): M1/M7 reconnect soak with
 //! every connection fault and duplicated / reordered / late / garbage frames → the stored closed bars
 //! equal the simulator's byte for byte; M2 a silent stall is declared stale and reconnected; M5
-//! connections rotate before the venue's cut with no gap; R2 429 / 418 stop all REST until
+//! connections rotate before the venue's cut with no gap; M4 every server ping answered on the same
+//! connection; M6 every reconnect resubscribes exactly the tracked streams within the venue's limits; R2 429 / 418 stop all REST until
 //! `Retry-After`; F3 an oversized frame is refused; F4 a symbol leaving TRADING leaves the universe.
 //!
 //! Everything runs in-process on 127.0.0.1 with short thresholds so each test stays CI-fast; waits
@@ -248,6 +249,145 @@ async fn a_silent_stall_is_declared_stale_and_reconnected() {
         assert!(reason.contains("stale"), "round {round}: {reason}");
     }
     assert!(sim.fault_counts().stalls.load(Relaxed) >= 5);
+    stop.send_replace(true);
+    sim.shutdown().await;
+}
+
+/// M4: the venue pings every 50 ms; the client answers all 1 000 pings, each within 100 ms, and
+/// keeps the one connection. Paused clock: the 50 s pass in tokio's virtual time (the latencies
+/// are virtual too, which makes them a check of "answered on the next read", not a measurement).
+#[tokio::test(start_paused = true)]
+async fn every_server_ping_is_answered_on_the_same_connection() {
+    const PINGS: u64 = 1_000;
+    let clock = SimClock::synthetic(1.0);
+    let settings = SimSettings {
+        ping_interval: Duration::from_millis(50),
+        ..SimSettings::default()
+    };
+    let sim = server::start(market(5, 4, &clock), clock, settings)
+        .await
+        .expect("sim starts");
+    let info = MarketRest::new(&sim.rest_url)
+        .expect("rest")
+        .exchange_info()
+        .await
+        .expect("exchange info");
+    let table = SymbolTable::from_exchange_info(&info).0;
+    let name = info.symbols[0].symbol.to_ascii_lowercase();
+    let (tx, mut rx) = mpsc::channel(65_536);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut streams = StreamManager::new(
+        StreamConfig::new(&sim.ws_url),
+        Arc::new(RwLock::new(table)),
+        tx,
+        stop_rx,
+    );
+    streams.subscribe([format!("{name}@kline_1m")]);
+    next_event(&mut rx, "up", |e| matches!(e, StreamEvent::Up { .. })).await;
+    let stats = sim.ws_stats();
+    let mut klines = 0_u64;
+    while stats.pings.load(Relaxed) < PINGS {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while let Ok(ev) = rx.try_recv() {
+            match ev {
+                StreamEvent::Down { reason, .. } => panic!("the connection went down: {reason}"),
+                StreamEvent::Kline(_) => klines += 1,
+                _ => {}
+            }
+        }
+    }
+    // The answer to the last ping.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (pings, pongs) = (stats.pings.load(Relaxed), stats.pongs.load(Relaxed));
+    assert!(pongs >= PINGS, "{pongs} pongs for {pings} pings");
+    assert!(pings - pongs <= 1, "{pongs} pongs for {pings} pings");
+    let slowest = Duration::from_micros(stats.max_pong_latency_us.load(Relaxed));
+    assert!(slowest < Duration::from_millis(100), "a pong took {slowest:?}");
+    assert_eq!(
+        sim.fault_counts().connections.load(Relaxed),
+        1,
+        "the connection was kept"
+    );
+    assert!(klines > 0, "data kept flowing between the pings");
+    stop.send_replace(true);
+    sim.shutdown().await;
+}
+
+/// M6: 300 streams over two connections of at most 200, each dropped every few seconds: after each
+/// of 50 reconnects the venue holds exactly the streams the shard tracks, the shards together track
+/// every stream once, and the venue's limits (10 incoming messages a second, 200 streams a connection
+/// here) are never hit. Paused clock.
+#[tokio::test(start_paused = true)]
+async fn every_reconnect_resubscribes_exactly_the_tracked_streams() {
+    const RECONNECTS: usize = 50;
+    let clock = SimClock::synthetic(1.0);
+    let settings = SimSettings {
+        faults: FaultPlan::parse("seed=6,drop=5s").expect("plan"),
+        max_streams_per_connection: 200,
+        ..SimSettings::default()
+    };
+    let sim = server::start(market(6, 75, &clock), clock, settings)
+        .await
+        .expect("sim starts");
+    let info = MarketRest::new(&sim.rest_url)
+        .expect("rest")
+        .exchange_info()
+        .await
+        .expect("exchange info");
+    let table = SymbolTable::from_exchange_info(&info).0;
+    let tracked: std::collections::BTreeSet<String> = info
+        .symbols
+        .iter()
+        .flat_map(|s| {
+            let n = s.symbol.to_ascii_lowercase();
+            ["kline_1m", "kline_5m", "kline_15m", "markPrice@1s"].map(|k| format!("{n}@{k}"))
+        })
+        .collect();
+    assert_eq!(tracked.len(), 300);
+    let (tx, mut rx) = mpsc::channel(65_536);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut cfg = StreamConfig::new(&sim.ws_url);
+    cfg.backoff_initial = Duration::from_millis(20);
+    cfg.backoff_max = Duration::from_millis(200);
+    let mut streams = StreamManager::new(cfg, Arc::new(RwLock::new(table)), tx, stop_rx);
+    streams.subscribe(tracked.iter().cloned());
+    let stats = sim.ws_stats();
+    let mut by_shard: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let (mut reconnects, mut matched, mut drops_before) = (0, 0, 0);
+    while reconnects < RECONNECTS {
+        let StreamEvent::Up {
+            shard,
+            streams: mut held,
+            reconnect,
+        } = next_event(&mut rx, "up", |e| matches!(e, StreamEvent::Up { .. })).await
+        else {
+            unreachable!()
+        };
+        held.sort();
+        assert!(held.len() <= 200, "shard {shard} holds {}", held.len());
+        // The venue's side of the same connection: its subscriptions are the shard's streams, unless
+        // the connection has been dropped again since.
+        let drops = sim.fault_counts().drops.load(Relaxed);
+        if stats.open_subscriptions().contains(&held) {
+            matched += 1;
+        } else {
+            assert!(
+                drops > drops_before,
+                "shard {shard}: the venue does not hold the tracked set and nothing was dropped"
+            );
+        }
+        drops_before = drops;
+        by_shard.insert(shard, held);
+        reconnects += usize::from(reconnect);
+    }
+    eprintln!("M6: {reconnects} reconnects, {matched} venue sets compared equal");
+    assert!(matched >= RECONNECTS / 2, "only {matched} sets compared");
+    // The shards partition the tracked streams.
+    let all: Vec<&String> = by_shard.values().flatten().collect();
+    assert_eq!(all.len(), tracked.len(), "a stream tracked twice or not at all");
+    assert!(all.into_iter().all(|s| tracked.contains(s)));
+    assert_eq!(by_shard.len(), 2);
+    assert_eq!(stats.limit_violations.load(Relaxed), 0, "a venue limit was hit");
     stop.send_replace(true);
     sim.shutdown().await;
 }

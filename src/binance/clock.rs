@@ -162,6 +162,90 @@ mod tests {
         }
     }
 
+    /// R3 (RELIABILITY §9): a venue clock skewed by ±5 s that drifts 100 ms per minute for 24
+    /// simulated hours, and jumps by ±5 s every 2 hours. The client signs a request every 10 s with
+    /// the estimate in force, re-syncs (5 samples) every 5 minutes and after a `-1021`, and retries
+    /// the refused request once. Per 5-minute step at most one `-1021`; the retry after the re-sync
+    /// is never refused; the trading gate is shut whenever the estimate is more than 1 s off zero.
+    #[test]
+    fn a_day_of_skew_drift_and_jumps_costs_at_most_one_invalid_timestamp_per_step() {
+        const DAY: i64 = 86_400_000;
+        const EVERY: i64 = 10_000;
+        const STEP: i64 = RESYNC_INTERVAL_MS;
+        // The venue's rule: `timestamp < serverTime + 1000 && serverTime − timestamp ≤ recvWindow`.
+        let accepted = |ts: i64, server: i64| ts < server + 1_000 && server - ts <= RECV_WINDOW_MS;
+        for (skew, drift_per_min) in [(5_000_i64, 100_i64), (5_000, -100), (-5_000, 100), (-5_000, -100)] {
+            // server − local at local time `t` (ms).
+            let venue_offset = |t: i64| {
+                let jumps = t / 7_200_000;
+                let jump = if jumps % 2 == 1 { skew.signum() * -5_000 } else { 0 };
+                skew + drift_per_min * t / 60_000 + jump
+            };
+            let mut clock = ServerClock::new();
+            let sync = |clock: &mut ServerClock, t: i64| {
+                for k in 0..5 {
+                    let send = t + k * 30;
+                    // 5 ms out, 15 ms back: the midpoint estimate is 5 ms off by construction.
+                    let s = sample(send, venue_offset(send + 5), 5, 15);
+                    clock.record(s).expect("positive rtt");
+                }
+            };
+            sync(&mut clock, 0);
+            let mut last_sync = 0;
+            let mut refusals_per_step = std::collections::BTreeMap::<i64, u32>::new();
+            let (mut allowed_seen, mut blocked_seen) = (false, false);
+            let mut t = 0;
+            while t < DAY {
+                if clock.needs_resync(t) {
+                    sync(&mut clock, t);
+                    last_sync = t;
+                }
+                let server = t + 5 + venue_offset(t + 5);
+                if !accepted(clock.timestamp_ms(t), server) {
+                    *refusals_per_step.entry(t / STEP).or_default() += 1;
+                    clock.on_invalid_timestamp();
+                    assert!(!clock.trading_allowed(), "a -1021 shuts the gate");
+                    sync(&mut clock, t + 200);
+                    last_sync = t;
+                    let server = t + 400 + venue_offset(t + 400);
+                    assert!(
+                        accepted(clock.timestamp_ms(t + 395), server),
+                        "skew {skew}, drift {drift_per_min}: refused again after the re-sync at {t}"
+                    );
+                }
+                let estimate = clock.offset_ms().expect("synced");
+                let truth = venue_offset(t);
+                assert_eq!(clock.trading_allowed(), estimate.abs() <= MAX_TRADING_OFFSET_MS);
+                // A jump that leaves the timestamps inside the venue's window is not refused; the
+                // estimate is then off until the next scheduled sync. Otherwise it lags the drift
+                // by at most 5 minutes × 100 ms.
+                if last_sync / 7_200_000 == t / 7_200_000 {
+                    assert!((estimate - truth).abs() <= 520, "{estimate} vs {truth} at {t}");
+                    if truth.abs() > MAX_TRADING_OFFSET_MS + 520 {
+                        assert!(!clock.trading_allowed(), "trading allowed {truth} ms off at {t}");
+                    }
+                }
+                allowed_seen |= clock.trading_allowed();
+                blocked_seen |= !clock.trading_allowed();
+                t += EVERY;
+            }
+            assert!(
+                refusals_per_step.values().all(|&n| n <= 1),
+                "skew {skew}, drift {drift_per_min}: {refusals_per_step:?}"
+            );
+            // Every jump that puts the client's timestamps ahead of the venue is refused once (5 or
+            // 6 of the 11 jumps in 24 h, by the sign of the skew).
+            assert!(
+                refusals_per_step.values().sum::<u32>() >= 5,
+                "{refusals_per_step:?}"
+            );
+            assert!(blocked_seen, "the gate was never shut");
+            // The drift carries the offset through zero once in the day for the two runs whose drift
+            // opposes the skew; for the others the gate stays shut all day.
+            assert_eq!(allowed_seen, skew.signum() != drift_per_min.signum());
+        }
+    }
+
     #[test]
     fn offset_is_measured_at_the_rtt_midpoint() {
         let s = TimeSample {

@@ -383,7 +383,7 @@ mod tests {
         assert_eq!(run("ed-key", &good.replace("BUY", "SELL"), ""), Err(-1022));
         let other = Signer::ed25519_from_pem(&SecretString::new(
             ed25519_dalek::SigningKey::from_bytes(&[7; 32])
-                .to_pkcs8_pem(Default::default())
+                .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::default())
                 .expect("pem")
                 .to_string(),
         ))

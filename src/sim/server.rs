@@ -24,7 +24,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -191,6 +191,52 @@ fn weight_interval(window: Duration) -> (&'static str, u32, String) {
     }
 }
 
+/// What the WebSocket side saw of its clients, over all connections (M4: every ping answered
+/// promptly; M6: after a reconnect the client's subscriptions equal what it tracks, within the
+/// venue's limits).
+#[derive(Debug, Default)]
+pub struct WsStats {
+    pub pings: AtomicU64,
+    pub pongs: AtomicU64,
+    /// Slowest ping → pong seen, µs (tokio time, so virtual under a paused clock).
+    pub max_pong_latency_us: AtomicU64,
+    /// Requests past `max_incoming_per_second` or `max_streams_per_connection`.
+    pub limit_violations: AtomicU64,
+    next_connection: AtomicU64,
+    /// The streams of every open connection, by connection number.
+    open: Mutex<BTreeMap<u64, Vec<String>>>,
+}
+
+impl WsStats {
+    /// The streams each open connection is subscribed to (sorted), one entry per connection.
+    pub fn open_subscriptions(&self) -> Vec<Vec<String>> {
+        self.open
+            .lock()
+            .map(|o| o.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn record(&self, connection: u64, subs: &BTreeMap<String, Subscription>) {
+        if let Ok(mut o) = self.open.lock() {
+            o.insert(connection, subs.keys().cloned().collect());
+        }
+    }
+}
+
+/// Takes a connection out of [`WsStats`]'s open set however its handler ends.
+struct OpenConnection<'a> {
+    stats: &'a WsStats,
+    id: u64,
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut o) = self.stats.open.lock() {
+            o.remove(&self.id);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct SimState {
     source: Arc<dyn MarketSource>,
@@ -201,6 +247,7 @@ struct SimState {
     exchange_info_json: String,
     trading: Arc<Trading>,
     faults: FaultState,
+    ws: WsStats,
 }
 
 /// A running simulated exchange. Dropping the handle does not stop it; call [`SimHandle::shutdown`].
@@ -225,6 +272,11 @@ impl SimHandle {
     /// The injected-fault counters.
     pub fn fault_counts(&self) -> &super::faults::FaultCounts {
         &self.state.faults.counts
+    }
+
+    /// Pings and pongs, limit violations and the open connections' subscriptions.
+    pub fn ws_stats(&self) -> &WsStats {
+        &self.state.ws
     }
 
     /// The highest weight any window has counted so far, and the requests refused with 429 for
@@ -293,6 +345,7 @@ pub async fn start(
         exchange_info_json,
         trading: Arc::clone(&trading),
         faults: FaultState::new(settings.faults.clone()),
+        ws: WsStats::default(),
         settings,
     });
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
@@ -548,11 +601,10 @@ async fn weigh(State(sim): State<Arc<SimState>>, req: Request<Body>, next: Next)
         }
         r
     };
-    if let Ok(v) = HeaderValue::from_str(&used.to_string()) {
-        if let Ok(name) = axum::http::HeaderName::from_bytes(format!("X-MBX-USED-WEIGHT-{suffix}").as_bytes())
-        {
-            resp.headers_mut().insert(name, v);
-        }
+    if let Ok(v) = HeaderValue::from_str(&used.to_string())
+        && let Ok(name) = axum::http::HeaderName::from_bytes(format!("X-MBX-USED-WEIGHT-{suffix}").as_bytes())
+    {
+        resp.headers_mut().insert(name, v);
     }
     resp
 }
@@ -1050,7 +1102,8 @@ struct Connection {
     app: AppState,
     combined: bool,
     subs: BTreeMap<String, Subscription>,
-    incoming: Vec<std::time::Instant>,
+    /// Arrival times of the last second's requests (tokio time: a paused clock paces both sides).
+    incoming: Vec<tokio::time::Instant>,
 }
 
 impl Connection {
@@ -1077,6 +1130,7 @@ impl Connection {
         }
         let new = parsed.iter().filter(|(n, _)| !self.subs.contains_key(n)).count();
         if self.subs.len() + new > self.app.sim.settings.max_streams_per_connection {
+            self.app.sim.ws.limit_violations.fetch_add(1, Ordering::Relaxed);
             return Err(format!(
                 "Invalid request: too many streams (at most {} per connection)",
                 self.app.sim.settings.max_streams_per_connection
@@ -1090,11 +1144,12 @@ impl Connection {
 
     /// Handles one incoming text message; returns the reply, or `Err` to drop the connection.
     fn on_request(&mut self, text: &str) -> Result<Option<String>, &'static str> {
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         self.incoming
             .retain(|t| now.duration_since(*t) < Duration::from_secs(1));
         self.incoming.push(now);
         if self.incoming.len() > self.app.sim.settings.max_incoming_per_second as usize {
+            self.app.sim.ws.limit_violations.fetch_add(1, Ordering::Relaxed);
             return Err("too many incoming messages");
         }
         let req: wire::StreamRequest = match serde_json::from_str(text) {
@@ -1290,25 +1345,41 @@ async fn serve_ws(
             .await;
         return;
     }
+    let open = OpenConnection {
+        stats: &sim.ws,
+        id: sim.ws.next_connection.fetch_add(1, Ordering::Relaxed),
+    };
+    sim.ws.record(open.id, &conn.subs);
     let mut push = tokio::time::interval(settings.push_interval);
     let mut ping = tokio::time::interval(settings.ping_interval);
     ping.tick().await;
     let mut last_tickers: Option<std::time::Instant> = None;
     let mut frames = Vec::new();
+    // Pings not yet answered, oldest first (a pong answers the oldest; RFC 6455 lets a peer answer
+    // only the latest, which then settles all of them).
+    let mut unanswered: std::collections::VecDeque<tokio::time::Instant> = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             msg = rx.next() => match msg {
                 Some(Ok(Message::Text(t))) => match conn.on_request(t.as_str()) {
                     Ok(Some(reply)) => {
+                        sim.ws.record(open.id, &conn.subs);
                         if tx.send(Message::text(reply)).await.is_err() { return; }
                     }
-                    Ok(None) => {}
+                    Ok(None) => sim.ws.record(open.id, &conn.subs),
                     Err(reason) => {
                         let _ = tx.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1008, reason: reason.into() }))).await;
                         return;
                     }
                 },
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(Message::Pong(_))) => {
+                    if let Some(sent) = unanswered.pop_front() {
+                        sim.ws.pongs.fetch_add(1, Ordering::Relaxed);
+                        let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        sim.ws.max_pong_latency_us.fetch_max(us, Ordering::Relaxed);
+                    }
+                }
                 Some(Ok(_)) => {}
             },
             _ = push.tick() => {
@@ -1344,6 +1415,12 @@ async fn serve_ws(
             }
             _ = ping.tick() => {
                 if tx.send(Message::Ping(Vec::new().into())).await.is_err() { return; }
+                sim.ws.pings.fetch_add(1, Ordering::Relaxed);
+                if unanswered.len() == 1_024 {
+                    // A peer that never answers: keep the memory bounded.
+                    unanswered.pop_front();
+                }
+                unanswered.push_back(tokio::time::Instant::now());
             }
             _ = shutdown.changed() => {
                 let _ = tx.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
