@@ -74,15 +74,15 @@ fn record_user_stream(
     let key: ListenKey = rt
         .block_on(client.rest().call(&LISTEN_KEY_CREATE, &[]))
         .expect("listenKey");
-    let (_key_tx, key_rx) = watch::channel(Some(key.listen_key));
+    let (key_tx, key_rx) = watch::channel(Some(key.listen_key));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (rotate_tx, _rotate_rx) = mpsc::channel(8);
+    let (rotate_tx, rotate_rx) = mpsc::channel(8);
     let (out_tx, mut out_rx) = mpsc::channel(4096);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let cfg = UserStreamConfig::new(ws);
     rt.spawn(async move {
         // The key sender must outlive the stream task, or it ends at once.
-        let _keep = (_key_tx, _rotate_rx);
+        let _keep = (key_tx, rotate_rx);
         run_user_stream(cfg, key_rx, rotate_tx, out_tx, stop_rx).await;
     });
     let (sink, mut connected) = (Arc::clone(&seen), Some(()));
@@ -90,10 +90,8 @@ fn record_user_stream(
     rt.spawn(async move {
         while let Some(ev) = out_rx.recv().await {
             match ev {
-                UserStreamEvent::Connected { .. } => {
-                    if connected.take().is_some() {
-                        let _ = up_tx.send(());
-                    }
+                UserStreamEvent::Connected { .. } if connected.take().is_some() => {
+                    let _ = up_tx.send(());
                 }
                 UserStreamEvent::Event(UserEvent::OrderTradeUpdate(u)) => {
                     sink.lock().expect("lock").push(u.order);

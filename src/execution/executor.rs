@@ -236,7 +236,8 @@ impl Executor {
         loop {
             tokio::select! {
                 biased;
-                _ = stop.changed() => if *stop.borrow() { break },
+                // A dropped sender also means stop (and would otherwise fire at once for ever).
+                r = stop.changed() => if r.is_err() || *stop.borrow() { break },
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => self.handle(cmd).await,
                     None => break,
