@@ -284,4 +284,12 @@ fn live_positions_are_mirrored_protected_and_flattened_by_the_kill_switch() {
     for line in &console.seen {
         assert!(!line.contains(DEFAULT_API_SECRET), "secret printed: {line}");
     }
+    // The log has every order intent, and neither the secret nor a signed query.
+    let mut intents = 0;
+    for entry in std::fs::read_dir(std::path::Path::new(&data).join("logs")).expect("log dir") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("log");
+        assert!(!text.contains(DEFAULT_API_SECRET) && !text.contains("signature="));
+        intents += text.matches("order intent").count();
+    }
+    assert!(intents >= 3 * positions.len(), "{intents} order intents logged");
 }
