@@ -236,7 +236,8 @@ impl Executor {
         loop {
             tokio::select! {
                 biased;
-                _ = stop.changed() => if *stop.borrow() { break },
+                // A dropped sender also means stop (and would otherwise fire at once for ever).
+                r = stop.changed() => if r.is_err() || *stop.borrow() { break },
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => self.handle(cmd).await,
                     None => break,
@@ -363,11 +364,19 @@ impl Executor {
             .map_err(|e| local(&e))?;
         let entry_id = self.orders.next_client_order_id();
         self.track(&entry_id, o.position, Role::Entry, entry.qty.unwrap_or(qty));
-        let placed = self
-            .orders
-            .place_with_id(&entry, &entry_id)
-            .await
-            .map_err(|e| (format!("entry: {e}"), venue_reject(&e)))?;
+        let placed = match self.orders.place_with_id(&entry, &entry_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                if matches!(e, OrderError::Unresolved { .. }) {
+                    // The entry may or may not be on the venue: no further entry until a
+                    // reconciliation has looked (the kill switch flattens it either way).
+                    self.gate.invalidate("an entry's outcome is unknown");
+                    self.report_gate(GateState::Unknown, format!("entry {entry_id}: {e}"))
+                        .await;
+                }
+                return Err((format!("entry: {e}"), venue_reject(&e)));
+            }
+        };
         let Some(answer) = placed.order() else {
             return Err((
                 "entry: not placed (unknown outcome resolved as absent)".into(),

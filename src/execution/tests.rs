@@ -594,3 +594,82 @@ fn the_desk_mirrors_opens_closes_and_the_kill_switch_and_waits_for_the_gate() {
     // A close the executor asks for (the venue's stop fired) goes through the book once.
     assert!(!t.close_position(id, CloseReason::StopLoss), "already closed");
 }
+
+/// The task as the console runs it: the gate opens when the user stream connects (not before), the
+/// listenKey is reported, commands arrive over the channel, and fills come back as reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_task_reconciles_on_the_user_stream_and_reports_fills() {
+    let rig = rig().await;
+    let Rig {
+        sim,
+        exec,
+        mut reports,
+        symbols,
+        ..
+    } = rig;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(exec.run(rx, stop_rx));
+    let next = async |reports: &mut mpsc::Receiver<ExecReport>| {
+        tokio::time::timeout(std::time::Duration::from_secs(20), reports.recv())
+            .await
+            .expect("a report within 20 s")
+            .expect("the task runs")
+    };
+    let mut seen = Vec::new();
+    while !seen.iter().any(|r| {
+        matches!(
+            r,
+            ExecReport::Gate {
+                state: GateState::Reconciled,
+                ..
+            }
+        )
+    }) {
+        seen.push(next(&mut reports).await);
+    }
+    assert!(
+        matches!(
+            seen[0],
+            ExecReport::Gate {
+                state: GateState::Pending,
+                ..
+            }
+        ),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&ExecReport::ListenKey), "{seen:?}");
+
+    let s = symbols[0].clone();
+    tx.send(open(1, &s, Side::Long)).expect("send");
+    let (mut fills, mut protected) = (0, false);
+    while fills < 2 || !protected {
+        match next(&mut reports).await {
+            ExecReport::EntryFilled { position, qty, .. } => {
+                assert_eq!(position, PositionId(1));
+                assert!(qty > 0.0);
+                fills += 1;
+            }
+            ExecReport::Protected { .. } => protected = true,
+            ExecReport::Gate { .. } | ExecReport::ListenKey => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The REST answer and the user stream both reported the fill: the same size.
+    assert!(sim.trading.position(&s.name) > Decimal::ZERO);
+    tx.send(ExecCommand::Close {
+        position: PositionId(1),
+        reason: CloseReason::Manual,
+    })
+    .expect("send");
+    loop {
+        if let ExecReport::Exited { position, .. } = next(&mut reports).await {
+            assert_eq!(position, PositionId(1));
+            break;
+        }
+    }
+    assert!(sim.trading.position(&s.name).is_zero());
+    stop_tx.send(true).expect("stop");
+    task.await.expect("the task ends on stop");
+    sim.shutdown().await;
+}
