@@ -4,7 +4,7 @@
 //! tract reproduces bit for bit, so thresholds must be `f32` values whose `x <= t` test partitions the
 //! training rows exactly as the trainer did; and the recommended crate (forust-ml 0.8) trains on `f64`
 //! thresholds, adds rayon and turns on `serde_json/float_roundtrip` for the whole build (rebuilding
-//! every crate that uses serde_json on a shared 2-core machine). The algorithm is the XGBoost one, small
+//! every crate that uses `serde_json` on a shared 2-core machine). The algorithm is the `XGBoost` one, small
 //! enough to test completely:
 //!
 //! * per feature, up to [`GbdtParams::max_bins`] − 1 cut points at weighted-free quantiles of the
@@ -92,7 +92,7 @@ impl Dataset<'_> {
     }
 
     fn validate(&self) -> Result<(), GbdtError> {
-        if self.inputs == 0 || self.x.len() % self.inputs != 0 {
+        if self.inputs == 0 || !self.x.len().is_multiple_of(self.inputs) {
             return Err(GbdtError::Shape {
                 values: self.x.len(),
                 inputs: self.inputs,
@@ -148,7 +148,7 @@ impl Bins {
                         // The k-th of `wanted` evenly spaced gaps between distinct values.
                         let gap = (k * gaps).div_ceil(wanted + 1).clamp(1, gaps);
                         let (a, b) = (values[gap - 1], values[gap]);
-                        let mid = ((f64::from(a) + f64::from(b)) / 2.0) as f32;
+                        let mid = f64::midpoint(f64::from(a), f64::from(b)) as f32;
                         // Rounding to f32 may land on b; a then separates the two values exactly.
                         if mid >= b { a } else { mid }
                     })
@@ -347,13 +347,13 @@ pub fn train(data: &Dataset<'_>, params: &GbdtParams) -> Result<TreeEnsemble, Gb
         let mut rows_of_tree = active.clone();
         let mut nodes = Vec::new();
         trainer.grow(&mut rows_of_tree, 0, &mut nodes);
-        let tree = TreeEnsemble::new(data.inputs, vec![nodes.clone()])?;
-        for r in 0..rows {
-            scores[r] += tree.score(&data.x[r * data.inputs..(r + 1) * data.inputs]);
+        let tree = TreeEnsemble::new(data.inputs, std::slice::from_ref(&nodes))?;
+        for (score, row) in scores.iter_mut().zip(data.x.chunks_exact(data.inputs)) {
+            *score += tree.score(row);
         }
         trees.push(nodes);
     }
-    let mut ensemble = TreeEnsemble::new(data.inputs, trees)?;
+    let mut ensemble = TreeEnsemble::new(data.inputs, &trees)?;
     ensemble.add_to_first_tree(base);
     Ok(ensemble)
 }
@@ -582,12 +582,12 @@ mod tests {
             &params,
         )
         .unwrap();
-        let mut a = vec![0.0; 300];
-        let mut b = vec![0.0; 300];
-        weighted.probabilities(&x, &mut a);
-        repeated.probabilities(&x, &mut b);
+        let mut by_weight = vec![0.0; 300];
+        let mut by_repeat = vec![0.0; 300];
+        weighted.probabilities(&x, &mut by_weight);
+        repeated.probabilities(&x, &mut by_repeat);
         // Same splits and the same sums up to float summation order.
-        for (a, b) in a.iter().zip(&b) {
+        for (a, b) in by_weight.iter().zip(&by_repeat) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
     }

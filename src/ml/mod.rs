@@ -11,8 +11,10 @@
 //! * [`predictor`] is the signal predictor: its input layout (feature vector + signal context), the
 //!   model card, saving and loading `models/signal_predictor.onnx`;
 //! * [`dataset`] replays kline files through the causal ICT strategy and labels every candidate with
-//!   what happened after it; [`metrics`] scores predictions; [`train`] is `perpdesk train`.
+//!   what happened after it; [`metrics`] scores predictions; [`train`] is `perpdesk train`;
+//! * [`batch`] is the async batch predictor between the engine and a model.
 
+pub mod batch;
 pub mod dataset;
 pub mod gbdt;
 pub mod metrics;

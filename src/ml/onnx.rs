@@ -2,7 +2,7 @@
 //!
 //! Why: every shipped model is an ONNX file any tool can inspect (Netron, onnxruntime, tract), even
 //! the ones trained here in Rust. A [`TreeEnsemble`] becomes one `ai.onnx.ml` `TreeEnsembleClassifier`
-//! node laid out the way XGBoost's binary exporters write it — every leaf contributes to class id 0,
+//! node laid out the way `XGBoost`'s binary exporters write it — every leaf contributes to class id 0,
 //! `classlabels_int64s = [0, 1]` — which tract and ONNX Runtime both read as "probabilities =
 //! `[1 − σ(s), σ(s)]`". There is no `base_values` attribute: tract rejects the two-entry form
 //! onnxmltools writes, and our base score already lives in tree 0's leaves (see `trees`).
@@ -350,7 +350,7 @@ pub fn tree_ensemble_from(model: &ModelProto) -> Result<TreeEnsemble, MlError> {
         node.value = *weight;
     }
     // A leaf left without a weight stays NaN, which TreeEnsemble::new refuses.
-    Ok(TreeEnsemble::new(inputs, trees)?)
+    Ok(TreeEnsemble::new(inputs, &trees)?)
 }
 
 #[cfg(test)]
@@ -376,7 +376,8 @@ mod tests {
         let y: Vec<f32> = x
             .chunks_exact(INPUTS)
             .map(|r| {
-                let logit = r[0] * r[1] - r[2] + (r[3] > 0.5) as u8 as f32 * 2.0 - r[4].abs() + 0.1 * r[5];
+                let logit =
+                    r[0] * r[1] - r[2] + f32::from(u8::from(r[3] > 0.5)) * 2.0 - r[4].abs() + 0.1 * r[5];
                 if rng.random::<f32>() < sigmoid(logit) {
                     1.0
                 } else {

@@ -1,5 +1,5 @@
 //! The signal predictor: P(take profit before stop) of an ICT candidate, from its feature vector and
-//! its context, by gradient-boosted trees (the XGBoost role of the original system).
+//! its context, by gradient-boosted trees (the `XGBoost` role of the original system).
 //!
 //! Why a fixed input layout with a card: a model is only valid for the inputs it was trained on, so the
 //! row layout is data ([`CONTEXT`] after the 32 feature-vector entries of `features::SCHEMA`),
@@ -260,7 +260,7 @@ impl SignalPredictor {
         })?;
         let bytes = self.onnx_bytes();
         self.card.sha256 = sha256_hex(&bytes);
-        self.card.file = MODEL_FILE.to_owned();
+        MODEL_FILE.clone_into(&mut self.card.file);
         let (model_path, card_path) = (dir.join(MODEL_FILE), dir.join(CARD_FILE));
         write(&model_path, &bytes)?;
         let json =
@@ -406,7 +406,7 @@ mod tests {
         };
         TreeEnsemble::new(
             INPUTS,
-            vec![
+            &[
                 vec![split(SCHEMA_LEN, 0.0), Node::leaf(-0.5), Node::leaf(0.5)],
                 vec![split(SCHEMA_LEN + 3, 0.7), Node::leaf(-0.25), Node::leaf(0.75)],
             ],

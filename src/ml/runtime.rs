@@ -57,7 +57,7 @@ pub trait Model: Send + Sync + fmt::Debug {
 /// Checks a batch's shapes against a model; returns the row count.
 fn rows_of(model: &dyn Model, input: &[f32], out: &[f32]) -> Result<usize, MlError> {
     let inputs = model.inputs();
-    if inputs == 0 || input.len() % inputs != 0 {
+    if inputs == 0 || !input.len().is_multiple_of(inputs) {
         return Err(MlError::Shape(format!(
             "{} input values are not whole rows of {inputs}",
             input.len()

@@ -82,7 +82,7 @@ pub struct TreeEnsemble {
 impl TreeEnsemble {
     /// Builds an ensemble from per-tree node lists (node 0 is each tree's root, children index into the
     /// same list and always come after their parent). Checks the structure once, so evaluation can trust it.
-    pub fn new(inputs: usize, trees: Vec<Vec<Node>>) -> Result<Self, TreeError> {
+    pub fn new(inputs: usize, trees: &[Vec<Node>]) -> Result<Self, TreeError> {
         let mut nodes = Vec::with_capacity(trees.iter().map(Vec::len).sum());
         let mut roots = Vec::with_capacity(trees.len());
         for (t, tree) in trees.iter().enumerate() {
@@ -258,7 +258,7 @@ mod tests {
     fn two_trees() -> TreeEnsemble {
         TreeEnsemble::new(
             2,
-            vec![
+            &[
                 vec![
                     split(0, 0.5, 1, 2),
                     Node::leaf(-1.0),
@@ -292,7 +292,7 @@ mod tests {
     fn local_view_round_trips_and_base_folds_into_tree_zero() {
         let mut model = two_trees();
         let trees: Vec<Vec<Node>> = (0..2).map(|t| model.tree(t).collect()).collect();
-        assert_eq!(TreeEnsemble::new(2, trees).unwrap(), model);
+        assert_eq!(TreeEnsemble::new(2, &trees).unwrap(), model);
         model.add_to_first_tree(1.0);
         assert_eq!(model.score(&[0.5, 9.0]), 0.5);
         assert_eq!(model.tree(1).next().unwrap().value, 0.5);
@@ -300,21 +300,18 @@ mod tests {
 
     #[test]
     fn malformed_trees_are_refused() {
-        let bad_child = TreeEnsemble::new(1, vec![vec![split(0, 0.0, 1, 5), Node::leaf(0.0)]]);
+        let bad_child = TreeEnsemble::new(1, &[vec![split(0, 0.0, 1, 5), Node::leaf(0.0)]]);
         assert!(matches!(bad_child, Err(TreeError::ChildOutOfRange { .. })));
-        let cycle = TreeEnsemble::new(1, vec![vec![split(0, 0.0, 0, 1), Node::leaf(0.0)]]);
+        let cycle = TreeEnsemble::new(1, &[vec![split(0, 0.0, 0, 1), Node::leaf(0.0)]]);
         assert!(matches!(cycle, Err(TreeError::NotATree { .. })));
-        let feature = TreeEnsemble::new(
-            1,
-            vec![vec![split(3, 0.0, 1, 2), Node::leaf(0.0), Node::leaf(1.0)]],
-        );
+        let feature = TreeEnsemble::new(1, &[vec![split(3, 0.0, 1, 2), Node::leaf(0.0), Node::leaf(1.0)]]);
         assert!(matches!(feature, Err(TreeError::FeatureOutOfRange { .. })));
         assert_eq!(
-            TreeEnsemble::new(1, vec![vec![]]),
+            TreeEnsemble::new(1, &[vec![]]),
             Err(TreeError::EmptyTree { tree: 0 })
         );
         assert!(matches!(
-            TreeEnsemble::new(1, vec![vec![Node::leaf(f32::INFINITY)]]),
+            TreeEnsemble::new(1, &[vec![Node::leaf(f32::INFINITY)]]),
             Err(TreeError::NotFinite { .. })
         ));
     }
