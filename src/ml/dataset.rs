@@ -189,25 +189,9 @@ pub fn replay(bars: &SymbolBars, horizon: usize) -> Result<(Vec<Sample>, ReplayS
             stats.unresolved += 1;
             continue;
         };
-        let states = Role::ALL.map(|role| analysis.timeframe(role));
-        let [Some(b0), Some(b1), Some(b2)] = states.map(|s| s.last_bar()) else {
+        if !feature_vector(&analysis, &mut features) {
             continue;
-        };
-        let inputs = [
-            TimeframeInput {
-                values: states[0].indicators().latest(),
-                bar: b0,
-            },
-            TimeframeInput {
-                values: states[1].indicators().latest(),
-                bar: b1,
-            },
-            TimeframeInput {
-                values: states[2].indicators().latest(),
-                bar: b2,
-            },
-        ];
-        FeatureVector::build(&inputs, &mut features);
+        }
         let mut row = [0.0_f32; INPUTS];
         row[..SCHEMA_LEN].copy_from_slice(&features);
         context(&signal, &mut row[SCHEMA_LEN..]);
@@ -225,6 +209,31 @@ pub fn replay(bars: &SymbolBars, horizon: usize) -> Result<(Vec<Sample>, ReplayS
         });
     }
     Ok((samples, stats))
+}
+
+/// The feature vector of `analysis` now, from each timeframe's indicator set and newest closed bar (what
+/// training saw, and what `hybrid` feeds the model). `false` while a timeframe has no closed bar.
+pub fn feature_vector(analysis: &SymbolAnalysis, out: &mut [f32; SCHEMA_LEN]) -> bool {
+    let states = Role::ALL.map(|role| analysis.timeframe(role));
+    let [Some(b0), Some(b1), Some(b2)] = states.map(|s| s.last_bar()) else {
+        return false;
+    };
+    let inputs = [
+        TimeframeInput {
+            values: states[0].indicators().latest(),
+            bar: b0,
+        },
+        TimeframeInput {
+            values: states[1].indicators().latest(),
+            bar: b1,
+        },
+        TimeframeInput {
+            values: states[2].indicators().latest(),
+            bar: b2,
+        },
+    ];
+    FeatureVector::build(&inputs, out);
+    true
 }
 
 fn to_bars(file: &KlineFile) -> Vec<Bar> {

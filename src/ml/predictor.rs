@@ -339,7 +339,7 @@ impl SignalPredictor {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{
         domain::SymbolId,
