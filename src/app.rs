@@ -93,8 +93,11 @@ pub fn start_engine(opts: &RunOptions) -> anyhow::Result<RunningEngine> {
         events_tx.clone(),
         shutdown_rx.clone(),
     );
-    let engine =
-        Engine::new(opts.engine.clone(), table, streams, feed_tx, weight).with_clock_offset(clock_offset);
+    let predictor =
+        crate::ml::predictor::load_for_hybrid(std::path::Path::new(crate::ml::predictor::MODELS_DIR));
+    let engine = Engine::new(opts.engine.clone(), table, streams, feed_tx, weight)
+        .with_clock_offset(clock_offset)
+        .with_signal_predictor(predictor);
     let join = tokio::spawn(engine.run(events_rx, view_tx, shutdown_rx));
     Ok(RunningEngine {
         commands: events_tx,

@@ -179,6 +179,38 @@ impl ModelCard {
     }
 }
 
+/// Where the console looks for the model: `models/` in the working directory (where `perpdesk train`
+/// writes by default).
+pub const MODELS_DIR: &str = "models";
+
+/// The predictor `hybrid` uses, with the operating threshold from its card, or `None` with a log line
+/// saying why (no model yet, or a model this build refuses), in which case `hybrid` runs the ICT rules.
+pub fn load_for_hybrid(dir: &Path) -> Option<(Arc<SignalPredictor>, f64)> {
+    if !dir.join(CARD_FILE).exists() {
+        tracing::info!(
+            dir = %dir.display(),
+            "no signal predictor (run `perpdesk train`): hybrid runs the ICT rules only"
+        );
+        return None;
+    }
+    match SignalPredictor::load(dir) {
+        Ok(predictor) => {
+            let threshold = predictor.card.metrics.threshold;
+            tracing::info!(
+                version = %predictor.card.version,
+                backend = %predictor.backend(),
+                threshold,
+                "signal predictor loaded for hybrid"
+            );
+            Some((Arc::new(predictor), threshold))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "signal predictor refused: hybrid runs the ICT rules only");
+            None
+        }
+    }
+}
+
 /// The signal predictor, ready to score: the trees (evaluated natively) and the card they came with.
 #[derive(Debug, Clone)]
 pub struct SignalPredictor {
@@ -475,6 +507,19 @@ pub(crate) mod tests {
         std::fs::write(&model_path, bytes).unwrap();
         let err = SignalPredictor::load(dir.path()).unwrap_err();
         assert!(err.to_string().contains("sha256"), "{err}");
+    }
+
+    #[test]
+    fn hybrid_loads_a_valid_model_and_runs_without_a_missing_or_refused_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_for_hybrid(dir.path()).is_none());
+        let mut predictor = SignalPredictor::new(ensemble(), card());
+        predictor.save(dir.path()).unwrap();
+        let (loaded, threshold) = load_for_hybrid(dir.path()).unwrap();
+        assert_eq!(threshold, 0.4);
+        assert_eq!(loaded.ensemble(), predictor.ensemble());
+        std::fs::write(dir.path().join(MODEL_FILE), b"not onnx").unwrap();
+        assert!(load_for_hybrid(dir.path()).is_none());
     }
 
     #[test]
