@@ -1298,17 +1298,25 @@ mod tests {
             crate::ml::predictor::INPUTS,
             &[vec![crate::ml::trees::Node::leaf(0.0)]],
         )
-        .unwrap();
+        .expect("a one-leaf ensemble is valid");
         let predictor = Arc::new(crate::ml::predictor::SignalPredictor::new(
             ensemble,
             crate::ml::predictor::tests::card(),
         ));
         let (e, _feed, _) = engine();
         let mut e = e.with_signal_predictor(Some((predictor, 0.4)));
-        let strategy = e.strategy.get(Mode::Hybrid).as_ref().unwrap();
+        let strategy = e
+            .strategy
+            .get(Mode::Hybrid)
+            .as_ref()
+            .expect("hybrid always builds");
         assert_eq!((strategy.mode(), strategy.notice()), (Mode::Hybrid, None));
         e.strategy.set_model(None);
-        let strategy = e.strategy.get(Mode::Hybrid).as_ref().unwrap();
+        let strategy = e
+            .strategy
+            .get(Mode::Hybrid)
+            .as_ref()
+            .expect("hybrid always builds");
         assert_eq!(strategy.notice(), Some(crate::strategy::HYBRID_WITHOUT_MODEL));
     }
 
