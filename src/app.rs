@@ -134,8 +134,11 @@ pub fn start_engine_with(opts: &RunOptions, live: Option<LiveTrading>) -> anyhow
         events_tx.clone(),
         shutdown_rx.clone(),
     );
+    let predictor =
+        crate::ml::predictor::load_for_hybrid(std::path::Path::new(crate::ml::predictor::MODELS_DIR));
     let mut engine = Engine::new(opts.engine.clone(), Arc::clone(&table), streams, feed_tx, weight)
-        .with_clock_offset(clock_offset);
+        .with_clock_offset(clock_offset)
+        .with_signal_predictor(predictor);
     if let Some(live) = live {
         let rest = Arc::new(SignedRest::new(&opts.rest_url, live.credentials)?);
         let orders = OrderClient::new(rest, live.intents);

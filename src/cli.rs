@@ -270,6 +270,62 @@ pub enum Command {
     ///   perpdesk journal export --out DIR      trades.csv and events.csv of the paper journal
     ///   perpdesk journal export --out DIR --live
     Journal(JournalArgs),
+
+    /// Train the signal predictor from kline history (the ICT candidates and what happened after them).
+    ///
+    ///   perpdesk train --data ../shared/data/klines
+    /// Reads DIR (or each subdirectory of it) for SYMBOL_5m.csv, SYMBOL_1h.csv and optionally SYMBOL_15m.csv
+    /// (else 15m bars are built from the 5m ones), replays them through the causal ICT strategy, labels every
+    /// candidate with its outcome (target, stop or expiry, from the bars after it only), splits walk-forward
+    /// with a purge gap, trains gradient-boosted trees and prints the validation metrics. Writes
+    /// <OUT>/signal_predictor.onnx and <OUT>/signal_predictor.json (the model card).
+    /// Exit code 2 for unreadable data or bad options, 1 if there is too little data or the model cannot be
+    /// written.
+    Train(TrainArgs),
+}
+
+/// Options of `perpdesk train`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Directory of kline CSVs, or a directory of such directories.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+
+    /// Where to write the model and its card (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "models")]
+    pub out: PathBuf,
+
+    /// Share of candidates, the newest, held out for validation.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.3)]
+    pub validation: f64,
+
+    /// Label horizon in 5m bars: a candidate that reaches neither level by then is an expiry.
+    #[arg(long, value_name = "BARS", default_value_t = crate::ml::train::DEFAULT_HORIZON_BARS)]
+    pub horizon_bars: usize,
+
+    /// Purge gap in hours between the last training label and the first validation decision.
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub purge_hours: u32,
+
+    /// Operating threshold on P(target) [default: break-even at the minimum reward:risk, 1/3].
+    #[arg(long, value_name = "P")]
+    pub threshold: Option<f64>,
+
+    /// Number of trees.
+    #[arg(long, default_value_t = 100)]
+    pub trees: usize,
+
+    /// Maximum depth of each tree.
+    #[arg(long, default_value_t = 3)]
+    pub depth: usize,
+
+    /// Learning rate (shrinkage of each tree).
+    #[arg(long, default_value_t = 0.05)]
+    pub learning_rate: f64,
+
+    /// Only the newest N 5m bars of each symbol (quick runs).
+    #[arg(long, value_name = "N")]
+    pub max_bars: Option<usize>,
 }
 
 /// `perpdesk journal …`.

@@ -21,6 +21,8 @@ pub mod analyze;
 
 pub mod strategy;
 
+pub mod ml;
+
 pub mod journal;
 pub mod notify;
 pub mod risk;

@@ -5,7 +5,9 @@
 //! * `perpdesk sim` — the simulated exchange alone;
 //! * `perpdesk config` — the effective configuration, secrets redacted;
 //! * `perpdesk analyze` — indicator and SMC columns for a bar file (`perpdesk::analyze`); it needs no
-//!   configuration, so it runs before the configuration is loaded.
+//!   configuration, so it runs before the configuration is loaded;
+//! * `perpdesk train` — the signal predictor from kline history (`perpdesk::ml::train`); no
+//!   configuration either.
 //!
 //! Configuration errors exit with code 2 and a message naming the key; every other failure exits 1
 //! with the error chain. `anyhow` lives only here and in `app` (the binary edge).
@@ -18,7 +20,7 @@ use perpdesk::{
     analyze::{self, AnalyzeConfig, AnalyzeError},
     app::{self, RunOptions},
     binance::stream::StreamConfig,
-    cli::{AnalyzeArgs, AttachArgs, Cli, Command, JournalArgs, JournalCommand, SimArgs},
+    cli::{AnalyzeArgs, AttachArgs, Cli, Command, JournalArgs, JournalCommand, SimArgs, TrainArgs},
     config::{self, Config, ConfigError},
     console::{
         attach, headless,
@@ -26,6 +28,10 @@ use perpdesk::{
     },
     engine::{EngineSettings, FeatureStoreSettings, TradingSettings},
     journal::{self, Execution, JournalError},
+    ml::{
+        self,
+        train::{TrainConfig, TrainError},
+    },
     positions::{BookConfig, Fees, RunMode},
     risk::RiskParams,
     sim::{
@@ -61,6 +67,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Analyze(args)) = &cli.command {
         return run_analyze(args);
+    }
+    if let Some(Command::Train(args)) = &cli.command {
+        return run_train(args);
     }
     let loaded = match config::load(&cli, &config::process_env) {
         Ok(loaded) => loaded,
@@ -98,6 +107,7 @@ fn main() -> ExitCode {
             finish(runtime().and_then(|rt| rt.block_on(run_attach(args, &loaded.config, theme))))
         }
         Some(Command::Analyze(args)) => run_analyze(args),
+        Some(Command::Train(args)) => run_train(args),
         Some(Command::Journal(args)) => run_journal(args, &loaded.config),
         Some(Command::Sim(args)) => {
             finish(runtime().and_then(|rt| rt.block_on(run_sim(args, &loaded.config))))
@@ -164,6 +174,33 @@ fn run_analyze(args: &AnalyzeArgs) -> ExitCode {
                 ExitCode::from(AnalyzeError::BAD_INPUT_EXIT_CODE)
             } else {
                 ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// `perpdesk train`: progress on stderr, the report on stdout.
+fn run_train(args: &TrainArgs) -> ExitCode {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut config = TrainConfig::new(args.data.clone(), args.out.clone(), command);
+    config.validation_fraction = args.validation;
+    config.horizon_bars = args.horizon_bars;
+    config.purge_ms = i64::from(args.purge_hours) * 3_600_000;
+    config.threshold = args.threshold.unwrap_or(config.threshold);
+    config.params.trees = args.trees;
+    config.params.max_depth = args.depth;
+    config.params.learning_rate = args.learning_rate;
+    config.max_entry_bars = args.max_bars;
+    match ml::train::run(&config, &mut |line| eprintln!("train: {line}")) {
+        Ok(outcome) => {
+            print!("{}", ml::train::report(&outcome));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            match err {
+                TrainError::Data(_) | TrainError::Config(_) => ExitCode::from(2),
+                TrainError::TooLittle(_) | TrainError::Gbdt(_) | TrainError::Model(_) => ExitCode::FAILURE,
             }
         }
     }

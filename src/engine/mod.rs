@@ -274,6 +274,12 @@ impl Engine {
         self
     }
 
+    /// The signal predictor (and threshold) `hybrid` filters ICT signals with; `None`: ICT rules only.
+    pub fn with_signal_predictor(mut self, model: Option<signals::HybridModel>) -> Self {
+        self.strategy.set_model(model);
+        self
+    }
+
     /// Venue clock minus local clock in ms, once sampled.
     pub fn clock_offset_ms(&self) -> Option<i64> {
         self.clock_offset
@@ -1367,6 +1373,34 @@ mod tests {
         assert!(e.take_dirty());
         e.process(EngineEvent::Command(Command::SetMode(Mode::Hybrid)));
         assert!(!e.take_dirty(), "re-applying the same mode is not a change");
+    }
+
+    #[tokio::test]
+    async fn hybrid_uses_the_signal_predictor_when_one_is_given() {
+        let ensemble = crate::ml::trees::TreeEnsemble::new(
+            crate::ml::predictor::INPUTS,
+            &[vec![crate::ml::trees::Node::leaf(0.0)]],
+        )
+        .expect("a one-leaf ensemble is valid");
+        let predictor = Arc::new(crate::ml::predictor::SignalPredictor::new(
+            ensemble,
+            crate::ml::predictor::tests::card(),
+        ));
+        let (e, _feed, _) = engine();
+        let mut e = e.with_signal_predictor(Some((predictor, 0.4)));
+        let strategy = e
+            .strategy
+            .get(Mode::Hybrid)
+            .as_ref()
+            .expect("hybrid always builds");
+        assert_eq!((strategy.mode(), strategy.notice()), (Mode::Hybrid, None));
+        e.strategy.set_model(None);
+        let strategy = e
+            .strategy
+            .get(Mode::Hybrid)
+            .as_ref()
+            .expect("hybrid always builds");
+        assert_eq!(strategy.notice(), Some(crate::strategy::HYBRID_WITHOUT_MODEL));
     }
 
     #[tokio::test]

@@ -143,13 +143,23 @@ impl SymbolSignals {
 /// A built strategy, or why the mode has none.
 pub type Built = Result<Box<dyn Strategy>, StrategyError>;
 
+/// The signal predictor `hybrid` filters with, and its threshold.
+pub type HybridModel = (std::sync::Arc<crate::ml::predictor::SignalPredictor>, f64);
+
 /// The strategy of the current mode, rebuilt lazily after a mode switch.
 #[derive(Debug, Default)]
 pub struct StrategySlot {
     built: Option<(Mode, Built)>,
+    model: Option<HybridModel>,
 }
 
 impl StrategySlot {
+    /// Sets (or removes) the model `hybrid` uses; the next [`Self::get`] rebuilds the strategy.
+    pub fn set_model(&mut self, model: Option<HybridModel>) {
+        self.model = model;
+        self.built = None;
+    }
+
     /// Whether the next [`Self::get`] for `mode` builds a new strategy.
     pub fn is_stale(&self, mode: Mode) -> bool {
         self.built.as_ref().is_none_or(|(m, _)| *m != mode)
@@ -162,7 +172,11 @@ impl StrategySlot {
         }
         &mut self
             .built
-            .get_or_insert_with(|| (mode, crate::strategy::strategy_for(mode, IctParams::default())))
+            .get_or_insert_with(|| {
+                let built =
+                    crate::strategy::strategy_with_model(mode, IctParams::default(), self.model.clone());
+                (mode, built)
+            })
             .1
     }
 }

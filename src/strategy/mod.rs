@@ -9,13 +9,15 @@
 //! [`signal`] holds what comes out (a signal with its confluences and evidence, or a rejection with its
 //! stage and reason, which the signal funnel counts).
 //!
-//! **Modes without a model.** The machine-learning models do not exist yet. [`strategy_for`] refuses
-//! `self_learning` with [`StrategyError::ModelUnavailable`] (there is nothing honest to run), and returns
-//! for `hybrid` the ICT rules behind a wrapper whose [`Strategy::notice`] says
+//! **Modes and models.** [`strategy_with_model`] gives `hybrid` the signal predictor when one is loaded
+//! ([`HybridStrategy`]: ICT signals below the model's threshold are rejected at [`Stage::Model`]).
+//! Without one, `hybrid` is the ICT rules behind a wrapper whose [`Strategy::notice`] says
 //! "ML unavailable: ICT rules only" and whose [`Strategy::mode`] still reports `hybrid`, so the UI can
-//! show the degradation instead of pretending a model scored the signals.
+//! show the degradation instead of pretending a model scored the signals. `self_learning` is refused with
+//! [`StrategyError::ModelUnavailable`]: its models do not exist yet, so there is nothing honest to run.
 
 pub mod analysis;
+pub mod hybrid;
 pub mod ict;
 pub mod quality;
 pub mod signal;
@@ -33,6 +35,7 @@ pub use self::{
         AnalysisConfig, AnalysisError, DEFAULT_HISTORY_WINDOW, Role, SymbolAnalysis, TimeframeConfig,
         TimeframeState,
     },
+    hybrid::HybridStrategy,
     ict::{IctParams, IctStrategy},
     quality::{QualityDimension, QualityFilter, QualityInputs, QualityScore, QualityWeights},
     signal::{Confluence, Evaluation, Evidence, EvidenceKind, RejectReason, Rejected, Signal, Stage},
@@ -86,14 +89,29 @@ impl Strategy for HybridWithoutModel {
     }
 }
 
-/// The strategy of `mode`. See the module documentation for the modes that need a model.
+/// The strategy of `mode` without a model. See the module documentation for the modes that need one.
 pub fn strategy_for(mode: Mode, params: IctParams) -> Result<Box<dyn Strategy>, StrategyError> {
-    match mode {
-        Mode::Ict => Ok(Box::new(IctStrategy::new(params))),
-        Mode::Hybrid => Ok(Box::new(HybridWithoutModel {
+    strategy_with_model(mode, params, None)
+}
+
+/// The strategy of `mode`; `hybrid` filters the ICT signals with `model` (predictor and threshold) when
+/// one is given, and says "ML unavailable" otherwise.
+pub fn strategy_with_model(
+    mode: Mode,
+    params: IctParams,
+    model: Option<(std::sync::Arc<crate::ml::predictor::SignalPredictor>, f64)>,
+) -> Result<Box<dyn Strategy>, StrategyError> {
+    match (mode, model) {
+        (Mode::Ict, _) => Ok(Box::new(IctStrategy::new(params))),
+        (Mode::Hybrid, Some((predictor, threshold))) => Ok(Box::new(HybridStrategy {
+            ict: IctStrategy::new(params),
+            predictor,
+            threshold,
+        })),
+        (Mode::Hybrid, None) => Ok(Box::new(HybridWithoutModel {
             ict: IctStrategy::new(params),
         })),
-        Mode::SelfLearning => Err(StrategyError::ModelUnavailable(mode)),
+        (Mode::SelfLearning, _) => Err(StrategyError::ModelUnavailable(mode)),
     }
 }
 
@@ -169,6 +187,18 @@ mod tests {
             (hybrid.mode(), hybrid.notice()),
             (Mode::Hybrid, Some(HYBRID_WITHOUT_MODEL))
         );
+        let ensemble = crate::ml::trees::TreeEnsemble::new(
+            crate::ml::predictor::INPUTS,
+            &[vec![crate::ml::trees::Node::leaf(0.0)]],
+        )
+        .unwrap();
+        let predictor = std::sync::Arc::new(crate::ml::predictor::SignalPredictor::new(
+            ensemble,
+            crate::ml::predictor::tests::card(),
+        ));
+        let with_model =
+            strategy_with_model(Mode::Hybrid, IctParams::default(), Some((predictor, 0.4))).unwrap();
+        assert_eq!((with_model.mode(), with_model.notice()), (Mode::Hybrid, None));
         let err = strategy_for(Mode::SelfLearning, IctParams::default()).unwrap_err();
         assert_eq!(err, StrategyError::ModelUnavailable(Mode::SelfLearning));
         assert!(err.to_string().contains("self_learning"));

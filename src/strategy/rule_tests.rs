@@ -432,3 +432,64 @@ fn sweep_of_equal_lows_is_a_setup_with_the_stop_below_the_sweep() {
     });
     assert!(sweeps > 0, "funnel: {:?}", funnel(&evaluations));
 }
+
+/// `hybrid` with a model: the ICT evaluation when the model's probability reaches the threshold, a
+/// `Stage::Model` rejection carrying the probability when it does not; rejections pass through unchanged.
+#[test]
+fn hybrid_keeps_or_rejects_ict_signals_by_the_model_probability() {
+    use std::sync::Arc;
+
+    use crate::{
+        features::SCHEMA_LEN,
+        ml::{
+            dataset::feature_vector,
+            predictor::{INPUTS, SignalPredictor, tests::card},
+            trees::{Node, TreeEnsemble, sigmoid},
+        },
+        strategy::{HybridStrategy, Stage, Strategy},
+    };
+
+    let constant = |score: f32| {
+        let ensemble = TreeEnsemble::new(INPUTS, &[vec![Node::leaf(score)]]).unwrap();
+        Arc::new(SignalPredictor::new(ensemble, card()))
+    };
+    let mut confident = HybridStrategy {
+        ict: IctStrategy::new(test_params()),
+        predictor: constant(3.0),
+        threshold: 0.5,
+    };
+    let mut doubtful = HybridStrategy {
+        ict: IctStrategy::new(test_params()),
+        predictor: constant(-3.0),
+        threshold: 0.5,
+    };
+    let mut signals_seen = 0;
+    let five = rising();
+    replay(&five, test_params(), |i, evaluation, analysis| {
+        let now = analysis.entry().last_bar().unwrap().close_time;
+        let kept = confident.evaluate(SymbolId(0), analysis, now);
+        let filtered = doubtful.evaluate(SymbolId(0), analysis, now);
+        assert_eq!(&kept, evaluation, "bar {i}");
+        match evaluation {
+            Evaluation::Signal(signal) => {
+                signals_seen += 1;
+                let mut features = [0.0_f32; SCHEMA_LEN];
+                assert!(feature_vector(analysis, &mut features));
+                assert_eq!(doubtful.predictor.score(&features, signal), sigmoid(-3.0));
+                assert_eq!(
+                    filtered,
+                    Evaluation::Rejected(crate::strategy::Rejected {
+                        stage: Stage::Model,
+                        reason: RejectReason::BelowModelThreshold {
+                            probability: sigmoid(-3.0),
+                            threshold: 0.5,
+                        },
+                    })
+                );
+                assert_eq!(filtered.rejected().unwrap().reason.key(), "below_model_threshold");
+            }
+            Evaluation::Rejected(_) => assert_eq!(&filtered, evaluation, "bar {i}"),
+        }
+    });
+    assert!(signals_seen > 0, "the rising market gave no signal to filter");
+}

@@ -127,16 +127,19 @@ pub enum Stage {
     Confirmation,
     Target,
     Quality,
+    /// The signal predictor's probability (`hybrid` only).
+    Model,
 }
 
 impl Stage {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Warmup,
         Self::Bias,
         Self::Setup,
         Self::Confirmation,
         Self::Target,
         Self::Quality,
+        Self::Model,
     ];
 }
 
@@ -175,6 +178,8 @@ pub enum RejectReason {
         weakest: QualityDimension,
         second: Option<QualityDimension>,
     },
+    /// `hybrid`: the signal predictor's P(take profit before stop) is below the threshold.
+    BelowModelThreshold { probability: f32, threshold: f64 },
 }
 
 impl RejectReason {
@@ -191,6 +196,7 @@ impl RejectReason {
             Self::NoTarget => "no_target".into(),
             Self::RewardRiskTooLow { .. } => "reward_risk_too_low".into(),
             Self::BelowQualityThreshold { weakest, .. } => format!("below_quality({})", weakest.name()),
+            Self::BelowModelThreshold { .. } => "below_model_threshold".into(),
         }
     }
 }
@@ -222,6 +228,10 @@ impl fmt::Display for RejectReason {
                 }
                 Ok(())
             }
+            Self::BelowModelThreshold {
+                probability,
+                threshold,
+            } => write!(f, "model P(target) {probability:.2} below {threshold:.2}"),
         }
     }
 }

@@ -1,0 +1,291 @@
+//! The async batch predictor: inference requests queue up and run together, so the engine never waits
+//! for a model.
+//!
+//! Why: the engine task owns all state and must never block (ARCHITECTURE.md §3). It sends an
+//! [`InferenceRequest`] into a channel and carries on; this task collects requests into a batch that
+//! closes when it holds [`BATCH_PREDICTION_SIZE`] requests or [`BATCH_MAX_DELAY`] after its first
+//! request arrived, whichever comes first, runs the model once on the batch, and sends one
+//! [`InferenceResult`] per request back as an event of the caller's type (`E: From<InferenceResult>`, so
+//! the engine's event enum can carry them). Every request gets exactly one result, in arrival order,
+//! including when the model fails (`probability: None`, logged once per failing batch). Results are the
+//! same as predicting each row alone (tested), since every backend scores rows independently.
+//!
+//! Buffers are sized once for a full batch and reused, so steady state allocates nothing.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::mpsc, time::Instant};
+
+use super::{predictor::INPUTS, runtime::Model};
+
+/// `BATCH_PREDICTION_SIZE`: a batch closes at this many requests.
+pub const BATCH_PREDICTION_SIZE: usize = 32;
+/// `BATCH_MAX_DELAY`: a batch closes this long after its first request.
+pub const BATCH_MAX_DELAY: Duration = Duration::from_millis(100);
+
+/// When a batch closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    pub max_batch: usize,
+    pub max_delay: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_batch: BATCH_PREDICTION_SIZE,
+            max_delay: BATCH_MAX_DELAY,
+        }
+    }
+}
+
+/// One row to score, with the caller's id to match the result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InferenceRequest {
+    pub id: u64,
+    pub row: [f32; INPUTS],
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InferenceResult {
+    pub id: u64,
+    /// The model's last output column for the row (P(class 1) for a classifier); `None` if the model
+    /// failed on this batch.
+    pub probability: Option<f32>,
+    /// How many requests the batch held (the models panel shows the fill).
+    pub batch_size: usize,
+}
+
+/// Counts of a finished run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub batches: u64,
+    pub requests: u64,
+    pub full_batches: u64,
+    pub failed_batches: u64,
+}
+
+/// Runs until the request channel closes (after answering what it holds) or the result receiver is
+/// dropped. Panics if `model` does not take [`INPUTS`] values per row (a wiring error).
+pub async fn run<E>(
+    model: Arc<dyn Model>,
+    settings: BatchSettings,
+    mut requests: mpsc::Receiver<InferenceRequest>,
+    results: mpsc::Sender<E>,
+) -> BatchStats
+where
+    E: From<InferenceResult> + Send,
+{
+    assert_eq!(
+        model.inputs(),
+        INPUTS,
+        "the batch predictor feeds rows of {INPUTS} values"
+    );
+    let max = settings.max_batch.max(1);
+    let width = model.outputs().max(1);
+    let mut ids: Vec<u64> = Vec::with_capacity(max);
+    let mut inputs: Vec<f32> = Vec::with_capacity(max * INPUTS);
+    let mut outputs: Vec<f32> = vec![0.0; max * width];
+    let mut stats = BatchStats::default();
+    let mut open = true;
+    while open {
+        let Some(first) = requests.recv().await else {
+            break;
+        };
+        let deadline = Instant::now() + settings.max_delay;
+        ids.clear();
+        inputs.clear();
+        ids.push(first.id);
+        inputs.extend_from_slice(&first.row);
+        while ids.len() < max {
+            match tokio::time::timeout_at(deadline, requests.recv()).await {
+                Ok(Some(request)) => {
+                    ids.push(request.id);
+                    inputs.extend_from_slice(&request.row);
+                }
+                Ok(None) => {
+                    open = false;
+                    break;
+                }
+                Err(_elapsed) => break,
+            }
+        }
+        let n = ids.len();
+        let out = &mut outputs[..n * width];
+        let ok = match model.predict(&inputs, out) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, batch = n, "batch prediction failed; answering without a probability");
+                stats.failed_batches += 1;
+                false
+            }
+        };
+        stats.batches += 1;
+        stats.requests += n as u64;
+        if n == max {
+            stats.full_batches += 1;
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let result = InferenceResult {
+                id: *id,
+                probability: ok.then(|| out[i * width + width - 1]),
+                batch_size: n,
+            };
+            if results.send(E::from(result)).await.is_err() {
+                return stats;
+            }
+        }
+    }
+    stats
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::ml::{
+        MlError,
+        gbdt::{self, Dataset, GbdtParams},
+        runtime::{Backend, NativeTrees},
+    };
+
+    fn model() -> Arc<dyn Model> {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let rows = 400;
+        let x: Vec<f32> = (0..rows * INPUTS).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let y: Vec<f32> = x
+            .chunks_exact(INPUTS)
+            .map(|r| if r[0] + r[33] > 0.0 { 1.0 } else { 0.0 })
+            .collect();
+        let w = vec![1.0; rows];
+        let params = GbdtParams {
+            trees: 10,
+            ..GbdtParams::default()
+        };
+        let ensemble = gbdt::train(
+            &Dataset {
+                inputs: INPUTS,
+                x: &x,
+                y: &y,
+                w: &w,
+            },
+            &params,
+        )
+        .unwrap();
+        Arc::new(NativeTrees {
+            ensemble: Arc::new(ensemble),
+        })
+    }
+
+    fn request(id: u64, rng: &mut ChaCha8Rng) -> InferenceRequest {
+        InferenceRequest {
+            id,
+            row: std::array::from_fn(|_| rng.random_range(-1.0..1.0)),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batched_results_equal_single_predictions_and_batches_close_at_32() {
+        let model = model();
+        let (tx, rx) = mpsc::channel(256);
+        let (result_tx, mut result_rx) = mpsc::channel::<InferenceResult>(256);
+        let mut rng = ChaCha8Rng::seed_from_u64(22);
+        let sent: Vec<InferenceRequest> = (0..100).map(|id| request(id, &mut rng)).collect();
+        for r in &sent {
+            tx.send(*r).await.unwrap();
+        }
+        drop(tx);
+        let stats = run(Arc::clone(&model), BatchSettings::default(), rx, result_tx).await;
+        // All 100 were queued before the task ran: 32 + 32 + 32 + 4 (the last closed by the channel).
+        assert_eq!(
+            stats,
+            BatchStats {
+                batches: 4,
+                requests: 100,
+                full_batches: 3,
+                failed_batches: 0
+            }
+        );
+        let mut got = Vec::new();
+        while let Some(r) = result_rx.recv().await {
+            got.push(r);
+        }
+        assert_eq!(got.len(), 100);
+        for (request, result) in sent.iter().zip(&got) {
+            assert_eq!(result.id, request.id);
+            let mut single = [0.0; 2];
+            model.predict(&request.row, &mut single).unwrap();
+            assert_eq!(result.probability, Some(single[1]));
+        }
+        let sizes: Vec<usize> = got.iter().map(|r| r.batch_size).collect();
+        let mut expected = vec![32_usize; 96];
+        expected.extend([4; 4]);
+        assert_eq!(sizes, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_batch_closes_after_the_delay_and_the_engine_side_never_waits() {
+        let (tx, rx) = mpsc::channel(64);
+        let (result_tx, mut result_rx) = mpsc::channel::<InferenceResult>(64);
+        let task = tokio::spawn(run(model(), BatchSettings::default(), rx, result_tx));
+        let mut rng = ChaCha8Rng::seed_from_u64(23);
+        for id in 0..5 {
+            // try_send: the engine side only ever enqueues.
+            tx.try_send(request(id, &mut rng)).unwrap();
+        }
+        // Nothing answers before the delay has passed…
+        tokio::time::sleep(Duration::from_millis(99)).await;
+        assert!(result_rx.try_recv().is_err());
+        // …then the five come back as one batch.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        for id in 0..5 {
+            let result = result_rx.recv().await.unwrap();
+            assert_eq!((result.id, result.batch_size), (id, 5));
+        }
+        // A later request starts a new batch.
+        tx.try_send(request(9, &mut rng)).unwrap();
+        let result = result_rx.recv().await.unwrap();
+        assert_eq!((result.id, result.batch_size), (9, 1));
+        drop(tx);
+        let stats = task.await.unwrap();
+        assert_eq!((stats.batches, stats.requests), (2, 6));
+    }
+
+    #[derive(Debug)]
+    struct Failing;
+
+    impl Model for Failing {
+        fn backend(&self) -> Backend {
+            Backend::Native
+        }
+        fn inputs(&self) -> usize {
+            INPUTS
+        }
+        fn outputs(&self) -> usize {
+            2
+        }
+        fn predict(&self, _: &[f32], _: &mut [f32]) -> Result<(), MlError> {
+            Err(MlError::Shape("test".into()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_model_still_answers_every_request() {
+        let (tx, rx) = mpsc::channel(8);
+        let (result_tx, mut result_rx) = mpsc::channel::<InferenceResult>(8);
+        let mut rng = ChaCha8Rng::seed_from_u64(24);
+        for id in 0..3 {
+            tx.send(request(id, &mut rng)).await.unwrap();
+        }
+        drop(tx);
+        let stats = run(Arc::new(Failing), BatchSettings::default(), rx, result_tx).await;
+        assert_eq!(stats.failed_batches, 1);
+        for id in 0..3 {
+            assert_eq!(result_rx.recv().await.unwrap().probability, None, "request {id}");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `perpdesk train` on the real klines in `../shared/data/klines/usdm_alpergulsen` (a subset, to keep CI
+//! short): the dataset is causal (a candidate's features and label do not change when later bars are
+//! added), the walk-forward split leaks nothing, the written model reloads, the shipped ONNX file gives
+//! the native predictor's probabilities in tract, and the command line works end to end.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::process::Command;
+
+use perpdesk::{
+    features::{SCHEMA_LEN, schema_hash},
+    ml::{
+        dataset::{self, SymbolBars},
+        predictor::{INPUTS, SignalPredictor},
+        runtime::Model,
+        train::{self, TrainConfig, walk_forward_split},
+    },
+};
+
+const DIR: &str = "data/klines/usdm_alpergulsen";
+/// The newest 4 000 five-minute bars (~14 days) of each symbol.
+const BARS: usize = 4_000;
+
+#[test]
+fn candidates_do_not_change_when_later_bars_arrive() {
+    let Some(dir) = common::shared_path(DIR) else {
+        return;
+    };
+    let all = dataset::load_dir(&dir, Some(BARS)).unwrap();
+    let btc = all.iter().find(|s| s.symbol == "BTCUSDT").unwrap();
+    let (full, _) = dataset::replay(btc, 96).unwrap();
+    assert!(full.len() >= 5, "only {} BTC candidates", full.len());
+    // Cut the history at a bar in the middle: every candidate resolved by then must be identical.
+    let end = btc.entry[btc.entry.len() / 2].close_time;
+    let cut = SymbolBars {
+        symbol: btc.symbol.clone(),
+        entry: btc
+            .entry
+            .iter()
+            .filter(|b| b.close_time <= end)
+            .copied()
+            .collect(),
+        setup: btc
+            .setup
+            .iter()
+            .filter(|b| b.close_time <= end)
+            .copied()
+            .collect(),
+        higher: btc
+            .higher
+            .iter()
+            .filter(|b| b.close_time <= end)
+            .copied()
+            .collect(),
+    };
+    let (early, _) = dataset::replay(&cut, 96).unwrap();
+    let resolved: Vec<_> = full.iter().filter(|s| s.resolved_at <= end).collect();
+    assert!(!resolved.is_empty());
+    assert_eq!(early.iter().collect::<Vec<_>>(), resolved);
+    for sample in &full {
+        assert!(
+            sample.resolved_at > sample.at,
+            "label from the decision bar itself: {sample:?}"
+        );
+        assert!(sample.row.iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract() {
+    let Some(dir) = common::shared_path(DIR) else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut config = TrainConfig::new(dir.clone(), out.path().to_path_buf(), "test".into());
+    config.max_entry_bars = Some(BARS);
+    config.params.trees = 40;
+    config.horizon_bars = 96;
+    config.purge_ms = 8 * 3_600_000;
+    let mut lines = Vec::new();
+    let outcome = train::run(&config, &mut |line| lines.push(line.to_owned())).unwrap();
+    println!("{}", lines.join("\n"));
+    println!("{}", train::report(&outcome));
+    assert!(lines.iter().any(|l| l.contains("BTCUSDT")));
+
+    let card = &outcome.predictor.card;
+    assert_eq!(
+        card.feature_schema_hash,
+        format!("{:#018x}", schema_hash(SCHEMA_LEN))
+    );
+    assert_eq!(card.inputs, INPUTS);
+    assert_eq!(card.trees, 40);
+    assert!(card.train.samples >= 20 && card.validation.samples >= 10);
+    assert!(card.train.to_ms < card.validation.from_ms);
+    let m = &card.metrics;
+    assert!(m.log_loss.is_finite() && m.baseline_log_loss.is_finite());
+    assert!(m.auc.is_some_and(|auc| (0.0..=1.0).contains(&auc)));
+    assert_eq!(
+        m.calibration.iter().map(|b| b.count).sum::<usize>(),
+        card.validation.samples
+    );
+    assert!(m.ml_kept <= m.ict_signals);
+
+    // The files on disk are the model: reload, then compare native and tract on every candidate.
+    let loaded = SignalPredictor::load(out.path()).unwrap();
+    assert_eq!(loaded.ensemble(), outcome.predictor.ensemble());
+    let tract = loaded.tract().unwrap();
+    let mut samples = Vec::new();
+    for bars in dataset::load_dir(&dir, Some(BARS)).unwrap() {
+        samples.extend(dataset::replay(&bars, 96).unwrap().0);
+    }
+    let rows: Vec<f32> = samples.iter().flat_map(|s| s.row).collect();
+    let (mut native, mut in_tract) = (vec![0.0; samples.len() * 2], vec![0.0; samples.len() * 2]);
+    loaded.model().predict(&rows, &mut native).unwrap();
+    tract.predict(&rows, &mut in_tract).unwrap();
+    let worst = native
+        .iter()
+        .zip(&in_tract)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0_f32, f32::max);
+    assert!(
+        worst <= 1e-6,
+        "max |native − tract| = {worst} over {} rows",
+        samples.len()
+    );
+
+    // The split the run used leaks nothing: every training label resolved before the purge gap.
+    let (train_idx, validation_idx, start) =
+        walk_forward_split(&samples, config.validation_fraction, config.purge_ms).unwrap();
+    assert!(
+        train_idx
+            .iter()
+            .all(|&i| samples[i].resolved_at < start - config.purge_ms)
+    );
+    assert!(validation_idx.iter().all(|&i| samples[i].at >= start));
+}
+
+#[test]
+fn the_train_command_reports_and_writes_its_files() {
+    let Some(dir) = common::shared_path(DIR) else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_perpdesk"))
+        .args(["train", "--data"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(out.path())
+        .args([
+            "--max-bars",
+            "3000",
+            "--trees",
+            "20",
+            "--horizon-bars",
+            "96",
+            "--purge-hours",
+            "8",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("AUC") && stdout.contains("expectancy"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("train: split:"), "{stderr}");
+    assert!(out.path().join("signal_predictor.onnx").is_file());
+    let card = std::fs::read_to_string(out.path().join("signal_predictor.json")).unwrap();
+    assert!(
+        card.contains("\"command\"") && card.contains("--max-bars 3000"),
+        "{card}"
+    );
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_perpdesk"))
+        .args(["train", "--data", "/nonexistent/klines", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
