@@ -22,7 +22,7 @@ use crate::{
         rest::MarketRest,
         stream::{StreamConfig, StreamManager},
     },
-    engine::{Command, Engine, EngineEvent, EngineSettings},
+    engine::{Command, Engine, EngineEvent, EngineSettings, outlets::Outlets},
     market::feed,
 };
 
@@ -68,8 +68,13 @@ impl RunningEngine {
     }
 }
 
-/// Starts the feed, the stream manager and the engine task.
+/// Starts the feed, the stream manager and the engine task, with no journal and no Discord.
 pub fn start_engine(opts: &RunOptions) -> anyhow::Result<RunningEngine> {
+    start_engine_with(opts, Outlets::default())
+}
+
+/// [`start_engine`] with the trading desk connected to the journal and/or Discord.
+pub fn start_engine_with(opts: &RunOptions, outlets: Outlets) -> anyhow::Result<RunningEngine> {
     let rest = MarketRest::new(&opts.rest_url)?;
     let weight = Arc::clone(rest.weight());
     let clock_offset = rest.clock_offset_cell();
@@ -93,8 +98,9 @@ pub fn start_engine(opts: &RunOptions) -> anyhow::Result<RunningEngine> {
         events_tx.clone(),
         shutdown_rx.clone(),
     );
-    let engine =
-        Engine::new(opts.engine.clone(), table, streams, feed_tx, weight).with_clock_offset(clock_offset);
+    let engine = Engine::new(opts.engine.clone(), table, streams, feed_tx, weight)
+        .with_clock_offset(clock_offset)
+        .with_outlets(outlets);
     let join = tokio::spawn(engine.run(events_rx, view_tx, shutdown_rx));
     Ok(RunningEngine {
         commands: events_tx,
