@@ -24,7 +24,7 @@ use crate::{
         signed::{Credentials, SignedRest},
         stream::{StreamConfig, StreamManager},
     },
-    engine::{Command, Engine, EngineEvent, EngineSettings},
+    engine::{Command, Engine, EngineEvent, EngineSettings, outlets::Outlets},
     execution::{ExecReport, ExecutionLink, Executor, ExecutorSettings, GateState},
     market::feed,
 };
@@ -73,7 +73,7 @@ impl RunningEngine {
 
 /// Starts the feed, the stream manager and the engine task (paper: no signed client exists).
 pub fn start_engine(opts: &RunOptions) -> anyhow::Result<RunningEngine> {
-    start_engine_with(opts, None)
+    start_engine_with(opts, None, Outlets::default())
 }
 
 /// Live trading: the signed client and where order intents are journalled before each send.
@@ -108,9 +108,14 @@ pub fn log_intents() -> Arc<dyn IntentJournal> {
     })
 }
 
-/// Starts the engine; with `live`, also the executor that mirrors its positions on the venue
-/// (`--rest-url` for signed REST, `--ws-url` for the user data stream).
-pub fn start_engine_with(opts: &RunOptions, live: Option<LiveTrading>) -> anyhow::Result<RunningEngine> {
+/// Starts the engine with its trading desk connected to the journal and/or Discord (`outlets`); with
+/// `live`, also the executor that mirrors its positions on the venue (`--rest-url` for signed REST,
+/// `--ws-url` for the user data stream).
+pub fn start_engine_with(
+    opts: &RunOptions,
+    live: Option<LiveTrading>,
+    outlets: Outlets,
+) -> anyhow::Result<RunningEngine> {
     let rest = MarketRest::new(&opts.rest_url)?;
     let weight = Arc::clone(rest.weight());
     let clock_offset = rest.clock_offset_cell();
@@ -138,7 +143,8 @@ pub fn start_engine_with(opts: &RunOptions, live: Option<LiveTrading>) -> anyhow
         crate::ml::predictor::load_for_hybrid(std::path::Path::new(crate::ml::predictor::MODELS_DIR));
     let mut engine = Engine::new(opts.engine.clone(), Arc::clone(&table), streams, feed_tx, weight)
         .with_clock_offset(clock_offset)
-        .with_signal_predictor(predictor);
+        .with_signal_predictor(predictor)
+        .with_outlets(outlets);
     if let Some(live) = live {
         let rest = Arc::new(SignedRest::new(&opts.rest_url, live.credentials)?);
         let orders = OrderClient::new(rest, live.intents);

@@ -26,12 +26,16 @@ use perpdesk::{
         attach, headless,
         tui::{self, IntentSink},
     },
-    engine::{EngineSettings, FeatureStoreSettings, TradingSettings},
-    journal::{self, Execution, JournalError},
+    engine::{
+        EngineSettings, FeatureStoreSettings, TradingSettings,
+        outlets::{JournalLink, Outlets},
+    },
+    journal::{self, Execution, Journal, JournalError, JournalWriter, WriterConfig},
     ml::{
         self,
         train::{TrainConfig, TrainError},
     },
+    notify::{self, NotifySettings},
     positions::{BookConfig, Fees, RunMode},
     risk::RiskParams,
     sim::{
@@ -363,6 +367,62 @@ fn trading_settings(config: &Config) -> TradingSettings {
     }
 }
 
+/// The journal (paper or live file in the data directory; not for the demo, whose account lives and
+/// dies with the run) and Discord (when a webhook or a bot token and channel are configured).
+fn open_outlets(
+    config: &Config,
+) -> anyhow::Result<(
+    Outlets,
+    Option<JournalWriter>,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    let (link, writer) = if config.demo {
+        (None, None)
+    } else {
+        let execution = if config.trading_enabled {
+            Execution::Live
+        } else {
+            Execution::Paper
+        };
+        std::fs::create_dir_all(&config.paths.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.paths.data_dir.display()
+            )
+        })?;
+        let path = journal::journal_path(&config.paths.data_dir, execution);
+        let (mut file, report) = Journal::open(&path).context("cannot open the journal")?;
+        if report.from != report.to {
+            tracing::info!(from = report.from, to = report.to, backup = ?report.backup, "journal migrated");
+        }
+        let restored = file
+            .restore()
+            .context("cannot read the journal's open positions")?;
+        tracing::info!(
+            path = %path.display(),
+            open_positions = restored.open_positions.len(),
+            "journal opened"
+        );
+        let writer =
+            JournalWriter::spawn(file, WriterConfig::default()).context("cannot start the journal writer")?;
+        let link = JournalLink {
+            handle: writer.handle(),
+            execution,
+            restored,
+        };
+        (Some(link), Some(writer))
+    };
+    let (notifier, join) = match NotifySettings::from_config(config) {
+        Some(settings) => {
+            let routing = settings.routing.clone();
+            let (handle, join) = notify::spawn(settings).context("cannot start the Discord notifier")?;
+            (Some((handle, routing)), Some(join))
+        }
+        None => (None, None),
+    };
+    Ok((Outlets::new(link, notifier), writer, join))
+}
+
 async fn run_console(
     config: &Config,
     headless: bool,
@@ -415,7 +475,8 @@ async fn run_console(
         rotate_after: StreamConfig::new("").rotate_after,
     };
     tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");
-    let engine = app::start_engine_with(&opts, live_trading(config)?)?;
+    let (outlets, writer, notifier) = open_outlets(config)?;
+    let engine = app::start_engine_with(&opts, live_trading(config)?, outlets)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         app::shutdown_signal().await;
@@ -474,6 +535,14 @@ async fn run_console(
             rows.len(),
             path.display()
         );
+    }
+    if let Some(writer) = writer {
+        writer.shutdown().await;
+    }
+    if let Some(notifier) = notifier {
+        // The engine (the last holder of the notifier's handle) is gone: the notifier delivers what it
+        // holds within its grace period and stops.
+        let _ = tokio::time::timeout(Duration::from_secs(15), notifier).await;
     }
     if let Some(sim) = demo_sim {
         sim.shutdown().await;

@@ -79,6 +79,7 @@ fn snapshot(id: &str, revision: i64) -> PositionRecord {
         exit_price: None,
         close_reason: None,
         updated_at_ms: 1_780_000_000_000 + revision,
+        monitor: None,
     }
 }
 

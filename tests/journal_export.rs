@@ -49,6 +49,7 @@ fn position(id: &str, execution: Execution) -> PositionRecord {
         exit_price: None,
         close_reason: None,
         updated_at_ms: 1_764_547_200_000,
+        monitor: None,
     }
 }
 

@@ -18,6 +18,7 @@
 //! book, a monitor tick runs the scheduler's due checks, and the virtual cycle expires positions,
 //! settles funding, samples equity and feeds the circuit breaker.
 
+pub mod outlets;
 pub mod signals;
 pub mod trading;
 
@@ -191,6 +192,8 @@ pub struct Engine {
     hole_attempts: HashMap<(SymbolId, usize), (TimestampMs, u8)>,
     dirty: bool,
     shutdown_requested: bool,
+    /// Symbols outside the universe whose mark stream is kept for their open positions.
+    monitored_outside: HashSet<SymbolId>,
 }
 
 /// The ticker stream every universe needs once.
@@ -264,7 +267,17 @@ impl Engine {
             hole_attempts: HashMap::new(),
             dirty: true,
             shutdown_requested: false,
+            monitored_outside: HashSet::new(),
         }
+    }
+
+    /// Connects the trading desk to the journal and Discord (see [`outlets`]); positions journalled
+    /// open are put back on the book when the venue's symbols arrive.
+    #[must_use]
+    pub fn with_outlets(mut self, outlets: outlets::Outlets) -> Self {
+        self.trading.connect(outlets);
+        self.take_trading_message();
+        self
     }
 
     /// Shows the REST client's clock offset in the status (see `MarketRest::clock_offset_cell`).
@@ -381,12 +394,55 @@ impl Engine {
                 .as_ref()
                 .and_then(|f| f.slot(signal.symbol))
                 .map(|s| s.0);
-            if let Some(Err(refusal)) = self.trading.consider(&signal, mode, slot) {
+            let result = self.trading.consider(&signal, mode, slot);
+            if let Some(Err(refusal)) = &result {
                 tracing::info!(symbol = signal.symbol.0, %refusal, "signal refused by risk");
+            }
+            if let Some(result) = result
+                && self.trading.outlets.has_journal()
+            {
+                let outcome = match result {
+                    Ok(id) => format!("accepted: opened {id}"),
+                    Err(refusal) => format!("rejected: risk: {}", refusal.key()),
+                };
+                self.journal_signal(&signal, mode, slot, outcome);
             }
         }
         self.take_trading_message();
         self.dirty = true;
+    }
+
+    /// Journals a signal the trading cycle considered, with its feature vector and rule hits.
+    fn journal_signal(&mut self, signal: &Signal, mode: Mode, slot: Option<u32>, outcome: String) {
+        use outlets::dec;
+        let features = self
+            .features
+            .as_ref()
+            .zip(slot)
+            .and_then(|(f, s)| f.store().read(crate::features::SlotId(s)).ok())
+            .map(<[f32]>::to_vec)
+            .unwrap_or_default();
+        let rule_hits = serde_json::json!({
+            "confluences": signal.confluences.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>(),
+            "evidence": signal.evidence.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
+            "reward_risk": signal.reward_risk,
+            "quality_components": signal.quality.components,
+        });
+        let record = crate::journal::SignalRecord {
+            at_ms: signal.at,
+            symbol: self.trading.outlets.symbol_name(signal.symbol).to_owned(),
+            side: signal.side,
+            mode: mode.as_str().to_owned(),
+            entry: dec(signal.entry),
+            stop: dec(signal.stop),
+            take_profit: dec(signal.take_profit),
+            quality: signal.quality.total,
+            outcome,
+            features,
+            rule_hits,
+            model_version: None,
+        };
+        self.trading.outlets.signal(record);
     }
 
     /// Writes dirty feature pages to the file.
@@ -709,6 +765,9 @@ impl Engine {
                 tracing::warn!(error = %err, "exchangeInfo entry skipped");
             }
             self.trading.on_exchange_info(info, |name| table.id(name));
+            // The first symbol list lets the journal's open positions back on the book, before any
+            // signal of this run is considered.
+            self.trading.restore_positions(|name| table.id(name));
             for t in tickers {
                 if let (Some(id), Ok(stats)) =
                     (table.id(&t.symbol), crate::binance::parse::parse_ticker_rest(t))
@@ -800,6 +859,22 @@ impl Engine {
                         bars: self.settings.history_bars,
                     },
                 });
+            }
+        }
+        // Positions on symbols outside the universe (restored from the journal) are still monitored.
+        let outside: HashSet<SymbolId> = self
+            .trading
+            .book
+            .positions()
+            .map(|p| p.symbol)
+            .filter(|id| !new_universe.contains(id) && !self.monitored_outside.contains(id))
+            .collect();
+        if let Ok(t) = self.table.read() {
+            for id in outside {
+                if let Some(s) = t.get(id) {
+                    added_streams.push(mark_stream(&s.name));
+                    self.monitored_outside.insert(id);
+                }
             }
         }
         self.streams.subscribe(added_streams);
@@ -895,6 +970,11 @@ impl Engine {
                 self.ever_connected = true;
                 if reconnect {
                     self.counters.reconnects += 1;
+                    self.trading.outlets.ops(
+                        crate::notify::OpsKind::Reconnect,
+                        &format!("reconnect:{shard}"),
+                        &format!("market stream connection {shard} reconnected"),
+                    );
                     self.trading
                         .breaker_input(BreakerInput::Reconnected, crate::domain::now_ms());
                     self.gap_fill(&streams);
@@ -908,6 +988,13 @@ impl Engine {
                 }
                 if reason.starts_with("stale") {
                     let positions_open = !self.trading.book.is_empty();
+                    if positions_open {
+                        self.trading.outlets.ops(
+                            crate::notify::OpsKind::StaleStream,
+                            &format!("stale:{shard}"),
+                            &format!("market stream connection {shard} stale with positions open: {reason}"),
+                        );
+                    }
                     self.trading.breaker_input(
                         BreakerInput::StaleStream { positions_open },
                         crate::domain::now_ms(),
@@ -1096,6 +1183,8 @@ impl Engine {
             }
         }
         self.flush_features();
+        self.trading.persist_now(crate::domain::now_ms());
+        self.trading.outlets.finish().await;
         let v = crate::console::presenter::build_view(&self);
         view.send_replace(Arc::new(v));
         tracing::info!("engine stopped");

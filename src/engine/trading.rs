@@ -7,6 +7,10 @@
 //! expires positions, settles funding, samples equity, feeds the breaker and saves its state. Every
 //! lifecycle event passes through [`Trading::record`], which keeps the log for the view, counts the
 //! kinds, and tells the breaker about closed trades. Nothing here awaits: the engine task owns it.
+//!
+//! Everything worth keeping leaves through [`Outlets`] (the journal and Discord, never waited on): the
+//! desk calls it from `record`, from breaker transitions and from the virtual cycle, and at start-up
+//! [`Trading::restore_positions`] puts the journal's open positions back on the book.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -14,6 +18,7 @@ use std::{
     time::Duration,
 };
 
+use super::outlets::{Outlets, RestoreError};
 use crate::{
     binance::{filters::SymbolFilters, parse::MarkUpdate, wire},
     domain::{SymbolId, TimestampMs},
@@ -119,6 +124,10 @@ pub struct Trading {
     breaker_error_reported: bool,
     /// Live execution: positions and the kill switch mirrored on the venue (`TRADING_ENABLED`).
     execution: Option<ExecutionLink>,
+    /// Realised P&L of the positions closed before a restart (from the journal), part of equity.
+    carried_pnl: f64,
+    /// The journal and Discord.
+    pub outlets: Outlets,
 }
 
 impl Trading {
@@ -157,8 +166,120 @@ impl Trading {
             message,
             breaker_error_reported: false,
             execution: None,
+            carried_pnl: 0.0,
+            outlets: Outlets::default(),
             settings,
         }
+    }
+
+    /// Connects the desk to the journal and Discord. With a journal, what does not need the venue's
+    /// symbols is restored at once: new positions are numbered after every journalled one, the realised
+    /// P&L of closed positions counts in equity, and the last equity sample starts the curve. The open
+    /// positions wait for [`Self::restore_positions`].
+    pub fn connect(&mut self, outlets: Outlets) {
+        self.outlets = outlets;
+        let Some(state) = self.outlets.pending_restore() else {
+            return;
+        };
+        self.book.number_after(state.max_position_number);
+        self.carried_pnl = super::outlets::float(state.closed_realised_pnl);
+        if let Some(e) = &state.last_equity {
+            self.equity_points
+                .push_back((e.at_ms, super::outlets::float(e.equity)));
+        }
+        let journal_tier = state.breaker.as_ref().map(|b| b.tier.as_str());
+        let tier = super::outlets::tier_name(self.breaker.tier());
+        if let Some(journal_tier) = journal_tier
+            && journal_tier != tier
+            && self.settings.breaker_path.is_some()
+        {
+            // breaker.json is the breaker's source of truth (ARCHITECTURE.md §7); say so when the
+            // journal's history ends elsewhere (a breaker.json restored from a backup, say).
+            tracing::warn!(
+                journal_tier,
+                tier,
+                "breaker.json and the journal disagree; breaker.json wins"
+            );
+        }
+        let (state, wall) = (self.breaker.state().clone(), crate::domain::now_ms());
+        self.outlets.on_breaker(&state, None, wall);
+    }
+
+    /// Puts the journal's open positions back on the book, exactly as journalled, and resumes their
+    /// monitoring (no `Created` event: that was journalled when they opened). Signals journalled before
+    /// the restart are not acted upon again. Called once the venue's symbols are known; returns the
+    /// number restored (0 when there was nothing to restore).
+    pub fn restore_positions(&mut self, id_of: impl Fn(&str) -> Option<SymbolId>) -> usize {
+        let Some(state) = self.outlets.take_restore() else {
+            return 0;
+        };
+        for (name, at) in &state.last_signal_ms {
+            if let Some(id) = id_of(name) {
+                let seen = self.acted.entry(id).or_insert(*at);
+                *seen = (*seen).max(*at);
+            }
+        }
+        let now = self.monitor_now();
+        let mut restored = 0;
+        let mut problems = Vec::new();
+        for record in state.open_positions {
+            let result = id_of(&record.symbol)
+                .ok_or_else(|| RestoreError::UnknownSymbol {
+                    id: record.position_id.clone(),
+                    symbol: record.symbol.clone(),
+                })
+                .and_then(|symbol| {
+                    let p = super::outlets::position_from_record(&record, symbol)?;
+                    let id = p.id;
+                    self.book
+                        .restore(p, now)
+                        .map_err(|r| RestoreError::Refused {
+                            id: record.position_id.clone(),
+                            reason: r.to_string(),
+                        })
+                        .map(|()| (id, symbol))
+                });
+            match result {
+                Ok((id, symbol)) => {
+                    self.outlets.name_symbol(symbol, &record.symbol);
+                    if let Some(p) = self.book.get(id) {
+                        // What the book now holds, in the journal's terms: the crash test compares it
+                        // with the row it was restored from.
+                        let back = super::outlets::position_record(
+                            p,
+                            &record.symbol,
+                            record.execution,
+                            record.revision,
+                            record.updated_at_ms,
+                        );
+                        let json = serde_json::to_string(&back).unwrap_or_default();
+                        tracing::info!(position = %id, record = %json, "journal: position restored");
+                    }
+                    self.outlets.adopt(id, record);
+                    restored += 1;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "journal: position not restored");
+                    problems.push(error.to_string());
+                }
+            }
+        }
+        tracing::info!(restored, failed = problems.len(), "journal: restore finished");
+        self.message = Some(if problems.is_empty() {
+            format!("journal: {restored} open positions restored")
+        } else {
+            format!(
+                "journal: {restored} open positions restored, {} not: {}",
+                problems.len(),
+                problems.join("; ")
+            )
+        });
+        self.outlets.ops(
+            crate::notify::OpsKind::Started,
+            "started",
+            &format!("perpdesk started: {restored} open positions restored from the journal"),
+        );
+        restored
     }
 
     pub fn settings(&self) -> &TradingSettings {
@@ -195,13 +316,18 @@ impl Trading {
 
     /// Equity: paper capital + realised P&L + unrealised P&L (fees and funding included).
     pub fn equity(&self) -> f64 {
-        self.settings.paper_equity + self.book.totals().realised_pnl + self.book.unrealised_pnl()
+        self.settings.paper_equity
+            + self.carried_pnl
+            + self.book.totals().realised_pnl
+            + self.book.unrealised_pnl()
     }
 
     /// Keeps the filters of the symbols in an exchange-info answer.
     pub fn on_exchange_info(&mut self, info: &wire::ExchangeInfo, id_of: impl Fn(&str) -> Option<SymbolId>) {
         for s in &info.symbols {
-            let (Some(id), Ok(filters)) = (id_of(&s.symbol), SymbolFilters::from_symbol_info(s)) else {
+            let Some(id) = id_of(&s.symbol) else { continue };
+            self.outlets.name_symbol(id, &s.symbol);
+            let Ok(filters) = SymbolFilters::from_symbol_info(s) else {
                 continue;
             };
             self.filters.insert(id, filters);
@@ -231,6 +357,9 @@ impl Trading {
         let checks = self.book.run_due(now, self.market_now, &mut scratch);
         self.record(&mut scratch);
         self.scratch = scratch;
+        if self.outlets.waiting() > 0 {
+            self.outlets.drain();
+        }
         checks
     }
 
@@ -351,6 +480,19 @@ impl Trading {
             self.equity_points.pop_front();
         }
         self.equity_points.push_back((wall_now, equity));
+        let snapshot = crate::journal::EquitySnapshot {
+            at_ms: wall_now,
+            execution: match self.settings.run_mode {
+                RunMode::Live => crate::journal::Execution::Live,
+                _ => crate::journal::Execution::Paper,
+            },
+            equity: super::outlets::dec(equity),
+            balance: super::outlets::dec(equity - self.book.unrealised_pnl()),
+            unrealised_pnl: super::outlets::dec(self.book.unrealised_pnl()),
+            open_positions: u32::try_from(self.book.len()).unwrap_or(u32::MAX),
+        };
+        self.outlets
+            .on_virtual_cycle(self.book.positions(), snapshot, wall_now);
         let t = self.breaker.apply(BreakerInput::Equity(equity), wall_now);
         self.on_transition(t, &mut scratch);
         let t = self.breaker.apply(BreakerInput::Tick, wall_now);
@@ -364,6 +506,16 @@ impl Trading {
         }
         self.scratch = scratch;
         self.save_breaker();
+        let state = self.breaker.state().clone();
+        self.outlets.on_breaker(&state, None, wall_now);
+    }
+
+    /// Journals the current state of every open position (at shutdown, so a restart resumes from the
+    /// latest marks rather than the last virtual cycle's).
+    pub fn persist_now(&mut self, wall_now: TimestampMs) {
+        for p in self.book.positions() {
+            self.outlets.snapshot(p, wall_now);
+        }
     }
 
     /// Feeds an operational fault or signal to the breaker.
@@ -379,6 +531,8 @@ impl Trading {
 
     fn on_transition(&mut self, t: Option<Transition>, scratch: &mut Vec<LifecycleEvent>) {
         let Some(t) = t else { return };
+        let state = self.breaker.state().clone();
+        self.outlets.on_breaker(&state, Some(&t), t.at);
         self.message = Some(match t.cause {
             Some(cause) => format!("circuit breaker {} → {} ({cause})", t.from, t.to),
             None => format!("circuit breaker {} → {}", t.from, t.to),
@@ -406,6 +560,10 @@ impl Trading {
         self.message = Some(format!(
             "kill switch: {closed} positions closed; breaker in Halt until reset"
         ));
+        self.outlets.breaker_alert(
+            "kill-switch",
+            &format!("kill switch pulled: {closed} positions closed; breaker in Halt until reset"),
+        );
     }
 
     /// The operator's confirmed reset (the console asked for the confirmation): the breaker's two
@@ -417,6 +575,8 @@ impl Trading {
             .and_then(|token| self.breaker.confirm_reset(token, wall_now));
         match result {
             Ok(t) => {
+                let state = self.breaker.state().clone();
+                self.outlets.on_breaker(&state, Some(&t), wall_now);
                 self.kill_switch = KillSwitch::Ready;
                 self.message = Some(format!("circuit breaker reset: {} → {}", t.from, t.to));
                 self.save_breaker();
@@ -455,6 +615,7 @@ impl Trading {
     /// Takes events out of `events` into the log and the counters; closed trades go to the breaker.
     fn record(&mut self, events: &mut Vec<LifecycleEvent>) {
         let wall = crate::domain::now_ms();
+        self.outlets.on_events(events, |id| self.book.get(id), wall);
         for e in events.drain(..) {
             *self.event_counts.entry(e.kind.name()).or_default() += 1;
             if let Some(x) = self.execution.as_mut() {
@@ -464,6 +625,8 @@ impl Trading {
                 tracing::info!(position = %e.position, symbol = e.symbol.0, reason = reason.name(), pnl, "position closed");
                 if let Some(t) = self.breaker.apply(BreakerInput::TradeClosed { pnl }, wall) {
                     self.message = Some(format!("circuit breaker {} → {}", t.from, t.to));
+                    let state = self.breaker.state().clone();
+                    self.outlets.on_breaker(&state, Some(&t), wall);
                 }
             }
             if matches!(e.kind, EventKind::PriceUpdated { .. }) {
@@ -596,6 +759,97 @@ mod tests {
         assert_eq!(t.kill_switch, KillSwitch::Ready);
         let s = signal(3_000, Side::Short, 30_300.0, 29_400.0);
         assert!(matches!(t.consider(&s, Mode::Ict, None), Some(Ok(_))));
+    }
+
+    /// A desk journalling to a fresh file in `dir`, with what that file held restored.
+    fn journalled(dir: &std::path::Path) -> (Trading, crate::journal::JournalWriter) {
+        let path = crate::journal::journal_path(dir, crate::journal::Execution::Paper);
+        let (mut file, _) = crate::journal::Journal::open(&path).expect("journal");
+        let restored = file.restore().expect("restore");
+        let writer = crate::journal::JournalWriter::spawn(file, crate::journal::WriterConfig::default())
+            .expect("writer");
+        let link = super::super::outlets::JournalLink {
+            handle: writer.handle(),
+            execution: crate::journal::Execution::Paper,
+            restored,
+        };
+        let mut t = desk();
+        t.connect(Outlets::new(Some(link), None));
+        (t, writer)
+    }
+
+    #[test]
+    fn a_restart_restores_open_positions_exactly_without_a_second_created() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut a, writer) = journalled(dir.path());
+        a.on_mark(&mark(30_000.0, 1_000));
+        let id = a
+            .consider(&signal(1_000, Side::Long, 29_700.0, 30_600.0), Mode::Ict, Some(2))
+            .expect("considered")
+            .expect("opened");
+        a.on_mark(&mark(29_760.0, 2_000));
+        a.origin -= Duration::from_secs(6);
+        a.monitor();
+        a.virtual_cycle(1_700_000_000_000);
+        let before = a.book.get(id).expect("open").clone();
+        assert_eq!(before.warnings().1, true, "the stop warning was given");
+        writer.handle().flush_blocking().expect("flushed");
+        writer.close();
+
+        let (mut b, writer) = journalled(dir.path());
+        assert_eq!(
+            b.restore_positions(|n| (n == "BTCUSDT").then_some(SymbolId(0))),
+            1
+        );
+        let after = b.book.get(id).expect("restored").clone();
+        // Everything but the scheduler's own fields and the range since the last check.
+        let same = |p: &crate::positions::Position| {
+            let mut q = p.clone();
+            q.lane = before.lane;
+            q.last_check = 0;
+            q.high = q.mark;
+            q.low = q.mark;
+            q.risk_score = 0.0;
+            q
+        };
+        assert_eq!(same(&after), same(&before));
+        assert!(b.log.is_empty(), "no Created (or any) event on restore");
+        // New positions are numbered after the journalled ones; the old signal is not taken again.
+        b.on_mark(&mark(30_000.0, 3_000));
+        assert_eq!(
+            b.consider(&signal(1_000, Side::Short, 30_300.0, 29_400.0), Mode::Ict, None),
+            None
+        );
+        let next = b
+            .consider(&signal(2_500, Side::Short, 30_300.0, 29_400.0), Mode::Ict, None)
+            .expect("considered")
+            .expect("opened");
+        assert!(next.0 > id.0);
+        b.pull_kill_switch(1_700_000_100_000);
+        writer.handle().flush_blocking().expect("flushed");
+        writer.close();
+
+        let path = crate::journal::journal_path(dir.path(), crate::journal::Execution::Paper);
+        let j = crate::journal::Journal::open_read_only(&path).expect("read");
+        let created = |pid: PositionId| {
+            j.events_for(&pid.0.to_string())
+                .expect("events")
+                .iter()
+                .filter(|e| e.kind == crate::journal::LifecycleKind::Created)
+                .count()
+        };
+        assert_eq!((created(id), created(next)), (1, 1));
+        assert!(
+            j.open_positions().expect("open").is_empty(),
+            "the kill switch closed both"
+        );
+        let closed = j.position(&id.0.to_string()).expect("row").expect("present");
+        assert_eq!(closed.close_reason.as_deref(), Some("kill_switch"));
+        assert_eq!(
+            j.last_breaker_state().expect("breaker").map(|b| b.tier),
+            Some(crate::journal::BreakerTier::Halt)
+        );
+        assert!(j.last_equity().expect("equity").is_some());
     }
 
     #[test]

@@ -163,6 +163,28 @@ pub struct PositionRecord {
     /// `manual`, `strategy`, `breaker`, `kill_switch`, `take_profit`, `stop_loss`, `expired`, …
     pub close_reason: Option<String>,
     pub updated_at_ms: Millis,
+    /// The monitor's state (schema v3); `None` in rows written by older builds.
+    pub monitor: Option<MonitorState>,
+}
+
+/// What the position monitor knows beyond the order-facing fields: enough to resume checking a restored
+/// position with no event repeated and the same risk score. Stored as JSON in one column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorState {
+    /// The stop at entry (the risk unit of the R multiple and the score); `stop_loss` is the current,
+    /// possibly trailed, stop.
+    pub initial_stop: Decimal,
+    pub liquidation_price: Option<Decimal>,
+    /// `low`, `medium`, `high`, `critical`: the band of the last check (the monitoring lane).
+    pub risk_level: String,
+    /// The one-shot warnings already given.
+    pub take_profit_warned: bool,
+    pub stop_loss_warned: bool,
+    pub liquidation_warned: bool,
+    /// The mark the last `PriceUpdated` event reported.
+    pub reported_mark: Option<Decimal>,
+    /// `demo`, `paper`, `live`, `replay`.
+    pub run_mode: String,
 }
 
 /// The eleven lifecycle event types of a position (identical in demo, paper, live and replay).

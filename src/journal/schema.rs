@@ -14,6 +14,9 @@
 //!   breaker state.
 //! * v2 — `signals.model_version` (the ML layer names the model that scored a signal) and a partial
 //!   index of the orders still `SUBMITTING`, which the restart resolver reads.
+//! * v3 — `positions.monitor`: the monitor's state of an open position (initial stop, liquidation
+//!   price, risk level, the one-shot warnings already given), JSON, so a restart resumes monitoring
+//!   exactly where it stopped instead of repeating warnings or mis-scoring a trailed stop.
 
 use std::path::{Path, PathBuf};
 
@@ -146,10 +149,14 @@ pub const STEPS: &[Step] = &[
             "CREATE INDEX orders_submitting ON orders (created_at_ms) WHERE state = 'SUBMITTING'",
         ],
     },
+    Step {
+        version: 3,
+        statements: &["ALTER TABLE positions ADD COLUMN monitor TEXT"],
+    },
 ];
 
 /// The version this build writes.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 /// Where a test wants a migration to fail: after `after_statements` statements of the step to
 /// `version` (inside its transaction).

@@ -13,8 +13,8 @@ use rust_decimal::Decimal;
 
 use super::{
     BreakerStateRecord, BreakerTier, EquitySnapshot, Execution, FillRecord, JournalError, JournalRecord,
-    LifecycleEventRecord, LifecycleKind, MigrationReport, OrderIntent, OrderRecord, OrderSide, OrderState,
-    PositionRecord, PositionStatus, SignalRecord, TrailingStop, parse_side,
+    LifecycleEventRecord, LifecycleKind, MigrationReport, Millis, MonitorState, OrderIntent, OrderRecord,
+    OrderSide, OrderState, PositionRecord, PositionStatus, SignalRecord, TrailingStop, parse_side,
     schema::{self, FailPoint},
     side_str,
 };
@@ -40,6 +40,15 @@ pub struct RestoredState {
     pub last_equity: Option<EquitySnapshot>,
     /// Orders whose outcome at the venue is unknown: resolve each by its client order id before trading.
     pub submitting_orders: Vec<OrderRecord>,
+    /// The largest numeric `position_id` ever journalled (open or closed): a restarted book numbers its
+    /// new positions after it, so a new position never overwrites an old row.
+    pub max_position_number: u64,
+    /// Realised `PnL` of every closed position, summed: the paper account's balance is its starting
+    /// capital plus this.
+    pub closed_realised_pnl: Decimal,
+    /// Per symbol, the bar time of the newest signal journalled: a signal already acted upon before the
+    /// restart is not acted upon again.
+    pub last_signal_ms: Vec<(String, Millis)>,
 }
 
 fn sql(operation: &'static str) -> impl Fn(rusqlite::Error) -> JournalError {
@@ -200,6 +209,9 @@ impl Journal {
             breaker: last_breaker(&tx)?,
             last_equity: last_equity(&tx)?,
             submitting_orders: query_orders(&tx, OrderState::Submitting)?,
+            max_position_number: max_position_number(&tx)?,
+            closed_realised_pnl: closed_realised_pnl(&tx)?,
+            last_signal_ms: last_signal_ms(&tx)?,
         };
         tx.commit().map_err(sql("ending a read"))?;
         Ok(state)
@@ -365,13 +377,14 @@ pub(crate) fn insert(conn: &Connection, record: &JournalRecord) -> Result<(), Jo
                 .as_ref()
                 .map(|t| json("trailing stop", t))
                 .transpose()?;
+            let monitor = p.monitor.as_ref().map(|m| json("monitor state", m)).transpose()?;
             conn.prepare_cached(
                 "INSERT INTO positions (position_id, revision, execution, symbol, side, qty, entry_price, \
                  leverage, take_profit, stop_loss, trailing, expires_at_ms, fees_paid, funding_paid, \
                  realised_pnl, strategy, mode, feature_slot, opened_at_ms, last_mark_price, last_funding_ms, \
-                 status, closed_at_ms, exit_price, close_reason, updated_at_ms) \
+                 status, closed_at_ms, exit_price, close_reason, updated_at_ms, monitor) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-                 ?20, ?21, ?22, ?23, ?24, ?25, ?26) \
+                 ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27) \
                  ON CONFLICT (position_id) DO UPDATE SET revision = excluded.revision, \
                  execution = excluded.execution, symbol = excluded.symbol, side = excluded.side, \
                  qty = excluded.qty, entry_price = excluded.entry_price, leverage = excluded.leverage, \
@@ -383,7 +396,7 @@ pub(crate) fn insert(conn: &Connection, record: &JournalRecord) -> Result<(), Jo
                  last_mark_price = excluded.last_mark_price, last_funding_ms = excluded.last_funding_ms, \
                  status = excluded.status, closed_at_ms = excluded.closed_at_ms, \
                  exit_price = excluded.exit_price, close_reason = excluded.close_reason, \
-                 updated_at_ms = excluded.updated_at_ms \
+                 updated_at_ms = excluded.updated_at_ms, monitor = excluded.monitor \
                  WHERE excluded.revision >= positions.revision",
             )
             .and_then(|mut st| {
@@ -414,6 +427,7 @@ pub(crate) fn insert(conn: &Connection, record: &JournalRecord) -> Result<(), Jo
                     dec(p.exit_price.as_ref()),
                     p.close_reason,
                     p.updated_at_ms,
+                    monitor,
                 ])
             })
             .map_err(sql("writing a position"))?;
@@ -600,10 +614,11 @@ fn json_value(row: &Row<'_>, idx: usize, what: &'static str) -> rusqlite::Result
 const POSITION_SELECT: &str = "SELECT position_id, revision, execution, symbol, side, qty, entry_price, leverage, \
      take_profit, stop_loss, trailing, expires_at_ms, fees_paid, funding_paid, realised_pnl, strategy, mode, \
      feature_slot, opened_at_ms, last_mark_price, last_funding_ms, status, closed_at_ms, exit_price, \
-     close_reason, updated_at_ms FROM positions";
+     close_reason, updated_at_ms, monitor FROM positions";
 
 fn position_from_row(row: &Row<'_>) -> rusqlite::Result<PositionRecord> {
     let trailing: Option<String> = row.get(10)?;
+    let monitor: Option<String> = row.get(26)?;
     Ok(PositionRecord {
         position_id: row.get(0)?,
         revision: row.get(1)?,
@@ -633,6 +648,9 @@ fn position_from_row(row: &Row<'_>) -> rusqlite::Result<PositionRecord> {
         exit_price: opt_decimal(row, 23)?,
         close_reason: row.get(24)?,
         updated_at_ms: row.get(25)?,
+        monitor: monitor
+            .map(|m| serde_json::from_str::<MonitorState>(&m).map_err(|_| bad(26, "monitor state", &m)))
+            .transpose()?,
     })
 }
 
@@ -721,6 +739,43 @@ fn last_breaker(conn: &Connection) -> Result<Option<BreakerStateRecord>, Journal
     )
     .optional()
     .map_err(sql("reading the breaker state"))
+}
+
+fn max_position_number(conn: &Connection) -> Result<u64, JournalError> {
+    // Ids other writers gave (not all digits) are skipped; they cannot collide with the book's numbers.
+    let max: Option<i64> = conn
+        .query_row(
+            "SELECT MAX(CAST(position_id AS INTEGER)) FROM positions \
+             WHERE position_id <> '' AND position_id NOT GLOB '*[^0-9]*'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql("reading the largest position id"))?;
+    Ok(max.map_or(0, |m| u64::try_from(m).unwrap_or(0)))
+}
+
+fn closed_realised_pnl(conn: &Connection) -> Result<Decimal, JournalError> {
+    let mut st = conn
+        .prepare_cached("SELECT realised_pnl FROM positions WHERE status = 'closed'")
+        .map_err(sql("reading closed positions"))?;
+    let rows = st
+        .query_map([], |row| decimal(row, 0))
+        .map_err(sql("reading closed positions"))?;
+    let mut sum = Decimal::ZERO;
+    for pnl in rows {
+        sum += pnl.map_err(sql("reading closed positions"))?;
+    }
+    Ok(sum)
+}
+
+fn last_signal_ms(conn: &Connection) -> Result<Vec<(String, Millis)>, JournalError> {
+    let mut st = conn
+        .prepare_cached("SELECT symbol, MAX(at_ms) FROM signals GROUP BY symbol ORDER BY symbol")
+        .map_err(sql("reading signals"))?;
+    let rows = st
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Millis>(1)?)))
+        .map_err(sql("reading signals"))?;
+    rows.collect::<Result<_, _>>().map_err(sql("reading signals"))
 }
 
 fn last_equity(conn: &Connection) -> Result<Option<EquitySnapshot>, JournalError> {

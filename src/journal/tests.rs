@@ -56,6 +56,16 @@ pub(crate) fn position(id: &str, revision: i64) -> PositionRecord {
         exit_price: None,
         close_reason: None,
         updated_at_ms: 1_780_000_100_000 + revision,
+        monitor: Some(MonitorState {
+            initial_stop: d("62900.0"),
+            liquidation_price: Some(d("55001.25")),
+            risk_level: "medium".to_owned(),
+            take_profit_warned: false,
+            stop_loss_warned: true,
+            liquidation_warned: false,
+            reported_mark: Some(d("64500.3")),
+            run_mode: "paper".to_owned(),
+        }),
     }
 }
 
@@ -200,6 +210,37 @@ fn every_record_round_trips_with_its_exact_digits() {
 }
 
 #[test]
+fn restore_numbers_after_the_largest_id_and_remembers_signals() {
+    let (_dir, path) = temp();
+    let (mut journal, _) = Journal::open(&path).expect("opens");
+    let mut closed = position("12", 3);
+    closed.status = PositionStatus::Closed;
+    closed.realised_pnl = d("-4.5");
+    let mut other = position("9", 1);
+    other.status = PositionStatus::Closed;
+    other.realised_pnl = d("1.25");
+    for r in [
+        JournalRecord::from(position("3", 1)),
+        closed.into(),
+        other.into(),
+        position("x-100", 1).into(),
+    ] {
+        journal.write(&r).expect("writes");
+    }
+    let restored = journal.restore().expect("restores");
+    assert_eq!(restored.max_position_number, 12);
+    assert_eq!(restored.closed_realised_pnl, d("-3.25"));
+    assert_eq!(
+        restored
+            .open_positions
+            .iter()
+            .map(|p| p.position_id.as_str())
+            .collect::<Vec<_>>(),
+        ["3", "x-100"]
+    );
+}
+
+#[test]
 fn restore_returns_open_positions_in_their_last_state() {
     let (_dir, path) = temp();
     let (mut journal, _) = Journal::open(&path).expect("opens");
@@ -246,6 +287,10 @@ fn restore_returns_open_positions_in_their_last_state() {
         .map(|o| o.intent.client_order_id.as_str())
         .collect();
     assert_eq!(submitting, ["pd-b"]);
+    // Ids "p1".."p3" are not the book's numbers; only the closed position's P&L counts.
+    assert_eq!(restored.max_position_number, 0);
+    assert_eq!(restored.closed_realised_pnl, d("0.000000000001"));
+    assert!(restored.last_signal_ms.is_empty());
     assert_eq!(
         journal.submitting_orders().expect("orders"),
         restored.submitting_orders

@@ -169,6 +169,22 @@ impl Position {
         }
     }
 
+    /// The one-shot warnings already given: (target approaching, stop approaching, liquidation).
+    pub fn warnings(&self) -> (bool, bool, bool) {
+        (
+            self.warned & TP_NEAR != 0,
+            self.warned & SL_NEAR != 0,
+            self.warned & LIQ_NEAR != 0,
+        )
+    }
+
+    /// Sets the one-shot warnings already given (a position restored from the journal).
+    pub fn set_warnings(&mut self, take_profit: bool, stop_loss: bool, liquidation: bool) {
+        self.warned = u8::from(take_profit) * TP_NEAR
+            | u8::from(stop_loss) * SL_NEAR
+            | u8::from(liquidation) * LIQ_NEAR;
+    }
+
     fn sign(&self) -> f64 {
         match self.side {
             Side::Long => 1.0,

@@ -223,6 +223,49 @@ impl PositionBook {
         Ok(id)
     }
 
+    /// Puts back a position restored from the journal after a restart. No `Created` event: it was
+    /// emitted (and journalled) when the position opened. The lane follows the restored risk level and
+    /// the first check is due at once (the position went unwatched while the process was down); checks
+    /// evaluate the range from the last mark journalled to the marks seen since, so a level crossed
+    /// meanwhile still fires. New positions are numbered after its id.
+    /// Refused when the book is full or the id is already on it.
+    pub fn restore(&mut self, mut position: Position, now: MonitorMs) -> Result<(), Refusal> {
+        if self.open >= self.config.max_positions {
+            return Err(Refusal::MaxPositions);
+        }
+        if self.ids.contains_key(&position.id) {
+            return Err(Refusal::AlreadyOpen);
+        }
+        let lane = Lane::for_level(position.level, self.config.smart_monitoring);
+        position.lane = lane;
+        position.last_check = now;
+        self.next_id = self.next_id.max(position.id.0.saturating_add(1));
+        let slot = if let Some(slot) = self.free.pop() {
+            slot
+        } else {
+            self.slots.push(Slot::default());
+            (self.slots.len() - 1) as u32
+        };
+        let entry = &mut self.slots[slot as usize];
+        entry.generation = entry.generation.wrapping_add(1);
+        let generation = entry.generation;
+        self.ids.insert(position.id, slot);
+        self.by_symbol.entry(position.symbol).or_default().push(slot);
+        entry.position = Some(position);
+        self.scheduler.enter(lane);
+        // Due now: `schedule` adds one interval (and keeps the lane sorted).
+        self.scheduler
+            .schedule(slot, generation, lane, now - lane.interval_ms());
+        self.open += 1;
+        Ok(())
+    }
+
+    /// Numbers new positions after `n` (the largest id a journal has seen), so a restarted book never
+    /// reuses the id of a position journalled before.
+    pub fn number_after(&mut self, n: u64) {
+        self.next_id = self.next_id.max(n.saturating_add(1));
+    }
+
     /// A mark price from the stream: extends the price range of every position of the symbol, and
     /// notes a funding settlement when the stream's funding time has passed.
     pub fn on_mark(

@@ -328,3 +328,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_restored_position_emits_nothing_is_checked_at_once_and_numbers_continue() {
+    let mut book = PositionBook::new(BookConfig::default());
+    let mut out = Vec::new();
+    let id = book
+        .open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out)
+        .expect("opens");
+    let p = book.get(id).expect("open").clone();
+    let mut fresh = PositionBook::new(BookConfig::default());
+    fresh.number_after(7);
+    fresh.restore(p.clone(), 10_000).expect("restores");
+    assert_eq!(fresh.restore(p, 10_000), Err(Refusal::AlreadyOpen));
+    assert_eq!(fresh.len(), 1);
+    fresh.on_mark(SYM, 94.0, 0.0, 0, 1);
+    let mut out = Vec::new();
+    assert_eq!(fresh.run_due(10_000, 1, &mut out), 1, "due at once");
+    assert_eq!(closes(&out), [(id, CloseReason::StopLoss)]);
+    assert!(!out.iter().any(|e| matches!(e.kind, EventKind::Created { .. })));
+    let next = fresh
+        .open(&new_long(100.0, 95.0, 110.0), 10_000, 2, &mut Vec::new())
+        .expect("opens");
+    assert_eq!(next, PositionId(8));
+}
