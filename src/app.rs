@@ -108,6 +108,45 @@ pub fn log_intents() -> Arc<dyn IntentJournal> {
     })
 }
 
+/// Order intents go to the journal (state `SUBMITTING`) and are committed before the send returns
+/// to the executor, so a crash between the intent and the venue's answer leaves a row the
+/// reconciliation resolves by `origClientOrderId`. The executor runs on the multi-threaded runtime,
+/// so the fsync wait moves the worker aside (`block_in_place`) instead of stalling other tasks; on
+/// any other runtime the intent is refused, which stops the send.
+pub fn journal_intents(handle: crate::journal::JournalHandle) -> Arc<dyn IntentJournal> {
+    let log = log_intents();
+    Arc::new(move |intent: &OrderIntent<'_>| {
+        log.record(intent)?;
+        let o = intent.order;
+        let side = match o.side {
+            crate::binance::filters::OrderSide::Buy => crate::journal::OrderSide::Buy,
+            crate::binance::filters::OrderSide::Sell => crate::journal::OrderSide::Sell,
+        };
+        let record = crate::journal::OrderIntent {
+            client_order_id: intent.client_order_id.to_owned(),
+            position_id: None,
+            symbol: o.symbol.clone(),
+            side,
+            order_type: o.order_type.as_str().to_owned(),
+            qty: o.qty,
+            price: o.price,
+            stop_price: o.stop_price,
+            reduce_only: o.reduce_only,
+            close_position: o.close_position,
+            created_at_ms: intent.at_ms,
+        };
+        let write = || handle.write_durable_blocking(record.clone());
+        let written = match tokio::runtime::Handle::try_current() {
+            Err(_) => write(),
+            Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(write)
+            }
+            Ok(_) => return Err("the order journal needs the multi-threaded runtime".to_owned()),
+        };
+        written.map_err(|e| format!("order intent not journalled: {e}"))
+    })
+}
+
 /// Starts the engine with its trading desk connected to the journal and/or Discord (`outlets`); with
 /// `live`, also the executor that mirrors its positions on the venue (`--rest-url` for signed REST,
 /// `--ws-url` for the user data stream).

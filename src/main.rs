@@ -476,7 +476,8 @@ async fn run_console(
     };
     tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");
     let (outlets, writer, notifier) = open_outlets(config)?;
-    let engine = app::start_engine_with(&opts, live_trading(config)?, outlets)?;
+    let intents = writer.as_ref().map(JournalWriter::handle);
+    let engine = app::start_engine_with(&opts, live_trading(config, intents)?, outlets)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         app::shutdown_signal().await;
@@ -553,7 +554,11 @@ async fn run_console(
 
 /// `TRADING_ENABLED=true` (and not `--demo`): the signed client's credentials, read only here. Paper
 /// mode returns `None` without touching the secrets, so it sends no signed request.
-fn live_trading(config: &Config) -> anyhow::Result<Option<app::LiveTrading>> {
+/// The signed client for live trading; order intents go to the journal (`intents`) when one is open.
+fn live_trading(
+    config: &Config,
+    intents: Option<journal::JournalHandle>,
+) -> anyhow::Result<Option<app::LiveTrading>> {
     use perpdesk::binance::{secret::SecretString, signed::Credentials};
     if !config.trading_enabled || config.demo {
         return Ok(None);
@@ -574,7 +579,7 @@ fn live_trading(config: &Config) -> anyhow::Result<Option<app::LiveTrading>> {
     tracing::warn!("live trading: positions are mirrored by real orders on the venue");
     Ok(Some(app::LiveTrading {
         credentials,
-        intents: app::log_intents(),
+        intents: intents.map_or_else(app::log_intents, app::journal_intents),
     }))
 }
 
