@@ -1,7 +1,8 @@
 //! The client against the simulator's fault plan (`RELIABILITY.md` §9): M1/M7 reconnect soak with
 //! every connection fault and duplicated / reordered / late / garbage frames → the stored closed bars
 //! equal the simulator's byte for byte; M2 a silent stall is declared stale and reconnected; M5
-//! connections rotate before the venue's cut with no gap; M4 every server ping answered on the same
+//! connections rotate before the venue's cut with no gap; F5 a ten-minute maintenance waited out at
+//! the backoff cap and recovered from; M4 every server ping answered on the same
 //! connection; M6 every reconnect resubscribes exactly the tracked streams within the venue's limits; R2 429 / 418 stop all REST until
 //! `Retry-After`; F3 an oversized frame is refused; F4 a symbol leaving TRADING leaves the universe.
 //!
@@ -388,6 +389,75 @@ async fn every_reconnect_resubscribes_exactly_the_tracked_streams() {
     assert!(all.into_iter().all(|s| tracked.contains(s)));
     assert_eq!(by_shard.len(), 2);
     assert_eq!(stats.limit_violations.load(Relaxed), 0, "a venue limit was hit");
+    stop.send_replace(true);
+    sim.shutdown().await;
+}
+
+/// F5 (WebSocket side): ten minutes of maintenance (upgrades refused with 503 / -1016, the open
+/// connection closed). The shard keeps trying without giving up, at most once per half of its
+/// maximum backoff once the backoff has grown (full jitter in `[max/2, max]`), and is up again
+/// within one maximum backoff of the venue becoming healthy. Paused clock.
+#[tokio::test(start_paused = true)]
+async fn a_maintenance_window_is_waited_out_at_the_backoff_cap_and_recovered_from() {
+    const START: Duration = Duration::from_secs(2);
+    const LENGTH: Duration = Duration::from_secs(600);
+    let clock = SimClock::synthetic(1.0);
+    let settings = SimSettings {
+        faults: FaultPlan::parse("seed=9,maint=2s+10m").expect("plan"),
+        ..SimSettings::default()
+    };
+    let started = tokio::time::Instant::now();
+    let sim = server::start(market(9, 4, &clock), clock, settings)
+        .await
+        .expect("sim starts");
+    let info = MarketRest::new(&sim.rest_url)
+        .expect("rest")
+        .exchange_info()
+        .await
+        .expect("exchange info");
+    let table = SymbolTable::from_exchange_info(&info).0;
+    let name = info.symbols[0].symbol.to_ascii_lowercase();
+    let (tx, mut rx) = mpsc::channel(65_536);
+    let (stop, stop_rx) = watch::channel(false);
+    let cfg = StreamConfig::new(&sim.ws_url);
+    let backoff_max = cfg.backoff_max;
+    let mut streams = StreamManager::new(cfg, Arc::new(RwLock::new(table)), tx, stop_rx);
+    streams.subscribe([format!("{name}@kline_1m")]);
+    next_event(&mut rx, "up before the window", |e| {
+        matches!(e, StreamEvent::Up { .. })
+    })
+    .await;
+    next_event(&mut rx, "closed by the maintenance", |e| {
+        matches!(e, StreamEvent::Down { .. })
+    })
+    .await;
+    let healthy_at = started + START + LENGTH;
+    // Waits for the first Up after the window (an event queue deadline of 60 s would not cover the
+    // ten minutes, so wait in steps).
+    let up_at = loop {
+        match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            Ok(Some(StreamEvent::Up { .. })) => break tokio::time::Instant::now(),
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => panic!("the stream manager stopped"),
+        }
+        assert!(
+            tokio::time::Instant::now() < healthy_at + 3 * backoff_max,
+            "never recovered"
+        );
+    };
+    assert!(up_at >= healthy_at, "up during the maintenance window");
+    let recovery = up_at - healthy_at;
+    assert!(
+        recovery <= backoff_max + Duration::from_secs(1),
+        "up {recovery:?} after the venue was healthy again"
+    );
+    // Attempts during the window: the ramp (250 ms doubling to the cap: 8 steps), then at most one
+    // per half cap.
+    let refused = sim.fault_counts().maintenance_refusals.load(Relaxed);
+    let bound = 8 + LENGTH.as_secs() / (backoff_max.as_secs() / 2) + 1;
+    eprintln!("F5: {refused} attempts refused in {LENGTH:?}, up {recovery:?} after healthy");
+    assert!(refused >= 10, "{refused}: the shard gave up");
+    assert!(refused <= bound, "{refused} attempts > {bound}");
     stop.send_replace(true);
     sim.shutdown().await;
 }
