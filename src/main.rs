@@ -366,8 +366,8 @@ fn open_outlets(
             open_positions = restored.open_positions.len(),
             "journal opened"
         );
-        let writer = JournalWriter::spawn(file, WriterConfig::default())
-            .context("cannot start the journal writer")?;
+        let writer =
+            JournalWriter::spawn(file, WriterConfig::default()).context("cannot start the journal writer")?;
         let link = JournalLink {
             handle: writer.handle(),
             execution,

@@ -33,7 +33,7 @@ use rand::{Rng, SeedableRng};
 use support::{Proc, data_dir, start_sim};
 
 const KILLS: usize = 50;
-const SEED: u64 = 0x6a6f_7572_6e61_6c;
+const SEED: u64 = 0x006a_6f75_726e_616c;
 
 fn console(rest: &str, ws: &str, config: &Path, data: &Path) -> Proc {
     Proc::spawn(
@@ -172,8 +172,7 @@ fn the_headless_engine_killed_50_times_keeps_every_event_and_restores_positions_
         proc.child.wait().unwrap();
 
         let j = open(&journal);
-        j.integrity_check()
-            .unwrap_or_else(|e| panic!("kill {kill}: {e}"));
+        j.integrity_check().unwrap_or_else(|e| panic!("kill {kill}: {e}"));
         let after: HashMap<i64, LifecycleEventRecord> = all_events(&j).into_iter().collect();
         for (id, event) in &seen {
             assert_eq!(

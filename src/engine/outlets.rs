@@ -40,7 +40,7 @@ use crate::{
         JournalRecord, LifecycleEventRecord, LifecycleKind, MonitorState, PositionRecord, PositionStatus,
         RestoredState, TrailingStop,
     },
-    notify::{NotifierHandle, Notification, NotifyKind, OpsKind, Routing},
+    notify::{Notification, NotifierHandle, NotifyKind, OpsKind, Routing},
     positions::{
         EventKind, Fees, LifecycleEvent, NewPosition, Position, PositionId, RiskLevel, RunMode,
         scheduler::Lane,
@@ -149,10 +149,15 @@ impl Outlets {
         self.pending_restore.take()
     }
 
-    pub fn name_symbol(&mut self, id: SymbolId, name: &str) {
-        if !self.names.contains_key(&id) {
-            self.names.insert(id, name.to_owned());
+    /// Keeps the symbol names `other` learnt (outlets connected after the symbols were listed).
+    pub fn keep_names(&mut self, other: Outlets) {
+        for (id, name) in other.names {
+            self.names.entry(id).or_insert(name);
         }
+    }
+
+    pub fn name_symbol(&mut self, id: SymbolId, name: &str) {
+        self.names.entry(id).or_insert_with(|| name.to_owned());
     }
 
     pub fn symbol_name(&self, id: SymbolId) -> &str {
@@ -289,7 +294,11 @@ impl Outlets {
 
     /// A breaker-class alert for Discord that is not a tier change (the kill switch).
     pub fn breaker_alert(&self, key: &str, text: &str) {
-        self.notify(NotifyKind::Breaker, || format!("breaker:{key}"), || text.to_owned());
+        self.notify(
+            NotifyKind::Breaker,
+            || format!("breaker:{key}"),
+            || text.to_owned(),
+        );
     }
 
     /// The desk's lifecycle events, after the book applied them. `book_get` reads a position still open.
@@ -649,7 +658,13 @@ pub fn position_from_record(r: &PositionRecord, symbol: SymbolId) -> Result<Posi
         run_mode,
         feature_slot: r.feature_slot,
     };
-    let mut p = Position::open(PositionId(number), &new, &Fees::default(), r.opened_at_ms, Lane::S5);
+    let mut p = Position::open(
+        PositionId(number),
+        &new,
+        &Fees::default(),
+        r.opened_at_ms,
+        Lane::S5,
+    );
     p.initial_stop = monitor.map_or(stop, |m| float(m.initial_stop));
     p.entry_fee = float(r.fees_paid);
     p.funding = -float(r.funding_paid);
@@ -743,6 +758,8 @@ mod tests {
         q.last_check = 0;
         q.high = q.mark;
         q.low = q.mark;
+        // Not journalled: the next check recomputes it from the mark.
+        q.risk_score = 0.0;
         q
     }
 

@@ -173,7 +173,8 @@ impl Trading {
     /// P&L of closed positions counts in equity, and the last equity sample starts the curve. The open
     /// positions wait for [`Self::restore_positions`].
     pub fn connect(&mut self, outlets: Outlets) {
-        self.outlets = outlets;
+        let before = std::mem::replace(&mut self.outlets, outlets);
+        self.outlets.keep_names(before);
         let Some(state) = self.outlets.pending_restore() else {
             return;
         };
@@ -191,7 +192,11 @@ impl Trading {
         {
             // breaker.json is the breaker's source of truth (ARCHITECTURE.md §7); say so when the
             // journal's history ends elsewhere (a breaker.json restored from a backup, say).
-            tracing::warn!(journal_tier, tier, "breaker.json and the journal disagree; breaker.json wins");
+            tracing::warn!(
+                journal_tier,
+                tier,
+                "breaker.json and the journal disagree; breaker.json wins"
+            );
         }
         let (state, wall) = (self.breaker.state().clone(), crate::domain::now_ms());
         self.outlets.on_breaker(&state, None, wall);
@@ -739,17 +744,35 @@ mod tests {
             .consider(&signal(1_000, Side::Long, 29_700.0, 30_600.0), Mode::Ict, Some(2))
             .expect("considered")
             .expect("opened");
+        // The engine journals each signal it considered (`Engine::journal_signal`).
+        a.outlets.signal(crate::journal::SignalRecord {
+            at_ms: 1_000,
+            symbol: "BTCUSDT".to_owned(),
+            side: Side::Long,
+            mode: "ict".to_owned(),
+            entry: rust_decimal::Decimal::from(30_000),
+            stop: rust_decimal::Decimal::from(29_700),
+            take_profit: rust_decimal::Decimal::from(30_600),
+            quality: 0.8,
+            outcome: format!("accepted: opened {id}"),
+            features: Vec::new(),
+            rule_hits: serde_json::json!({}),
+            model_version: None,
+        });
         a.on_mark(&mark(29_760.0, 2_000));
         a.origin -= Duration::from_secs(6);
         a.monitor();
         a.virtual_cycle(1_700_000_000_000);
         let before = a.book.get(id).expect("open").clone();
-        assert_eq!(before.warnings().1, true, "the stop warning was given");
+        assert!(before.warnings().1, "the stop warning was given");
         writer.handle().flush_blocking().expect("flushed");
         writer.close();
 
         let (mut b, writer) = journalled(dir.path());
-        assert_eq!(b.restore_positions(|n| (n == "BTCUSDT").then_some(SymbolId(0))), 1);
+        assert_eq!(
+            b.restore_positions(|n| (n == "BTCUSDT").then_some(SymbolId(0))),
+            1
+        );
         let after = b.book.get(id).expect("restored").clone();
         // Everything but the scheduler's own fields and the range since the last check.
         let same = |p: &crate::positions::Position| {
@@ -788,7 +811,10 @@ mod tests {
                 .count()
         };
         assert_eq!((created(id), created(next)), (1, 1));
-        assert!(j.open_positions().expect("open").is_empty(), "the kill switch closed both");
+        assert!(
+            j.open_positions().expect("open").is_empty(),
+            "the kill switch closed both"
+        );
         let closed = j.position(&id.0.to_string()).expect("row").expect("present");
         assert_eq!(closed.close_reason.as_deref(), Some("kill_switch"));
         assert_eq!(

@@ -13,8 +13,8 @@ use rust_decimal::Decimal;
 
 use super::{
     BreakerStateRecord, BreakerTier, EquitySnapshot, Execution, FillRecord, JournalError, JournalRecord,
-    LifecycleEventRecord, LifecycleKind, MigrationReport, OrderIntent, OrderRecord, OrderSide, OrderState,
-    Millis, MonitorState, PositionRecord, PositionStatus, SignalRecord, TrailingStop, parse_side,
+    LifecycleEventRecord, LifecycleKind, MigrationReport, Millis, MonitorState, OrderIntent, OrderRecord,
+    OrderSide, OrderState, PositionRecord, PositionStatus, SignalRecord, TrailingStop, parse_side,
     schema::{self, FailPoint},
     side_str,
 };
@@ -377,11 +377,7 @@ pub(crate) fn insert(conn: &Connection, record: &JournalRecord) -> Result<(), Jo
                 .as_ref()
                 .map(|t| json("trailing stop", t))
                 .transpose()?;
-            let monitor = p
-                .monitor
-                .as_ref()
-                .map(|m| json("monitor state", m))
-                .transpose()?;
+            let monitor = p.monitor.as_ref().map(|m| json("monitor state", m)).transpose()?;
             conn.prepare_cached(
                 "INSERT INTO positions (position_id, revision, execution, symbol, side, qty, entry_price, \
                  leverage, take_profit, stop_loss, trailing, expires_at_ms, fees_paid, funding_paid, \

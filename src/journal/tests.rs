@@ -231,7 +231,11 @@ fn restore_numbers_after_the_largest_id_and_remembers_signals() {
     assert_eq!(restored.max_position_number, 12);
     assert_eq!(restored.closed_realised_pnl, d("-3.25"));
     assert_eq!(
-        restored.open_positions.iter().map(|p| p.position_id.as_str()).collect::<Vec<_>>(),
+        restored
+            .open_positions
+            .iter()
+            .map(|p| p.position_id.as_str())
+            .collect::<Vec<_>>(),
         ["3", "x-100"]
     );
 }

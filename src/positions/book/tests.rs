@@ -333,7 +333,9 @@ proptest! {
 fn a_restored_position_emits_nothing_is_checked_at_once_and_numbers_continue() {
     let mut book = PositionBook::new(BookConfig::default());
     let mut out = Vec::new();
-    let id = book.open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out).expect("opens");
+    let id = book
+        .open(&new_long(100.0, 95.0, 110.0), 0, 0, &mut out)
+        .expect("opens");
     let p = book.get(id).expect("open").clone();
     let mut fresh = PositionBook::new(BookConfig::default());
     fresh.number_after(7);
