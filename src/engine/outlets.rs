@@ -149,10 +149,15 @@ impl Outlets {
         self.pending_restore.take()
     }
 
-    pub fn name_symbol(&mut self, id: SymbolId, name: &str) {
-        if !self.names.contains_key(&id) {
-            self.names.insert(id, name.to_owned());
+    /// Keeps the symbol names `other` learnt (outlets connected after the symbols were listed).
+    pub fn keep_names(&mut self, other: Outlets) {
+        for (id, name) in other.names {
+            self.names.entry(id).or_insert(name);
         }
+    }
+
+    pub fn name_symbol(&mut self, id: SymbolId, name: &str) {
+        self.names.entry(id).or_insert_with(|| name.to_owned());
     }
 
     pub fn symbol_name(&self, id: SymbolId) -> &str {
@@ -753,6 +758,8 @@ mod tests {
         q.last_check = 0;
         q.high = q.mark;
         q.low = q.mark;
+        // Not journalled: the next check recomputes it from the mark.
+        q.risk_score = 0.0;
         q
     }
 

@@ -177,7 +177,8 @@ impl Trading {
     /// P&L of closed positions counts in equity, and the last equity sample starts the curve. The open
     /// positions wait for [`Self::restore_positions`].
     pub fn connect(&mut self, outlets: Outlets) {
-        self.outlets = outlets;
+        let before = std::mem::replace(&mut self.outlets, outlets);
+        self.outlets.keep_names(before);
         let Some(state) = self.outlets.pending_restore() else {
             return;
         };
@@ -787,12 +788,27 @@ mod tests {
             .consider(&signal(1_000, Side::Long, 29_700.0, 30_600.0), Mode::Ict, Some(2))
             .expect("considered")
             .expect("opened");
+        // The engine journals each signal it considered (`Engine::journal_signal`).
+        a.outlets.signal(crate::journal::SignalRecord {
+            at_ms: 1_000,
+            symbol: "BTCUSDT".to_owned(),
+            side: Side::Long,
+            mode: "ict".to_owned(),
+            entry: rust_decimal::Decimal::from(30_000),
+            stop: rust_decimal::Decimal::from(29_700),
+            take_profit: rust_decimal::Decimal::from(30_600),
+            quality: 0.8,
+            outcome: format!("accepted: opened {id}"),
+            features: Vec::new(),
+            rule_hits: serde_json::json!({}),
+            model_version: None,
+        });
         a.on_mark(&mark(29_760.0, 2_000));
         a.origin -= Duration::from_secs(6);
         a.monitor();
         a.virtual_cycle(1_700_000_000_000);
         let before = a.book.get(id).expect("open").clone();
-        assert_eq!(before.warnings().1, true, "the stop warning was given");
+        assert!(before.warnings().1, "the stop warning was given");
         writer.handle().flush_blocking().expect("flushed");
         writer.close();
 

@@ -180,9 +180,9 @@ impl Position {
 
     /// Sets the one-shot warnings already given (a position restored from the journal).
     pub fn set_warnings(&mut self, take_profit: bool, stop_loss: bool, liquidation: bool) {
-        self.warned = u8::from(take_profit) * TP_NEAR
-            | u8::from(stop_loss) * SL_NEAR
-            | u8::from(liquidation) * LIQ_NEAR;
+        self.warned = (u8::from(take_profit) * TP_NEAR)
+            | (u8::from(stop_loss) * SL_NEAR)
+            | (u8::from(liquidation) * LIQ_NEAR);
     }
 
     fn sign(&self) -> f64 {
