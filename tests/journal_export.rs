@@ -203,7 +203,10 @@ fn a_missing_or_newer_journal_exits_2_naming_the_file() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("has schema version 99, newer than this build's 2"),
+        stderr.contains(&format!(
+            "has schema version 99, newer than this build's {}",
+            perpdesk::journal::SCHEMA_VERSION
+        )),
         "{stderr}"
     );
 }
