@@ -10,6 +10,10 @@
 //! * O4: over the whole run, on the venue's own user data stream, every order that reduced a position
 //!   carried `reduceOnly` or `closePosition`, and orders without either only ever added exposure.
 //!
+//! * S1 for the whole live path: TRACE logging, Discord through a loopback bot API with a canary
+//!   token; neither the API secret nor the Discord token appears in the logs, the journal file, the
+//!   console's output or any Discord message, and Discord heard of the opened position.
+//!
 //! Signals come quickly because the entry timeframe is 1m (the first ones appear within the first
 //! minute at the simulator's real-time clock, which live trading needs: the clock gate refuses a
 //! venue whose time runs faster) and the trading cycle is 5 s.
@@ -121,6 +125,41 @@ fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) 
     }
 }
 
+/// The Discord bot token given to the console: it must never leave in a message body or a log.
+const DISCORD_CANARY: &str = "perpdesk-canary-discord-token-7Q3xZ";
+
+/// One message the loopback Discord received: its `Authorization` header and its body.
+type DiscordMessage = (Option<String>, String);
+
+/// A loopback Discord bot API (`POST /api/v10/channels/{id}/messages`) recording every message;
+/// returns the base URL the console's `notify.discord_api_url` points at.
+fn loopback_discord(rt: &tokio::runtime::Runtime) -> (Arc<Mutex<Vec<DiscordMessage>>>, String) {
+    let seen: Arc<Mutex<Vec<DiscordMessage>>> = Arc::default();
+    let state = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/api/v10/channels/{id}/messages",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let state = Arc::clone(&state);
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                state.lock().expect("lock").push((auth, body));
+                "{\"id\":\"1\"}"
+            }
+        }),
+    );
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (seen, format!("http://{addr}/api/v10"))
+}
+
 #[test]
 fn live_positions_are_mirrored_protected_and_flattened_by_the_kill_switch() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -130,7 +169,12 @@ fn live_positions_are_mirrored_protected_and_flattened_by_the_kill_switch() {
 
     let dir = data_dir();
     let config = dir.path().join("perpdesk.toml");
-    std::fs::write(&config, "[engine]\ntrading_cycle_secs = 5\n").expect("config written");
+    let (discord, discord_url) = loopback_discord(&rt);
+    std::fs::write(
+        &config,
+        format!("[engine]\ntrading_cycle_secs = 5\n\n[notify]\ndiscord_api_url = \"{discord_url}\"\n"),
+    )
+    .expect("config written");
     let data = dir.path().join("data");
     let (config, data) = (
         config.to_string_lossy().into_owned(),
@@ -151,11 +195,15 @@ fn live_positions_are_mirrored_protected_and_flattened_by_the_kill_switch() {
             "1m,5m,15m",
             "--history-bars",
             "300",
+            "--log-level",
+            "trace",
         ],
         &[
             ("TRADING_ENABLED", "true"),
             ("BINANCE_API_KEY", DEFAULT_API_KEY),
             ("BINANCE_API_SECRET", DEFAULT_API_SECRET),
+            ("DISCORD_TOKEN", DISCORD_CANARY),
+            ("DISCORD_CHANNEL_ID", "4242"),
         ],
     );
     let hint = console.wait_for("the attach hint", Duration::from_secs(60), |l| {
@@ -282,14 +330,60 @@ fn live_positions_are_mirrored_protected_and_flattened_by_the_kill_switch() {
     console.signal("-TERM");
     assert_eq!(console.wait_exit(Duration::from_secs(30)), Some(0));
     for line in &console.seen {
-        assert!(!line.contains(DEFAULT_API_SECRET), "secret printed: {line}");
+        assert!(
+            !line.contains(DEFAULT_API_SECRET) && !line.contains(DISCORD_CANARY),
+            "secret printed: {line}"
+        );
     }
+    // Discord heard of the live positions, authenticated by the token in the header only.
+    let messages = discord.lock().expect("lock").clone();
+    assert!(!messages.is_empty(), "no Discord message");
+    for (auth, body) in &messages {
+        assert_eq!(auth.as_deref(), Some(format!("Bot {DISCORD_CANARY}").as_str()));
+        assert!(
+            !body.contains(DISCORD_CANARY) && !body.contains(DEFAULT_API_SECRET),
+            "a secret in a Discord message: {body}"
+        );
+    }
+    let said = |needle: &str| messages.iter().any(|(_, body)| body.contains(needle));
+    assert!(
+        positions.iter().any(|(symbol, _)| said(symbol)),
+        "no Discord message names an opened symbol {positions:?}: {messages:?}"
+    );
+    // The journal file, byte for byte, holds neither secret.
+    let mut journals = 0;
+    for entry in std::fs::read_dir(&data).expect("data dir") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // The database and its write-ahead log (recent pages may not be checkpointed yet).
+        if name.starts_with("journal") {
+            let bytes = std::fs::read(&path).expect("journal readable");
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(DEFAULT_API_SECRET) && !text.contains(DISCORD_CANARY),
+                "a secret in {}",
+                path.display()
+            );
+            journals += usize::from(name.ends_with(".sqlite"));
+        }
+    }
+    assert_eq!(journals, 1, "one live journal in {data}");
     // The log has every order intent, and neither the secret nor a signed query.
-    let mut intents = 0;
+    let (mut intents, mut trace_lines) = (0, 0);
     for entry in std::fs::read_dir(std::path::Path::new(&data).join("logs")).expect("log dir") {
         let text = std::fs::read_to_string(entry.expect("entry").path()).expect("log");
-        assert!(!text.contains(DEFAULT_API_SECRET) && !text.contains("signature="));
+        assert!(
+            !text.contains(DEFAULT_API_SECRET)
+                && !text.contains(DISCORD_CANARY)
+                && !text.contains("signature="),
+            "a secret or a signed query in the TRACE log"
+        );
         intents += text.matches("order intent").count();
+        trace_lines += text.matches("TRACE").count();
     }
+    assert!(trace_lines > 0, "the log was not at TRACE level");
     assert!(intents >= 3 * positions.len(), "{intents} order intents logged");
 }
