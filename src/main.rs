@@ -61,6 +61,10 @@ const SYNTHETIC_HISTORY_MS: i64 = 30 * 86_400_000;
 /// (unlike `perpdesk sim`, anchored at midnight UTC).
 const DEMO_SPEED: f64 = 10.0;
 
+/// The demo's journal file in the data directory, and where the previous run's goes.
+const DEMO_JOURNAL: &str = "journal-demo.sqlite";
+const DEMO_JOURNAL_PREVIOUS: &str = "journal-demo.previous.sqlite";
+
 fn synthetic_market(seed: u64, symbols: usize, clock: &SimClock) -> SyntheticMarket {
     let start = clock.now();
     let history = start - (clock.anchor_sim() - SYNTHETIC_HISTORY_MS);
@@ -376,10 +380,11 @@ fn open_outlets(
     Option<JournalWriter>,
     Option<tokio::task::JoinHandle<()>>,
 )> {
-    let (link, writer) = if config.demo {
-        (None, None)
-    } else {
-        let execution = if config.trading_enabled {
+    let (link, writer) = {
+        // The demo is paper trading on a simulated market that starts afresh at every run, so its
+        // positions cannot be resumed: it journals each run into a fresh file (the previous run's is
+        // kept beside it) and restores nothing. Paper and live resume from their own files.
+        let execution = if config.trading_enabled && !config.demo {
             Execution::Live
         } else {
             Execution::Paper
@@ -390,14 +395,21 @@ fn open_outlets(
                 config.paths.data_dir.display()
             )
         })?;
-        let path = journal::journal_path(&config.paths.data_dir, execution);
+        let path = if config.demo {
+            start_demo_journal(&config.paths.data_dir)?
+        } else {
+            journal::journal_path(&config.paths.data_dir, execution)
+        };
         let (mut file, report) = Journal::open(&path).context("cannot open the journal")?;
         if report.from != report.to {
             tracing::info!(from = report.from, to = report.to, backup = ?report.backup, "journal migrated");
         }
-        let restored = file
-            .restore()
-            .context("cannot read the journal's open positions")?;
+        let restored = if config.demo {
+            journal::RestoredState::default()
+        } else {
+            file.restore()
+                .context("cannot read the journal's open positions")?
+        };
         tracing::info!(
             path = %path.display(),
             open_positions = restored.open_positions.len(),
@@ -421,6 +433,27 @@ fn open_outlets(
         None => (None, None),
     };
     Ok((Outlets::new(link, notifier), writer, join))
+}
+
+/// The demo's journal for this run: `journal-demo.sqlite` in the data directory, fresh; the previous
+/// run's file (with its write-ahead log, if a crash left one) becomes `journal-demo.previous.sqlite`.
+fn start_demo_journal(data_dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let path = data_dir.join(DEMO_JOURNAL);
+    if path.exists() {
+        for suffix in ["", "-wal", "-shm"] {
+            let from = data_dir.join(format!("{DEMO_JOURNAL}{suffix}"));
+            let to = data_dir.join(format!("{DEMO_JOURNAL_PREVIOUS}{suffix}"));
+            if from.exists() {
+                std::fs::rename(&from, &to).with_context(|| {
+                    format!("cannot move the previous demo journal {} aside", from.display())
+                })?;
+            } else if to.exists() {
+                // A stale log of the older file must not be applied to the one just moved there.
+                std::fs::remove_file(&to).with_context(|| format!("cannot remove {}", to.display()))?;
+            }
+        }
+    }
+    Ok(path)
 }
 
 async fn run_console(

@@ -10,6 +10,7 @@ mod support;
 
 use std::time::Duration;
 
+use perpdesk::journal::{Journal, LifecycleKind};
 use support::{Proc, data_dir};
 
 /// The number after `name` in the `positions open A opened B closed C` segment.
@@ -62,4 +63,28 @@ fn demo_positions_open_and_close() {
     );
     console.signal("-TERM");
     assert_eq!(console.wait_exit(Duration::from_secs(30)), Some(0));
+
+    // The run is journalled like paper and live: every position, its Created and its Closed.
+    let journal = Journal::open_read_only(&std::path::Path::new(&data).join("journal-demo.sqlite"))
+        .expect("the demo's journal");
+    journal.integrity_check().expect("integrity");
+    let positions = journal.positions().expect("positions");
+    // More may have opened between the status line read above and the shutdown.
+    assert!(positions.len() as u64 >= opened, "one row per opened position");
+    let events = journal.events_after(0, 100_000).expect("events");
+    let kinds = |kind: LifecycleKind| events.iter().filter(|(_, e)| e.kind == kind).count() as u64;
+    assert_eq!(kinds(LifecycleKind::Created), positions.len() as u64);
+    assert!(kinds(LifecycleKind::Closed) >= done, "closed events journalled");
+
+    // A second run starts a fresh journal and keeps the previous one beside it.
+    let mut again = Proc::spawn(
+        &["--demo", "--headless", "--config", &config, "--data-dir", &data],
+        &[],
+    );
+    again.wait_for("READY", Duration::from_secs(120), |l| l.starts_with("READY"));
+    again.signal("-TERM");
+    assert_eq!(again.wait_exit(Duration::from_secs(30)), Some(0));
+    let previous = Journal::open_read_only(&std::path::Path::new(&data).join("journal-demo.previous.sqlite"))
+        .expect("the previous run's journal");
+    assert_eq!(previous.positions().expect("positions").len(), positions.len());
 }
