@@ -561,7 +561,10 @@ async fn a_rest_maintenance_window_is_probed_at_most_once_per_backoff_cap_and_re
         "F5 REST: {refused} requests refused in {LENGTH:?} ({failures} back-fills failed and re-asked), \
          every series back-filled {recovery:?} after healthy"
     );
-    assert!(failures >= SERIES as u32, "{failures}: the feed was never re-asked");
+    assert!(
+        failures >= SERIES as u32,
+        "{failures}: the feed was never re-asked"
+    );
     assert!(refused <= bound, "{refused} refused requests > {bound}");
     assert!(
         refused >= LENGTH.as_secs() / cap.as_secs() - 1,
