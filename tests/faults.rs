@@ -24,7 +24,10 @@ use perpdesk::{
     },
     domain::Interval,
     engine::EngineSettings,
-    market::export,
+    market::{
+        export,
+        feed::{self, BackfillFrom, FeedEvent, FeedRequest},
+    },
     sim::{
         faults::FaultPlan,
         server::{self, SimClock, SimHandle, SimSettings},
@@ -458,6 +461,119 @@ async fn a_maintenance_window_is_waited_out_at_the_backoff_cap_and_recovered_fro
     eprintln!("F5: {refused} attempts refused in {LENGTH:?}, up {recovery:?} after healthy");
     assert!(refused >= 10, "{refused}: the shard gave up");
     assert!(refused <= bound, "{refused} attempts > {bound}");
+    stop.send_replace(true);
+    sim.shutdown().await;
+}
+
+/// F5 (REST side): ten minutes of maintenance (every REST call 503). The feed is driven like the
+/// engine drives it: three series back-filled at once, each failed back-fill asked again 5 s later
+/// (the engine's housekeeping tick). The feed's shared backoff (`market::feed`: one probe at a time,
+/// 250 ms doubling to the 10 s cap) keeps the whole feed, not each request, to the ramp plus at most
+/// one request per cap; every series is back-filled within 30 s of the venue being healthy. Paused
+/// clock.
+#[tokio::test(start_paused = true)]
+async fn a_rest_maintenance_window_is_probed_at_most_once_per_backoff_cap_and_recovered_from() {
+    const START: Duration = Duration::from_secs(2);
+    const LENGTH: Duration = Duration::from_secs(600);
+    const SERIES: usize = 3;
+    let clock = SimClock::synthetic(1.0);
+    let settings = SimSettings {
+        faults: FaultPlan::parse("seed=5,maint=2s+10m").expect("plan"),
+        ..SimSettings::default()
+    };
+    let started = tokio::time::Instant::now();
+    let sim = server::start(market(5, SERIES, &clock), clock, settings)
+        .await
+        .expect("sim starts");
+    let rest = MarketRest::new(&sim.rest_url).expect("rest");
+    let info = rest.exchange_info().await.expect("exchange info");
+    let table = SymbolTable::from_exchange_info(&info).0;
+    let series: Vec<_> = info
+        .symbols
+        .iter()
+        .take(SERIES)
+        .map(|s| (table.id(&s.symbol).expect("id"), s.symbol.clone()))
+        .collect();
+    let ask = |id, name: &str| FeedRequest::Backfill {
+        symbol: id,
+        name: name.to_owned(),
+        interval: Interval::M1,
+        from: BackfillFrom::Latest { bars: 100 },
+    };
+    tokio::time::sleep_until(started + START + Duration::from_millis(500)).await;
+    assert_eq!(
+        sim.fault_counts().rest_503.load(Relaxed),
+        0,
+        "refused before the window"
+    );
+    let (tx, mut rx) = mpsc::channel::<FeedEvent>(64);
+    let (stop, stop_rx) = watch::channel(false);
+    let requests = feed::spawn(rest, tx, stop_rx, 4);
+    for (id, name) in &series {
+        requests.send(ask(*id, name)).expect("feed");
+    }
+    let healthy_at = started + START + LENGTH;
+    let mut done = BTreeMap::new();
+    let mut failures = 0_u32;
+    while done.len() < SERIES {
+        // A watchdog only: while failing, the feed's requests share one probe per cap, so a
+        // request's seven attempts can take several minutes to be reported.
+        let event = tokio::time::timeout(LENGTH + Duration::from_secs(120), rx.recv())
+            .await
+            .expect("the feed answers")
+            .expect("feed running");
+        match event {
+            FeedEvent::BackfillFailed { symbol, .. } => {
+                failures += 1;
+                assert!(tokio::time::Instant::now() < healthy_at + Duration::from_secs(30));
+                let name = series
+                    .iter()
+                    .find(|(id, _)| *id == symbol)
+                    .expect("asked")
+                    .1
+                    .clone();
+                let requests = requests.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let _ = requests.send(ask(symbol, &name));
+                });
+            }
+            FeedEvent::History { symbol, bars, .. } => {
+                let now = tokio::time::Instant::now();
+                assert!(now >= healthy_at, "history served during the maintenance window");
+                assert!(bars.len() > 100, "{} bars", bars.len());
+                assert!(
+                    bars.windows(2)
+                        .all(|w| Interval::M1.next_open(w[0].open_time) == w[1].open_time)
+                );
+                done.insert(symbol, now - healthy_at);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let refused = sim.fault_counts().rest_503.load(Relaxed);
+    let cap = feed::BACKOFF_MAX;
+    // The requests in flight when the window opened, the ramp to the cap (250 ms · 2^k: 7 steps),
+    // then one probe per cap.
+    let bound = SERIES as u64 + 7 + LENGTH.as_secs() / cap.as_secs() + 1;
+    let recovery = done.values().max().copied().unwrap_or_default();
+    eprintln!(
+        "F5 REST: {refused} requests refused in {LENGTH:?} ({failures} back-fills failed and re-asked), \
+         every series back-filled {recovery:?} after healthy"
+    );
+    assert!(
+        failures >= SERIES as u32,
+        "{failures}: the feed was never re-asked"
+    );
+    assert!(refused <= bound, "{refused} refused requests > {bound}");
+    assert!(
+        refused >= LENGTH.as_secs() / cap.as_secs() - 1,
+        "{refused}: the feed stopped probing"
+    );
+    assert!(
+        recovery <= Duration::from_secs(30),
+        "back-filled {recovery:?} after healthy"
+    );
     stop.send_replace(true);
     sim.shutdown().await;
 }
