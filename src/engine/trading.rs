@@ -256,6 +256,20 @@ impl Trading {
                         let json = serde_json::to_string(&back).unwrap_or_default();
                         tracing::info!(position = %id, record = %json, "journal: position restored");
                     }
+                    // A live position is handed to the executor, which takes its venue position and
+                    // resting stop and target back at the next reconciliation.
+                    if record.execution == crate::journal::Execution::Live
+                        && let (Some(x), Some(p)) = (self.execution.as_mut(), self.book.get(id))
+                    {
+                        x.adopt(crate::execution::ExecCommand::Adopt {
+                            position: id,
+                            symbol,
+                            side: p.side,
+                            qty: p.qty,
+                            stop_loss: p.stop_loss,
+                            take_profit: p.take_profit,
+                        });
+                    }
                     self.outlets.adopt(id, record);
                     restored += 1;
                 }
@@ -308,6 +322,34 @@ impl Trading {
         self.record(&mut scratch);
         self.scratch = scratch;
         closed
+    }
+
+    /// Why a restored live position the venue no longer holds was closed, as far as the evidence
+    /// goes. `positionRisk` keeps no exit record, so the only evidence is where the price is now
+    /// (`venue_mark`, the venue's mark; the book's last mark when that is 0): past the stop means the
+    /// venue's stop fired (a trailed stop counts as the trailing stop), past the target its take
+    /// profit; between the two nothing shows which, and a position gone with both levels uncrossed
+    /// was most likely closed by hand on the venue, so it is counted as manual.
+    pub fn restored_close_reason(&self, id: PositionId, venue_mark: f64) -> CloseReason {
+        let Some(p) = self.book.get(id) else {
+            return CloseReason::Manual;
+        };
+        let mark = if venue_mark > 0.0 { venue_mark } else { p.mark };
+        let (past_stop, past_target) = match p.side {
+            crate::domain::Side::Long => (mark <= p.stop_loss, mark >= p.take_profit),
+            crate::domain::Side::Short => (mark >= p.stop_loss, mark <= p.take_profit),
+        };
+        if past_stop {
+            if p.trailing.is_some() && (p.stop_loss - p.initial_stop).abs() > f64::EPSILON {
+                CloseReason::TrailingStop
+            } else {
+                CloseReason::StopLoss
+            }
+        } else if past_target {
+            CloseReason::TakeProfit
+        } else {
+            CloseReason::Manual
+        }
     }
 
     /// Monitoring clock: milliseconds since the desk was created (monotonic).
