@@ -650,6 +650,33 @@ impl Engine {
                 };
                 self.set_message(&text);
             }
+            ExecReport::Adopted {
+                position,
+                qty,
+                replaced,
+            } => {
+                let text = if replaced.is_empty() {
+                    format!("live position {position} adopted after the restart ({qty} on the venue)")
+                } else {
+                    format!(
+                        "live position {position} adopted after the restart ({qty} on the venue), {} placed again",
+                        replaced.join(" and ")
+                    )
+                };
+                self.set_message(&text);
+            }
+            ExecReport::AdoptedFlat {
+                position,
+                mark,
+                detail,
+            } => {
+                let reason = self.trading.restored_close_reason(position, mark);
+                self.trading.close_position(position, reason);
+                self.set_message(&format!(
+                    "live position {position} closed on the venue while perpdesk was down ({detail}); closed as {} at the last mark",
+                    reason.name()
+                ));
+            }
             ExecReport::Problem(text) => self.set_message(&text),
             ExecReport::ListenKey | ExecReport::Protected { .. } | ExecReport::Exited { .. } => {}
         }

@@ -256,6 +256,20 @@ impl Trading {
                         let json = serde_json::to_string(&back).unwrap_or_default();
                         tracing::info!(position = %id, record = %json, "journal: position restored");
                     }
+                    // A live position is handed to the executor, which takes its venue position and
+                    // resting stop and target back at the next reconciliation.
+                    if record.execution == crate::journal::Execution::Live
+                        && let (Some(x), Some(p)) = (self.execution.as_mut(), self.book.get(id))
+                    {
+                        x.adopt(crate::execution::ExecCommand::Adopt {
+                            position: id,
+                            symbol,
+                            side: p.side,
+                            qty: p.qty,
+                            stop_loss: p.stop_loss,
+                            take_profit: p.take_profit,
+                        });
+                    }
                     self.outlets.adopt(id, record);
                     restored += 1;
                 }
@@ -308,6 +322,34 @@ impl Trading {
         self.record(&mut scratch);
         self.scratch = scratch;
         closed
+    }
+
+    /// Why a restored live position the venue no longer holds was closed, as far as the evidence
+    /// goes. `positionRisk` keeps no exit record, so the only evidence is where the price is now
+    /// (`venue_mark`, the venue's mark; the book's last mark when that is 0): past the stop means the
+    /// venue's stop fired (a trailed stop counts as the trailing stop), past the target its take
+    /// profit; between the two nothing shows which, and a position gone with both levels uncrossed
+    /// was most likely closed by hand on the venue, so it is counted as manual.
+    pub fn restored_close_reason(&self, id: PositionId, venue_mark: f64) -> CloseReason {
+        let Some(p) = self.book.get(id) else {
+            return CloseReason::Manual;
+        };
+        let mark = if venue_mark > 0.0 { venue_mark } else { p.mark };
+        let (past_stop, past_target) = match p.side {
+            crate::domain::Side::Long => (mark <= p.stop_loss, mark >= p.take_profit),
+            crate::domain::Side::Short => (mark >= p.stop_loss, mark <= p.take_profit),
+        };
+        if past_stop {
+            if p.trailing.is_some() && (p.stop_loss - p.initial_stop).abs() > f64::EPSILON {
+                CloseReason::TrailingStop
+            } else {
+                CloseReason::StopLoss
+            }
+        } else if past_target {
+            CloseReason::TakeProfit
+        } else {
+            CloseReason::Manual
+        }
     }
 
     /// Monitoring clock: milliseconds since the desk was created (monotonic).
@@ -764,19 +806,85 @@ mod tests {
 
     /// A desk journalling to a fresh file in `dir`, with what that file held restored.
     fn journalled(dir: &std::path::Path) -> (Trading, crate::journal::JournalWriter) {
-        let path = crate::journal::journal_path(dir, crate::journal::Execution::Paper);
+        journalled_as(dir, crate::journal::Execution::Paper)
+    }
+
+    fn journalled_as(
+        dir: &std::path::Path,
+        execution: crate::journal::Execution,
+    ) -> (Trading, crate::journal::JournalWriter) {
+        let path = crate::journal::journal_path(dir, execution);
         let (mut file, _) = crate::journal::Journal::open(&path).expect("journal");
         let restored = file.restore().expect("restore");
         let writer = crate::journal::JournalWriter::spawn(file, crate::journal::WriterConfig::default())
             .expect("writer");
         let link = super::super::outlets::JournalLink {
             handle: writer.handle(),
-            execution: crate::journal::Execution::Paper,
+            execution,
             restored,
         };
         let mut t = desk();
         t.connect(Outlets::new(Some(link), None));
         (t, writer)
+    }
+
+    /// A live desk's link to a (test) executor, gate open.
+    fn live_link() -> (
+        crate::execution::ExecutionLink,
+        tokio::sync::mpsc::UnboundedReceiver<crate::execution::ExecCommand>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut link = crate::execution::ExecutionLink::new(tx);
+        link.on_report(&crate::execution::ExecReport::Gate {
+            state: crate::execution::GateState::Reconciled,
+            detail: String::new(),
+        });
+        (link, rx)
+    }
+
+    #[test]
+    fn a_live_restart_hands_restored_positions_to_the_executor_and_explains_a_venue_close() {
+        use crate::execution::ExecCommand;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut a, writer) = journalled_as(dir.path(), crate::journal::Execution::Live);
+        let (link, mut rx) = live_link();
+        a.set_execution(link);
+        a.on_mark(&mark(30_000.0, 1_000));
+        let id = a
+            .consider(&signal(1_000, Side::Long, 29_700.0, 30_600.0), Mode::Ict, None)
+            .expect("considered")
+            .expect("opened");
+        assert!(matches!(rx.try_recv(), Ok(ExecCommand::Open { .. })));
+        let qty = a.book.get(id).expect("open").qty;
+        writer.handle().flush_blocking().expect("flushed");
+        writer.close();
+
+        let (mut b, writer) = journalled_as(dir.path(), crate::journal::Execution::Live);
+        let (link, mut rx) = live_link();
+        b.set_execution(link);
+        assert_eq!(
+            b.restore_positions(|n| (n == "BTCUSDT").then_some(SymbolId(0))),
+            1
+        );
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(ExecCommand::Adopt {
+                position: id,
+                symbol: SymbolId(0),
+                side: Side::Long,
+                qty,
+                stop_loss: 29_700.0,
+                take_profit: 30_600.0,
+            })
+        );
+        assert!(rx.try_recv().is_err(), "one command per restored position");
+        // The venue no longer holds it: where the venue's mark is says which level closed it.
+        assert_eq!(b.restored_close_reason(id, 29_650.0), CloseReason::StopLoss);
+        assert_eq!(b.restored_close_reason(id, 30_650.0), CloseReason::TakeProfit);
+        assert_eq!(b.restored_close_reason(id, 30_100.0), CloseReason::Manual);
+        assert!(b.close_position(id, CloseReason::StopLoss));
+        writer.handle().flush_blocking().expect("flushed");
+        writer.close();
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::{
         filters::{OrderSide, SymbolFilters},
         governor::RateGovernor,
         orders::{
-            LocalBook, MarginType, NewOrder, OrderClient, OrderError, Placed, PositionSide,
+            LocalBook, MarginType, NewOrder, OrderClient, OrderError, Placed, PositionSide, ReconReport,
             ReconciliationGate, TrackedOrder,
         },
         parse::SymbolTable,
@@ -121,6 +121,8 @@ fn venue_reject(e: &OrderError) -> bool {
 /// The executor's state. Built by [`Executor::start`], run by [`Executor::run`].
 pub struct Executor {
     orders: OrderClient,
+    /// The venue's public REST (mark prices for restored positions found flat).
+    public: MarketRest,
     settings: ExecutorSettings,
     table: Arc<RwLock<SymbolTable>>,
     filters: HashMap<String, SymbolFilters>,
@@ -130,6 +132,8 @@ pub struct Executor {
     gate_reported: Option<GateState>,
     book: UserBook,
     live: BTreeMap<PositionId, Live>,
+    /// Journal-restored positions waiting for the next reconciliation to be matched with the venue.
+    adopting: BTreeMap<PositionId, AdoptRequest>,
     by_client: HashMap<String, (PositionId, Role)>,
     stream_up: bool,
     reports: mpsc::Sender<ExecReport>,
@@ -175,6 +179,7 @@ impl Executor {
         }
         Ok(Self {
             orders,
+            public,
             settings,
             table,
             filters,
@@ -184,6 +189,7 @@ impl Executor {
             gate_reported: None,
             book: UserBook::new(),
             live: BTreeMap::new(),
+            adopting: BTreeMap::new(),
             by_client: HashMap::new(),
             stream_up: false,
             reports,
@@ -313,6 +319,29 @@ impl Executor {
                 self.close(position).await;
             }
             ExecCommand::KillSwitch => self.flatten().await,
+            ExecCommand::Adopt {
+                position,
+                symbol,
+                side,
+                qty,
+                stop_loss,
+                take_profit,
+            } => {
+                self.adopting.insert(
+                    position,
+                    AdoptRequest {
+                        symbol,
+                        side,
+                        qty,
+                        stop_loss,
+                        take_profit,
+                    },
+                );
+                // Before the first reconciliation it waits for it; after, it needs a fresh look.
+                if self.gate.entries_allowed() {
+                    self.reconcile().await;
+                }
+            }
         }
     }
 
@@ -610,10 +639,16 @@ impl Executor {
                 for p in &report.positions {
                     self.book.set_position(&p.symbol, p.side, p.qty);
                 }
+                let adopted = self.adopt_pending(&report).await;
+                let external = report
+                    .external
+                    .iter()
+                    .filter(|p| !adopted.contains(&p.symbol))
+                    .count();
                 let detail = format!(
-                    "{} venue positions ({} not opened by this console), {} open orders, {} orphans cancelled",
+                    "{} venue positions ({external} not opened by this console, {} adopted from the journal), {} open orders, {} orphans cancelled",
                     report.positions.len(),
-                    report.external.len(),
+                    adopted.len(),
                     report.open_orders.len(),
                     report.orphans_cancelled.len()
                 );
@@ -621,6 +656,168 @@ impl Executor {
             }
             Err(e) => self.report_gate(GateState::Unknown, e.to_string()).await,
         }
+    }
+
+    /// Matches the journal-restored positions waiting for adoption with what the reconciliation
+    /// found: the venue position of the symbol (same direction) becomes ours with its resting
+    /// protective orders; a missing stop or target is placed again; a position the venue no longer
+    /// holds is reported for the engine to close. Returns the symbols adopted. Venue positions that
+    /// match nothing stay external: reported, never touched (the kill switch still flattens them).
+    async fn adopt_pending(&mut self, report: &ReconReport) -> Vec<String> {
+        let mut adopted = Vec::new();
+        let pending = std::mem::take(&mut self.adopting);
+        for (position, a) in pending {
+            let Some(name) = self.name_of(a.symbol) else {
+                self.report(ExecReport::Problem(format!(
+                    "restored position {position}: symbol #{} unknown to the venue; not mirrored",
+                    a.symbol.0
+                )))
+                .await;
+                continue;
+            };
+            if self.live.values().any(|l| l.symbol == name) {
+                self.report(ExecReport::Problem(format!(
+                    "restored position {position}: {name} already has a live position (one-way mode); not mirrored"
+                )))
+                .await;
+                continue;
+            }
+            let want_long = a.side == Side::Long;
+            let venue = report
+                .positions
+                .iter()
+                .find(|p| p.symbol == name && !p.qty.is_zero() && (p.qty > Decimal::ZERO) == want_long);
+            let Some(venue) = venue else {
+                let mark = self.mark_of(&name).await;
+                let other_way = report.positions.iter().any(|p| p.symbol == name);
+                let detail = if other_way {
+                    format!("{name} is held the other way on the venue (left alone as external)")
+                } else {
+                    format!("{name} is flat on the venue")
+                };
+                self.report(ExecReport::AdoptedFlat {
+                    position,
+                    mark: mark.unwrap_or(0.0),
+                    detail,
+                })
+                .await;
+                continue;
+            };
+            let qty = venue.qty.abs();
+            let exit = exit_side(a.side);
+            let mut live = Live {
+                symbol: name.clone(),
+                side: a.side,
+                qty,
+                stop_id: None,
+                tp_id: None,
+            };
+            for o in report.open_orders.iter().filter(|o| {
+                o.symbol == name && (o.close_position || o.reduce_only) && o.side == exit.as_str()
+            }) {
+                let kind = if o.order_type.is_empty() {
+                    o.orig_type.as_str()
+                } else {
+                    o.order_type.as_str()
+                };
+                let (slot, role) = match kind {
+                    "STOP_MARKET" => (&mut live.stop_id, Role::Stop),
+                    "TAKE_PROFIT_MARKET" => (&mut live.tp_id, Role::TakeProfit),
+                    _ => continue,
+                };
+                if slot.is_none() {
+                    *slot = Some(o.client_order_id.clone());
+                    self.by_client.insert(o.client_order_id.clone(), (position, role));
+                    self.book
+                        .track(TrackedOrder::new(&o.client_order_id, Decimal::ZERO));
+                }
+            }
+            let mut replaced = Vec::new();
+            let filters = self.filters.get(&name).cloned();
+            let mark = venue.entry_price;
+            if live.stop_id.is_none() {
+                let placed = match (&filters, decimal(a.stop_loss)) {
+                    (Some(f), Ok(stop)) => {
+                        let order = NewOrder::stop_market(&name, exit, stop, None);
+                        self.place_protective(&order, f, mark, position, Role::Stop).await
+                    }
+                    (None, _) => Err(ExecError::UnknownSymbol(name.clone()).to_string()),
+                    (_, Err(e)) => Err(e.to_string()),
+                };
+                match placed {
+                    Ok(id) => {
+                        live.stop_id = Some(id);
+                        replaced.push("stop");
+                    }
+                    Err(error) => {
+                        // Same rule as a fresh position: nothing unprotected stays open.
+                        self.live.insert(position, live);
+                        self.close(position).await;
+                        self.report(ExecReport::ProtectionFailed {
+                            position,
+                            error: format!("restored position, stop: {error}"),
+                        })
+                        .await;
+                        continue;
+                    }
+                }
+            }
+            if live.tp_id.is_none() {
+                let placed = match (&filters, decimal(a.take_profit)) {
+                    (Some(f), Ok(tp)) => {
+                        let order = NewOrder::take_profit_market(&name, exit, tp, None);
+                        self.place_protective(&order, f, mark, position, Role::TakeProfit)
+                            .await
+                    }
+                    (None, _) => Err(ExecError::UnknownSymbol(name.clone()).to_string()),
+                    (_, Err(e)) => Err(e.to_string()),
+                };
+                match placed {
+                    Ok(id) => {
+                        live.tp_id = Some(id);
+                        replaced.push("take profit");
+                    }
+                    Err(error) => {
+                        self.report(ExecReport::Problem(format!(
+                            "{name}: take profit of restored position {position} not placed ({error}); the engine closes at the target"
+                        )))
+                        .await;
+                    }
+                }
+            }
+            if (qty.to_f64().unwrap_or(0.0) - a.qty).abs() > a.qty.abs() * 1e-6 {
+                tracing::warn!(%position, journal = a.qty, venue = %qty, "restored position size differs on the venue; the venue's size is exited");
+            }
+            tracing::info!(%position, symbol = %name, ?replaced, "execution: restored position adopted");
+            self.live.insert(position, live);
+            adopted.push(name);
+            self.report(ExecReport::Adopted {
+                position,
+                qty: qty.to_f64().unwrap_or(0.0),
+                replaced,
+            })
+            .await;
+        }
+        adopted
+    }
+
+    /// The venue's current mark price of `symbol` (`positionRisk` lists it for a flat symbol on
+    /// the real venue; the public `premiumIndex` otherwise), if either answers.
+    async fn mark_of(&self, symbol: &str) -> Option<f64> {
+        let positive = |m: &str| m.parse::<f64>().ok().filter(|m| *m > 0.0);
+        if let Ok(risk) = self.orders.position_risk().await
+            && let Some(m) = risk
+                .iter()
+                .find(|p| p.symbol == symbol)
+                .and_then(|p| positive(&p.mark_price))
+        {
+            return Some(m);
+        }
+        let index = self.public.premium_index().await.ok()?;
+        index
+            .iter()
+            .find(|p| p.symbol == symbol)
+            .and_then(|p| positive(&p.mark_price))
     }
 
     async fn on_user(&mut self, ev: UserStreamEvent) {
@@ -725,6 +922,16 @@ impl Executor {
     pub async fn reconcile_now(&mut self) {
         self.reconcile().await;
     }
+}
+
+/// The fields of [`ExecCommand::Adopt`] but the position id.
+#[derive(Debug, Clone, Copy)]
+struct AdoptRequest {
+    symbol: SymbolId,
+    side: Side,
+    qty: f64,
+    stop_loss: f64,
+    take_profit: f64,
 }
 
 /// The fields of [`ExecCommand::Open`].

@@ -75,6 +75,18 @@ pub enum ExecCommand {
     },
     /// Flatten everything on the venue: cancel every open order, close every position.
     KillSwitch,
+    /// A live position the journal restored after a restart: at the next reconciliation the executor
+    /// takes over the venue position of `symbol` (one per symbol in one-way mode) and its resting
+    /// `STOP_MARKET` / `TAKE_PROFIT_MARKET` orders, re-places a missing one, and reports
+    /// [`ExecReport::AdoptedFlat`] when the venue no longer holds it.
+    Adopt {
+        position: PositionId,
+        symbol: SymbolId,
+        side: Side,
+        qty: f64,
+        stop_loss: f64,
+        take_profit: f64,
+    },
 }
 
 impl ExecCommand {
@@ -163,6 +175,24 @@ pub enum ExecReport {
         orders_cancelled: usize,
         remaining: usize,
     },
+    /// A restored position was found on the venue and is mirrored again: closes by the engine exit
+    /// it reduce-only and cancel its protective orders like a fresh one. `qty` is the venue's size;
+    /// `replaced` names the protective orders that were missing and were placed again.
+    Adopted {
+        position: PositionId,
+        qty: f64,
+        replaced: Vec<&'static str>,
+    },
+    /// A restored position has no venue position any more (its stop or target fired, it was
+    /// liquidated or closed by hand while the console was down): the engine closes it. The venue's
+    /// position endpoint keeps no exit price, so `mark` is the venue's current mark price of the
+    /// symbol (`positionRisk`, else `premiumIndex`; 0 when neither answers) and is only the evidence
+    /// for the close reason.
+    AdoptedFlat {
+        position: PositionId,
+        mark: f64,
+        detail: String,
+    },
     /// Something the operator must see (a failed exit, a failed cancel).
     Problem(String),
 }
@@ -193,6 +223,11 @@ impl ExecutionLink {
         if let Some(cmd) = ExecCommand::from_event(e) {
             self.send(cmd);
         }
+    }
+
+    /// Hands a position restored from the journal to the executor (see [`ExecCommand::Adopt`]).
+    pub fn adopt(&mut self, cmd: ExecCommand) {
+        self.send(cmd);
     }
 
     /// Asks the executor to flatten everything on the venue.

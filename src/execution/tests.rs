@@ -62,19 +62,7 @@ async fn rig() -> Rig {
     let sim = server::start(Arc::new(market), clock, SimSettings::default())
         .await
         .expect("sim starts");
-    let creds = Credentials::hmac(
-        &SecretString::new(DEFAULT_API_KEY.into()),
-        &SecretString::new(DEFAULT_API_SECRET.into()),
-    )
-    .expect("credentials");
-    let rest = SignedRest::new(&sim.rest_url, creds).expect("client");
-    let intents = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&intents);
-    let journal = move |i: &OrderIntent<'_>| {
-        sink.lock().map_err(|e| e.to_string())?.push(i.order.clone());
-        Ok(())
-    };
-    let orders = OrderClient::new(Arc::new(rest), Arc::new(journal));
+    let (exec, reports, intents) = executor_for(&sim).await;
     let public = MarketRest::new(&sim.rest_url).expect("rest");
     let info = public.exchange_info().await.expect("exchangeInfo");
     let marks = public.premium_index().await.expect("premiumIndex");
@@ -109,6 +97,37 @@ async fn rig() -> Rig {
         .take(3)
         .collect();
     assert_eq!(symbols.len(), 3, "three tradable symbols");
+    Rig {
+        sim,
+        exec,
+        reports,
+        intents,
+        symbols,
+    }
+}
+
+/// A fresh executor on `sim` (its own client, its own symbol table): what a restarted console has.
+async fn executor_for(sim: &SimHandle) -> (Executor, mpsc::Receiver<ExecReport>, Arc<Mutex<Vec<NewOrder>>>) {
+    let creds = Credentials::hmac(
+        &SecretString::new(DEFAULT_API_KEY.into()),
+        &SecretString::new(DEFAULT_API_SECRET.into()),
+    )
+    .expect("credentials");
+    let rest = SignedRest::new(&sim.rest_url, creds).expect("client");
+    let intents = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&intents);
+    let journal = move |i: &OrderIntent<'_>| {
+        sink.lock().map_err(|e| e.to_string())?.push(i.order.clone());
+        Ok(())
+    };
+    let orders = OrderClient::new(Arc::new(rest), Arc::new(journal));
+    let info = MarketRest::new(&sim.rest_url)
+        .expect("rest")
+        .exchange_info()
+        .await
+        .expect("exchangeInfo");
+    let mut table = SymbolTable::default();
+    table.merge(&info);
     let (tx, reports) = mpsc::channel(1024);
     let exec = Executor::start(
         orders,
@@ -119,13 +138,7 @@ async fn rig() -> Rig {
     )
     .await
     .expect("executor starts");
-    Rig {
-        sim,
-        exec,
-        reports,
-        intents,
-        symbols,
-    }
+    (exec, reports, intents)
 }
 
 fn open(position: u64, s: &Sym, side: Side) -> ExecCommand {
@@ -672,4 +685,243 @@ async fn the_running_task_reconciles_on_the_user_stream_and_reports_fills() {
     stop_tx.send(true).expect("stop");
     task.await.expect("the task ends on stop");
     sim.shutdown().await;
+}
+
+// ---- Adopting journal-restored positions after a restart ----
+
+impl Rig {
+    /// The console restarts: a new executor (new client, new ids) on the same venue; what the old one
+    /// placed stays there.
+    async fn restart(&mut self) {
+        let (exec, reports, intents) = executor_for(&self.sim).await;
+        self.exec = exec;
+        self.reports = reports;
+        self.intents = intents;
+    }
+
+    async fn sim_filters(&self, s: &Sym) -> SymbolFilters {
+        let info = MarketRest::new(&self.sim.rest_url)
+            .expect("rest")
+            .exchange_info()
+            .await
+            .expect("exchangeInfo");
+        let symbol = info.symbols.iter().find(|i| i.symbol == s.name).expect("listed");
+        SymbolFilters::from_symbol_info(symbol).expect("filters")
+    }
+}
+
+/// The `Adopt` the engine sends for a position restored from the journal, matching [`open`].
+fn adopt(position: u64, s: &Sym, side: Side) -> ExecCommand {
+    let ExecCommand::Open {
+        qty,
+        stop_loss,
+        take_profit,
+        ..
+    } = open(position, s, side)
+    else {
+        unreachable!("open builds an Open")
+    };
+    ExecCommand::Adopt {
+        position: PositionId(position),
+        symbol: s.id,
+        side,
+        qty,
+        stop_loss,
+        take_profit,
+    }
+}
+
+fn kinds(orders: &[crate::binance::trade_wire::OrderResponse]) -> Vec<String> {
+    let mut k: Vec<String> = orders.iter().map(|o| o.order_type.clone()).collect();
+    k.sort_unstable();
+    k
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_position_closes_reduce_only_and_cancels_its_resting_protection() {
+    let mut rig = rig().await;
+    rig.exec.reconcile_now().await;
+    let (long, short) = (rig.symbols[0].clone(), rig.symbols[1].clone());
+    rig.exec.handle(open(1, &long, Side::Long)).await;
+    rig.exec.handle(open(2, &short, Side::Short)).await;
+    let held = rig.position(&long);
+    assert!(held > Decimal::ZERO);
+
+    rig.restart().await;
+    // The engine restores before the user stream connects: the adoption waits for the gate.
+    rig.exec.handle(adopt(1, &long, Side::Long)).await;
+    rig.exec.handle(adopt(2, &short, Side::Short)).await;
+    assert!(
+        drain(&mut rig.reports).is_empty(),
+        "nothing before the reconciliation"
+    );
+    rig.exec.reconcile_now().await;
+    let reports = drain(&mut rig.reports);
+    assert!(
+        reports.iter().any(
+            |r| matches!(r, ExecReport::Gate { state: GateState::Reconciled, detail }
+            if detail.contains("0 not opened by this console, 2 adopted"))
+        ),
+        "{reports:?}"
+    );
+    assert!(
+        reports.iter().any(
+            |r| matches!(r, ExecReport::Adopted { position: PositionId(1), qty, replaced }
+            if replaced.is_empty() && (*qty - held.to_string().parse::<f64>().unwrap_or(0.0)).abs() < 1e-12)
+        ),
+        "{reports:?}"
+    );
+    assert!(
+        rig.take_intents().is_empty(),
+        "both were fully protected: nothing sent"
+    );
+    assert_eq!(rig.exec.live_positions(), 2);
+    assert_eq!(
+        kinds(&rig.open_orders(Some(&long)).await),
+        ["STOP_MARKET", "TAKE_PROFIT_MARKET"],
+        "the resting protection was not taken for an orphan"
+    );
+
+    rig.exec
+        .handle(ExecCommand::Close {
+            position: PositionId(1),
+            reason: CloseReason::Strategy,
+        })
+        .await;
+    assert!(rig.position(&long).is_zero());
+    assert!(
+        rig.open_orders(Some(&long)).await.is_empty(),
+        "protection cancelled"
+    );
+    let sent = rig.take_intents();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0].reduce_only && sent[0].order_type == OrderType::Market,
+        "{sent:?}"
+    );
+    assert!(
+        drain(&mut rig.reports)
+            .iter()
+            .any(|r| matches!(r, ExecReport::Exited { position: PositionId(1), qty, .. } if *qty > 0.0))
+    );
+    assert_eq!(
+        rig.open_orders(Some(&short)).await.len(),
+        2,
+        "the other stays protected"
+    );
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_position_missing_its_stop_gets_it_placed_again() {
+    let mut rig = rig().await;
+    rig.exec.reconcile_now().await;
+    let s = rig.symbols[0].clone();
+    rig.exec.handle(open(1, &s, Side::Short)).await;
+    let stop = rig
+        .open_orders(Some(&s))
+        .await
+        .into_iter()
+        .find(|o| o.order_type == "STOP_MARKET")
+        .expect("a resting stop");
+    rig.exec
+        .orders_for_tests()
+        .cancel(&s.name, &stop.client_order_id)
+        .await
+        .expect("cancel the stop");
+
+    rig.restart().await;
+    rig.exec.reconcile_now().await;
+    // Adopted after the gate is open: the executor reconciles again to look.
+    rig.exec.handle(adopt(1, &s, Side::Short)).await;
+    let reports = drain(&mut rig.reports);
+    assert!(
+        reports.iter().any(
+            |r| matches!(r, ExecReport::Adopted { position: PositionId(1), replaced, .. }
+            if replaced == &["stop"])
+        ),
+        "{reports:?}"
+    );
+    let sent = rig.take_intents();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].order_type, OrderType::StopMarket);
+    assert!(sent[0].close_position, "{sent:?}");
+    let open = rig.open_orders(Some(&s)).await;
+    assert_eq!(kinds(&open), ["STOP_MARKET", "TAKE_PROFIT_MARKET"]);
+    let placed = open.iter().find(|o| o.order_type == "STOP_MARKET").expect("stop");
+    assert_eq!(placed.side, "BUY");
+    assert!(
+        d(&placed.stop_price) > d(&stop.stop_price) * d("0.99"),
+        "{placed:?}"
+    );
+
+    // The kill switch flattens it like any other.
+    rig.exec.handle(ExecCommand::KillSwitch).await;
+    assert!(rig.position(&s).is_zero());
+    assert!(rig.open_orders(None).await.is_empty());
+    rig.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_position_the_venue_no_longer_holds_is_reported_for_the_engine_to_close() {
+    let mut rig = rig().await;
+    rig.exec.reconcile_now().await;
+    let (gone, other) = (rig.symbols[0].clone(), rig.symbols[1].clone());
+    rig.exec.handle(open(1, &gone, Side::Long)).await;
+    // While the console is down the position is closed on the venue, and another one is opened
+    // there by hand.
+    let client = rig.exec.orders_for_tests();
+    let held = rig.position(&gone);
+    client
+        .place(&NewOrder::market(&gone.name, crate::binance::filters::OrderSide::Sell, held).reduce_only())
+        .await
+        .expect("closed on the venue");
+    let foreign = NewOrder::market(
+        &other.name,
+        crate::binance::filters::OrderSide::Buy,
+        d(&other.qty.to_string()),
+    );
+    let filters = rig.sim_filters(&other).await;
+    client
+        .place(
+            &foreign
+                .rounded(&filters, d(&other.mark.to_string()))
+                .expect("rounded"),
+        )
+        .await
+        .expect("an external position");
+    assert!(rig.position(&gone).is_zero());
+
+    rig.restart().await;
+    rig.exec.handle(adopt(1, &gone, Side::Long)).await;
+    rig.exec.reconcile_now().await;
+    let reports = drain(&mut rig.reports);
+    assert!(
+        reports.iter().any(
+            |r| matches!(r, ExecReport::AdoptedFlat { position: PositionId(1), mark, detail }
+            if *mark > 0.0 && detail.contains("flat"))
+        ),
+        "{reports:?}"
+    );
+    assert!(
+        reports.iter().any(
+            |r| matches!(r, ExecReport::Gate { state: GateState::Reconciled, detail }
+            if detail.contains("1 not opened by this console, 0 adopted"))
+        ),
+        "{reports:?}"
+    );
+    assert!(
+        rig.take_intents().is_empty(),
+        "nothing sent: the external position is not touched"
+    );
+    assert!(
+        rig.open_orders(Some(&gone)).await.is_empty(),
+        "its leftover protection was an orphan"
+    );
+    assert!(rig.position(&other) > Decimal::ZERO);
+    assert_eq!(rig.exec.live_positions(), 0);
+    // The kill switch still flattens the external position.
+    rig.exec.handle(ExecCommand::KillSwitch).await;
+    assert!(rig.position(&other).is_zero());
+    rig.sim.shutdown().await;
 }
