@@ -1136,8 +1136,18 @@ impl Connection {
                 self.app.sim.settings.max_streams_per_connection
             ));
         }
+        let now = self.app.sim.clock.now();
         for (n, spec) in parsed {
-            self.subs.entry(n).or_insert(Subscription { spec, last: None });
+            // A kline subscriber is owed every bar that closes from now on, including one that closes
+            // before this connection's first push (Binance sends the `x=true` frame to everyone
+            // subscribed before the close). Starting at the first push instead lost that bar when a
+            // make-before-break rotation closed the old connection in between. A mark stream starts
+            // with its first push.
+            let last = match &spec {
+                StreamSpec::Kline { interval, .. } => Some(interval.open_time_of(now)),
+                StreamSpec::Mark { .. } | StreamSpec::TickerArr | StreamSpec::Silent => None,
+            };
+            self.subs.entry(n).or_insert(Subscription { spec, last });
         }
         Ok(())
     }
