@@ -267,6 +267,15 @@ pub enum Side {
     Short,
 }
 
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Long => "LONG",
+            Self::Short => "SHORT",
+        })
+    }
+}
+
 /// Current wall-clock time in milliseconds since the epoch.
 pub fn now_ms() -> TimestampMs {
     std::time::SystemTime::now()

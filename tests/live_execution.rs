@@ -1,7 +1,8 @@
 //! Live execution end to end (issue 5, item 7): the real `perpdesk --headless` binary with
 //! `TRADING_ENABLED=true` and the simulator's documented key pair, against a `perpdesk sim` process.
 //!
-//! * the ICT strategy's positions are mirrored by real entries on the venue, each protected by a
+//! * positions — a manual entry sent over the attach socket, and any the ICT strategy opens meanwhile —
+//!   are mirrored by real entries on the venue, each protected by a
 //!   `STOP_MARKET` and a `TAKE_PROFIT_MARKET` with `closePosition=true` on the mark price, seen by the
 //!   test's own signed `openOrders` / `positionRisk` requests;
 //! * the kill switch, sent as a confirmed intent over the attach socket exactly as an attached TUI
@@ -14,9 +15,11 @@
 //!   token; neither the API secret nor the Discord token appears in the logs, the journal file, the
 //!   console's output or any Discord message, and Discord heard of the opened position.
 //!
-//! Signals come quickly because the entry timeframe is 1m (the first ones appear within the first
-//! minute at the simulator's real-time clock, which live trading needs: the clock gate refuses a
-//! venue whose time runs faster) and the trading cycle is 5 s.
+//! The first position is a manual entry because live trading needs the simulator's real-time clock
+//! (the clock gate refuses a venue whose time runs faster), and at real time whether the strategy
+//! signals within a minute or two depends on the hour the synthetic market is at: a CI run at the
+//! wrong hour waited 150 s for a signal in vain. The entry timeframe is 1m and the trading cycle 5 s,
+//! so strategy positions may join it.
 
 mod support;
 
@@ -160,6 +163,22 @@ fn loopback_discord(rt: &tokio::runtime::Runtime) -> (Arc<Mutex<Vec<DiscordMessa
     (seen, format!("http://{addr}/api/v10"))
 }
 
+/// Sends one intent over the attach socket, as an attached TUI does.
+fn send_intent(rt: &tokio::runtime::Runtime, socket: &str, intent: &str) {
+    rt.block_on(async {
+        let mut stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .expect("attach socket");
+        stream
+            .write_all(format!("{intent}\n").as_bytes())
+            .await
+            .expect("send the intent");
+        stream.flush().await.expect("flush");
+        // Keep the connection until the engine has read the line.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
+}
+
 #[test]
 fn live_positions_are_mirrored_protected_and_flattened_by_the_kill_switch() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -214,9 +233,24 @@ fn live_positions_are_mirrored_protected_and_flattened_by_the_kill_switch() {
         l.starts_with("status |") && l.contains("| reconciled")
     });
     assert!(status.contains("| LIVE |"), "{status}");
-    console.wait_for("a live position", Duration::from_secs(150), |l| {
-        count(l, "opened").is_some_and(|n| n >= 1)
-    });
+    // A manual entry, as an attached console sends it once the operator confirmed it: the strategy's
+    // own signals depend on the hour the simulated market is at, a manual entry does not. Sent again
+    // until one opens (the first may come before BTCUSDT's mark price or ATR).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        send_intent(
+            &rt,
+            &socket,
+            r#"{"OpenPosition":{"symbol":"BTCUSDT","side":"long"}}"#,
+        );
+        let opened = console.wait_for("a status line", Duration::from_secs(30), |l| {
+            l.starts_with("status |")
+        });
+        if count(&opened, "opened").is_some_and(|n| n >= 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no manual entry opened: {opened}");
+    }
 
     // Entries on the venue, each with its stop and target resting there (closePosition, mark price).
     let (positions, protective) = poll("protected venue positions", Duration::from_secs(30), || {
@@ -250,18 +284,7 @@ fn live_positions_are_mirrored_protected_and_flattened_by_the_kill_switch() {
     );
 
     // The kill switch, as an attached console sends it once the operator typed KILL.
-    rt.block_on(async {
-        let mut stream = tokio::net::UnixStream::connect(&socket)
-            .await
-            .expect("attach socket");
-        stream
-            .write_all(b"\"KillSwitch\"\n")
-            .await
-            .expect("send the kill switch");
-        stream.flush().await.expect("flush");
-        // Keep the connection until the engine has read the line.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    });
+    send_intent(&rt, &socket, r#""KillSwitch""#);
     poll("a flat venue", Duration::from_secs(30), || {
         let flat = rt
             .block_on(client.position_risk())

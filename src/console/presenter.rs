@@ -11,8 +11,9 @@
 use perpdesk_ui::{
     intent::Intent,
     view::{
-        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, Reconciliation,
-        RestBlock, ScannerRow, SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
+        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, PositionSide,
+        Reconciliation, RestBlock, ScannerRow, SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge,
+        ZoneBand,
     },
 };
 
@@ -51,6 +52,13 @@ pub fn intent_to_command(intent: &Intent) -> Option<Command> {
         // Both were confirmed by the operator in the console before the intent was sent.
         Intent::KillSwitch => Some(Command::KillSwitch),
         Intent::ResetBreaker => Some(Command::ResetBreaker),
+        Intent::OpenPosition { symbol, side } => Some(Command::OpenPosition {
+            symbol: symbol.clone(),
+            side: match side {
+                PositionSide::Long => Side::Long,
+                PositionSide::Short => Side::Short,
+            },
+        }),
         Intent::Quit => Some(Command::Shutdown),
     }
 }
@@ -427,6 +435,16 @@ mod tests {
             assert_eq!(mode_from_view(mode_to_view(m)), m);
         }
         assert_eq!(intent_to_command(&Intent::KillSwitch), Some(Command::KillSwitch));
+        assert_eq!(
+            intent_to_command(&Intent::OpenPosition {
+                symbol: "ETHUSDT".into(),
+                side: PositionSide::Short
+            }),
+            Some(Command::OpenPosition {
+                symbol: "ETHUSDT".into(),
+                side: Side::Short
+            })
+        );
         assert_eq!(
             intent_to_command(&Intent::ResetBreaker),
             Some(Command::ResetBreaker)

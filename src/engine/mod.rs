@@ -95,6 +95,12 @@ pub enum Command {
     KillSwitch,
     /// Reset the circuit breaker (the console confirmed it); refused while its cooldown runs.
     ResetBreaker,
+    /// The operator's manual entry at the mark (the console confirmed it): sized, gated and
+    /// monitored like a signal's, stop and target from the entry timeframe's ATR.
+    OpenPosition {
+        symbol: String,
+        side: crate::domain::Side,
+    },
     /// Show this one-line message in the status bar: the presenter's answer to an operator request
     /// the engine cannot carry out yet.
     Notice(String),
@@ -714,11 +720,45 @@ impl Engine {
                 self.take_trading_message();
                 self.dirty = true;
             }
+            Command::OpenPosition { symbol, side } => self.open_manual(&symbol, side),
             Command::Notice(text) => {
                 self.message = Some(text);
                 self.dirty = true;
             }
         }
+    }
+
+    /// Carries out a manual entry; the answer, opened or refused with the reason, goes to the status bar.
+    fn open_manual(&mut self, symbol: &str, side: crate::domain::Side) {
+        let id = self.table.read().ok().and_then(|t| t.id(symbol));
+        let atr = id.and_then(|id| {
+            let analysis = self.symbols.get(&id)?.signals.analysis.as_ref()?;
+            analysis
+                .timeframe(crate::strategy::Role::Entry)
+                .indicators()
+                .latest()
+                .atr14
+        });
+        let answer = match (id, atr) {
+            (None, _) => format!("manual {side} {symbol} refused: not in the universe"),
+            (Some(_), None) => format!("manual {side} {symbol} refused: no ATR on the entry timeframe yet"),
+            (Some(id), Some(atr)) => {
+                let slot = self.features.as_ref().and_then(|f| f.slot(id)).map(|s| s.0);
+                match self.trading.open_manual(id, side, atr, self.mode, slot) {
+                    Ok(position) => {
+                        tracing::info!(symbol, %side, %position, "manual entry by the operator");
+                        format!("manual {side} {symbol} opened as {position}")
+                    }
+                    Err(refusal) => {
+                        tracing::info!(symbol, %side, %refusal, "manual entry refused");
+                        format!("manual {side} {symbol} refused: {refusal}")
+                    }
+                }
+            }
+        };
+        self.set_message(&answer);
+        self.take_trading_message();
+        self.dirty = true;
     }
 
     fn on_feed(&mut self, e: FeedEvent) {

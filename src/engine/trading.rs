@@ -43,6 +43,28 @@ pub const EVENT_LOG: usize = 200;
 /// Equity samples kept (one per virtual cycle: 512 × 10 s ≈ 85 minutes).
 pub const EQUITY_POINTS: usize = 512;
 
+/// A manual entry's stop lies this many entry-timeframe ATRs from the mark: far enough that the
+/// bar-to-bar noise does not take it out at once, near enough to size a meaningful position.
+pub const MANUAL_STOP_ATRS: f64 = 2.0;
+/// A manual entry's target, in multiples of its stop distance.
+pub const MANUAL_REWARD_RISK: f64 = 2.0;
+/// The confidence a manual entry is sized with: halfway between the leverage floor
+/// (`min_confidence`, 1x) and full confidence, since no model or rule scored it.
+pub const MANUAL_CONFIDENCE: f64 = 0.75;
+
+/// What the desk needs to open a position, from a signal or from the operator.
+#[derive(Debug, Clone, Copy)]
+struct EntryRequest {
+    symbol: SymbolId,
+    side: crate::domain::Side,
+    /// Market time the entry was decided at.
+    at: TimestampMs,
+    stop: f64,
+    take_profit: f64,
+    /// In `0..=1`, for the leverage.
+    confidence: f64,
+}
+
 /// Trading settings, from the configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TradingSettings {
@@ -445,6 +467,60 @@ impl Trading {
         strategy: Mode,
         feature_slot: Option<u32>,
     ) -> Result<PositionId, Refusal> {
+        let entry = EntryRequest {
+            symbol: signal.symbol,
+            side: signal.side,
+            at: signal.at,
+            stop: signal.stop,
+            take_profit: signal.take_profit,
+            confidence: signal.quality.total,
+        };
+        self.open_entry(&entry, strategy, feature_slot)
+    }
+
+    /// An operator's manual entry at the mark, through the same gates, sizing and book as a signal:
+    /// the stop [`MANUAL_STOP_ATRS`] entry-timeframe ATRs away, the target at [`MANUAL_REWARD_RISK`].
+    /// Attributed to the strategy mode that was active, since the position is monitored, journalled
+    /// and closed like any other.
+    pub fn open_manual(
+        &mut self,
+        symbol: SymbolId,
+        side: crate::domain::Side,
+        atr: f64,
+        strategy: Mode,
+        feature_slot: Option<u32>,
+    ) -> Result<PositionId, Refusal> {
+        if !(atr.is_finite() && atr > 0.0) {
+            return Err(Refusal::InvalidStop);
+        }
+        let mark = self.book.mark(symbol).ok_or(Refusal::NoMarkPrice)?.mark;
+        let s = match side {
+            crate::domain::Side::Long => 1.0,
+            crate::domain::Side::Short => -1.0,
+        };
+        let distance = MANUAL_STOP_ATRS * atr;
+        let entry = EntryRequest {
+            symbol,
+            side,
+            at: self.market_now,
+            stop: mark - s * distance,
+            take_profit: mark + s * MANUAL_REWARD_RISK * distance,
+            confidence: MANUAL_CONFIDENCE,
+        };
+        let result = self.open_entry(&entry, strategy, feature_slot);
+        if result.is_ok() {
+            self.funnel.opened += 1;
+        }
+        result
+    }
+
+    fn open_entry(
+        &mut self,
+        signal: &EntryRequest,
+        strategy: Mode,
+        feature_slot: Option<u32>,
+    ) -> Result<PositionId, Refusal> {
+        let stop = signal.stop;
         let multiplier = self.breaker.admit_entry()?;
         if self.kill_switch != KillSwitch::Ready {
             return Err(Refusal::BreakerHalt);
@@ -481,8 +557,8 @@ impl Trading {
         let plan = TradePlan {
             side: signal.side,
             entry: mark,
-            stop: signal.stop,
-            confidence: signal.quality.total,
+            stop,
+            confidence: signal.confidence,
             size_multiplier: multiplier,
         };
         let sized = size_trade(&self.settings.risk, &plan, self.equity(), filters, brackets)?;
@@ -494,7 +570,7 @@ impl Trading {
             entry: mark,
             leverage: u16::try_from(sized.leverage).unwrap_or(u16::MAX),
             take_profit: signal.take_profit,
-            stop_loss: signal.stop,
+            stop_loss: stop,
             trailing: None,
             liquidation: sized.liquidation,
             expires_at: at.saturating_add(self.settings.position_ttl.as_millis() as i64),
@@ -735,6 +811,42 @@ mod tests {
         let mut t = Trading::new(TradingSettings::default());
         t.on_exchange_info(&info(), |name| (name == "BTCUSDT").then_some(SymbolId(0)));
         t
+    }
+
+    #[test]
+    fn a_manual_entry_sits_two_atrs_from_the_mark_with_a_two_r_target_and_passes_the_same_gates() {
+        let mut t = desk();
+        assert_eq!(
+            t.open_manual(SymbolId(0), Side::Short, 50.0, Mode::Ict, None),
+            Err(Refusal::NoMarkPrice)
+        );
+        t.on_mark(&mark(30_000.0, 61_000));
+        assert_eq!(
+            t.open_manual(SymbolId(0), Side::Short, f64::NAN, Mode::Ict, None),
+            Err(Refusal::InvalidStop),
+            "no ATR, no stop"
+        );
+        let id = t
+            .open_manual(SymbolId(0), Side::Short, 50.0, Mode::Hybrid, Some(2))
+            .expect("opened");
+        let p = t.book.get(id).expect("open");
+        assert_eq!(
+            (p.side, p.entry, p.stop_loss, p.take_profit),
+            (Side::Short, 30_000.0, 30_100.0, 29_800.0)
+        );
+        assert_eq!((p.strategy, p.feature_slot), (Mode::Hybrid, Some(2)));
+        // 1 % of 10 000 over a 100 stop plus fees: the same sizing as a signal's.
+        assert!(p.qty > 0.0 && p.leverage >= 1, "{p:?}");
+        assert_eq!(
+            t.open_manual(SymbolId(0), Side::Short, 50.0, Mode::Ict, None),
+            Err(Refusal::AlreadyOpen)
+        );
+        t.pull_kill_switch(70_000);
+        assert_eq!(
+            t.open_manual(SymbolId(0), Side::Long, 50.0, Mode::Ict, None),
+            Err(Refusal::BreakerHalt),
+            "the kill switch refuses manual entries too"
+        );
     }
 
     #[test]

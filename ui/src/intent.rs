@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::view::StrategyMode;
+use crate::view::{PositionSide, StrategyMode};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Intent {
@@ -19,6 +19,9 @@ pub enum Intent {
     /// Reset the circuit breaker to `Normal` before its cooldown ends. Sent only after the operator
     /// confirmed it in the console.
     ResetBreaker,
+    /// Open a position on this symbol at the mark, long or short; the engine sizes it and sets its
+    /// stop and target. Sent only after the operator confirmed it in the console.
+    OpenPosition { symbol: String, side: PositionSide },
     /// Leave the console (the engine shuts down if it is in-process).
     Quit,
 }
