@@ -33,7 +33,7 @@ use crate::{
     keymap::{self, Action, KeyContext},
     order::{self, PositionSort, SortOrder},
     theme::Theme,
-    view::{StrategyMode, View},
+    view::{PositionSide, StrategyMode, View},
     widgets::{
         chart::CandleChart,
         equity::EquityPane,
@@ -479,12 +479,23 @@ impl App {
                 self.confirmation = Some(Confirmation::KillSwitch { typed: String::new() });
             }
             Action::ResetBreaker => self.confirmation = Some(Confirmation::ResetBreaker),
+            Action::ManualEntry => {
+                let side = if key_position == 0 {
+                    PositionSide::Long
+                } else {
+                    PositionSide::Short
+                };
+                if let Some(symbol) = self.selected_symbol.clone() {
+                    self.confirmation = Some(Confirmation::ManualEntry { symbol, side });
+                }
+            }
             Action::Quit => return Some(Intent::Quit),
             Action::ApplyFilter
             | Action::CancelFilter
             | Action::DeleteFilterChar
             | Action::ConfirmKill
             | Action::ConfirmReset
+            | Action::ConfirmEntry
             | Action::CancelConfirm
             | Action::DeleteConfirmChar => {}
         }
@@ -524,6 +535,7 @@ impl App {
         let context = match self.confirmation {
             Some(Confirmation::KillSwitch { .. }) => KeyContext::ConfirmingKill,
             Some(Confirmation::ResetBreaker) => KeyContext::ConfirmingReset,
+            Some(Confirmation::ManualEntry { .. }) => KeyContext::ConfirmingEntry,
             None => return None,
         };
         if let Some((binding, _)) = keymap::lookup(context, &key) {
@@ -541,6 +553,11 @@ impl App {
                 Action::ConfirmReset => {
                     self.confirmation = None;
                     return Some(Intent::ResetBreaker);
+                }
+                Action::ConfirmEntry => {
+                    if let Some(Confirmation::ManualEntry { symbol, side }) = self.confirmation.take() {
+                        return Some(Intent::OpenPosition { symbol, side });
+                    }
                 }
                 Action::CancelConfirm => self.confirmation = None,
                 Action::DeleteConfirmChar => {
@@ -1343,6 +1360,7 @@ mod tests {
             Closed,
             Kill(String),
             Reset,
+            Entry(PositionSide, String),
         }
 
         fn keys() -> impl Strategy<Value = Vec<KeyCode>> {
@@ -1354,6 +1372,7 @@ mod tests {
                 Just(KeyCode::Char('I')),
                 Just(KeyCode::Char('l')),
                 Just(KeyCode::Char('L')),
+                Just(KeyCode::Char('S')),
                 Just(KeyCode::Char('y')),
                 Just(KeyCode::Char('n')),
                 Just(KeyCode::Char('q')),
@@ -1377,6 +1396,8 @@ mod tests {
                 let mut model = Model::Closed;
                 for code in codes {
                     let intent = app.handle_key(key(code), &view);
+                    // The row selected when the key was handled (the first key also selects the top row).
+                    let selected = app.selected_symbol().map(str::to_owned);
                     let expected = match (&mut model, code) {
                         (Model::Closed, KeyCode::Char('K')) => {
                             model = Model::Kill(String::new());
@@ -1386,11 +1407,19 @@ mod tests {
                             model = Model::Reset;
                             None
                         }
+                        (Model::Closed, KeyCode::Char(key @ ('L' | 'S'))) => {
+                            // Only with a selected symbol: there is nothing to enter otherwise.
+                            if let Some(symbol) = selected {
+                                let side = if key == 'L' { PositionSide::Long } else { PositionSide::Short };
+                                model = Model::Entry(side, symbol);
+                            }
+                            None
+                        }
                         (Model::Closed, KeyCode::Char('q')) => Some(Intent::Quit),
                         (Model::Closed, KeyCode::Char('m')) => {
                             Some(Intent::SetMode(view.header.mode.next()))
                         }
-                        (Model::Reset, KeyCode::Char('n') | KeyCode::Esc)
+                        (Model::Reset | Model::Entry(..), KeyCode::Char('n') | KeyCode::Esc)
                         | (Model::Kill(_), KeyCode::Esc) => {
                             model = Model::Closed;
                             None
@@ -1418,7 +1447,15 @@ mod tests {
                             model = Model::Closed;
                             Some(Intent::ResetBreaker)
                         }
-                        (Model::Closed | Model::Reset | Model::Kill(_), _) => None,
+                        (Model::Entry(side, symbol), KeyCode::Char('y')) => {
+                            let intent = Intent::OpenPosition {
+                                symbol: symbol.clone(),
+                                side: *side,
+                            };
+                            model = Model::Closed;
+                            Some(intent)
+                        }
+                        (Model::Closed | Model::Reset | Model::Kill(_) | Model::Entry(..), _) => None,
                     };
                     // Moving the scanner selection may answer with a focus; that is not a dialog's business.
                     let intent = intent.filter(|intent| !matches!(intent, Intent::Focus { .. }));
@@ -1427,6 +1464,7 @@ mod tests {
                         None => Model::Closed,
                         Some(Confirmation::KillSwitch { typed }) => Model::Kill(typed.clone()),
                         Some(Confirmation::ResetBreaker) => Model::Reset,
+                        Some(Confirmation::ManualEntry { symbol, side }) => Model::Entry(*side, symbol.clone()),
                     };
                     prop_assert_eq!(&shown, &model);
                 }

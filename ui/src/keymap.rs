@@ -83,15 +83,18 @@ pub enum KeyContext {
     ConfirmingKill,
     /// The breaker-reset dialog is open.
     ConfirmingReset,
+    /// The manual-entry dialog is open.
+    ConfirmingEntry,
 }
 
 impl KeyContext {
     /// Every context, in the order the help and the README list them.
-    pub const ALL: [KeyContext; 4] = [
+    pub const ALL: [KeyContext; 5] = [
         Self::Browsing,
         Self::Filtering,
         Self::ConfirmingKill,
         Self::ConfirmingReset,
+        Self::ConfirmingEntry,
     ];
 
     /// The heading of this context in the help overlay and the README.
@@ -101,6 +104,7 @@ impl KeyContext {
             Self::Filtering => "While typing a filter (after /; other keys type into it)",
             Self::ConfirmingKill => "Kill-switch dialog (after K; other keys type the word)",
             Self::ConfirmingReset => "Breaker-reset dialog (after R)",
+            Self::ConfirmingEntry => "Manual-entry dialog (after L or S)",
         }
     }
 }
@@ -132,6 +136,9 @@ pub enum Action {
     KillSwitch,
     /// Open the breaker-reset dialog.
     ResetBreaker,
+    /// Open the manual-entry dialog for the selected symbol: the binding's first key long, its second
+    /// short.
+    ManualEntry,
     Quit,
     ApplyFilter,
     CancelFilter,
@@ -140,6 +147,8 @@ pub enum Action {
     ConfirmKill,
     /// `y` in the breaker-reset dialog.
     ConfirmReset,
+    /// `y` in the manual-entry dialog.
+    ConfirmEntry,
     /// Close a dialog without doing anything.
     CancelConfirm,
     DeleteConfirmChar,
@@ -179,7 +188,7 @@ const fn bind(
     }
 }
 
-use KeyContext::{Browsing, ConfirmingKill, ConfirmingReset, Filtering};
+use KeyContext::{Browsing, ConfirmingEntry, ConfirmingKill, ConfirmingReset, Filtering};
 
 /// Every key the console understands, in the order the help shows them.
 pub const KEYS: &[KeyBinding] = &[
@@ -277,6 +286,12 @@ pub const KEYS: &[KeyBinding] = &[
     ),
     bind(
         Browsing,
+        &[Key::Char('L'), Key::Char('S')],
+        Action::ManualEntry,
+        "manual long / short on the selected row (asks first)",
+    ),
+    bind(
+        Browsing,
         &[Key::Char('?')],
         Action::ToggleHelp,
         "show / hide this help",
@@ -328,6 +343,19 @@ pub const KEYS: &[KeyBinding] = &[
         "keep the breaker as it is",
     ),
     bind(ConfirmingReset, &[Key::Ctrl('c')], Action::Quit, "quit"),
+    bind(
+        ConfirmingEntry,
+        &[Key::Char('y')],
+        Action::ConfirmEntry,
+        "open the position",
+    ),
+    bind(
+        ConfirmingEntry,
+        &[Key::Char('n'), Key::Esc],
+        Action::CancelConfirm,
+        "do not open it",
+    ),
+    bind(ConfirmingEntry, &[Key::Ctrl('c')], Action::Quit, "quit"),
 ];
 
 /// The binding of `event` in `context`, with the position of the matching key in the binding.

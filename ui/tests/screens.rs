@@ -487,6 +487,40 @@ fn breaker_reset_asks_yes_or_no() {
 }
 
 #[test]
+fn manual_entry_names_the_selected_symbol_and_side_and_asks_first() {
+    let mut session = Session::new(view());
+    session.press(KeyCode::Char('j'));
+    let symbol = session
+        .app
+        .selected_symbol()
+        .expect("a scanner row is selected")
+        .to_owned();
+    session.press(KeyCode::Char('L'));
+    snapshot_at_both_sizes("manual_entry_confirm_long", &mut session);
+    let screen = session.screen(80, 24);
+    assert!(
+        screen.contains(&format!("Open LONG {symbol} at the mark?")),
+        "{screen}"
+    );
+    session.press(KeyCode::Char('q'));
+    assert!(
+        session.intents.iter().all(|intent| *intent != Intent::Quit),
+        "other keys do nothing while the dialog is open"
+    );
+    session.press(KeyCode::Esc);
+    assert!(session.app.confirmation().is_none(), "Esc cancels");
+    session.press(KeyCode::Char('S')).press(KeyCode::Char('y'));
+    assert_eq!(
+        session.intents.last(),
+        Some(&Intent::OpenPosition {
+            symbol,
+            side: PositionSide::Short
+        })
+    );
+    assert!(session.app.confirmation().is_none());
+}
+
+#[test]
 fn positions_screen_empty() {
     let mut session = Session::new(view());
     session.press(KeyCode::Tab);

@@ -22,7 +22,7 @@ use ratatui::{
 use crate::{
     format::{format_age, format_count},
     theme::Theme,
-    view::{Breaker, BreakerTier, KillSwitch, KillSwitchState},
+    view::{Breaker, BreakerTier, KillSwitch, KillSwitchState, PositionSide},
 };
 
 /// What the operator types to pull the kill switch.
@@ -171,6 +171,8 @@ pub enum Confirmation {
     KillSwitch { typed: String },
     /// Reset the breaker on `y`.
     ResetBreaker,
+    /// Open a position on `symbol` at the mark on `y`.
+    ManualEntry { symbol: String, side: PositionSide },
 }
 
 impl Confirmation {
@@ -267,6 +269,41 @@ impl ConfirmDialog<'_> {
                     Span::styled(" keep it", text),
                 ]));
                 (" Reset circuit breaker ", self.theme.warning, lines)
+            }
+            Confirmation::ManualEntry { symbol, side } => {
+                let (what, colour) = match side {
+                    PositionSide::Long => ("LONG", self.theme.up),
+                    PositionSide::Short => ("SHORT", self.theme.down),
+                };
+                let account = if self.live_trading {
+                    "A real MARKET order on the exchange, with its stop and target resting there."
+                } else {
+                    "A paper position."
+                };
+                let lines = vec![
+                    Line::from(vec![
+                        Span::styled("Open ", text),
+                        Span::styled(what, Style::new().fg(colour).add_modifier(Modifier::BOLD)),
+                        Span::styled(" ", text),
+                        Span::styled(symbol.clone(), bold),
+                        Span::styled(" at the mark?", text),
+                    ]),
+                    Line::from(Span::styled(
+                        "Sized at the risk per trade; stop 2 ATR away, target 2R.",
+                        muted,
+                    )),
+                    Line::from(Span::styled(account, text)),
+                    Line::default(),
+                    Line::from(vec![
+                        Span::styled("y", key),
+                        Span::styled(" open   ", text),
+                        Span::styled("n", key),
+                        Span::styled(" / ", muted),
+                        Span::styled("Esc", key),
+                        Span::styled(" cancel", text),
+                    ]),
+                ];
+                (" Manual entry ", self.theme.accent, lines)
             }
         }
     }
