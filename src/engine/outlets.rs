@@ -36,9 +36,9 @@ use rust_decimal::{Decimal, prelude::FromPrimitive as _};
 use crate::{
     domain::{SymbolId, TimestampMs},
     journal::{
-        BreakerStateRecord, BreakerTier, EquitySnapshot, Execution, JournalError, JournalHandle,
-        JournalRecord, LifecycleEventRecord, LifecycleKind, MonitorState, PositionRecord, PositionStatus,
-        RestoredState, TrailingStop,
+        BreakerStateRecord, EquitySnapshot, Execution, JournalError, JournalHandle, JournalRecord,
+        LifecycleEventRecord, LifecycleKind, MonitorState, PositionRecord, PositionStatus, RestoredState,
+        TrailingStop,
     },
     notify::{Notification, NotifierHandle, NotifyKind, OpsKind, Routing},
     positions::{
@@ -682,21 +682,11 @@ pub fn position_from_record(r: &PositionRecord, symbol: SymbolId) -> Result<Posi
     Ok(p)
 }
 
-fn tier_record(tier: Tier) -> BreakerTier {
-    match tier {
-        Tier::Normal => BreakerTier::Normal,
-        Tier::Caution => BreakerTier::Caution,
-        Tier::ReduceOnly => BreakerTier::ReduceOnly,
-        Tier::Halt => BreakerTier::Halt,
-        Tier::Flatten => BreakerTier::Flatten,
-    }
-}
-
 /// The journal's record of the breaker's state.
 pub fn breaker_record(state: &BreakerState, wall: TimestampMs) -> BreakerStateRecord {
     BreakerStateRecord {
         at_ms: wall,
-        tier: tier_record(state.tier),
+        tier: state.tier,
         reason: state.cause.map_or_else(String::new, |c| c.to_string()),
         since_ms: state.since,
         cooldown_until_ms: (state.cooldown_until > 0).then_some(state.cooldown_until),
@@ -710,11 +700,6 @@ pub fn breaker_record(state: &BreakerState, wall: TimestampMs) -> BreakerStateRe
             "reconnects_in_window": state.reconnects.len(),
         }),
     }
-}
-
-/// The journal's name of a tier, to compare the journal's last breaker state with `breaker.json`'s.
-pub fn tier_name(tier: Tier) -> &'static str {
-    tier_record(tier).as_str()
 }
 
 #[cfg(test)]

@@ -210,8 +210,8 @@ impl Trading {
             self.equity_points
                 .push_back((e.at_ms, super::outlets::float(e.equity)));
         }
-        let journal_tier = state.breaker.as_ref().map(|b| b.tier.as_str());
-        let tier = super::outlets::tier_name(self.breaker.tier());
+        let journal_tier = state.breaker.as_ref().map(|b| b.tier);
+        let tier = self.breaker.tier();
         if let Some(journal_tier) = journal_tier
             && journal_tier != tier
             && self.settings.breaker_path.is_some()
@@ -219,8 +219,8 @@ impl Trading {
             // breaker.json is the breaker's source of truth (ARCHITECTURE.md §7); say so when the
             // journal's history ends elsewhere (a breaker.json restored from a backup, say).
             tracing::warn!(
-                journal_tier,
-                tier,
+                %journal_tier,
+                %tier,
                 "breaker.json and the journal disagree; breaker.json wins"
             );
         }

@@ -388,39 +388,9 @@ pub struct EquitySnapshot {
     pub open_positions: u32,
 }
 
-/// The circuit-breaker tiers, mildest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum BreakerTier {
-    Normal,
-    Caution,
-    ReduceOnly,
-    Halt,
-    Flatten,
-}
-
-impl BreakerTier {
-    pub const ALL: [BreakerTier; 5] = [
-        Self::Normal,
-        Self::Caution,
-        Self::ReduceOnly,
-        Self::Halt,
-        Self::Flatten,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Normal => "Normal",
-            Self::Caution => "Caution",
-            Self::ReduceOnly => "ReduceOnly",
-            Self::Halt => "Halt",
-            Self::Flatten => "Flatten",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == text)
-    }
-}
+/// The circuit-breaker tiers, mildest first: the risk module's own type, stored by its name, so the
+/// journal cannot drift from the state machine it records.
+pub use crate::risk::breaker::Tier as BreakerTier;
 
 /// The breaker state machine's state, journalled on every change so a trip survives a restart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -544,7 +544,7 @@ pub(crate) fn insert(conn: &Connection, record: &JournalRecord) -> Result<(), Jo
             .and_then(|mut st| {
                 st.execute(params![
                     b.at_ms,
-                    b.tier.as_str(),
+                    b.tier.name(),
                     b.reason,
                     b.since_ms,
                     b.cooldown_until_ms,

@@ -61,6 +61,11 @@ impl Tier {
         }
     }
 
+    /// The tier named `text` (as [`Tier::name`] writes it: the journal's encoding).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == text)
+    }
+
     /// Index into the per-tier arrays of [`BreakerConfig`] (Caution = 0 … Flatten = 3).
     fn slot(self) -> Option<usize> {
         match self {
