@@ -52,6 +52,7 @@ pub fn intent_to_command(intent: &Intent) -> Option<Command> {
         // Both were confirmed by the operator in the console before the intent was sent.
         Intent::KillSwitch => Some(Command::KillSwitch),
         Intent::ResetBreaker => Some(Command::ResetBreaker),
+        Intent::ClosePosition { id } => Some(Command::ClosePosition(crate::positions::PositionId(*id))),
         Intent::OpenPosition { symbol, side } => Some(Command::OpenPosition {
             symbol: symbol.clone(),
             side: match side {
@@ -444,6 +445,10 @@ mod tests {
                 symbol: "ETHUSDT".into(),
                 side: Side::Short
             })
+        );
+        assert_eq!(
+            intent_to_command(&Intent::ClosePosition { id: 7 }),
+            Some(Command::ClosePosition(crate::positions::PositionId(7)))
         );
         assert_eq!(
             intent_to_command(&Intent::ResetBreaker),

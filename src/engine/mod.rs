@@ -101,6 +101,8 @@ pub enum Command {
         symbol: String,
         side: crate::domain::Side,
     },
+    /// Close this position at the mark (the console confirmed it); reason `manual`.
+    ClosePosition(crate::positions::PositionId),
     /// Show this one-line message in the status bar: the presenter's answer to an operator request
     /// the engine cannot carry out yet.
     Notice(String),
@@ -721,6 +723,22 @@ impl Engine {
                 self.dirty = true;
             }
             Command::OpenPosition { symbol, side } => self.open_manual(&symbol, side),
+            Command::ClosePosition(id) => {
+                let closed = self
+                    .trading
+                    .close_position(id, crate::positions::CloseReason::Manual);
+                if closed {
+                    tracing::info!(%id, "position closed by the operator");
+                }
+                let answer = if closed {
+                    format!("{id} closed by the operator")
+                } else {
+                    format!("{id} is not open: nothing closed")
+                };
+                self.set_message(&answer);
+                self.take_trading_message();
+                self.dirty = true;
+            }
             Command::Notice(text) => {
                 self.message = Some(text);
                 self.dirty = true;

@@ -485,10 +485,24 @@ impl App {
                 } else {
                     PositionSide::Short
                 };
-                if let Some(symbol) = self.selected_symbol.clone() {
+                if self.screen == Screen::Markets
+                    && let Some(symbol) = self.selected_symbol.clone()
+                {
                     self.confirmation = Some(Confirmation::ManualEntry { symbol, side });
                 }
             }
+            Action::ClosePosition if self.screen == Screen::Positions => {
+                let row = self
+                    .selected_position_id
+                    .and_then(|id| view.positions.rows.iter().find(|row| row.id == id));
+                if let Some(row) = row {
+                    self.confirmation = Some(Confirmation::ClosePosition {
+                        id: row.id,
+                        label: format!("#{} {} {}", row.id, row.side.as_str(), row.symbol),
+                    });
+                }
+            }
+            Action::ClosePosition => {}
             Action::Quit => return Some(Intent::Quit),
             Action::ApplyFilter
             | Action::CancelFilter
@@ -496,6 +510,7 @@ impl App {
             | Action::ConfirmKill
             | Action::ConfirmReset
             | Action::ConfirmEntry
+            | Action::ConfirmClose
             | Action::CancelConfirm
             | Action::DeleteConfirmChar => {}
         }
@@ -536,6 +551,7 @@ impl App {
             Some(Confirmation::KillSwitch { .. }) => KeyContext::ConfirmingKill,
             Some(Confirmation::ResetBreaker) => KeyContext::ConfirmingReset,
             Some(Confirmation::ManualEntry { .. }) => KeyContext::ConfirmingEntry,
+            Some(Confirmation::ClosePosition { .. }) => KeyContext::ConfirmingClose,
             None => return None,
         };
         if let Some((binding, _)) = keymap::lookup(context, &key) {
@@ -553,6 +569,11 @@ impl App {
                 Action::ConfirmReset => {
                     self.confirmation = None;
                     return Some(Intent::ResetBreaker);
+                }
+                Action::ConfirmClose => {
+                    if let Some(Confirmation::ClosePosition { id, .. }) = self.confirmation.take() {
+                        return Some(Intent::ClosePosition { id });
+                    }
                 }
                 Action::ConfirmEntry => {
                     if let Some(Confirmation::ManualEntry { symbol, side }) = self.confirmation.take() {
@@ -1296,7 +1317,15 @@ mod tests {
     #[test]
     fn every_browsing_binding_does_something() {
         // Each binding's keys, pressed on a fresh app one row down, change the state or return an intent.
-        let view = view();
+        let mut view = view();
+        // Two open positions, for the positions screen's keys.
+        view.positions.rows = (1..=2)
+            .map(|id| crate::view::PositionRow {
+                id,
+                symbol: "BTCUSDT".to_owned(),
+                ..Default::default()
+            })
+            .collect();
         for binding in keymap::KEYS
             .iter()
             .filter(|binding| binding.context == KeyContext::Browsing)
@@ -1304,6 +1333,9 @@ mod tests {
             for key_def in binding.keys {
                 let mut app = app();
                 app.focus_request(&view);
+                if binding.action == Action::ClosePosition {
+                    app.handle_key(key(KeyCode::Tab), &view);
+                }
                 app.handle_key(char_key('j'), &view);
                 if binding.action == Action::CloseOrClearFilter {
                     app.handle_key(char_key('?'), &view);
@@ -1361,6 +1393,7 @@ mod tests {
             Kill(String),
             Reset,
             Entry(PositionSide, String),
+            Close(u64),
         }
 
         fn keys() -> impl Strategy<Value = Vec<KeyCode>> {
@@ -1373,6 +1406,7 @@ mod tests {
                 Just(KeyCode::Char('l')),
                 Just(KeyCode::Char('L')),
                 Just(KeyCode::Char('S')),
+                Just(KeyCode::Char('X')),
                 Just(KeyCode::Char('y')),
                 Just(KeyCode::Char('n')),
                 Just(KeyCode::Char('q')),
@@ -1394,6 +1428,7 @@ mod tests {
                 let mut app = app();
                 let view = view();
                 let mut model = Model::Closed;
+                let mut markets = true;
                 for code in codes {
                     let intent = app.handle_key(key(code), &view);
                     // The row selected when the key was handled (the first key also selects the top row).
@@ -1407,9 +1442,13 @@ mod tests {
                             model = Model::Reset;
                             None
                         }
+                        (Model::Closed, KeyCode::Tab) => {
+                            markets = !markets;
+                            None
+                        }
                         (Model::Closed, KeyCode::Char(key @ ('L' | 'S'))) => {
-                            // Only with a selected symbol: there is nothing to enter otherwise.
-                            if let Some(symbol) = selected {
+                            // Only on the markets screen with a selected symbol.
+                            if markets && let Some(symbol) = selected {
                                 let side = if key == 'L' { PositionSide::Long } else { PositionSide::Short };
                                 model = Model::Entry(side, symbol);
                             }
@@ -1419,7 +1458,19 @@ mod tests {
                         (Model::Closed, KeyCode::Char('m')) => {
                             Some(Intent::SetMode(view.header.mode.next()))
                         }
-                        (Model::Reset | Model::Entry(..), KeyCode::Char('n') | KeyCode::Esc)
+                        (Model::Closed, KeyCode::Char('X')) => {
+                            // Only on the positions screen with a selected position.
+                            if !markets && let Some(id) = app.selected_position_id() {
+                                model = Model::Close(id);
+                            }
+                            None
+                        }
+                        (Model::Close(id), KeyCode::Char('y')) => {
+                            let intent = Intent::ClosePosition { id: *id };
+                            model = Model::Closed;
+                            Some(intent)
+                        }
+                        (Model::Reset | Model::Entry(..) | Model::Close(_), KeyCode::Char('n') | KeyCode::Esc)
                         | (Model::Kill(_), KeyCode::Esc) => {
                             model = Model::Closed;
                             None
@@ -1455,7 +1506,9 @@ mod tests {
                             model = Model::Closed;
                             Some(intent)
                         }
-                        (Model::Closed | Model::Reset | Model::Kill(_) | Model::Entry(..), _) => None,
+                        (Model::Closed | Model::Reset | Model::Kill(_) | Model::Entry(..) | Model::Close(_), _) => {
+                            None
+                        }
                     };
                     // Moving the scanner selection may answer with a focus; that is not a dialog's business.
                     let intent = intent.filter(|intent| !matches!(intent, Intent::Focus { .. }));
@@ -1465,6 +1518,7 @@ mod tests {
                         Some(Confirmation::KillSwitch { typed }) => Model::Kill(typed.clone()),
                         Some(Confirmation::ResetBreaker) => Model::Reset,
                         Some(Confirmation::ManualEntry { symbol, side }) => Model::Entry(*side, symbol.clone()),
+                        Some(Confirmation::ClosePosition { id, .. }) => Model::Close(*id),
                     };
                     prop_assert_eq!(&shown, &model);
                 }

@@ -22,6 +22,8 @@ pub enum Intent {
     /// Open a position on this symbol at the mark, long or short; the engine sizes it and sets its
     /// stop and target. Sent only after the operator confirmed it in the console.
     OpenPosition { symbol: String, side: PositionSide },
+    /// Close this position at the mark (reason `manual`). Sent only after the operator confirmed it.
+    ClosePosition { id: u64 },
     /// Leave the console (the engine shuts down if it is in-process).
     Quit,
 }

@@ -85,16 +85,19 @@ pub enum KeyContext {
     ConfirmingReset,
     /// The manual-entry dialog is open.
     ConfirmingEntry,
+    /// The close-position dialog is open.
+    ConfirmingClose,
 }
 
 impl KeyContext {
     /// Every context, in the order the help and the README list them.
-    pub const ALL: [KeyContext; 5] = [
+    pub const ALL: [KeyContext; 6] = [
         Self::Browsing,
         Self::Filtering,
         Self::ConfirmingKill,
         Self::ConfirmingReset,
         Self::ConfirmingEntry,
+        Self::ConfirmingClose,
     ];
 
     /// The heading of this context in the help overlay and the README.
@@ -105,6 +108,7 @@ impl KeyContext {
             Self::ConfirmingKill => "Kill-switch dialog (after K; other keys type the word)",
             Self::ConfirmingReset => "Breaker-reset dialog (after R)",
             Self::ConfirmingEntry => "Manual-entry dialog (after L or S)",
+            Self::ConfirmingClose => "Close-position dialog (after X)",
         }
     }
 }
@@ -139,6 +143,8 @@ pub enum Action {
     /// Open the manual-entry dialog for the selected symbol: the binding's first key long, its second
     /// short.
     ManualEntry,
+    /// Open the close-position dialog for the selected position.
+    ClosePosition,
     Quit,
     ApplyFilter,
     CancelFilter,
@@ -149,6 +155,8 @@ pub enum Action {
     ConfirmReset,
     /// `y` in the manual-entry dialog.
     ConfirmEntry,
+    /// `y` in the close-position dialog.
+    ConfirmClose,
     /// Close a dialog without doing anything.
     CancelConfirm,
     DeleteConfirmChar,
@@ -188,7 +196,7 @@ const fn bind(
     }
 }
 
-use KeyContext::{Browsing, ConfirmingEntry, ConfirmingKill, ConfirmingReset, Filtering};
+use KeyContext::{Browsing, ConfirmingClose, ConfirmingEntry, ConfirmingKill, ConfirmingReset, Filtering};
 
 /// Every key the console understands, in the order the help shows them.
 pub const KEYS: &[KeyBinding] = &[
@@ -288,7 +296,13 @@ pub const KEYS: &[KeyBinding] = &[
         Browsing,
         &[Key::Char('L'), Key::Char('S')],
         Action::ManualEntry,
-        "manual long / short on the selected row (asks first)",
+        "markets: manual long / short on the selected row (asks first)",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('X')],
+        Action::ClosePosition,
+        "positions: close the selected position (asks first)",
     ),
     bind(
         Browsing,
@@ -356,6 +370,19 @@ pub const KEYS: &[KeyBinding] = &[
         "do not open it",
     ),
     bind(ConfirmingEntry, &[Key::Ctrl('c')], Action::Quit, "quit"),
+    bind(
+        ConfirmingClose,
+        &[Key::Char('y')],
+        Action::ConfirmClose,
+        "close it at the mark",
+    ),
+    bind(
+        ConfirmingClose,
+        &[Key::Char('n'), Key::Esc],
+        Action::CancelConfirm,
+        "keep it open",
+    ),
+    bind(ConfirmingClose, &[Key::Ctrl('c')], Action::Quit, "quit"),
 ];
 
 /// The binding of `event` in `context`, with the position of the matching key in the binding.

@@ -521,6 +521,43 @@ fn manual_entry_names_the_selected_symbol_and_side_and_asks_first() {
 }
 
 #[test]
+fn closing_a_position_names_it_and_asks_first() {
+    let mut session = positions_session();
+    // Markets keys do nothing here: a manual entry is asked for on the markets screen only.
+    session.press(KeyCode::Char('L'));
+    assert!(session.app.confirmation().is_none());
+    session.press(KeyCode::Char('j'));
+    let id = session
+        .app
+        .selected_position_id()
+        .expect("a position is selected");
+    let row = session
+        .view
+        .positions
+        .rows
+        .iter()
+        .find(|row| row.id == id)
+        .expect("the selected row")
+        .clone();
+    session.press(KeyCode::Char('X'));
+    snapshot_at_both_sizes("close_position_confirm", &mut session);
+    let screen = session.screen(80, 24);
+    let label = format!("#{} {} {}", row.id, row.side.as_str(), row.symbol);
+    assert!(screen.contains(&format!("Close {label}")), "{screen}");
+    session.press(KeyCode::Char('n'));
+    assert!(session.app.confirmation().is_none(), "n keeps it");
+    assert!(
+        !session
+            .intents
+            .iter()
+            .any(|intent| matches!(intent, Intent::ClosePosition { .. }))
+    );
+    session.press(KeyCode::Char('X')).press(KeyCode::Char('y'));
+    assert_eq!(session.intents.last(), Some(&Intent::ClosePosition { id }));
+    assert!(session.app.confirmation().is_none());
+}
+
+#[test]
 fn positions_screen_empty() {
     let mut session = Session::new(view());
     session.press(KeyCode::Tab);

@@ -173,6 +173,8 @@ pub enum Confirmation {
     ResetBreaker,
     /// Open a position on `symbol` at the mark on `y`.
     ManualEntry { symbol: String, side: PositionSide },
+    /// Close position `id` on `y`; `label` names it (`#12 LONG BTCUSDT`).
+    ClosePosition { id: u64, label: String },
 }
 
 impl Confirmation {
@@ -304,6 +306,31 @@ impl ConfirmDialog<'_> {
                     ]),
                 ];
                 (" Manual entry ", self.theme.accent, lines)
+            }
+            Confirmation::ClosePosition { label, .. } => {
+                let account = if self.live_trading {
+                    "A reduce-only MARKET order on the exchange; its stop and target are cancelled."
+                } else {
+                    "The paper position closes at the mark, fees included."
+                };
+                let lines = vec![
+                    Line::from(vec![
+                        Span::styled("Close ", text),
+                        Span::styled(label.clone(), bold),
+                        Span::styled(" at the mark?", text),
+                    ]),
+                    Line::from(Span::styled(account, text)),
+                    Line::default(),
+                    Line::from(vec![
+                        Span::styled("y", key),
+                        Span::styled(" close   ", text),
+                        Span::styled("n", key),
+                        Span::styled(" / ", muted),
+                        Span::styled("Esc", key),
+                        Span::styled(" keep it", text),
+                    ]),
+                ];
+                (" Close position ", self.theme.warning, lines)
             }
         }
     }
