@@ -502,9 +502,9 @@ impl App {
                     });
                 }
             }
-            Action::ClosePosition => {}
             Action::Quit => return Some(Intent::Quit),
-            Action::ApplyFilter
+            Action::ClosePosition
+            | Action::ApplyFilter
             | Action::CancelFilter
             | Action::DeleteFilterChar
             | Action::ConfirmKill
