@@ -118,3 +118,29 @@ fn the_worked_example_on_the_real_btcusdt_table() {
     let lp = liquidation_price(Side::Long, 0.1, 30_000.0, 300.0, &table).expect("liquidable");
     assert_eq!(format!("{lp:.2}"), "27108.43");
 }
+
+/// The client's answer type of `GET /fapi/v1/leverageBracket` takes the real venue payload (every
+/// USDT-M symbol of the snapshot), and the simulator's transcribed BTCUSDT/ETHUSDT/SOLUSDT tables
+/// are exactly the snapshot's.
+#[test]
+fn the_real_payload_parses_and_the_simulators_tables_are_the_snapshots() {
+    use perpdesk::{binance::trade_wire::LeverageBrackets, sim::brackets};
+    let Some(path) = common::shared_path(&format!("{DIR}/leverage_bracket_all_usdt_2024-10.json")) else {
+        return;
+    };
+    let text = std::fs::read_to_string(&path).expect("readable");
+    let answer: LeverageBrackets = serde_json::from_str(&text).expect("the venue's shape");
+    let all = answer.into_vec();
+    assert!(all.len() > 200, "{} symbols", all.len());
+    for wire in &all {
+        BracketTable::from_wire(wire).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let find = |s: &str| all.iter().find(|w| w.symbol == s).expect("in the snapshot");
+    for symbol in ["BTCUSDT", "ETHUSDT"] {
+        assert_eq!(&brackets::wire_of(symbol), find(symbol), "{symbol}");
+    }
+    // Every other symbol of the simulator uses SOLUSDT's table.
+    let default = brackets::wire_of("SOLUSDT");
+    assert_eq!(default.brackets, find("SOLUSDT").brackets);
+    assert_eq!(brackets::wire_of("ZELTAUSDT").brackets, default.brackets);
+}

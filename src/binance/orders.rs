@@ -40,7 +40,10 @@ use super::{
     errors::RequestKind,
     filters::{FilterError, OrderKind, OrderSide, RoundedOrder, SymbolFilters, to_wire_string},
     signed::{Endpoint, EndpointMethod, Security, SignedError, SignedRest},
-    trade_wire::{AccountInfo, Balance, CodeMsg, DualSide, LeverageResponse, OrderResponse, PositionRisk},
+    trade_wire::{
+        AccountInfo, Balance, CodeMsg, DualSide, LeverageBrackets, LeverageResponse, OrderResponse,
+        PositionRisk,
+    },
 };
 use crate::domain::{TimestampMs, now_ms};
 
@@ -138,6 +141,14 @@ pub const MARGIN_TYPE: Endpoint = ep(
     1,
     0,
     RequestKind::Mutation,
+);
+/// `GET /fapi/v1/leverageBracket`, one symbol or all (weight 1).
+pub const LEVERAGE_BRACKET: Endpoint = ep(
+    EndpointMethod::Get,
+    "/fapi/v1/leverageBracket",
+    1,
+    0,
+    RequestKind::Read,
 );
 /// `GET /fapi/v1/positionSide/dual` (weight 30).
 pub const GET_POSITION_MODE: Endpoint = ep(
@@ -723,6 +734,17 @@ impl OrderClient {
     pub async fn set_leverage(&self, symbol: &str, leverage: u32) -> Result<LeverageResponse, OrderError> {
         let params = [("symbol", symbol.to_owned()), ("leverage", leverage.to_string())];
         Ok(self.rest.call(&LEVERAGE, &params).await?)
+    }
+
+    /// `GET /fapi/v1/leverageBracket`: the account's leverage brackets of `symbol`, or of every
+    /// symbol in one request.
+    pub async fn leverage_brackets(
+        &self,
+        symbol: Option<&str>,
+    ) -> Result<Vec<crate::risk::SymbolBracketsWire>, OrderError> {
+        let params: Vec<(&str, String)> = symbol.map(|s| ("symbol", s.to_owned())).into_iter().collect();
+        let answer: LeverageBrackets = self.rest.call(&LEVERAGE_BRACKET, &params).await?;
+        Ok(answer.into_vec())
     }
 
     /// `POST /fapi/v1/marginType`; "no need to change" (`-4046`) counts as success.

@@ -10,6 +10,38 @@
 
 use serde::{Deserialize, Serialize};
 
+/// `GET /fapi/v1/leverageBracket`: every symbol's brackets in an array, or — when `symbol` was sent —
+/// that symbol's entry as a bare object (the venue documents both shapes). Each entry is the risk
+/// module's [`SymbolBracketsWire`](crate::risk::SymbolBracketsWire); numbers are JSON numbers.
+///
+/// ```json
+/// [{"symbol": "ETHUSDT", "notionalCoef": 1.50, "brackets": [
+///   {"bracket": 1, "initialLeverage": 75, "notionalCap": 10000, "notionalFloor": 0,
+///    "maintMarginRatio": 0.0065, "cum": 0.0}]}]
+/// ```
+/// or, for `symbol=ETHUSDT`:
+/// ```json
+/// {"symbol": "ETHUSDT", "notionalCoef": 1.50, "brackets": [
+///   {"bracket": 1, "initialLeverage": 75, "notionalCap": 10000, "notionalFloor": 0,
+///    "maintMarginRatio": 0.0065, "cum": 0}]}
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum LeverageBrackets {
+    All(Vec<crate::risk::SymbolBracketsWire>),
+    One(crate::risk::SymbolBracketsWire),
+}
+
+impl LeverageBrackets {
+    /// The entries, whichever shape the venue sent.
+    pub fn into_vec(self) -> Vec<crate::risk::SymbolBracketsWire> {
+        match self {
+            Self::All(v) => v,
+            Self::One(one) => vec![one],
+        }
+    }
+}
+
 /// `POST /fapi/v1/order`, `GET /fapi/v1/order`, `DELETE /fapi/v1/order` and each entry of
 /// `GET /fapi/v1/openOrders`.
 ///
@@ -396,4 +428,33 @@ pub struct ListenKeyExpired {
     pub event_time: i64,
     #[serde(rename = "listenKey", default, skip_serializing_if = "Option::is_none")]
     pub listen_key: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leverage_brackets_parse_in_both_documented_shapes() {
+        // The docs' examples: an array for all symbols, a bare object when `symbol` is sent (with
+        // `cum` once as `0.0`, once as `0`).
+        let all = r#"[{"symbol": "ETHUSDT", "notionalCoef": 1.50, "brackets": [
+            {"bracket": 1, "initialLeverage": 75, "notionalCap": 10000, "notionalFloor": 0,
+             "maintMarginRatio": 0.0065, "cum": 0.0}]}]"#;
+        let one = r#"{"symbol": "ETHUSDT", "notionalCoef": 1.50, "brackets": [
+            {"bracket": 1, "initialLeverage": 75, "notionalCap": 10000, "notionalFloor": 0,
+             "maintMarginRatio": 0.0065, "cum": 0}]}"#;
+        let all: LeverageBrackets = serde_json::from_str(all).expect("array shape");
+        let one: LeverageBrackets = serde_json::from_str(one).expect("object shape");
+        assert!(matches!(all, LeverageBrackets::All(_)));
+        assert!(matches!(one, LeverageBrackets::One(_)));
+        let (all, one) = (all.into_vec(), one.into_vec());
+        assert_eq!(all, one);
+        assert_eq!(all[0].notional_coef, Some(1.5));
+        let b = all[0].brackets[0];
+        assert_eq!(
+            (b.initial_leverage, b.notional_cap, b.maint_margin_ratio),
+            (75, 10_000.0, 0.0065)
+        );
+    }
 }

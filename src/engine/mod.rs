@@ -685,8 +685,24 @@ impl Engine {
                     reason.name()
                 ));
             }
+            ExecReport::Brackets { tables, refused } => {
+                for (symbol, table) in tables {
+                    self.trading.set_brackets(symbol, table);
+                }
+                for error in &refused {
+                    tracing::warn!(%error, "a venue bracket table was refused; its symbol keeps the conservative default");
+                }
+            }
+            ExecReport::BracketsUnavailable { error } => {
+                self.set_message(&format!(
+                    "live trading: leverage brackets unavailable ({error}); the conservative default caps leverage"
+                ));
+            }
             ExecReport::Problem(text) => self.set_message(&text),
-            ExecReport::ListenKey | ExecReport::Protected { .. } | ExecReport::Exited { .. } => {}
+            ExecReport::ListenKey
+            | ExecReport::Protected { .. }
+            | ExecReport::Exited { .. }
+            | ExecReport::StopMoved { .. } => {}
         }
         self.take_trading_message();
         self.dirty = true;

@@ -756,6 +756,9 @@ impl Trading {
             }
             self.log.push_back(e);
         }
+        if let Some(x) = self.execution.as_mut() {
+            x.flush_moves();
+        }
     }
 }
 

@@ -33,6 +33,7 @@ use crate::{
     },
     domain::{Side, SymbolId},
     positions::PositionId,
+    risk::BracketTable,
 };
 
 /// Tunables of the executor.
@@ -76,6 +77,8 @@ struct Live {
     /// Filled entry quantity (what a reduce-only exit must close).
     qty: Decimal,
     stop_id: Option<String>,
+    /// Trigger price of the resting stop (on the tick grid; zero when unknown).
+    stop_price: Decimal,
     tp_id: Option<String>,
 }
 
@@ -135,6 +138,8 @@ pub struct Executor {
     /// Journal-restored positions waiting for the next reconciliation to be matched with the venue.
     adopting: BTreeMap<PositionId, AdoptRequest>,
     by_client: HashMap<String, (PositionId, Role)>,
+    /// The leverage brackets were loaded once (they are retried after each reconciliation until).
+    brackets_loaded: bool,
     stream_up: bool,
     reports: mpsc::Sender<ExecReport>,
 }
@@ -191,6 +196,7 @@ impl Executor {
             live: BTreeMap::new(),
             adopting: BTreeMap::new(),
             by_client: HashMap::new(),
+            brackets_loaded: false,
             stream_up: false,
             reports,
         })
@@ -319,6 +325,7 @@ impl Executor {
                 self.close(position).await;
             }
             ExecCommand::KillSwitch => self.flatten().await,
+            ExecCommand::MoveStop { position, stop } => self.move_stop(position, stop).await,
             ExecCommand::Adopt {
                 position,
                 symbol,
@@ -418,6 +425,7 @@ impl Executor {
             side: o.side,
             qty: filled,
             stop_id: None,
+            stop_price: Decimal::ZERO,
             tp_id: None,
         };
         if !filled.is_zero() {
@@ -440,7 +448,10 @@ impl Executor {
             .place_protective(&stop, &filters, mark, o.position, Role::Stop)
             .await
         {
-            Ok(id) => live.stop_id = Some(id),
+            Ok((id, price)) => {
+                live.stop_id = Some(id);
+                live.stop_price = price;
+            }
             Err(error) => {
                 self.live.insert(o.position, live);
                 self.close(o.position).await;
@@ -462,7 +473,7 @@ impl Executor {
             .place_protective(&tp, &filters, mark, o.position, Role::TakeProfit)
             .await
         {
-            Ok(id) => live.tp_id = Some(id),
+            Ok((id, _)) => live.tp_id = Some(id),
             // The engine's own monitoring still closes at the target (reduce-only); the stop rests.
             Err(error) => {
                 self.report(ExecReport::Problem(format!(
@@ -488,15 +499,101 @@ impl Executor {
         mark: Decimal,
         position: PositionId,
         role: Role,
-    ) -> Result<String, String> {
-        let order = order.rounded(filters, mark).map_err(|e| e.to_string())?;
+    ) -> Result<(String, Decimal), String> {
+        self.place_protective_order(order, filters, mark, position, role)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Places a protective order (intent journalled by the client first); its id and its trigger
+    /// price on the tick grid.
+    async fn place_protective_order(
+        &mut self,
+        order: &NewOrder,
+        filters: &SymbolFilters,
+        mark: Decimal,
+        position: PositionId,
+        role: Role,
+    ) -> Result<(String, Decimal), OrderError> {
+        let order = order.rounded(filters, mark)?;
         let id = self.orders.next_client_order_id();
         self.track(&id, position, role, Decimal::ZERO);
-        match self.orders.place_with_id(&order, &id).await {
-            Ok(Placed::Accepted(_) | Placed::Resolved(_)) => Ok(id),
-            Ok(Placed::NotPlaced { .. }) => Err("not placed (unknown outcome resolved as absent)".into()),
-            Err(e) => Err(e.to_string()),
+        match self.orders.place_with_id(&order, &id).await? {
+            Placed::Accepted(_) | Placed::Resolved(_) => Ok((id, order.stop_price.unwrap_or_default())),
+            Placed::NotPlaced { .. } => Err(OrderError::Invalid(
+                "not placed (unknown outcome resolved as absent)",
+            )),
         }
+    }
+
+    /// The trailing stop of `position` moved to `stop`: the new stop is placed first, then the old
+    /// one cancelled, so a stop rests on the venue at every moment. A move that does not tighten the
+    /// resting stop by a tick at least (a late command, or less than a tick of movement) is skipped.
+    /// When the venue refuses a second close-position stop in the same direction (`-4130`), the new
+    /// stop is a reduce-only `STOP_MARKET` for the position's size instead. A refused move leaves the
+    /// old stop resting (the engine's own monitoring still closes at the trailed level).
+    async fn move_stop(&mut self, position: PositionId, stop: f64) {
+        let Some(live) = self.live.get(&position).cloned() else {
+            return;
+        };
+        let Some(filters) = self.filters.get(&live.symbol).cloned() else {
+            return;
+        };
+        let Ok(wanted) = decimal(stop) else {
+            return;
+        };
+        let exit = exit_side(live.side);
+        let Ok(new_price) = filters.round_price(exit, wanted) else {
+            return;
+        };
+        let tighter = match live.side {
+            Side::Long => new_price > live.stop_price,
+            Side::Short => live.stop_price.is_zero() || new_price < live.stop_price,
+        };
+        if !tighter {
+            return;
+        }
+        let close_all = NewOrder::stop_market(&live.symbol, exit, new_price, None);
+        let mut placed = self
+            .place_protective_order(&close_all, &filters, new_price, position, Role::Stop)
+            .await;
+        if matches!(&placed, Err(e) if e.code() == Some(-4130)) && !live.qty.is_zero() {
+            let sized = NewOrder::stop_market(&live.symbol, exit, new_price, Some(live.qty)).reduce_only();
+            placed = self
+                .place_protective_order(&sized, &filters, new_price, position, Role::Stop)
+                .await;
+        }
+        let (id, price) = match placed {
+            Ok(p) => p,
+            Err(e) => {
+                self.report(ExecReport::Problem(format!(
+                    "{} {position}: trailing stop not moved on the venue ({e}); the stop at {} still rests",
+                    live.symbol, live.stop_price
+                )))
+                .await;
+                return;
+            }
+        };
+        if let Some(old) = &live.stop_id
+            && let Err(e) = self.orders.cancel(&live.symbol, old).await
+        {
+            // Both stops close the position: whichever fires first does, the other expires.
+            self.report(ExecReport::Problem(format!(
+                "{}: replaced stop {old} not cancelled: {e}",
+                live.symbol
+            )))
+            .await;
+        }
+        if let Some(l) = self.live.get_mut(&position) {
+            l.stop_id = Some(id);
+            l.stop_price = price;
+        }
+        tracing::info!(%position, symbol = %live.symbol, from = %live.stop_price, to = %price, "execution: venue stop moved");
+        self.report(ExecReport::StopMoved {
+            position,
+            stop: price.to_f64().unwrap_or(stop),
+        })
+        .await;
     }
 
     /// The engine closed `position`: reduce-only market exit of what filled, then cancel the stop and
@@ -645,16 +742,73 @@ impl Executor {
                     .iter()
                     .filter(|p| !adopted.contains(&p.symbol))
                     .count();
-                let detail = format!(
+                let mut detail = format!(
                     "{} venue positions ({external} not opened by this console, {} adopted from the journal), {} open orders, {} orphans cancelled",
                     report.positions.len(),
                     adopted.len(),
                     report.open_orders.len(),
                     report.orphans_cancelled.len()
                 );
+                if let Some(note) = self.load_brackets().await {
+                    detail.push_str("; ");
+                    detail.push_str(&note);
+                }
                 self.report_gate(GateState::Reconciled, detail).await;
             }
             Err(e) => self.report_gate(GateState::Unknown, e.to_string()).await,
+        }
+    }
+
+    /// Loads the account's leverage brackets (every symbol, one request) unless that already worked,
+    /// and reports them for the symbols the console knows. Returns what to add to the gate's message.
+    /// A failure keeps the engine on the conservative default and is retried at the next
+    /// reconciliation; it never holds the gate.
+    async fn load_brackets(&mut self) -> Option<String> {
+        if self.brackets_loaded {
+            return None;
+        }
+        match self.orders.leverage_brackets(None).await {
+            Ok(entries) => {
+                let (mut tables, mut refused) = (Vec::new(), Vec::new());
+                if let Ok(table) = self.table.read() {
+                    for wire in &entries {
+                        // Symbols the console does not track are not needed.
+                        let Some(id) = table.id(&wire.symbol) else {
+                            continue;
+                        };
+                        match BracketTable::from_wire(wire) {
+                            Ok(t) => tables.push((id, t)),
+                            Err(e) => refused.push(e.to_string()),
+                        }
+                    }
+                }
+                self.brackets_loaded = true;
+                let note = if refused.is_empty() {
+                    format!("leverage brackets of {} symbols loaded", tables.len())
+                } else {
+                    format!(
+                        "leverage brackets of {} symbols loaded, {} refused (conservative default for those)",
+                        tables.len(),
+                        refused.len()
+                    )
+                };
+                tracing::info!(
+                    symbols = tables.len(),
+                    refused = refused.len(),
+                    "execution: leverage brackets loaded"
+                );
+                self.report(ExecReport::Brackets { tables, refused }).await;
+                Some(note)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "leverage brackets not loaded; the conservative default stays");
+                let error = e.to_string();
+                self.report(ExecReport::BracketsUnavailable { error: error.clone() })
+                    .await;
+                Some(format!(
+                    "leverage brackets not loaded ({error}): the conservative default caps leverage"
+                ))
+            }
         }
     }
 
@@ -710,6 +864,7 @@ impl Executor {
                 side: a.side,
                 qty,
                 stop_id: None,
+                stop_price: Decimal::ZERO,
                 tp_id: None,
             };
             for o in report.open_orders.iter().filter(|o| {
@@ -726,6 +881,9 @@ impl Executor {
                     _ => continue,
                 };
                 if slot.is_none() {
+                    if role == Role::Stop {
+                        live.stop_price = parse(&o.stop_price);
+                    }
                     *slot = Some(o.client_order_id.clone());
                     self.by_client.insert(o.client_order_id.clone(), (position, role));
                     self.book
@@ -745,8 +903,9 @@ impl Executor {
                     (_, Err(e)) => Err(e.to_string()),
                 };
                 match placed {
-                    Ok(id) => {
+                    Ok((id, price)) => {
                         live.stop_id = Some(id);
+                        live.stop_price = price;
                         replaced.push("stop");
                     }
                     Err(error) => {
@@ -773,7 +932,7 @@ impl Executor {
                     (_, Err(e)) => Err(e.to_string()),
                 };
                 match placed {
-                    Ok(id) => {
+                    Ok((id, _)) => {
                         live.tp_id = Some(id);
                         replaced.push("take profit");
                     }

@@ -17,7 +17,17 @@
 //! * a close by the engine (strategy, expiry, breaker, manual, kill switch) is a `reduceOnly` `MARKET`
 //!   exit, then the leftover protective orders are cancelled;
 //! * the kill switch cancels every open order and closes every venue position with reduce-only
-//!   market orders, then checks that nothing is left.
+//!   market orders, then checks that nothing is left;
+//! * when a position's trailing stop moves, the venue's stop follows: the new `STOP_MARKET` is placed
+//!   first and the old one cancelled after, so the position is never without a stop on the venue.
+//!   The engine side sends at most one move per position per monitor pass (the latest), and the
+//!   executor skips a move that does not tighten the resting stop by at least one tick.
+//!
+//! After every successful reconciliation, until it has worked once, the executor loads the account's
+//! leverage brackets (`GET /fapi/v1/leverageBracket`, every symbol in one request) and reports them;
+//! the engine then sizes and levers with the venue's real tiers instead of the conservative default.
+//! A failed load keeps the default (stricter than any real table) and is said in the gate's message;
+//! it never holds the gate.
 //!
 //! Every exit carries `reduceOnly=true` or `closePosition=true` (RELIABILITY O4), so a race between
 //! the venue's own stop and the engine's close can never open a position the other way. No entry is
@@ -36,6 +46,7 @@ pub use self::executor::{Executor, ExecutorSettings};
 use crate::{
     domain::{Side, SymbolId},
     positions::{CloseReason, EventKind, LifecycleEvent, PositionId},
+    risk::BracketTable,
 };
 
 /// Why the executor could not start or act. Start-up errors are unrecoverable for live trading (the
@@ -75,6 +86,8 @@ pub enum ExecCommand {
     },
     /// Flatten everything on the venue: cancel every open order, close every position.
     KillSwitch,
+    /// The position's trailing stop moved to `stop`: replace the venue's stop (new one first).
+    MoveStop { position: PositionId, stop: f64 },
     /// A live position the journal restored after a restart: at the next reconciliation the executor
     /// takes over the venue position of `symbol` (one per symbol in one-way mode) and its resting
     /// `STOP_MARKET` / `TAKE_PROFIT_MARKET` orders, re-places a missing one, and reports
@@ -90,7 +103,8 @@ pub enum ExecCommand {
 }
 
 impl ExecCommand {
-    /// The command a lifecycle event calls for: `Created` opens, `Closed` closes, the rest nothing.
+    /// The command a lifecycle event calls for: `Created` opens, `Closed` closes, `TrailingStopMoved`
+    /// moves the venue's stop, the rest nothing.
     pub fn from_event(e: &LifecycleEvent) -> Option<Self> {
         match e.kind {
             EventKind::Created {
@@ -114,6 +128,10 @@ impl ExecCommand {
             EventKind::Closed { reason, .. } => Some(Self::Close {
                 position: e.position,
                 reason,
+            }),
+            EventKind::TrailingStopMoved { to, .. } => Some(Self::MoveStop {
+                position: e.position,
+                stop: to,
             }),
             _ => None,
         }
@@ -193,6 +211,18 @@ pub enum ExecReport {
         mark: f64,
         detail: String,
     },
+    /// The venue's stop of a position now rests at `stop` (a trailing-stop move was carried out).
+    StopMoved { position: PositionId, stop: f64 },
+    /// The venue's leverage brackets of the symbols the console knows: the engine sizes and levers
+    /// with them from now on. `refused` names entries that failed validation (those keep the
+    /// conservative default).
+    Brackets {
+        tables: Vec<(SymbolId, BracketTable)>,
+        refused: Vec<String>,
+    },
+    /// The brackets could not be loaded: the conservative default stays in use (retried at the next
+    /// reconciliation).
+    BracketsUnavailable { error: String },
     /// Something the operator must see (a failed exit, a failed cancel).
     Problem(String),
 }
@@ -203,6 +233,9 @@ pub struct ExecutionLink {
     tx: mpsc::UnboundedSender<ExecCommand>,
     gate: GateState,
     listen_key_since: Option<Instant>,
+    /// Trailing-stop moves of the current batch of lifecycle events, latest per position; sent by
+    /// [`Self::flush_moves`] (the debounce: one venue move per position per monitor pass).
+    pending_moves: Vec<(PositionId, f64)>,
     /// Commands handed to the executor since start.
     pub sent: u64,
 }
@@ -214,15 +247,39 @@ impl ExecutionLink {
             tx,
             gate: GateState::Pending,
             listen_key_since: None,
+            pending_moves: Vec::new(),
             sent: 0,
         }
     }
 
-    /// Sends the command a lifecycle event calls for, if any.
+    /// Sends the command a lifecycle event calls for, if any. A trailing-stop move is held until
+    /// [`Self::flush_moves`], replacing an earlier move of the same position; a close drops the held
+    /// move of its position (the close cancels the stop anyway).
     pub fn mirror(&mut self, e: &LifecycleEvent) {
-        if let Some(cmd) = ExecCommand::from_event(e) {
-            self.send(cmd);
+        match ExecCommand::from_event(e) {
+            Some(ExecCommand::MoveStop { position, stop }) => {
+                match self.pending_moves.iter_mut().find(|(p, _)| *p == position) {
+                    Some(held) => held.1 = stop,
+                    None => self.pending_moves.push((position, stop)),
+                }
+            }
+            Some(cmd @ ExecCommand::Close { position, .. }) => {
+                self.pending_moves.retain(|(p, _)| *p != position);
+                self.send(cmd);
+            }
+            Some(cmd) => self.send(cmd),
+            None => {}
         }
+    }
+
+    /// Sends the held trailing-stop moves (called once per batch of lifecycle events, that is once
+    /// per monitor pass).
+    pub fn flush_moves(&mut self) {
+        for i in 0..self.pending_moves.len() {
+            let (position, stop) = self.pending_moves[i];
+            self.send(ExecCommand::MoveStop { position, stop });
+        }
+        self.pending_moves.clear();
     }
 
     /// Hands a position restored from the journal to the executor (see [`ExecCommand::Adopt`]).

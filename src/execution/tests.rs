@@ -925,3 +925,343 @@ async fn a_restored_position_the_venue_no_longer_holds_is_reported_for_the_engin
     assert!(rig.position(&other).is_zero());
     rig.sim.shutdown().await;
 }
+
+// ---- Leverage brackets from the venue ----
+
+/// The rig's venue symbol table (the executor builds the same one from the same `exchangeInfo`).
+async fn venue_table(sim: &SimHandle) -> (crate::binance::wire::ExchangeInfo, SymbolTable) {
+    let info = MarketRest::new(&sim.rest_url)
+        .expect("rest")
+        .exchange_info()
+        .await
+        .expect("exchangeInfo");
+    let mut table = SymbolTable::default();
+    table.merge(&info);
+    (info, table)
+}
+
+fn brackets_of(reports: &[ExecReport]) -> Option<&Vec<(SymbolId, crate::risk::BracketTable)>> {
+    reports.iter().find_map(|r| match r {
+        ExecReport::Brackets { tables, refused } => {
+            assert!(refused.is_empty(), "{refused:?}");
+            Some(tables)
+        }
+        _ => None,
+    })
+}
+
+fn gate_detail(reports: &[ExecReport]) -> &str {
+    reports
+        .iter()
+        .find_map(|r| match r {
+            ExecReport::Gate {
+                state: GateState::Reconciled,
+                detail,
+            } => Some(detail.as_str()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the gate opened: {reports:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn venue_brackets_reach_the_desk_and_cap_its_leverage() {
+    let mut rig = rig().await;
+    // A failed load never holds the gate: the conservative default stays, and the message says so.
+    rig.sim.trading.fail_next(
+        "/fapi/v1/leverageBracket",
+        ApiError::bad_request(-1102, "A mandatory parameter was not sent."),
+    );
+    rig.exec.reconcile_now().await;
+    assert!(rig.exec.gate().entries_allowed());
+    let reports = drain(&mut rig.reports);
+    assert!(
+        reports
+            .iter()
+            .any(|r| matches!(r, ExecReport::BracketsUnavailable { .. })),
+        "{reports:?}"
+    );
+    assert!(brackets_of(&reports).is_none());
+    assert!(
+        gate_detail(&reports).contains("conservative default"),
+        "{reports:?}"
+    );
+
+    // The next reconciliation loads them: every symbol in one request.
+    rig.exec.reconcile_now().await;
+    let reports = drain(&mut rig.reports);
+    let tables = brackets_of(&reports).expect("brackets reported").clone();
+    let (info, table) = venue_table(&rig.sim).await;
+    assert_eq!(tables.len(), table.len(), "every symbol the console knows");
+    assert!(
+        gate_detail(&reports).contains(&format!("leverage brackets of {} symbols loaded", tables.len())),
+        "{reports:?}"
+    );
+    let btc = table.id("BTCUSDT").expect("BTCUSDT listed");
+    let btc_table = tables
+        .iter()
+        .find(|(id, _)| *id == btc)
+        .map(|(_, t)| t.clone())
+        .expect("BTCUSDT's table");
+    assert_eq!(
+        btc_table,
+        crate::risk::BracketTable::from_wire(&crate::sim::brackets::wire_of("BTCUSDT")).expect("table"),
+        "the table the venue liquidates with"
+    );
+    // Loaded once: later reconciliations do not ask again.
+    rig.exec.reconcile_now().await;
+    assert!(brackets_of(&drain(&mut rig.reports)).is_none());
+
+    // The desk: 20 000 of equity risking 1 % on a 0.2 % stop is ~66 700 of notional; full confidence
+    // and a calm stop target 125x. BTC's real tier 2 (50 000 – 600 000) allows 100x; the
+    // conservative default's tier there allows 20x.
+    let mark = {
+        let marks = MarketRest::new(&rig.sim.rest_url)
+            .expect("rest")
+            .premium_index()
+            .await
+            .expect("premiumIndex");
+        marks
+            .iter()
+            .find(|m| m.symbol == "BTCUSDT")
+            .and_then(|m| m.mark_price.parse::<f64>().ok())
+            .expect("BTCUSDT mark")
+    };
+    let open_long = |with_venue_brackets: bool| {
+        let mut settings = TradingSettings {
+            paper_equity: 20_000.0,
+            ..TradingSettings::default()
+        };
+        settings.risk.max_leverage = 125;
+        let mut t = Trading::new(settings);
+        t.on_exchange_info(&info, |n| table.id(n));
+        if with_venue_brackets {
+            // What the engine does with the report.
+            for (symbol, bt) in tables.iter().cloned() {
+                t.set_brackets(symbol, bt);
+            }
+        }
+        t.on_mark(&MarkUpdate {
+            symbol: btc,
+            mark_price: mark,
+            index_price: mark,
+            funding_rate: 0.0001,
+            next_funding_time: 8 * 3_600_000,
+            event_time: 1_000,
+        });
+        let mut s = signal(1_000, Side::Long, mark * 0.998, mark * 1.01);
+        s.symbol = btc;
+        s.entry = mark;
+        s.quality.total = 1.0;
+        let id = t
+            .consider(&s, Mode::Ict, None)
+            .expect("considered")
+            .expect("opened");
+        let p = t.book.get(id).expect("open").clone();
+        (p.leverage, p.qty * p.entry)
+    };
+    let (default_leverage, notional) = open_long(false);
+    assert!(notional > 50_000.0 && notional < 100_000.0, "{notional}");
+    assert_eq!(default_leverage, 20, "the conservative default's tier");
+    let (venue_leverage, _) = open_long(true);
+    assert_eq!(
+        u32::from(venue_leverage),
+        btc_table.max_leverage(notional),
+        "capped by the venue's tier"
+    );
+    assert_eq!(venue_leverage, 100);
+    rig.sim.shutdown().await;
+}
+
+// ---- Trailing stops on the venue ----
+
+fn stop_orders(open: &[crate::binance::trade_wire::OrderResponse]) -> Vec<(String, Decimal, bool)> {
+    open.iter()
+        .filter(|o| o.order_type == "STOP_MARKET")
+        .map(|o| (o.client_order_id.clone(), d(&o.stop_price), o.close_position))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailing_stop_move_replaces_the_venue_stop_new_one_first() {
+    let mut rig = rig().await;
+    rig.exec.reconcile_now().await;
+    let s = rig.symbols[0].clone();
+    rig.exec.handle(open(1, &s, Side::Long)).await;
+    let before = stop_orders(&rig.open_orders(Some(&s)).await);
+    assert_eq!(before.len(), 1, "{before:?}");
+    rig.take_intents();
+    drain(&mut rig.reports);
+    let filters = rig.sim_filters(&s).await;
+    let on_grid = |p: f64| {
+        filters
+            .round_price(crate::binance::filters::OrderSide::Sell, d(&p.to_string()))
+            .expect("on the grid")
+    };
+
+    // The move: exactly one STOP_MARKET rests, at the new price; the target is untouched.
+    let moved = s.mark * 0.95;
+    rig.exec
+        .handle(ExecCommand::MoveStop {
+            position: PositionId(1),
+            stop: moved,
+        })
+        .await;
+    let open_now = rig.open_orders(Some(&s)).await;
+    let stops = stop_orders(&open_now);
+    assert_eq!(stops.len(), 1, "{open_now:?}");
+    assert_eq!(stops[0].1, on_grid(moved));
+    assert!(stops[0].2, "still a close-position stop");
+    assert_ne!(stops[0].0, before[0].0, "a new order replaced the old one");
+    assert_eq!(
+        open_now
+            .iter()
+            .filter(|o| o.order_type == "TAKE_PROFIT_MARKET")
+            .count(),
+        1
+    );
+    // The new stop's intent was journalled like every order.
+    let sent = rig.take_intents();
+    assert!(
+        matches!(&sent[..], [o] if o.order_type == OrderType::StopMarket && o.stop_price == Some(on_grid(moved))),
+        "{sent:?}"
+    );
+    assert!(drain(&mut rig.reports).iter().any(|r| matches!(
+        r,
+        ExecReport::StopMoved {
+            position: PositionId(1),
+            ..
+        }
+    )),);
+
+    // A late (looser) move, or one of less than a tick, sends nothing.
+    let same: f64 = on_grid(moved).to_string().parse().expect("f64");
+    for stale in [s.mark * 0.93, same] {
+        rig.exec
+            .handle(ExecCommand::MoveStop {
+                position: PositionId(1),
+                stop: stale,
+            })
+            .await;
+    }
+    assert!(rig.take_intents().is_empty(), "no venue traffic for stale moves");
+
+    // The venue refuses the new stop: the old one is never cancelled first, so it still rests.
+    rig.sim.trading.fail_next(
+        "/fapi/v1/order",
+        ApiError::bad_request(-2021, "Order would immediately trigger."),
+    );
+    rig.exec
+        .handle(ExecCommand::MoveStop {
+            position: PositionId(1),
+            stop: s.mark * 0.96,
+        })
+        .await;
+    let stops_after_refusal = stop_orders(&rig.open_orders(Some(&s)).await);
+    assert_eq!(stops_after_refusal, stops, "the old stop still protects");
+    assert!(
+        drain(&mut rig.reports)
+            .iter()
+            .any(|r| matches!(r, ExecReport::Problem(t) if t.contains("trailing stop not moved"))),
+    );
+
+    // A venue that allows one close-position stop per direction (-4130): the new stop is a
+    // reduce-only STOP_MARKET for the position's size, and still the only stop.
+    rig.sim.trading.fail_next(
+        "/fapi/v1/order",
+        ApiError::bad_request(
+            -4130,
+            "An open stop or take profit order with GTE and closePosition in the direction is existing.",
+        ),
+    );
+    let again = s.mark * 0.97;
+    rig.exec
+        .handle(ExecCommand::MoveStop {
+            position: PositionId(1),
+            stop: again,
+        })
+        .await;
+    let open_now = rig.open_orders(Some(&s)).await;
+    let stops = stop_orders(&open_now);
+    assert_eq!(stops.len(), 1, "{open_now:?}");
+    assert_eq!(stops[0].1, on_grid(again));
+    let o = open_now
+        .iter()
+        .find(|o| o.order_type == "STOP_MARKET")
+        .expect("the stop");
+    assert!(o.reduce_only && !o.close_position, "{o:?}");
+    assert_eq!(d(&o.orig_qty), rig.position(&s));
+
+    // The close cancels the stop that rests now.
+    rig.exec
+        .handle(ExecCommand::Close {
+            position: PositionId(1),
+            reason: CloseReason::TrailingStop,
+        })
+        .await;
+    assert!(rig.position(&s).is_zero());
+    assert!(rig.open_orders(Some(&s)).await.is_empty(), "no leftovers");
+    rig.sim.shutdown().await;
+}
+
+#[test]
+fn the_link_sends_one_stop_move_per_position_per_batch_and_none_after_a_close() {
+    use crate::positions::{EventKind, LifecycleEvent};
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut link = ExecutionLink::new(tx);
+    let moved = |position: u64, from: f64, to: f64| LifecycleEvent {
+        position: PositionId(position),
+        symbol: SymbolId(0),
+        side: Side::Long,
+        at: 1,
+        kind: EventKind::TrailingStopMoved { from, to },
+    };
+    link.mirror(&moved(1, 100.0, 101.0));
+    link.mirror(&moved(2, 50.0, 51.0));
+    link.mirror(&moved(1, 101.0, 102.0));
+    assert!(rx.try_recv().is_err(), "held until the batch ends");
+    link.flush_moves();
+    let sent: Vec<ExecCommand> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(
+        sent,
+        [
+            ExecCommand::MoveStop {
+                position: PositionId(1),
+                stop: 102.0
+            },
+            ExecCommand::MoveStop {
+                position: PositionId(2),
+                stop: 51.0
+            },
+        ]
+    );
+    // A move followed by the close in the same batch: only the close goes out.
+    link.mirror(&moved(1, 102.0, 103.0));
+    link.mirror(&LifecycleEvent {
+        position: PositionId(1),
+        symbol: SymbolId(0),
+        side: Side::Long,
+        at: 2,
+        kind: EventKind::Closed {
+            reason: CloseReason::Manual,
+            exit_price: 103.0,
+            pnl: 0.0,
+            fees: 0.0,
+            funding: 0.0,
+            r_multiple: 0.0,
+        },
+    });
+    link.flush_moves();
+    let sent: Vec<ExecCommand> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert!(
+        matches!(
+            &sent[..],
+            [ExecCommand::Close {
+                position: PositionId(1),
+                ..
+            }]
+        ),
+        "{sent:?}"
+    );
+    link.flush_moves();
+    assert!(rx.try_recv().is_err());
+}

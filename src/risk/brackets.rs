@@ -4,8 +4,9 @@
 //! maintenance-margin ratio (MMR) with a cumulative "maintenance amount" (`cum`) that keeps the
 //! maintenance margin continuous across tier edges. Leverage caps and the liquidation price both come
 //! from this table, so it is parsed exactly as the venue sends it (`GET /fapi/v1/leverageBracket`) and
-//! kept per symbol. The simulator does not serve this signed endpoint; paper and demo runs use
-//! [`BracketTable::conservative_default`] until the live connectivity loads the real ones.
+//! kept per symbol. The endpoint is signed, so paper and demo runs use
+//! [`BracketTable::conservative_default`]; in live mode the executor loads the account's tables after
+//! its first reconciliation (the simulator serves the tables it liquidates with, `sim::brackets`).
 
 use serde::{Deserialize, Serialize};
 

@@ -16,7 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
-    brackets::{Bracket, BracketError, BracketTable, SymbolBracketsWire, liquidation_price},
+    brackets::{Bracket, BracketError, BracketTable, BracketWire, SymbolBracketsWire, liquidation_price},
     breaker::{Breaker, BreakerConfig, BreakerError, BreakerInput, Cause, ResetToken, Tier},
     sizing::{RiskParams, Sized, TradePlan, size_trade},
 };

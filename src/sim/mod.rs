@@ -6,10 +6,12 @@
 //! `server` speaks the venue's REST and WebSocket protocols over any source. The signed side is
 //! `auth` (API key, signature, timestamp and recvWindow checks with the venue's codes), `trading` (the
 //! account: orders matched on mark prices, positions, margin, liquidation) and `user_stream`
-//! (listenKeys and the `/ws/<listenKey>` user data stream). `faults` is the seeded fault plan
+//! (listenKeys and the `/ws/<listenKey>` user data stream); `brackets` holds the leverage brackets the
+//! account is liquidated with and `GET /fapi/v1/leverageBracket` serves. `faults` is the seeded fault plan
 //! (`perpdesk sim --faults`) the server consults to misbehave on purpose.
 
 pub mod auth;
+pub mod brackets;
 pub mod calibration;
 pub mod faults;
 pub mod replay;

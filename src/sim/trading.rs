@@ -18,9 +18,12 @@
 //!   reduce → `-2022`; at execution they are clipped to the position, or expire when it is gone.
 //! * Margin: initial margin = notional / leverage; an opening order beyond the available balance is
 //!   `-2019`. Isolated positions hold their margin apart from the wallet. Maintenance margin is
-//!   notional × [`TradingSettings::maint_margin_rate`]; an isolated position whose margin + `PnL` falls
-//!   to it, or a cross account whose wallet + `PnL` falls to the cross positions' total, is liquidated at
-//!   the mark price by an `autoclose-…` order, as the venue does.
+//!   `notional × mmr − cum` from the symbol's leverage bracket (`sim::brackets`, the same table
+//!   `GET /fapi/v1/leverageBracket` serves); an isolated position whose margin + `PnL` falls to it, or
+//!   a cross account whose wallet + `PnL` falls to the cross positions' total, is liquidated at the
+//!   mark price by an `autoclose-…` order, as the venue does. A leverage above the symbol's first
+//!   tier is refused (`-4028`), and an opening order that would take the position beyond what the
+//!   bracket allows at the symbol's leverage with `-2027`.
 //!
 //! Faults for the order path (unknown outcomes) and for any endpoint can be queued by tests
 //! ([`Trading::push_order_fault`], [`Trading::fail_next`]); the general fault plan lives elsewhere.
@@ -51,6 +54,7 @@ use tokio::sync::broadcast;
 
 use super::{
     auth::{self, ApiError, Required, SimCredential},
+    brackets,
     server::SimClock,
     source::MarketSource,
     user_stream::ListenKeys,
@@ -82,8 +86,6 @@ pub struct TradingSettings {
     pub maker_fee: Decimal,
     /// Base slippage of a market fill, as a fraction of the mark price.
     pub slippage: Decimal,
-    /// Maintenance margin rate (flat; the venue's first bracket of BTCUSDT is 0.4 %).
-    pub maint_margin_rate: Decimal,
     pub listen_key_validity: Duration,
 }
 
@@ -96,7 +98,6 @@ impl Default for TradingSettings {
             taker_fee: Decimal::new(4, 4),
             maker_fee: Decimal::new(2, 4),
             slippage: Decimal::new(2, 4),
-            maint_margin_rate: Decimal::new(4, 3),
             listen_key_validity: Duration::from_secs(3600),
         }
     }
@@ -430,6 +431,7 @@ pub fn request_weight(path: &str, query: &str) -> u32 {
         | "/fapi/v1/allOpenOrders"
         | "/fapi/v1/leverage"
         | "/fapi/v1/marginType"
+        | "/fapi/v1/leverageBracket"
         | "/fapi/v1/listenKey" => 1,
         _ => 0,
     }
@@ -919,7 +921,6 @@ impl Trading {
     }
 
     fn liquidate(&self, b: &mut Book, now: TimestampMs) {
-        let mmr = self.settings.maint_margin_rate;
         let mut victims: Vec<(usize, PSide)> = Vec::new();
         let mut cross_equity = b.wallet;
         let mut cross_mm = Decimal::ZERO;
@@ -930,7 +931,7 @@ impl Trading {
             }
             let mark = self.mark(key.0);
             let upnl = p.qty * (mark - p.entry);
-            let mm = p.qty.abs() * mark * mmr;
+            let mm = brackets::maintenance_margin(self.name(key.0), p.qty.abs() * mark);
             if self.cfg(b, key.0).isolated {
                 if p.isolated_wallet + upnl <= mm {
                     victims.push(key);
@@ -1160,7 +1161,17 @@ impl Trading {
             } else {
                 mark
             };
-            let lev = Decimal::from(self.cfg(&b, symbol).leverage.max(1));
+            let leverage = self.cfg(&b, symbol).leverage.max(1);
+            // The bracket at this leverage caps the position the order would leave.
+            let held = b.positions.get(&(symbol, pside)).map_or(Decimal::ZERO, |p| p.qty);
+            let after = (held + sign_of(side) * qty).abs() * ref_price;
+            if after > held.abs() * ref_price && after > brackets::max_notional(self.name(symbol), leverage) {
+                return Err(ApiError::bad_request(
+                    -2027,
+                    "Exceeded the maximum allowable position at current leverage.",
+                ));
+            }
+            let lev = Decimal::from(leverage);
             let needed = qty * ref_price / lev + qty * ref_price * self.settings.taker_fee;
             if needed > self.available(&b) {
                 return Err(ApiError::bad_request(-2019, "Margin is insufficient."));
@@ -1346,8 +1357,9 @@ impl Trading {
     }
 
     fn liquidation_price(&self, b: &Book, key: (usize, PSide), p: &Position) -> Decimal {
-        // One-way formula of PROTOCOL.md §10 with a flat rate and cum = 0: WB is the isolated wallet
-        // or the cross wallet.
+        // One-way formula of PROTOCOL.md §10 over the symbol's brackets: WB is the isolated wallet or
+        // the cross wallet; the tier is the one holding the notional at the liquidation price (the
+        // entry's tier when none is consistent, which only rounding can cause).
         if p.qty.is_zero() {
             return Decimal::ZERO;
         }
@@ -1358,11 +1370,18 @@ impl Trading {
         };
         let side = signum(p.qty);
         let q = p.qty.abs();
-        let denom = q * self.settings.maint_margin_rate - side * q;
-        if denom.is_zero() {
-            return Decimal::ZERO;
-        }
-        ((wb - side * q * p.entry) / denom).max(Decimal::ZERO).round_dp(8)
+        let name = self.name(key.0);
+        let at = |t: &brackets::SimTier| {
+            let denom = q * t.mmr - side * q;
+            (!denom.is_zero()).then(|| (wb - side * q * p.entry + t.cum) / denom)
+        };
+        let consistent = brackets::tiers(name).find_map(|t| {
+            let lp = at(&t)?;
+            let notional = lp * q;
+            (lp > Decimal::ZERO && notional >= t.floor && notional < t.cap).then_some(lp)
+        });
+        let lp = consistent.or_else(|| at(&brackets::tier_for(name, q * p.entry)));
+        lp.unwrap_or_default().max(Decimal::ZERO).round_dp(8)
     }
 
     fn position_risk(&self, p: &Params) -> Result<Vec<PositionRisk>, ApiError> {
@@ -1479,17 +1498,18 @@ impl Trading {
     fn leverage(&self, p: &Params) -> Result<LeverageResponse, ApiError> {
         let symbol = self.entry(p.required("symbol")?)?.index;
         let lev = p.required("leverage")?;
+        let name = self.name(symbol);
         let lev = lev
             .parse::<u32>()
             .ok()
-            .filter(|l| (1..=125).contains(l))
+            .filter(|l| (1..=brackets::max_leverage(name)).contains(l))
             .ok_or_else(|| ApiError::bad_request(-4028, format!("Leverage {lev} is not valid")))?;
         let mut b = self.lock()?;
         let cfg = self.cfg(&b, symbol);
         b.cfg.insert(symbol, SymbolCfg { leverage: lev, ..cfg });
         Ok(LeverageResponse {
             leverage: lev,
-            max_notional_value: "1000000".into(),
+            max_notional_value: to_wire_string(brackets::max_notional(name, lev)),
             symbol: self.name(symbol).to_owned(),
         })
     }
@@ -1525,6 +1545,19 @@ impl Trading {
             code: 200,
             msg: "success".into(),
         })
+    }
+
+    /// `GET /fapi/v1/leverageBracket`: one symbol's entry as an object when `symbol` is sent, else
+    /// every symbol's in an array (the venue's two documented shapes).
+    fn leverage_brackets(&self, p: &Params) -> Result<Response, ApiError> {
+        if let Some(name) = p.get("symbol") {
+            self.entry(name)?;
+            return Ok(json(&brackets::json_of(name)));
+        }
+        let mut names: Vec<&str> = self.symbols.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let all: Vec<serde_json::Value> = names.into_iter().map(brackets::json_of).collect();
+        Ok(json(&all))
     }
 
     fn position_mode(&self, method: &Method, p: &Params) -> Result<Response, ApiError> {
@@ -1725,6 +1758,7 @@ impl Trading {
             (Method::GET, "/fapi/v2/balance" | "/fapi/v3/balance") => self.balance().map(|o| json(&o)),
             (Method::POST, "/fapi/v1/leverage") => self.leverage(&params).map(|o| json(&o)),
             (Method::POST, "/fapi/v1/marginType") => self.margin_type(&params).map(|o| json(&o)),
+            (Method::GET, "/fapi/v1/leverageBracket") => self.leverage_brackets(&params),
             (Method::GET | Method::POST, "/fapi/v1/positionSide/dual") => self.position_mode(method, &params),
             (_, "/fapi/v1/listenKey") => self.listen_key(method, &params),
             _ => Err(ApiError::new(StatusCode::NOT_FOUND, -1000, "Not found.")),
@@ -1779,6 +1813,7 @@ pub fn routes(trading: Arc<Trading>) -> Router {
         "/fapi/v3/balance",
         "/fapi/v1/leverage",
         "/fapi/v1/marginType",
+        "/fapi/v1/leverageBracket",
         "/fapi/v1/positionSide/dual",
         "/fapi/v1/listenKey",
     ] {
@@ -2051,6 +2086,86 @@ mod tests {
         )
         .expect("close long");
         assert_eq!(t.position("BTCUSDT"), d("-0.01"), "only the SHORT leg is left");
+    }
+
+    async fn body(r: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn leverage_brackets_are_served_in_the_venues_shapes() {
+        let (_dial, t) = venue(30_000.0, 10_000);
+        let one = t
+            .leverage_brackets(&Params::parse("symbol=BTCUSDT", ""))
+            .expect("one symbol");
+        let one = body(one).await;
+        // With `symbol`: one object; notional edges are JSON integers, the ratio a decimal.
+        assert_eq!(one["symbol"], "BTCUSDT");
+        assert!(one.get("notionalCoef").is_none());
+        let first = &one["brackets"][0];
+        assert_eq!(
+            (
+                first["bracket"].as_u64(),
+                first["initialLeverage"].as_u64(),
+                first["notionalCap"].as_u64(),
+                first["notionalFloor"].as_u64(),
+                first["maintMarginRatio"].as_f64(),
+                first["cum"].as_f64(),
+            ),
+            (Some(1), Some(125), Some(50_000), Some(0), Some(0.004), Some(0.0))
+        );
+        let all = body(t.leverage_brackets(&Params::parse("", "")).expect("all")).await;
+        let parsed: Vec<crate::risk::SymbolBracketsWire> = serde_json::from_value(all).expect("array");
+        assert_eq!(parsed, vec![brackets::wire_of("BTCUSDT")]);
+        assert_eq!(
+            t.leverage_brackets(&Params::parse("symbol=NOPEUSDT", ""))
+                .err()
+                .map(|e| e.code),
+            Some(-1121)
+        );
+        assert_eq!(request_weight("/fapi/v1/leverageBracket", ""), 1);
+    }
+
+    #[test]
+    fn leverage_and_liquidation_follow_the_served_brackets() {
+        let (_dial, t) = venue(30_000.0, 10_000);
+        let lev = |l: u32| {
+            t.leverage(&Params::parse(&format!("symbol=BTCUSDT&leverage={l}"), ""))
+                .map_err(|e| e.code)
+        };
+        assert_eq!(lev(126).err(), Some(-4028), "beyond the first tier");
+        assert_eq!(lev(125).map(|r| r.max_notional_value), Ok("50000".to_owned()));
+        // 2 BTC at 30 000 is 60 000 of notional: tier 2, at most 100x.
+        assert_eq!(
+            order(&t, "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=2"),
+            Err(-2027)
+        );
+        assert_eq!(lev(20).map(|r| r.max_notional_value), Ok("100000000".to_owned()));
+        t.margin_type(&Params::parse("symbol=BTCUSDT&marginType=ISOLATED", ""))
+            .expect("isolated");
+        order(&t, "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=3").expect("long");
+        // The liquidation price the venue reports is the risk module's over the table it serves.
+        let risk = &t.position_risk(&Params::parse("", "")).expect("risk")[0];
+        let table = crate::risk::BracketTable::from_wire(&brackets::wire_of("BTCUSDT")).expect("table");
+        let f = |s: &str| s.parse::<f64>().expect("number");
+        let expected = crate::risk::liquidation_price(
+            crate::domain::Side::Long,
+            3.0,
+            f(&risk.entry_price),
+            f(&risk.isolated_wallet),
+            &table,
+        )
+        .expect("liquidable");
+        let reported = f(&risk.liquidation_price);
+        assert!(
+            (reported - expected).abs() < 1e-6 * expected,
+            "{reported} vs {expected}"
+        );
+        // 90 000 of notional sits in tier 2: 0.5 % − 50, not the first tier's 0.4 %.
+        assert!(reported > 28_600.0 && reported < 28_700.0, "{reported}");
     }
 
     #[test]
