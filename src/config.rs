@@ -415,6 +415,9 @@ pub struct PositionsConfig {
     pub taker_fee: f64,
     /// A position still open this long after it opened (market time) is closed as expired.
     pub ttl_secs: u64,
+    /// Trailing stop distance in multiples of the position's initial stop distance (its R); 0 keeps
+    /// the stop where it was placed.
+    pub trailing_stop_r: f64,
 }
 
 impl Default for PositionsConfig {
@@ -426,6 +429,7 @@ impl Default for PositionsConfig {
             maker_fee: 0.0002,
             taker_fee: 0.0005,
             ttl_secs: 4 * 3600,
+            trailing_stop_r: 0.0,
         }
     }
 }
@@ -697,6 +701,11 @@ pub const SETTINGS: &[Setting] = &[
             max: 2_592_000,
             unit: "seconds",
         },
+    ),
+    setting(
+        "positions.trailing_stop_r",
+        None,
+        Kind::Float { min: 0.0, max: 10.0 },
     ),
     setting(
         "notify.discord_api_url",

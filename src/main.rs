@@ -367,6 +367,7 @@ fn trading_settings(config: &Config) -> TradingSettings {
         // never halt paper or live trading); paper and live keep theirs across restarts.
         breaker_path: (!config.demo).then(|| config.paths.data_dir.join("breaker.json")),
         position_ttl: p.ttl(),
+        trailing_stop_r: p.trailing_stop_r,
         ..TradingSettings::default()
     }
 }

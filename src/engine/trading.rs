@@ -78,6 +78,8 @@ pub struct TradingSettings {
     pub breaker_path: Option<PathBuf>,
     /// Market-time lifetime of a position.
     pub position_ttl: Duration,
+    /// Trailing distance in multiples of the initial stop distance; 0 for a fixed stop.
+    pub trailing_stop_r: f64,
     /// A signal older than this (market time, from its entry bar's close) is not acted upon.
     pub max_signal_age: Duration,
 }
@@ -92,6 +94,7 @@ impl Default for TradingSettings {
             breaker: BreakerConfig::default(),
             breaker_path: None,
             position_ttl: Duration::from_secs(4 * 3600),
+            trailing_stop_r: 0.0,
             max_signal_age: Duration::from_secs(15 * 60),
         }
     }
@@ -571,7 +574,9 @@ impl Trading {
             leverage: u16::try_from(sized.leverage).unwrap_or(u16::MAX),
             take_profit: signal.take_profit,
             stop_loss: stop,
-            trailing: None,
+            // The trail starts at the stop's own distance (times the setting) and only tightens.
+            trailing: (self.settings.trailing_stop_r > 0.0)
+                .then(|| self.settings.trailing_stop_r * (mark - stop).abs()),
             liquidation: sized.liquidation,
             expires_at: at.saturating_add(self.settings.position_ttl.as_millis() as i64),
             strategy,
@@ -897,6 +902,35 @@ mod tests {
         assert_eq!(t.event_counts.get("stop_loss_triggered"), Some(&1));
         assert_eq!(t.breaker.state().consecutive_losses, 1);
         assert!(t.book.totals().realised_pnl < -99.0);
+    }
+
+    #[test]
+    fn with_trailing_stop_r_the_stop_trails_at_its_own_distance_and_only_tightens() {
+        let mut t = Trading::new(TradingSettings {
+            trailing_stop_r: 1.0,
+            ..TradingSettings::default()
+        });
+        t.on_exchange_info(&info(), |name| (name == "BTCUSDT").then_some(SymbolId(0)));
+        t.on_mark(&mark(30_000.0, 1_000));
+        let id = t
+            .consider(&signal(1_000, Side::Long, 29_700.0, 30_600.0), Mode::Ict, None)
+            .expect("considered")
+            .expect("opened");
+        assert_eq!(t.book.get(id).expect("open").trailing, Some(300.0));
+        t.on_mark(&mark(30_250.0, 2_000));
+        t.on_mark(&mark(30_100.0, 3_000));
+        t.origin -= Duration::from_secs(6);
+        t.monitor();
+        let p = t.book.get(id).expect("still open");
+        assert_eq!(
+            p.stop_loss, 29_950.0,
+            "trailed from the best mark since the last check"
+        );
+        assert_eq!(t.event_counts.get("trailing_stop_moved"), Some(&1));
+        t.on_mark(&mark(30_050.0, 4_000));
+        t.origin -= Duration::from_secs(6);
+        t.monitor();
+        assert_eq!(t.book.get(id).expect("open").stop_loss, 29_950.0, "never loosens");
     }
 
     #[test]
