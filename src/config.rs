@@ -1875,6 +1875,7 @@ mod tests {
         c.venue.rest_url = Some("https://x".into());
         c.venue.ws_url = Some("wss://x".into());
         c.ml.quantized_model_path = Some("m.onnx".into());
+        c.ml.onnxruntime_library = Some("libonnxruntime.so.1.32.0".into());
         let s = Some(Secret::new("s"));
         c.secrets = SecretsConfig {
             binance_api_key: s.clone(),
