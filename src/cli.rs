@@ -59,6 +59,7 @@ ENVIRONMENT VARIABLES
     BATCH_MAX_DELAY                longest wait for a batch to fill, in milliseconds          [100]
     ENABLE_QUANTIZATION            run the INT8 quantised model                             [false]
     QUANTIZED_MODEL_PATH           path of the INT8 ONNX model
+    ORT_DYLIB_PATH                 ONNX Runtime library (1.31+) to run models in            [tract]
   Features and monitoring
     FEATURE_DIMENSION              features per symbol                                         [32]
     ENABLE_INCREMENTAL_CACHE       update features bar by bar instead of recomputing         [true]

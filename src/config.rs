@@ -333,6 +333,9 @@ pub struct MlConfig {
     pub enable_quantization: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantized_model_path: Option<PathBuf>,
+    /// ONNX Runtime library (`libonnxruntime.so.<version>`) to run ONNX models in; unset: tract.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onnxruntime_library: Option<PathBuf>,
     pub enable_batch_prediction: bool,
     pub batch_prediction_size: usize,
     pub batch_max_delay_ms: u64,
@@ -348,6 +351,7 @@ impl Default for MlConfig {
             self_learning_mode: SelfLearningMode::default(),
             enable_quantization: false,
             quantized_model_path: None,
+            onnxruntime_library: None,
             enable_batch_prediction: true,
             batch_prediction_size: 32,
             batch_max_delay_ms: 100,
@@ -614,6 +618,8 @@ pub const SETTINGS: &[Setting] = &[
         Some("QUANTIZED_MODEL_PATH"),
         Kind::Path,
     ),
+    // The variable `ort` itself reads, so one setting serves perpdesk and any other ort program.
+    setting("ml.onnxruntime_library", Some("ORT_DYLIB_PATH"), Kind::Path),
     setting(
         "ml.enable_batch_prediction",
         Some("ENABLE_BATCH_PREDICTION"),
@@ -754,6 +760,7 @@ pub const ENV_VARS: &[&str] = &[
     "SELF_LEARNING_MODE",
     "ENABLE_QUANTIZATION",
     "QUANTIZED_MODEL_PATH",
+    "ORT_DYLIB_PATH",
     "ENABLE_BATCH_PREDICTION",
     "BATCH_PREDICTION_SIZE",
     "BATCH_MAX_DELAY",
@@ -1877,6 +1884,7 @@ mod tests {
         c.venue.rest_url = Some("https://x".into());
         c.venue.ws_url = Some("wss://x".into());
         c.ml.quantized_model_path = Some("m.onnx".into());
+        c.ml.onnxruntime_library = Some("libonnxruntime.so.1.32.0".into());
         let s = Some(Secret::new("s"));
         c.secrets = SecretsConfig {
             binance_api_key: s.clone(),

@@ -464,6 +464,8 @@ async fn run_console(
     theme: Theme,
 ) -> anyhow::Result<()> {
     let _log_guard = init_logging(config, headless)?;
+    // Before the models load: they run in ONNX Runtime when it is configured (one log line either way).
+    perpdesk::ml::onnxruntime::init(config.ml.onnxruntime_library.as_deref());
     let demo_sim = if config.demo {
         // Accelerated from now on, so positions open and close within minutes (see DEMO_SPEED).
         let now = perpdesk::domain::now_ms();

@@ -78,8 +78,8 @@ bad_configs! {
     unknown_nested_key => "FILE:3:1: unknown key `timeframe` in [universe] (did you mean `timeframes`?); accepted \
         keys: size, refresh_secs, timeframes, history_bars, ring_capacity, streams_per_connection";
     unknown_subtable => "FILE:1:5: unknown key `tuning` in [ml]; accepted keys: enable_self_learning, \
-        self_learning_mode, enable_quantization, quantized_model_path, enable_batch_prediction, \
-        batch_prediction_size, batch_max_delay_ms, structure_vector_dim, feature_discovery_rate, \
+        self_learning_mode, enable_quantization, quantized_model_path, onnxruntime_library, \
+        enable_batch_prediction, batch_prediction_size, batch_max_delay_ms, structure_vector_dim, feature_discovery_rate, \
         strategy_evolution_interval_secs";
     bad_strategy_mode => "FILE:1:17: invalid value for strategy_mode: expected one of ict, self_learning, hybrid, \
         found \"scalping\"";

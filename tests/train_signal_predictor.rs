@@ -1,7 +1,7 @@
 //! `perpdesk train` on the real klines in `../shared/data/klines/usdm_alpergulsen` (a subset, to keep CI
 //! short): the dataset is causal (a candidate's features and label do not change when later bars are
 //! added), the walk-forward split leaks nothing, the written model reloads, the shipped ONNX file gives
-//! the native predictor's probabilities in tract, and the command line works end to end.
+//! the native predictor's probabilities in tract and ONNX Runtime, and the command line works end to end.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -13,7 +13,7 @@ use perpdesk::{
     features::{SCHEMA_LEN, schema_hash},
     ml::{
         dataset::{self, SymbolBars},
-        predictor::{INPUTS, SignalPredictor},
+        predictor::{AGREEMENT, INPUTS, SignalPredictor},
         runtime::Model,
         train::{self, TrainConfig, walk_forward_split},
     },
@@ -69,7 +69,7 @@ fn candidates_do_not_change_when_later_bars_arrive() {
 }
 
 #[test]
-fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract() {
+fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract_and_onnx_runtime() {
     let Some(dir) = common::shared_path(DIR) else {
         return;
     };
@@ -125,6 +125,22 @@ fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract() {
         "max |native − tract| = {worst} over {} rows",
         samples.len()
     );
+    // ONNX Runtime reads the same file to the same probabilities (skips loudly without a library).
+    if let Some(runtime) = common::onnxruntime() {
+        let ort = loaded.onnx_runtime(&runtime).unwrap();
+        let mut in_ort = vec![0.0; samples.len() * 2];
+        ort.predict(&rows, &mut in_ort).unwrap();
+        let worst = native
+            .iter()
+            .zip(&in_ort)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0_f32, f32::max);
+        assert!(
+            worst <= AGREEMENT,
+            "max |native − ONNX Runtime| = {worst} over {} rows",
+            samples.len()
+        );
+    }
 
     // The split the run used leaks nothing: every training label resolved before the purge gap.
     let (train_idx, validation_idx, start) =

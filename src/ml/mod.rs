@@ -7,7 +7,9 @@
 //! * [`gbdt`] trains gradient-boosted trees (logistic loss, sample weights) on `f32` rows;
 //! * [`trees`] is the trained model as flat arrays and its native evaluation (the hot path);
 //! * [`onnx`] writes (and reads back) the model as an ONNX `TreeEnsembleClassifier`;
-//! * [`runtime`] is the [`Model`](runtime::Model) interface over the native and tract backends;
+//! * [`runtime`] is the [`Model`](runtime::Model) interface over the native, tract and ONNX Runtime
+//!   backends; [`onnxruntime`] loads ONNX Runtime at run time when a library is configured;
+//! * [`mlp`] is a small dense network (Gemm + Relu) with its native forward pass and ONNX export;
 //! * [`predictor`] is the signal predictor: its input layout (feature vector + signal context), the
 //!   model card, saving and loading `models/signal_predictor.onnx`;
 //! * [`dataset`] replays kline files through the causal ICT strategy and labels every candidate with
@@ -18,7 +20,9 @@ pub mod batch;
 pub mod dataset;
 pub mod gbdt;
 pub mod metrics;
+pub mod mlp;
 pub mod onnx;
+pub mod onnxruntime;
 pub mod predictor;
 pub mod runtime;
 pub mod train;
@@ -46,4 +50,6 @@ pub enum MlError {
     Card { path: PathBuf, message: String },
     #[error(transparent)]
     Tree(#[from] trees::TreeError),
+    #[error(transparent)]
+    OnnxRuntime(#[from] onnxruntime::OrtError),
 }

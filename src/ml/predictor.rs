@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     MlError, onnx,
+    onnxruntime::{self, OnnxRuntime, OrtModel},
     runtime::{Backend, Model, NativeTrees, TractModel},
     trees::TreeEnsemble,
 };
@@ -195,6 +196,25 @@ pub fn load_for_hybrid(dir: &Path) -> Option<(Arc<SignalPredictor>, f64)> {
     }
     match SignalPredictor::load(dir) {
         Ok(predictor) => {
+            // With ONNX Runtime loaded, the shipped file must mean in it what the native trees compute.
+            if let Some(runtime) = onnxruntime::loaded() {
+                match predictor
+                    .onnx_runtime(&runtime)
+                    .and_then(|ort| predictor.max_difference(&ort))
+                {
+                    Ok(worst) if worst <= AGREEMENT => {
+                        tracing::info!(worst, "signal predictor file checked in ONNX Runtime");
+                    }
+                    Ok(worst) => {
+                        tracing::warn!(
+                            worst,
+                            "signal predictor refused: ONNX Runtime disagrees with the native trees; hybrid runs the ICT rules only"
+                        );
+                        return None;
+                    }
+                    Err(error) => tracing::warn!(%error, "signal predictor not checked in ONNX Runtime"),
+                }
+            }
             let threshold = predictor.card.metrics.threshold;
             tracing::info!(
                 version = %predictor.card.version,
@@ -210,6 +230,9 @@ pub fn load_for_hybrid(dir: &Path) -> Option<(Arc<SignalPredictor>, f64)> {
         }
     }
 }
+
+/// Largest difference in probability accepted between two backends running the same model.
+pub const AGREEMENT: f32 = 1e-5;
 
 /// The signal predictor, ready to score: the trees (evaluated natively) and the card they came with.
 #[derive(Debug, Clone)]
@@ -344,6 +367,39 @@ impl SignalPredictor {
     /// The same model in tract (for checks and the latency comparison; too slow for the hot path).
     pub fn tract(&self) -> Result<TractModel, MlError> {
         TractModel::from_bytes(&self.onnx_bytes(), INPUTS, 1, 2)
+    }
+
+    /// The same model in ONNX Runtime (a reload check of the file, and the latency comparison; the native
+    /// walk is faster, see benches/ml.rs).
+    pub fn onnx_runtime(&self, runtime: &OnnxRuntime) -> Result<OrtModel, MlError> {
+        runtime.model(&self.onnx_bytes(), INPUTS, 1, 2)
+    }
+
+    /// Rows that exercise every split: for each split, a row at its threshold (which must go left, `<=`)
+    /// and one just above it (right), the rest of the row at 0.
+    pub fn probe_rows(&self) -> Vec<f32> {
+        let ensemble = self.ensemble();
+        let mut rows = vec![0.0_f32; INPUTS];
+        for t in 0..ensemble.tree_count() {
+            for node in ensemble.tree(t).filter(|n| !n.is_leaf()) {
+                for value in [node.value, node.value.next_up()] {
+                    let mut row = [0.0_f32; INPUTS];
+                    row[node.feature as usize] = value;
+                    rows.extend_from_slice(&row);
+                }
+            }
+        }
+        rows
+    }
+
+    /// The largest |native − `other`| over [`Self::probe_rows`], both outputs of every row.
+    pub fn max_difference(&self, other: &dyn Model) -> Result<f32, MlError> {
+        let rows = self.probe_rows();
+        let n = rows.len() / INPUTS;
+        let (mut a, mut b) = (vec![0.0; n * 2], vec![0.0; n * 2]);
+        self.native.predict(&rows, &mut a)?;
+        other.predict(&rows, &mut b)?;
+        Ok(a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max))
     }
 
     /// The native model behind the [`Model`] interface.

@@ -1,5 +1,5 @@
-//! One interface over the ways a model runs: natively (tree ensembles) and through tract (any ONNX
-//! file).
+//! One interface over the ways a model runs: natively (tree ensembles), through tract (any ONNX file,
+//! always available) and through ONNX Runtime (when a library is configured, see `onnxruntime`).
 //!
 //! Why: the engine must not care where a prediction comes from, and every shipped model must give the
 //! same numbers however it runs (the tests compare backends on many inputs). [`Model`] takes a
@@ -8,7 +8,8 @@
 //! [`NativeTrees`] in the hot path, because tract's `TreeEnsembleClassifier` is 100–500× slower (see
 //! `trees`); loading them in tract remains the check that the exported file is right.
 //!
-//! ONNX Runtime (`ort`, `load-dynamic`) is not built in yet: see ARCHITECTURE.md §7.
+//! [`onnx_model`] picks the backend for an ONNX file: ONNX Runtime when it is loaded, else tract. Tree
+//! ensembles stay native even then, because the native walk is faster than either (benches/ml.rs).
 
 use std::{fmt, path::Path, sync::Arc};
 
@@ -16,7 +17,7 @@ use tract_onnx::prelude::{
     Framework, InferenceModelExt, IntoRunnable, IntoTValue, Tensor, TypedModel, TypedRunnableModel, tvec,
 };
 
-use super::{MlError, trees::TreeEnsemble};
+use super::{MlError, onnxruntime::OnnxRuntime, trees::TreeEnsemble};
 
 /// Where a model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,6 +27,9 @@ pub enum Backend {
     Native,
     /// tract-onnx.
     Tract,
+    /// ONNX Runtime through `ort`, loaded at run time.
+    #[serde(rename = "onnxruntime")]
+    OnnxRuntime,
 }
 
 impl Backend {
@@ -33,6 +37,7 @@ impl Backend {
         match self {
             Self::Native => "native",
             Self::Tract => "tract",
+            Self::OnnxRuntime => "onnxruntime",
         }
     }
 }
@@ -55,7 +60,7 @@ pub trait Model: Send + Sync + fmt::Debug {
 }
 
 /// Checks a batch's shapes against a model; returns the row count.
-fn rows_of(model: &dyn Model, input: &[f32], out: &[f32]) -> Result<usize, MlError> {
+pub(crate) fn rows_of(model: &dyn Model, input: &[f32], out: &[f32]) -> Result<usize, MlError> {
     let inputs = model.inputs();
     if inputs == 0 || !input.len().is_multiple_of(inputs) {
         return Err(MlError::Shape(format!(
@@ -193,4 +198,23 @@ impl Model for TractModel {
         }
         Ok(())
     }
+}
+
+/// An ONNX model (single input `float[N, inputs]`, output number `output` with `width` values per row) in
+/// ONNX Runtime when `ort` is given, else in tract. A file ONNX Runtime refuses (an operator it lacks, a
+/// session error) falls back to tract with a log line, so a model never goes missing for that reason.
+pub fn onnx_model(
+    bytes: &[u8],
+    inputs: usize,
+    output: usize,
+    width: usize,
+    ort: Option<&OnnxRuntime>,
+) -> Result<Box<dyn Model>, MlError> {
+    if let Some(runtime) = ort {
+        match runtime.model(bytes, inputs, output, width) {
+            Ok(model) => return Ok(Box::new(model)),
+            Err(error) => tracing::warn!(%error, "ONNX Runtime refused the model: it runs in tract"),
+        }
+    }
+    Ok(Box::new(TractModel::from_bytes(bytes, inputs, output, width)?))
 }

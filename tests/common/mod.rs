@@ -79,3 +79,30 @@ fn first_missing(root: &Path, rel: &str) -> PathBuf {
     }
     path
 }
+
+/// Environment variable that turns "no ONNX Runtime library" into a test failure (`.ci/run` sets it).
+pub const REQUIRE_ONNXRUNTIME_ENV: &str = "PERPDESK_REQUIRE_ONNXRUNTIME";
+
+/// ONNX Runtime loaded from `ORT_DYLIB_PATH`, or `None` (after a `SKIP:` line) when the variable is not
+/// set. Panics when `PERPDESK_REQUIRE_ONNXRUNTIME` is set and the library is missing, and whenever the
+/// configured library does not load (a wrong path or too old a version is a real error, not a skip).
+pub fn onnxruntime() -> Option<std::sync::Arc<perpdesk::ml::onnxruntime::OnnxRuntime>> {
+    use perpdesk::ml::onnxruntime::{ENV_VAR, OnnxRuntime, library_from_env};
+    let Some(path) = library_from_env() else {
+        assert!(
+            env::var_os(REQUIRE_ONNXRUNTIME_ENV).is_none(),
+            "{REQUIRE_ONNXRUNTIME_ENV} is set but {ENV_VAR} is not: run .ci/run, or point {ENV_VAR} at \
+             libonnxruntime.so.<version>"
+        );
+        eprintln!(
+            "SKIP: the ONNX Runtime part of this test did not run: {ENV_VAR} is not set (see the README: \
+             `pip download --no-deps onnxruntime`, then point {ENV_VAR} at onnxruntime/capi/libonnxruntime.so.*). \
+             Set {REQUIRE_ONNXRUNTIME_ENV}=1 to make a missing library a failure."
+        );
+        return None;
+    };
+    match OnnxRuntime::load(&path) {
+        Ok(runtime) => Some(runtime),
+        Err(error) => panic!("{ENV_VAR} is set but ONNX Runtime does not load: {error}"),
+    }
+}

@@ -1,0 +1,261 @@
+//! Every exported model kind gives the same outputs in ONNX Runtime as in tract and natively: the signal
+//! predictor's `TreeEnsembleClassifier` and the `Gemm`/`Relu` MLP, at batch 1 and 32, within 1e-5, from the
+//! file written to disk (the reload check). Also: the backend choice (`runtime::onnx_model`) and how the
+//! loader treats a wrong path, a file that is not a library, and a library that is not ONNX Runtime.
+//!
+//! ONNX Runtime comes from `ORT_DYLIB_PATH` (`.ci/run` extracts it from the `onnxruntime` wheel); without
+//! it the ONNX Runtime parts print a SKIP line and pass, unless `PERPDESK_REQUIRE_ONNXRUNTIME` is set.
+//! The loading-error checks must run before the first successful load of the process (a process holds one
+//! library, see `ml::onnxruntime`), so every test here loads through [`runtime`], which runs them once first.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, OnceLock},
+};
+
+use perpdesk::ml::{
+    gbdt::{self, Dataset, GbdtParams},
+    mlp::Mlp,
+    onnxruntime::{OnnxRuntime, OrtError},
+    predictor::{AGREEMENT, INPUTS, MODEL_FILE, SignalPredictor},
+    runtime::{Backend, Model, TractModel, onnx_model},
+    trees::TreeEnsemble,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Synthetic rows of the predictor's width.
+fn rows(count: usize, width: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..count * width).map(|_| rng.random_range(-2.0..2.0)).collect()
+}
+
+/// A signal predictor trained on a nonlinear rule over a few of its inputs (the default depth, 60 trees).
+fn trained_predictor() -> SignalPredictor {
+    let x = rows(2_000, INPUTS, 1);
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let y: Vec<f32> = x
+        .chunks_exact(INPUTS)
+        .map(|r| {
+            f32::from(u8::from(
+                r[0] * r[1] + r[33] - r[40].abs() > rng.random_range(-1.0..1.0),
+            ))
+        })
+        .collect();
+    let w = vec![1.0; y.len()];
+    let params = GbdtParams {
+        trees: 60,
+        ..GbdtParams::default()
+    };
+    let ensemble: TreeEnsemble = gbdt::train(
+        &Dataset {
+            inputs: INPUTS,
+            x: &x,
+            y: &y,
+            w: &w,
+        },
+        &params,
+    )
+    .unwrap();
+    SignalPredictor::new(ensemble, perpdesk_card())
+}
+
+/// A card for this build's layout (what `SignalPredictor::save` needs to write the files).
+fn perpdesk_card() -> perpdesk::ml::predictor::ModelCard {
+    use perpdesk::ml::predictor::{CONTEXT, Metrics, ModelCard, Range};
+    let range = Range {
+        from_ms: 0,
+        to_ms: 1,
+        from: "a".into(),
+        to: "b".into(),
+        samples: 1,
+        positives: 1,
+    };
+    ModelCard {
+        model: "signal_predictor".into(),
+        version: "backends-test".into(),
+        created: "now".into(),
+        file: String::new(),
+        sha256: String::new(),
+        perpdesk_version: env!("CARGO_PKG_VERSION").into(),
+        feature_schema_hash: ModelCard::expected_feature_schema_hash(),
+        feature_dimension: perpdesk::features::SCHEMA_LEN,
+        context: CONTEXT.iter().map(|s| (*s).to_owned()).collect(),
+        input_hash: ModelCard::expected_input_hash(),
+        inputs: INPUTS,
+        trees: 60,
+        nodes: 0,
+        params: GbdtParams::default(),
+        label: "test".into(),
+        weighting: "none".into(),
+        train: range.clone(),
+        validation: range,
+        purge_ms: 0,
+        metrics: Metrics {
+            auc: None,
+            log_loss: 0.5,
+            baseline_log_loss: 0.6,
+            brier: 0.2,
+            calibration: Vec::new(),
+            threshold: 0.5,
+            precision_at_threshold: None,
+            ict_signals: 0,
+            ml_kept: 0,
+            expectancy_ict_r: None,
+            expectancy_ml_r: None,
+        },
+        command: "tests/onnxruntime_backends.rs".into(),
+    }
+}
+
+/// Largest |a − b|.
+fn worst(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+}
+
+/// `reference` and `other` agree within [`AGREEMENT`] on `input`: each of the first 40 rows alone (batch 1),
+/// the first 32 rows as one batch, and the whole input as one batch.
+fn assert_agree(reference: &dyn Model, other: &dyn Model, input: &[f32], what: &str) {
+    let (inputs, outputs) = (reference.inputs(), reference.outputs());
+    assert_eq!(
+        (other.inputs(), other.outputs()),
+        (inputs, outputs),
+        "{what}: shapes"
+    );
+    let n = input.len() / inputs;
+    let (mut a, mut b) = (vec![0.0; n * outputs], vec![0.0; n * outputs]);
+    reference.predict(input, &mut a).unwrap();
+    other.predict(input, &mut b).unwrap();
+    let all = worst(&a, &b);
+    assert!(all <= AGREEMENT, "{what}, batch {n}: max difference {all}");
+    let mut one = vec![0.0; outputs];
+    for (i, row) in input.chunks_exact(inputs).take(40).enumerate() {
+        other.predict(row, &mut one).unwrap();
+        let d = worst(&one, &a[i * outputs..(i + 1) * outputs]);
+        assert!(d <= AGREEMENT, "{what}, batch 1, row {i}: difference {d}");
+    }
+    let mut batch32 = vec![0.0; 32 * outputs];
+    other.predict(&input[..32 * inputs], &mut batch32).unwrap();
+    let d = worst(&batch32, &a[..32 * outputs]);
+    assert!(d <= AGREEMENT, "{what}, batch 32: max difference {d}");
+}
+
+#[test]
+fn the_signal_predictor_file_gives_the_same_probabilities_natively_in_tract_and_in_onnx_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut predictor = trained_predictor();
+    predictor.save(dir.path()).unwrap();
+    // The reload check: everything below runs the file on disk, read back through its card.
+    let loaded = SignalPredictor::load(dir.path()).unwrap();
+    assert_eq!(loaded.ensemble(), predictor.ensemble());
+    let bytes = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
+    let tract = TractModel::from_bytes(&bytes, INPUTS, 1, 2).unwrap();
+    // Random rows, plus every split threshold and its next float (where `<=` against `<` would differ).
+    let mut input = rows(300, INPUTS, 3);
+    input.extend(loaded.probe_rows());
+    assert_agree(loaded.model(), &tract, &input, "trees: native vs tract");
+
+    let Some(runtime) = runtime() else {
+        return;
+    };
+    let ort = onnx_model(&bytes, INPUTS, 1, 2, Some(&runtime)).unwrap();
+    assert_eq!(ort.backend(), Backend::OnnxRuntime);
+    assert_agree(
+        loaded.model(),
+        ort.as_ref(),
+        &input,
+        "trees: native vs ONNX Runtime",
+    );
+    assert_agree(&tract, ort.as_ref(), &input, "trees: tract vs ONNX Runtime");
+    assert!(loaded.max_difference(ort.as_ref()).unwrap() <= AGREEMENT);
+}
+
+#[test]
+fn an_exported_mlp_gives_the_same_outputs_natively_in_tract_and_in_onnx_runtime() {
+    let mlp = Mlp::seeded(&[32, 64, 64, 3], 4).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mlp.onnx");
+    std::fs::write(&path, mlp.onnx_bytes("mlp")).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let input = rows(200, 32, 5);
+
+    let tract = TractModel::from_path(&path, 32, 0, 3).unwrap();
+    let n = input.len() / 32;
+    let (mut native, mut in_tract) = (vec![0.0; n * 3], vec![0.0; n * 3]);
+    mlp.forward(&input, &mut native).unwrap();
+    tract.predict(&input, &mut in_tract).unwrap();
+    let d = worst(&native, &in_tract);
+    assert!(d <= AGREEMENT, "MLP: native vs tract {d}");
+    // Without ONNX Runtime the same call gives tract.
+    assert_eq!(
+        onnx_model(&bytes, 32, 0, 3, None).unwrap().backend(),
+        Backend::Tract
+    );
+
+    let Some(runtime) = runtime() else {
+        return;
+    };
+    let ort = onnx_model(&bytes, 32, 0, 3, Some(&runtime)).unwrap();
+    assert_eq!(ort.backend(), Backend::OnnxRuntime);
+    assert_agree(&tract, ort.as_ref(), &input, "MLP: tract vs ONNX Runtime");
+    let mut in_ort = vec![0.0; n * 3];
+    ort.predict(&input, &mut in_ort).unwrap();
+    let d = worst(&native, &in_ort);
+    assert!(d <= AGREEMENT, "MLP: native vs ONNX Runtime {d}");
+}
+
+/// A shared library this process has loaded that is not ONNX Runtime (the C library).
+fn some_other_library() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| path.contains("/libc.so"))
+        .map(PathBuf::from)
+}
+
+/// A file that exists and is not a library.
+fn not_a_library() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")
+}
+
+/// What the loader says before any library is loaded: a wrong path, a file that is not a shared library,
+/// a library that is not ONNX Runtime. (Once one library is loaded, every other path is `AlreadyLoaded`.)
+fn check_loading_errors() {
+    let missing = OnnxRuntime::load(Path::new("/nonexistent/libonnxruntime.so.1.32.0")).unwrap_err();
+    assert!(matches!(missing, OrtError::NotFound { .. }), "{missing}");
+    let text = OnnxRuntime::load(&not_a_library()).unwrap_err();
+    assert!(matches!(text, OrtError::Open { .. }), "{text}");
+    if let Some(libc) = some_other_library() {
+        let not_ort = OnnxRuntime::load(&libc).unwrap_err();
+        assert!(matches!(not_ort, OrtError::NotOnnxRuntime { .. }), "{not_ort}");
+        assert!(not_ort.to_string().contains("OrtGetApiBase"), "{not_ort}");
+    }
+}
+
+/// ONNX Runtime for the tests of this file: every load goes through here, so the loading-error checks
+/// run once, before the first load of the process, whichever test comes first.
+fn runtime() -> Option<Arc<OnnxRuntime>> {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(check_loading_errors);
+    common::onnxruntime()
+}
+
+#[test]
+fn loading_refuses_a_wrong_path_a_non_library_and_a_library_that_is_not_onnx_runtime() {
+    let Some(runtime) = runtime() else {
+        return;
+    };
+    // CI's library is `libonnxruntime.so.1.32.0`, so its version is known.
+    let version = runtime.version().unwrap_or("1.x");
+    assert!(version.starts_with("1."), "{version}");
+    // The same file again is the same runtime; another one is refused, not silently ignored.
+    let again = OnnxRuntime::load(runtime.path()).unwrap();
+    assert!(Arc::ptr_eq(&runtime, &again));
+    let other = OnnxRuntime::load(&not_a_library()).unwrap_err();
+    assert!(matches!(other, OrtError::AlreadyLoaded { .. }), "{other}");
+}
