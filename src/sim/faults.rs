@@ -27,6 +27,7 @@
 //! | `skew` | signed duration | the venue's clock runs this far ahead (`serverTime`, klines, -1021 on stale `timestamp`s) |
 //! | `delist` | `SYMBOL@after[:STATUS]` or `#k@after[:STATUS]` | the symbol (or the k-th tradable USDT perpetual) leaves TRADING `after` the start (default status SETTLING) |
 //! | `maint` | `start+length` | a maintenance window: REST 503, WebSocket upgrades refused, open connections closed |
+//! | `until` | duration | every fault stops this long after the start (bans and stalls end, no window opens): a chaos phase, then a quiet one in which a client must converge |
 //!
 //! Durations take a unit (`250ms`, `30s`, `5m`, `2h`); probabilities are `5%` or `0.05`. Example:
 //! `heavy,seed=7,stall=60s/35s`. A bad item is refused with a message naming it.
@@ -122,6 +123,8 @@ pub struct FaultPlan {
     pub skew_ms: i64,
     pub delist: Vec<Delisting>,
     pub maintenance: Vec<Window>,
+    /// Every fault stops this long after the start; `None` = never.
+    pub until: Option<Duration>,
 }
 
 /// The venue's connection lifetime.
@@ -131,7 +134,7 @@ pub const VENUE_CONNECTION_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_RECV_WINDOW_MS: i64 = 5_000;
 
 const KEYS: &str = "seed, drop, reset, close, stall, cut, dup, reorder, late, malformed, delay, r429, r418, \
-                    r503, rdelay, skew, delist, maint";
+                    r503, rdelay, skew, delist, maint, until";
 
 /// The `light` preset: a few faults of every kind, for a console left running.
 const LIGHT: &str = "seed=1,drop=900s,reset=1800s,close=1800s,stall=1800s/35s,dup=0.5%,reorder=0.5%,\
@@ -253,6 +256,7 @@ impl FaultPlan {
                     length: positive(l)?,
                 });
             }
+            "until" => self.until = Some(positive(value)?),
             _ => return Err(format!("unknown fault `{key}`; keys: {KEYS}")),
         }
         Ok(())
@@ -320,6 +324,9 @@ impl fmt::Display for FaultPlan {
         }
         for w in &self.maintenance {
             items.push(format!("maint={}+{}", d(w.start), d(w.length)));
+        }
+        if let Some(u) = self.until {
+            items.push(format!("until={}", d(u)));
         }
         f.write_str(&items.join(","))
     }
@@ -548,8 +555,16 @@ impl FaultState {
         self.started.elapsed()
     }
 
+    /// Past the plan's `until`: nothing is injected any more.
+    pub fn is_over(&self) -> bool {
+        self.plan.until.is_some_and(|until| self.elapsed() >= until)
+    }
+
     /// Inside a maintenance window now.
     pub fn in_maintenance(&self) -> bool {
+        if self.is_over() {
+            return false;
+        }
         let t = self.elapsed();
         self.plan
             .maintenance
@@ -595,6 +610,7 @@ impl FaultState {
             let banned = self.banned_until.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(until) = *banned
                 && until > now
+                && !self.is_over()
             {
                 FaultCounts::bump(&self.counts.rest_418);
                 return (Some(ban(until - now)), None);
@@ -620,6 +636,10 @@ impl FaultState {
                     None,
                 );
             }
+        }
+        // The venue's clock rule above holds for ever; the injected faults below stop at `until`.
+        if self.is_over() {
+            return (None, None);
         }
         let mut rng = self.rest_rng.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = self.plan.rest_418
@@ -747,6 +767,9 @@ impl ConnectionFaults<'_> {
                 reason: "connection lifetime reached",
             };
         }
+        if self.state.is_over() {
+            return ConnectionAction::Push;
+        }
         if let Some(until) = self.stalled_until {
             if now < until {
                 return ConnectionAction::Stall;
@@ -784,7 +807,7 @@ impl ConnectionFaults<'_> {
 
     /// How long to hold this push back, if at all.
     pub fn delay(&mut self) -> Option<Duration> {
-        let c = self.state.plan.delay?;
+        let c = self.state.plan.delay.filter(|_| !self.state.is_over())?;
         self.rng.random_bool(c.probability).then(|| {
             FaultCounts::bump(&self.state.counts.delays);
             rand_duration(&mut self.rng, c.amount)
@@ -796,6 +819,9 @@ impl ConnectionFaults<'_> {
     /// all there, in some order, with extras.
     pub fn mangle(&mut self, frames: &mut Vec<String>) {
         let plan = &self.state.plan;
+        if self.state.is_over() {
+            return;
+        }
         if plan.dup == 0.0 && plan.reorder == 0.0 && plan.late == 0.0 && plan.malformed == 0.0 {
             return;
         }
@@ -987,6 +1013,32 @@ mod tests {
         for kind in ["duplicates", "reorders", "late", "malformed"] {
             assert!(counts.contains(kind), "{counts}");
         }
+    }
+
+    #[tokio::test]
+    async fn every_fault_stops_at_until_but_the_venue_clock_rule_stays() {
+        let plan =
+            FaultPlan::parse("r418=100%/1h,maint=0s+1h,stall=1ms/1h,skew=3s,until=50ms").expect("plan");
+        assert_eq!(plan.until, Some(Duration::from_millis(50)));
+        assert!(plan.to_string().ends_with(",until=50ms"), "{plan}");
+        let state = FaultState::new(plan);
+        assert!(state.in_maintenance());
+        assert!(state.on_rest("/fapi/v1/klines", "", 0).0.is_some());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(state.is_over() && !state.in_maintenance());
+        assert_eq!(
+            state.on_rest("/fapi/v1/klines", "", 0),
+            (None, None),
+            "no ban, no window"
+        );
+        let stale = state.on_rest("/fapi/v1/order", "timestamp=1", 1_000_000).0;
+        assert!(
+            matches!(stale, Some(RestFault::Reject { code: -1021, .. })),
+            "the clock rule stays"
+        );
+        let mut conn = state.connection();
+        assert_eq!(conn.on_tick(Duration::from_secs(1)), ConnectionAction::Push);
+        assert_eq!(conn.delay(), None);
     }
 
     #[tokio::test]
