@@ -351,6 +351,11 @@ impl SignalPredictor {
         &self.native
     }
 
+    /// The same model, shareable with the batch predictor's task (the trees are behind an `Arc`).
+    pub fn shared_model(&self) -> Arc<dyn Model> {
+        Arc::new(self.native.clone())
+    }
+
     pub fn backend(&self) -> Backend {
         Backend::Native
     }
