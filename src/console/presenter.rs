@@ -299,9 +299,7 @@ pub fn build_view(engine: &Engine) -> View {
             signal: badge(state),
             last_break: analysis.and_then(last_break),
             nearest_zone: analysis.and_then(|a| nearest_zone(a, last_price)),
-            ml_probability: state
-                .and_then(|s| s.signals.probability)
-                .map(f64::from),
+            ml_probability: state.and_then(|s| s.signals.probability).map(f64::from),
         });
     }
 

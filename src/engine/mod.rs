@@ -595,7 +595,10 @@ impl Engine {
                     // Hybrid: the signal waits in the link for its probability.
                     Some(link) if filter => {
                         if !link.request(signal, analysis, true) {
-                            tracing::info!(symbol = id.0, "hybrid signal refused: the model could not score it");
+                            tracing::info!(
+                                symbol = id.0,
+                                "hybrid signal refused: the model could not score it"
+                            );
                         }
                     }
                     Some(link) => {
@@ -692,7 +695,10 @@ impl Engine {
                     }
                 }
                 (None, _) => {
-                    tracing::warn!(symbol = signal.symbol.0, "hybrid signal refused: the model failed on its batch");
+                    tracing::warn!(
+                        symbol = signal.symbol.0,
+                        "hybrid signal refused: the model failed on its batch"
+                    );
                 }
             }
         }
@@ -1745,11 +1751,22 @@ mod tests {
             queued.push(request);
         }
         let signals = e.funnel().signals;
-        assert_eq!(signals, 2, "the market gives ICT signals to filter: {:?}", e.funnel());
+        assert_eq!(
+            signals,
+            2,
+            "the market gives ICT signals to filter: {:?}",
+            e.funnel()
+        );
         assert_eq!(queued.len() as u64, signals, "one request per signal");
-        assert!(e.pending_signals.is_empty(), "no hybrid signal is traded before its probability");
+        assert!(
+            e.pending_signals.is_empty(),
+            "no hybrid signal is traded before its probability"
+        );
         let ids: Vec<u64> = queued.iter().map(|r| r.id).collect();
-        assert_eq!(e.prediction().map(prediction::PredictionLink::in_flight), Some(ids.len()));
+        assert_eq!(
+            e.prediction().map(prediction::PredictionLink::in_flight),
+            Some(ids.len())
+        );
 
         // Every earlier signal is refused: its probability is below the threshold.
         for id in &ids[..ids.len() - 1] {
@@ -1761,7 +1778,10 @@ mod tests {
         }
         assert!(e.pending_signals.is_empty());
         let counts = e.prediction().map(|l| l.counts).unwrap_or_default();
-        assert_eq!((counts.scored, counts.below, counts.filtered), (signals - 1, signals - 1, signals - 1));
+        assert_eq!(
+            (counts.scored, counts.below, counts.filtered),
+            (signals - 1, signals - 1, signals - 1)
+        );
         e.open_positions();
         assert_eq!(e.trading().book.len(), 0, "a refused signal opens nothing");
 
@@ -1772,14 +1792,16 @@ mod tests {
             .and_then(|s| s.signals.latest.clone())
             .and_then(|ev| ev.signal().cloned())
             .expect("the latest evaluation is the waiting signal");
-        e.process(EngineEvent::Stream(StreamEvent::Mark(crate::binance::parse::MarkUpdate {
-            symbol: id,
-            mark_price: latest.entry,
-            index_price: latest.entry,
-            funding_rate: 0.0001,
-            next_funding_time: latest.at + 3_600_000,
-            event_time: latest.at,
-        })));
+        e.process(EngineEvent::Stream(StreamEvent::Mark(
+            crate::binance::parse::MarkUpdate {
+                symbol: id,
+                mark_price: latest.entry,
+                index_price: latest.entry,
+                funding_rate: 0.0001,
+                next_funding_time: latest.at + 3_600_000,
+                event_time: latest.at,
+            },
+        )));
         e.process(EngineEvent::Prediction(InferenceResult {
             id: last,
             probability: Some(0.8),
@@ -1815,7 +1837,11 @@ mod tests {
         replay_market(&mut e, id, |_| false);
         let signals = e.funnel().signals;
         assert!(signals > 0);
-        assert_eq!(e.pending_signals.len() as u64, signals, "ict does not wait for the model");
+        assert_eq!(
+            e.pending_signals.len() as u64,
+            signals,
+            "ict does not wait for the model"
+        );
         let mut answered = 0;
         while let Ok(request) = requests.try_recv() {
             e.process(EngineEvent::Prediction(InferenceResult {
@@ -1826,7 +1852,11 @@ mod tests {
             answered += 1;
         }
         assert_eq!(answered, signals);
-        assert_eq!(e.pending_signals.len() as u64, signals, "nothing is filtered in ict");
+        assert_eq!(
+            e.pending_signals.len() as u64,
+            signals,
+            "nothing is filtered in ict"
+        );
         let counts = e.prediction().map(|l| l.counts).unwrap_or_default();
         assert_eq!((counts.below, counts.filtered), (signals, 0));
     }

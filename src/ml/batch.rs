@@ -112,7 +112,11 @@ impl LatencyHistogram {
     /// The upper edge of bucket `index` (the last bucket has none: its lower edge).
     pub fn upper_edge(index: usize) -> Duration {
         let index = index.min(LATENCY_BUCKETS - 1);
-        let exponent = if index == LATENCY_BUCKETS - 1 { index - 1 } else { index };
+        let exponent = if index == LATENCY_BUCKETS - 1 {
+            index - 1
+        } else {
+            index
+        };
         Duration::from_secs_f64(2_f64.powf(exponent as f64 / 4.0) / 1e6)
     }
 
@@ -415,7 +419,10 @@ mod tests {
         assert_eq!(LatencyHistogram::bucket(Duration::from_nanos(500)), 0);
         assert_eq!(LatencyHistogram::bucket(Duration::from_micros(1)), 1);
         assert_eq!(LatencyHistogram::bucket(Duration::from_micros(2)), 5);
-        assert_eq!(LatencyHistogram::bucket(Duration::from_secs(3_600)), LATENCY_BUCKETS - 1);
+        assert_eq!(
+            LatencyHistogram::bucket(Duration::from_secs(3_600)),
+            LATENCY_BUCKETS - 1
+        );
         // 98 fast batches (10 µs) and 2 slow ones (1 ms).
         for _ in 0..98 {
             h.record(Duration::from_micros(10));
@@ -426,8 +433,14 @@ mod tests {
         let p50 = h.quantile(0.5).unwrap();
         let p99 = h.quantile(0.99).unwrap();
         // The upper edge of the bucket: at most one quarter-octave (×1.19) above the value.
-        assert!(p50 >= Duration::from_micros(10) && p50 <= Duration::from_nanos(11_900), "{p50:?}");
-        assert!(p99 >= Duration::from_millis(1) && p99 <= Duration::from_micros(1_190), "{p99:?}");
+        assert!(
+            p50 >= Duration::from_micros(10) && p50 <= Duration::from_nanos(11_900),
+            "{p50:?}"
+        );
+        assert!(
+            p99 >= Duration::from_millis(1) && p99 <= Duration::from_micros(1_190),
+            "{p99:?}"
+        );
         assert_eq!(h.quantile(0.95), Some(p50), "rank 95 is still a fast batch");
     }
 

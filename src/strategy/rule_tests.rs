@@ -466,7 +466,11 @@ fn hybrid_keeps_or_rejects_ict_signals_by_the_model_probability() {
     let five = rising();
     replay(&five, test_params(), |i, evaluation, analysis| {
         let now = analysis.entry().last_bar().unwrap().close_time;
-        assert_eq!(&hybrid.evaluate(SymbolId(0), analysis, now), evaluation, "bar {i}");
+        assert_eq!(
+            &hybrid.evaluate(SymbolId(0), analysis, now),
+            evaluation,
+            "bar {i}"
+        );
         if let Evaluation::Signal(signal) = evaluation {
             signals_seen += 1;
             let mut row = [0.0_f32; INPUTS];
