@@ -179,7 +179,7 @@ impl ModelCard {
     }
 }
 
-/// Where the console looks for the model: `models/` in the working directory (where `perpdesk train`
+/// The default of `paths.models_dir`: `models/` in the working directory (where `perpdesk train`
 /// writes by default).
 pub const MODELS_DIR: &str = "models";
 
