@@ -42,6 +42,16 @@ pub struct RunOptions {
     pub rest_concurrency: usize,
     /// Stream connections are replaced after this long (before the venue's 24-hour cut).
     pub rotate_after: Duration,
+    /// Where the models are and how the batch predictor batches.
+    pub ml: MlOptions,
+}
+
+/// The models the engine loads and the batch predictor's settings.
+#[derive(Debug, Clone, Default)]
+pub struct MlOptions {
+    /// The models directory (`paths.models_dir`); `None` runs without models (`hybrid` = ICT rules).
+    pub models_dir: Option<PathBuf>,
+    pub batch: crate::ml::batch::BatchSettings,
 }
 
 /// A running engine with its channels.
@@ -178,12 +188,27 @@ pub fn start_engine_with(
         events_tx.clone(),
         shutdown_rx.clone(),
     );
-    let predictor =
-        crate::ml::predictor::load_for_hybrid(std::path::Path::new(crate::ml::predictor::MODELS_DIR));
+    // The signal predictor runs on its own task; its answers come back on the engine's channel.
+    let prediction = opts
+        .ml
+        .models_dir
+        .as_deref()
+        .and_then(crate::ml::predictor::load_for_hybrid)
+        .map(|(predictor, threshold)| {
+            crate::engine::prediction::PredictionLink::spawn(
+                predictor,
+                threshold,
+                opts.ml.batch,
+                events_tx.clone(),
+            )
+        });
     let mut engine = Engine::new(opts.engine.clone(), Arc::clone(&table), streams, feed_tx, weight)
         .with_clock_offset(clock_offset)
-        .with_signal_predictor(predictor)
+        .with_prediction(prediction)
         .with_outlets(outlets);
+    if let Some(dir) = &opts.ml.models_dir {
+        engine = engine.with_models_dir(dir.clone());
+    }
     if let Some(live) = live {
         let rest = Arc::new(SignedRest::new(&opts.rest_url, live.credentials)?);
         let orders = OrderClient::new(rest, live.intents);

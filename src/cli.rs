@@ -38,6 +38,7 @@ ENVIRONMENT VARIABLES
   Venue and paths
     PERPDESK_ENV                   Binance environment: mainnet, testnet or demo          [mainnet]
     PERPDESK_DATA_DIR              journal, logs and feature store          [platform data dir]
+    PERPDESK_MODELS_DIR            models the engine loads (`perpdesk train` output)       [models]
   Trading (paper trading unless TRADING_ENABLED=true)
     TRADING_ENABLED                true = send real orders (needs the two keys below)       [false]
     BINANCE_API_KEY                Binance API key; read only when trading is enabled
@@ -132,6 +133,13 @@ pub struct GlobalArgs {
     /// Default: the platform data directory (~/.local/share/perpdesk on Linux). Created if missing.
     #[arg(long, global = true, value_name = "PATH", help_heading = "Configuration")]
     pub data_dir: Option<PathBuf>,
+
+    /// Directory the engine loads its models from [env: PERPDESK_MODELS_DIR] [default: models].
+    ///
+    /// `perpdesk train --out DIR` writes them; with no model there, `hybrid` runs the ICT rules only and
+    /// the models panel (`M`) says how to train one.
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Configuration")]
+    pub models_dir: Option<PathBuf>,
 
     /// How much to log: trace, debug, info, warn, error or off [default: info].
     ///

@@ -300,12 +300,16 @@ impl Default for UiConfig {
 pub struct PathsConfig {
     /// Journal, logs, feature store. [`load`] fills in the platform data directory when unset.
     pub data_dir: PathBuf,
+    /// Where the engine loads its models from (what `perpdesk train` writes): `models` in the working
+    /// directory unless set.
+    pub models_dir: PathBuf,
 }
 
 impl Default for PathsConfig {
     fn default() -> Self {
         Self {
             data_dir: dirs::data_dir().map_or_else(|| PathBuf::from("perpdesk-data"), |d| d.join("perpdesk")),
+            models_dir: PathBuf::from(crate::ml::predictor::MODELS_DIR),
         }
     }
 }
@@ -601,6 +605,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("engine.view_fps", None, int(1, 120)),
     setting("ui.theme", None, Kind::Text),
     setting("paths.data_dir", Some("PERPDESK_DATA_DIR"), Kind::Path),
+    setting("paths.models_dir", Some("PERPDESK_MODELS_DIR"), Kind::Path),
     setting("logging.level", None, Kind::LogFilter),
     setting(
         "ml.enable_self_learning",
@@ -756,6 +761,7 @@ pub const ENV_VARS: &[&str] = &[
     "STRATEGY_MODE",
     "PERPDESK_ENV",
     "PERPDESK_DATA_DIR",
+    "PERPDESK_MODELS_DIR",
     "ENABLE_SELF_LEARNING",
     "SELF_LEARNING_MODE",
     "ENABLE_QUANTIZATION",
@@ -1432,6 +1438,10 @@ impl Layers {
         if let Some(dir) = &cli.global.data_dir {
             let value = path_value("--data-dir", dir)?;
             self.set_flag("paths.data_dir", "--data-dir", &value)?;
+        }
+        if let Some(dir) = &cli.global.models_dir {
+            let value = path_value("--models-dir", dir)?;
+            self.set_flag("paths.models_dir", "--models-dir", &value)?;
         }
         if let Some(level) = &cli.global.log_level {
             self.set_flag("logging.level", "--log-level", &Str(level.clone()))?;

@@ -509,6 +509,18 @@ async fn run_console(
         stale_after: Duration::from_secs(30),
         rest_concurrency: 8,
         rotate_after: StreamConfig::new("").rotate_after,
+        ml: app::MlOptions {
+            models_dir: Some(config.paths.models_dir.clone()),
+            // ENABLE_BATCH_PREDICTION=false: every request is its own batch.
+            batch: perpdesk::ml::batch::BatchSettings {
+                max_batch: if config.ml.enable_batch_prediction {
+                    config.ml.batch_prediction_size
+                } else {
+                    1
+                },
+                max_delay: config.ml.batch_max_delay(),
+            },
+        },
     };
     tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");
     let (outlets, writer, notifier) = open_outlets(config)?;

@@ -150,6 +150,7 @@ async fn soak_under_every_fault_loses_and_duplicates_no_closed_bar() {
         stale_after: Duration::from_secs(1),
         rest_concurrency: 4,
         rotate_after: Duration::from_secs(23 * 3600),
+        ml: perpdesk::app::MlOptions::default(),
     };
     let mut engine = start_engine(&opts).expect("engine starts");
     let mut views = engine.views.clone();
@@ -740,6 +741,7 @@ async fn a_symbol_leaving_trading_leaves_the_universe() {
         stale_after: Duration::from_secs(30),
         rest_concurrency: 4,
         rotate_after: Duration::from_secs(23 * 3600),
+        ml: perpdesk::app::MlOptions::default(),
     };
     let engine = start_engine(&opts).expect("engine starts");
     let mut views = engine.views.clone();

@@ -80,6 +80,7 @@ async fn outage_loses_no_closed_bar() {
         stale_after: Duration::from_secs(30),
         rest_concurrency: 4,
         rotate_after: Duration::from_secs(23 * 3600),
+        ml: perpdesk::app::MlOptions::default(),
     };
     let mut engine = start_engine(&opts).expect("engine starts");
     let mut views = engine.views.clone();

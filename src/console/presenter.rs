@@ -11,9 +11,9 @@
 use perpdesk_ui::{
     intent::Intent,
     view::{
-        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, Overlays, PositionSide,
-        Reconciliation, RestBlock, ScannerRow, SignalBadge, Status, StrategyMode, SwingMark, View, ZoneBadge,
-        ZoneBand,
+        BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, MlStage, ModelRow,
+        ModelsPanel, Overlays, PositionSide, Reconciliation, RestBlock, ScannerRow, SignalBadge, Status,
+        StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
     },
 };
 
@@ -300,6 +300,7 @@ pub fn build_view(engine: &Engine) -> View {
             signal: badge(state),
             last_break: analysis.and_then(last_break),
             nearest_zone: analysis.and_then(|a| nearest_zone(a, last_price)),
+            ml_probability: state.and_then(|s| s.signals.probability).map(f64::from),
         });
     }
 
@@ -379,7 +380,16 @@ pub fn build_view(engine: &Engine) -> View {
             rejections: rejections(engine),
             risk_accepted: Some(engine.trading().funnel.accepted),
             opened: Some(engine.trading().funnel.opened),
+            ml: engine.prediction().map(|link| MlStage {
+                scored: link.counts.scored,
+                kept: link.counts.above,
+                filtered: link.counts.filtered,
+                unscored: link.counts.unscored,
+                threshold: link.threshold,
+                applied: engine.mode() == Mode::Hybrid,
+            }),
         },
+        models: models(engine),
         positions: trading_view::positions(engine),
         heatmap: trading_view::heatmap(engine),
         scheduler: trading_view::scheduler(engine),
@@ -390,9 +400,60 @@ pub fn build_view(engine: &Engine) -> View {
     }
 }
 
-/// The strategy's rejections and the risk stage's refusals (`risk:<key>`), most frequent first.
+/// The models panel: the signal predictor with the batch predictor's figures and its card's metrics.
+fn models(engine: &Engine) -> ModelsPanel {
+    let micros = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+    let models = engine
+        .prediction()
+        .map(|link| {
+            let card = &link.predictor.card;
+            let snapshot = link.metrics.snapshot();
+            ModelRow {
+                name: card.model.clone(),
+                version: card.version.clone(),
+                backend: link.backend.as_str().to_owned(),
+                // One model per role is loaded; challengers are not built yet, so it is the champion.
+                champion: true,
+                trained: card.created.clone(),
+                p50_us: snapshot.p50.map(micros),
+                p99_us: snapshot.p99.map(micros),
+                batches: snapshot.stats.batches,
+                requests: snapshot.stats.requests,
+                batch_fill: snapshot.batch_fill,
+                max_batch: snapshot.max_batch.max(link.settings.max_batch as u64),
+                validation_from: card.validation.from.clone(),
+                validation_to: card.validation.to.clone(),
+                validation_samples: card.validation.samples as u64,
+                auc: card.metrics.auc,
+                log_loss: card.metrics.log_loss,
+                baseline_log_loss: card.metrics.baseline_log_loss,
+                brier: card.metrics.brier,
+                threshold: link.threshold,
+                precision_at_threshold: card.metrics.precision_at_threshold,
+                expectancy_ict_r: card.metrics.expectancy_ict_r,
+                expectancy_ml_r: card.metrics.expectancy_ml_r,
+            }
+        })
+        .into_iter()
+        .collect();
+    ModelsPanel {
+        models_dir: engine
+            .models_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        models,
+    }
+}
+
+/// The strategy's rejections, the model's (`ml:below_threshold`, `hybrid` only) and the risk stage's
+/// refusals (`risk:<key>`), most frequent first.
 fn rejections(engine: &Engine) -> Vec<(String, u64)> {
     let mut out = engine.funnel.sorted_rejections();
+    if let Some(link) = engine.prediction()
+        && link.counts.filtered > 0
+    {
+        out.push(("ml:below_threshold".to_owned(), link.counts.filtered));
+    }
     out.extend(
         engine
             .trading()

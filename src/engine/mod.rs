@@ -13,12 +13,18 @@
 //! With a feature store configured, the same closed entry bar writes the symbol's feature vector to its
 //! slot ([`signals::FeatureSlots`]); the store is flushed on the virtual cycle and at shutdown.
 //!
+//! With a signal predictor loaded, every candidate signal is also queued for the async batch predictor
+//! ([`prediction`]); its probability returns as [`EngineEvent::Prediction`]. In `hybrid` the signal
+//! waits for it and is kept only if it clears the model's threshold; in the other modes the probability
+//! is shown in the scanner and the funnel. The engine never waits for a model.
+//!
 //! Signals go on to [`trading`]: the trading cycle passes each new signal through risk (breaker,
 //! sizing, leverage) into the virtual position book; mark prices (`<symbol>@markPrice@1s`) feed the
 //! book, a monitor tick runs the scheduler's due checks, and the virtual cycle expires positions,
 //! settles funding, samples equity and feeds the circuit breaker.
 
 pub mod outlets;
+pub mod prediction;
 pub mod signals;
 pub mod trading;
 
@@ -67,6 +73,14 @@ pub enum EngineEvent {
     Command(Command),
     /// A report of the live executor (`execution`): fills, gate changes, venue exits.
     Execution(crate::execution::ExecReport),
+    /// The batch predictor's answer to one queued signal ([`prediction`]).
+    Prediction(crate::ml::batch::InferenceResult),
+}
+
+impl From<crate::ml::batch::InferenceResult> for EngineEvent {
+    fn from(r: crate::ml::batch::InferenceResult) -> Self {
+        Self::Prediction(r)
+    }
 }
 
 impl From<StreamEvent> for EngineEvent {
@@ -188,6 +202,9 @@ pub struct Engine {
     pub(crate) trading: Trading,
     /// Signals produced since the last trading cycle, in order; the cycle considers each once.
     pending_signals: Vec<Signal>,
+    /// The signal predictor and the channel to its batch task, when a model is loaded.
+    pub(crate) prediction: Option<prediction::PredictionLink>,
+    models_dir: Option<std::path::PathBuf>,
     streams: StreamManager<EngineEvent>,
     feed: mpsc::UnboundedSender<FeedRequest>,
     universe_pending: bool,
@@ -267,6 +284,8 @@ impl Engine {
             feature_error_reported: false,
             trading,
             pending_signals: Vec::new(),
+            prediction: None,
+            models_dir: None,
             streams,
             feed,
             universe_pending: false,
@@ -295,10 +314,29 @@ impl Engine {
         self
     }
 
-    /// The signal predictor (and threshold) `hybrid` filters ICT signals with; `None`: ICT rules only.
-    pub fn with_signal_predictor(mut self, model: Option<signals::HybridModel>) -> Self {
-        self.strategy.set_model(model);
+    /// The signal predictor behind its batch task: `hybrid` filters ICT signals with it and every mode
+    /// shows its probabilities; `None`: `hybrid` runs the ICT rules only.
+    #[must_use]
+    pub fn with_prediction(mut self, link: Option<prediction::PredictionLink>) -> Self {
+        self.strategy.set_model_loaded(link.is_some());
+        self.prediction = link;
         self
+    }
+
+    /// Where models are loaded from (shown in the models panel).
+    #[must_use]
+    pub fn with_models_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.models_dir = Some(dir);
+        self
+    }
+
+    pub fn models_dir(&self) -> Option<&std::path::Path> {
+        self.models_dir.as_deref()
+    }
+
+    /// The signal predictor link, when a model is loaded.
+    pub fn prediction(&self) -> Option<&prediction::PredictionLink> {
+        self.prediction.as_ref()
     }
 
     /// Venue clock minus local clock in ms, once sampled.
@@ -365,6 +403,12 @@ impl Engine {
     /// housekeeping (expiries, funding, equity, breaker).
     pub fn virtual_cycle(&mut self) {
         self.counters.virtual_cycles += 1;
+        if let Some(link) = self.prediction.as_mut() {
+            let dropped = link.expire(Instant::now());
+            if dropped > 0 {
+                tracing::warn!(dropped, "signal predictor: requests unanswered in time, given up");
+            }
+        }
         self.flush_features();
         self.trading.virtual_cycle(crate::domain::now_ms());
         self.take_trading_message();
@@ -448,7 +492,11 @@ impl Engine {
             outcome,
             features,
             rule_hits,
-            model_version: None,
+            model_version: self
+                .prediction
+                .as_ref()
+                .filter(|_| mode == Mode::Hybrid)
+                .map(|link| link.predictor.card.version.clone()),
         };
         self.trading.outlets.signal(record);
     }
@@ -542,8 +590,25 @@ impl Engine {
                 .map_or(now, |b| b.close_time);
             let evaluation = strategy.evaluate(*id, analysis, at);
             self.funnel.record(&evaluation);
+            state.signals.probability = None;
             if let Some(signal) = evaluation.signal() {
-                self.pending_signals.push(signal.clone());
+                let filter = self.mode == Mode::Hybrid;
+                match self.prediction.as_mut() {
+                    // Hybrid: the signal waits in the link for its probability.
+                    Some(link) if filter => {
+                        if !link.request(signal, analysis, true) {
+                            tracing::info!(
+                                symbol = id.0,
+                                "hybrid signal refused: the model could not score it"
+                            );
+                        }
+                    }
+                    Some(link) => {
+                        link.request(signal, analysis, false);
+                        self.pending_signals.push(signal.clone());
+                    }
+                    None => self.pending_signals.push(signal.clone()),
+                }
             }
             state.signals.latest = Some(evaluation);
             self.dirty = true;
@@ -582,7 +647,64 @@ impl Engine {
             EngineEvent::Feed(e) => self.on_feed(e),
             EngineEvent::Command(c) => self.on_command(c),
             EngineEvent::Execution(r) => self.on_execution(r),
+            EngineEvent::Prediction(r) => self.on_prediction(r),
         }
+    }
+
+    /// A probability came back: shown on the symbol if its latest evaluation is still that signal;
+    /// in `hybrid` the signal goes on to the trading cycle if it clears the threshold, else it becomes
+    /// a model rejection (journalled like a risk refusal).
+    fn on_prediction(&mut self, result: crate::ml::batch::InferenceResult) {
+        let Some(link) = self.prediction.as_mut() else {
+            return;
+        };
+        let threshold = link.threshold;
+        let Some(resolved) = link.resolve(result) else {
+            return;
+        };
+        let signal = resolved.signal;
+        let rejection = resolved
+            .probability
+            .and_then(|p| crate::strategy::hybrid::decide(p, threshold));
+        if let Some(state) = self.symbols.get_mut(&signal.symbol)
+            && state
+                .signals
+                .latest
+                .as_ref()
+                .and_then(crate::strategy::Evaluation::signal)
+                .is_some_and(|latest| latest.at == signal.at && latest.side == signal.side)
+        {
+            state.signals.probability = resolved.probability;
+            if resolved.filter
+                && let Some(rejected) = rejection
+            {
+                state.signals.latest = Some(crate::strategy::Evaluation::Rejected(rejected));
+            }
+        }
+        if resolved.filter {
+            match (resolved.probability, rejection) {
+                (Some(_), None) => self.pending_signals.push(signal),
+                (Some(_), Some(rejected)) => {
+                    tracing::info!(symbol = signal.symbol.0, reason = %rejected.reason, "signal rejected by the model");
+                    if self.trading.outlets.has_journal() {
+                        let slot = self
+                            .features
+                            .as_ref()
+                            .and_then(|f| f.slot(signal.symbol))
+                            .map(|s| s.0);
+                        let outcome = format!("rejected: model: {}", rejected.reason);
+                        self.journal_signal(&signal, Mode::Hybrid, slot, outcome);
+                    }
+                }
+                (None, _) => {
+                    tracing::warn!(
+                        symbol = signal.symbol.0,
+                        "hybrid signal refused: the model failed on its batch"
+                    );
+                }
+            }
+        }
+        self.dirty = true;
     }
 
     /// Mirrors positions on the venue through `link` (live trading).
@@ -1565,8 +1687,14 @@ mod tests {
         assert!(!e.take_dirty(), "re-applying the same mode is not a change");
     }
 
-    #[tokio::test]
-    async fn hybrid_uses_the_signal_predictor_when_one_is_given() {
+    /// A signal predictor that gives every row the same probability, and its link over a channel the
+    /// test answers itself (standing in for the batch task).
+    fn link(
+        threshold: f64,
+    ) -> (
+        prediction::PredictionLink,
+        mpsc::Receiver<crate::ml::batch::InferenceRequest>,
+    ) {
         let ensemble = crate::ml::trees::TreeEnsemble::new(
             crate::ml::predictor::INPUTS,
             &[vec![crate::ml::trees::Node::leaf(0.0)]],
@@ -1576,21 +1704,195 @@ mod tests {
             ensemble,
             crate::ml::predictor::tests::card(),
         ));
+        let (tx, rx) = mpsc::channel(4096);
+        let link = prediction::PredictionLink::new(
+            predictor,
+            threshold,
+            crate::ml::batch::BatchSettings::default(),
+            tx,
+            Arc::new(crate::ml::batch::PredictorMetrics::default()),
+        );
+        (link, rx)
+    }
+
+    #[tokio::test]
+    async fn hybrid_uses_the_signal_predictor_when_one_is_given() {
         let (e, _feed, _) = engine();
-        let mut e = e.with_signal_predictor(Some((predictor, 0.4)));
+        let (link, _requests) = link(0.4);
+        let mut e = e.with_prediction(Some(link));
         let strategy = e
             .strategy
             .get(Mode::Hybrid)
             .as_ref()
             .expect("hybrid always builds");
         assert_eq!((strategy.mode(), strategy.notice()), (Mode::Hybrid, None));
-        e.strategy.set_model(None);
+        let mut e = e.with_prediction(None);
         let strategy = e
             .strategy
             .get(Mode::Hybrid)
             .as_ref()
             .expect("hybrid always builds");
         assert_eq!(strategy.notice(), Some(crate::strategy::HYBRID_WITHOUT_MODEL));
+    }
+
+    /// Back-fills two thirds of [`market`] on 5m/15m/1h and streams the rest, so the strategy
+    /// evaluates every new entry bar; stops early once `done(engine)`.
+    fn replay_market(e: &mut Engine, id: SymbolId, done: impl Fn(&Engine) -> bool) {
+        let tfs = [Interval::M5, Interval::M15, Interval::H1];
+        let bars = market(1_440);
+        for (tf, series) in bars.iter().enumerate() {
+            e.process(EngineEvent::Feed(FeedEvent::History {
+                symbol: id,
+                interval: tfs[tf],
+                from: BackfillFrom::Latest { bars: 10 },
+                bars: series[..series.len() * 2 / 3].to_vec(),
+            }));
+        }
+        let mut stream: Vec<(usize, Bar)> = Vec::new();
+        for (tf, series) in bars.iter().enumerate() {
+            stream.extend(series[series.len() * 2 / 3..].iter().map(|b| (tf, *b)));
+        }
+        stream.sort_by_key(|(tf, b)| (b.close_time, std::cmp::Reverse(*tf)));
+        for (tf, bar) in stream {
+            e.process(EngineEvent::Stream(StreamEvent::Kline(KlineUpdate {
+                symbol: id,
+                interval: tfs[tf],
+                bar,
+                event_time: 0,
+            })));
+            if done(e) {
+                return;
+            }
+        }
+    }
+
+    /// `hybrid` with a model: a candidate signal is queued for the predictor and not traded; its
+    /// probability arrives as an event; below the threshold it is refused (a model rejection on the
+    /// symbol, counted as filtered), at or above it goes to the trading cycle and opens a position.
+    #[tokio::test]
+    async fn hybrid_opens_a_signal_only_after_its_probability_event_clears_the_threshold() {
+        use crate::ml::batch::InferenceResult;
+        let (e, _feed, id) = engine_with(EngineSettings {
+            mode: Mode::Hybrid,
+            ..settings(vec![Interval::M5, Interval::M15, Interval::H1])
+        });
+        let (link, mut requests) = link(0.5);
+        let mut e = e.with_prediction(Some(link));
+        // Up to the second signal, so the symbol's latest evaluation is the signal waiting last.
+        replay_market(&mut e, id, |e| e.funnel().signals >= 2);
+        let mut queued = Vec::new();
+        while let Ok(request) = requests.try_recv() {
+            queued.push(request);
+        }
+        let signals = e.funnel().signals;
+        assert_eq!(
+            signals,
+            2,
+            "the market gives ICT signals to filter: {:?}",
+            e.funnel()
+        );
+        assert_eq!(queued.len() as u64, signals, "one request per signal");
+        assert!(
+            e.pending_signals.is_empty(),
+            "no hybrid signal is traded before its probability"
+        );
+        let ids: Vec<u64> = queued.iter().map(|r| r.id).collect();
+        assert_eq!(
+            e.prediction().map(prediction::PredictionLink::in_flight),
+            Some(ids.len())
+        );
+
+        // Every earlier signal is refused: its probability is below the threshold.
+        for id in &ids[..ids.len() - 1] {
+            e.process(EngineEvent::Prediction(InferenceResult {
+                id: *id,
+                probability: Some(0.2),
+                batch_size: ids.len(),
+            }));
+        }
+        assert!(e.pending_signals.is_empty());
+        let counts = e.prediction().map(|l| l.counts).unwrap_or_default();
+        assert_eq!(
+            (counts.scored, counts.below, counts.filtered),
+            (signals - 1, signals - 1, signals - 1)
+        );
+        e.open_positions();
+        assert_eq!(e.trading().book.len(), 0, "a refused signal opens nothing");
+
+        // The last one clears the threshold: it is shown on the symbol and opens on the cycle.
+        let last = *ids.last().expect("a request");
+        let latest = e
+            .symbol_state(id)
+            .and_then(|s| s.signals.latest.clone())
+            .and_then(|ev| ev.signal().cloned())
+            .expect("the latest evaluation is the waiting signal");
+        e.process(EngineEvent::Stream(StreamEvent::Mark(
+            crate::binance::parse::MarkUpdate {
+                symbol: id,
+                mark_price: latest.entry,
+                index_price: latest.entry,
+                funding_rate: 0.0001,
+                next_funding_time: latest.at + 3_600_000,
+                event_time: latest.at,
+            },
+        )));
+        e.process(EngineEvent::Prediction(InferenceResult {
+            id: last,
+            probability: Some(0.8),
+            batch_size: 1,
+        }));
+        assert_eq!(e.pending_signals.len(), 1);
+        assert_eq!(e.symbol_state(id).and_then(|s| s.signals.probability), Some(0.8));
+        e.open_positions();
+        assert_eq!(e.trading().book.len(), 1, "{:?}", e.trading().funnel);
+        assert_eq!(e.prediction().map(prediction::PredictionLink::in_flight), Some(0));
+        let view = crate::console::presenter::build_view(&e);
+        assert_eq!(view.scanner[0].ml_probability, Some(0.8_f32.into()));
+        let ml = view.funnel.ml.expect("the funnel has the model stage");
+        assert_eq!((ml.kept, ml.filtered), (1, signals - 1));
+        assert_eq!(view.models.models.len(), 1);
+        // An answer for an unknown id (already resolved) changes nothing.
+        e.process(EngineEvent::Prediction(InferenceResult {
+            id: last,
+            probability: Some(0.9),
+            batch_size: 1,
+        }));
+        assert!(e.pending_signals.is_empty());
+        assert_eq!(e.prediction().map(|l| l.counts.scored), Some(signals));
+    }
+
+    /// In `ict` the signal trades at once and the probability, when it comes back, is only shown.
+    #[tokio::test]
+    async fn other_modes_queue_signals_for_display_and_trade_them_unfiltered() {
+        use crate::ml::batch::InferenceResult;
+        let (e, _feed, id) = engine_on(vec![Interval::M5, Interval::M15, Interval::H1]);
+        let (link, mut requests) = link(0.5);
+        let mut e = e.with_prediction(Some(link));
+        replay_market(&mut e, id, |_| false);
+        let signals = e.funnel().signals;
+        assert!(signals > 0);
+        assert_eq!(
+            e.pending_signals.len() as u64,
+            signals,
+            "ict does not wait for the model"
+        );
+        let mut answered = 0;
+        while let Ok(request) = requests.try_recv() {
+            e.process(EngineEvent::Prediction(InferenceResult {
+                id: request.id,
+                probability: Some(0.1),
+                batch_size: 1,
+            }));
+            answered += 1;
+        }
+        assert_eq!(answered, signals);
+        assert_eq!(
+            e.pending_signals.len() as u64,
+            signals,
+            "nothing is filtered in ict"
+        );
+        let counts = e.prediction().map(|l| l.counts).unwrap_or_default();
+        assert_eq!((counts.below, counts.filtered), (signals, 0));
     }
 
     #[tokio::test]

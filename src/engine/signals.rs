@@ -74,6 +74,8 @@ pub struct SymbolSignals {
     pub last_fed: Vec<Option<TimestampMs>>,
     /// The latest evaluation (signal or rejection).
     pub latest: Option<Evaluation>,
+    /// The signal predictor's probability for the latest candidate signal, once it came back.
+    pub probability: Option<f32>,
     /// Whether an analysis error was already logged for this symbol (logged once).
     error_logged: bool,
 }
@@ -84,6 +86,7 @@ impl SymbolSignals {
             analysis: config.and_then(|c| SymbolAnalysis::new(c).ok()),
             last_fed: vec![None; timeframes],
             latest: None,
+            probability: None,
             error_logged: false,
         }
     }
@@ -143,20 +146,18 @@ impl SymbolSignals {
 /// A built strategy, or why the mode has none.
 pub type Built = Result<Box<dyn Strategy>, StrategyError>;
 
-/// The signal predictor `hybrid` filters with, and its threshold.
-pub type HybridModel = (std::sync::Arc<crate::ml::predictor::SignalPredictor>, f64);
-
 /// The strategy of the current mode, rebuilt lazily after a mode switch.
 #[derive(Debug, Default)]
 pub struct StrategySlot {
     built: Option<(Mode, Built)>,
-    model: Option<HybridModel>,
+    /// Whether a signal predictor is loaded (the engine filters `hybrid` signals with it).
+    model_loaded: bool,
 }
 
 impl StrategySlot {
-    /// Sets (or removes) the model `hybrid` uses; the next [`Self::get`] rebuilds the strategy.
-    pub fn set_model(&mut self, model: Option<HybridModel>) {
-        self.model = model;
+    /// Says whether `hybrid` has a model; the next [`Self::get`] rebuilds the strategy.
+    pub fn set_model_loaded(&mut self, loaded: bool) {
+        self.model_loaded = loaded;
         self.built = None;
     }
 
@@ -174,7 +175,7 @@ impl StrategySlot {
             .built
             .get_or_insert_with(|| {
                 let built =
-                    crate::strategy::strategy_with_model(mode, IctParams::default(), self.model.clone());
+                    crate::strategy::strategy_with_model(mode, IctParams::default(), self.model_loaded);
                 (mode, built)
             })
             .1

@@ -10,9 +10,21 @@
 //! including when the model fails (`probability: None`, logged once per failing batch). Results are the
 //! same as predicting each row alone (tested), since every backend scores rows independently.
 //!
-//! Buffers are sized once for a full batch and reused, so steady state allocates nothing.
+//! Buffers are sized once for a full batch and reused, so steady state allocates nothing. The model runs
+//! inline on this task, not on the engine's: the native trees score a full batch in tens of
+//! microseconds, so a `spawn_blocking` round trip per batch would cost more than it saves.
+//!
+//! [`PredictorMetrics`] is what the models panel shows: batch and request counts and the inference
+//! latency per batch in a [`LatencyHistogram`] (fixed log-spaced buckets of atomics, so recording a
+//! batch allocates nothing and the presenter reads it without a lock).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::{sync::mpsc, time::Instant};
 
@@ -66,13 +78,155 @@ pub struct BatchStats {
     pub failed_batches: u64,
 }
 
+/// Buckets of a [`LatencyHistogram`]: bucket 0 is below 1 µs, bucket `i ≥ 1` is
+/// `[2^((i−1)/4), 2^(i/4))` µs, the last one open-ended (from about 46 s).
+pub const LATENCY_BUCKETS: usize = 64;
+
+/// A latency histogram of fixed size: four log-spaced buckets per doubling from 1 µs, counted with
+/// atomics. Quantiles are the upper edge of the bucket that holds them (at most ~19 % high).
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS],
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// The bucket of `latency`.
+    pub fn bucket(latency: Duration) -> usize {
+        let micros = latency.as_secs_f64() * 1e6;
+        if micros < 1.0 {
+            return 0;
+        }
+        // floor(4·log2(µs)) + 1, capped: exact at the bucket edges 2^(k/4).
+        let index = (micros.log2() * 4.0).floor() as usize + 1;
+        index.min(LATENCY_BUCKETS - 1)
+    }
+
+    /// The upper edge of bucket `index` (the last bucket has none: its lower edge).
+    pub fn upper_edge(index: usize) -> Duration {
+        let index = index.min(LATENCY_BUCKETS - 1);
+        let exponent = if index == LATENCY_BUCKETS - 1 {
+            index - 1
+        } else {
+            index
+        };
+        Duration::from_secs_f64(2_f64.powf(exponent as f64 / 4.0) / 1e6)
+    }
+
+    pub fn record(&self, latency: Duration) {
+        self.buckets[Self::bucket(latency)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The `q` quantile (`0..=1`), `None` before the first record.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let counts: [u64; LATENCY_BUCKETS] = std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed));
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        // The rank of the quantile, 1-based: the smallest bucket whose cumulative count reaches it.
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (index, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(Self::upper_edge(index));
+            }
+        }
+        Some(Self::upper_edge(LATENCY_BUCKETS - 1))
+    }
+}
+
+/// What the predictor task reports while it runs: shared with the engine (the models panel).
+#[derive(Debug, Default)]
+pub struct PredictorMetrics {
+    batches: AtomicU64,
+    requests: AtomicU64,
+    full_batches: AtomicU64,
+    failed_batches: AtomicU64,
+    /// The largest batch (`BatchSettings::max_batch`), for the fill.
+    max_batch: AtomicU64,
+    /// Model time per batch.
+    pub latency: LatencyHistogram,
+}
+
+/// A reading of [`PredictorMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    pub stats: BatchStats,
+    pub p50: Option<Duration>,
+    pub p99: Option<Duration>,
+    /// Mean requests per batch over the largest batch, `0..=1`; `None` before the first batch.
+    pub batch_fill: Option<f64>,
+    pub max_batch: u64,
+}
+
+impl PredictorMetrics {
+    fn record_batch(&self, size: usize, max: usize, latency: Duration, failed: bool) {
+        self.max_batch.store(max as u64, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(size as u64, Ordering::Relaxed);
+        if size == max {
+            self.full_batches.fetch_add(1, Ordering::Relaxed);
+        }
+        if failed {
+            self.failed_batches.fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency.record(latency);
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let stats = BatchStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            full_batches: self.full_batches.load(Ordering::Relaxed),
+            failed_batches: self.failed_batches.load(Ordering::Relaxed),
+        };
+        let max_batch = self.max_batch.load(Ordering::Relaxed);
+        let batch_fill = (stats.batches > 0 && max_batch > 0)
+            .then(|| stats.requests as f64 / stats.batches as f64 / max_batch as f64);
+        MetricsSnapshot {
+            stats,
+            p50: self.latency.quantile(0.5),
+            p99: self.latency.quantile(0.99),
+            batch_fill,
+            max_batch,
+        }
+    }
+}
+
 /// Runs until the request channel closes (after answering what it holds) or the result receiver is
 /// dropped. Panics if `model` does not take [`INPUTS`] values per row (a wiring error).
 pub async fn run<E>(
     model: Arc<dyn Model>,
     settings: BatchSettings,
+    requests: mpsc::Receiver<InferenceRequest>,
+    results: mpsc::Sender<E>,
+) -> BatchStats
+where
+    E: From<InferenceResult> + Send,
+{
+    run_measured(model, settings, requests, results, &PredictorMetrics::default()).await
+}
+
+/// [`run`], recording every batch in `metrics`.
+pub async fn run_measured<E>(
+    model: Arc<dyn Model>,
+    settings: BatchSettings,
     mut requests: mpsc::Receiver<InferenceRequest>,
     results: mpsc::Sender<E>,
+    metrics: &PredictorMetrics,
 ) -> BatchStats
 where
     E: From<InferenceResult> + Send,
@@ -113,7 +267,10 @@ where
         }
         let n = ids.len();
         let out = &mut outputs[..n * width];
-        let ok = match model.predict(&inputs, out) {
+        let started = std::time::Instant::now();
+        let predicted = model.predict(&inputs, out);
+        metrics.record_batch(n, max, started.elapsed(), predicted.is_err());
+        let ok = match predicted {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(%error, batch = n, "batch prediction failed; answering without a probability");
@@ -253,6 +410,63 @@ mod tests {
         drop(tx);
         let stats = task.await.unwrap();
         assert_eq!((stats.batches, stats.requests), (2, 6));
+    }
+
+    #[test]
+    fn the_latency_histogram_buckets_by_quarter_octaves_and_reads_quantiles() {
+        let h = LatencyHistogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        assert_eq!(LatencyHistogram::bucket(Duration::from_nanos(500)), 0);
+        assert_eq!(LatencyHistogram::bucket(Duration::from_micros(1)), 1);
+        assert_eq!(LatencyHistogram::bucket(Duration::from_micros(2)), 5);
+        assert_eq!(
+            LatencyHistogram::bucket(Duration::from_secs(3_600)),
+            LATENCY_BUCKETS - 1
+        );
+        // 98 fast batches (10 µs) and 2 slow ones (1 ms).
+        for _ in 0..98 {
+            h.record(Duration::from_micros(10));
+        }
+        h.record(Duration::from_millis(1));
+        h.record(Duration::from_millis(1));
+        assert_eq!(h.count(), 100);
+        let p50 = h.quantile(0.5).unwrap();
+        let p99 = h.quantile(0.99).unwrap();
+        // The upper edge of the bucket: at most one quarter-octave (×1.19) above the value.
+        assert!(
+            p50 >= Duration::from_micros(10) && p50 <= Duration::from_nanos(11_900),
+            "{p50:?}"
+        );
+        assert!(
+            p99 >= Duration::from_millis(1) && p99 <= Duration::from_micros(1_190),
+            "{p99:?}"
+        );
+        assert_eq!(h.quantile(0.95), Some(p50), "rank 95 is still a fast batch");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_metrics_count_batches_fill_and_latency() {
+        let (tx, rx) = mpsc::channel(256);
+        let (result_tx, mut result_rx) = mpsc::channel::<InferenceResult>(256);
+        let mut rng = ChaCha8Rng::seed_from_u64(25);
+        for id in 0..40 {
+            tx.send(request(id, &mut rng)).await.unwrap();
+        }
+        drop(tx);
+        let metrics = PredictorMetrics::default();
+        let stats = run_measured(model(), BatchSettings::default(), rx, result_tx, &metrics).await;
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.stats, stats);
+        assert_eq!((stats.batches, stats.requests, stats.full_batches), (2, 40, 1));
+        assert_eq!(snapshot.batch_fill, Some(20.0 / 32.0));
+        assert_eq!(metrics.latency.count(), 2);
+        assert!(snapshot.p50.is_some() && snapshot.p99 >= snapshot.p50);
+        let mut answered = 0;
+        while result_rx.recv().await.is_some() {
+            answered += 1;
+        }
+        assert_eq!(answered, 40);
+        assert_eq!(PredictorMetrics::default().snapshot().batch_fill, None);
     }
 
     #[derive(Debug)]

@@ -180,7 +180,7 @@ impl ModelCard {
     }
 }
 
-/// Where the console looks for the model: `models/` in the working directory (where `perpdesk train`
+/// The default of `paths.models_dir`: `models/` in the working directory (where `perpdesk train`
 /// writes by default).
 pub const MODELS_DIR: &str = "models";
 
@@ -405,6 +405,11 @@ impl SignalPredictor {
     /// The native model behind the [`Model`] interface.
     pub fn model(&self) -> &dyn Model {
         &self.native
+    }
+
+    /// The same model, shareable with the batch predictor's task (the trees are behind an `Arc`).
+    pub fn shared_model(&self) -> Arc<dyn Model> {
+        Arc::new(self.native.clone())
     }
 
     pub fn backend(&self) -> Backend {

@@ -9,8 +9,9 @@
 //! [`signal`] holds what comes out (a signal with its confluences and evidence, or a rejection with its
 //! stage and reason, which the signal funnel counts).
 //!
-//! **Modes and models.** [`strategy_with_model`] gives `hybrid` the signal predictor when one is loaded
-//! ([`HybridStrategy`]: ICT signals below the model's threshold are rejected at [`Stage::Model`]).
+//! **Modes and models.** [`strategy_with_model`] gives `hybrid` the ICT rules as [`HybridStrategy`] when a
+//! signal predictor is loaded: the engine scores each of its signals through the async batch predictor
+//! and rejects those below the model's threshold at [`Stage::Model`] (see [`hybrid`]).
 //! Without one, `hybrid` is the ICT rules behind a wrapper whose [`Strategy::notice`] says
 //! "ML unavailable: ICT rules only" and whose [`Strategy::mode`] still reports `hybrid`, so the UI can
 //! show the degradation instead of pretending a model scored the signals. `self_learning` is refused with
@@ -91,24 +92,22 @@ impl Strategy for HybridWithoutModel {
 
 /// The strategy of `mode` without a model. See the module documentation for the modes that need one.
 pub fn strategy_for(mode: Mode, params: IctParams) -> Result<Box<dyn Strategy>, StrategyError> {
-    strategy_with_model(mode, params, None)
+    strategy_with_model(mode, params, false)
 }
 
-/// The strategy of `mode`; `hybrid` filters the ICT signals with `model` (predictor and threshold) when
-/// one is given, and says "ML unavailable" otherwise.
+/// The strategy of `mode`; with `model_loaded`, `hybrid` is the ICT rules whose signals the engine
+/// filters with the signal predictor, and without it says "ML unavailable".
 pub fn strategy_with_model(
     mode: Mode,
     params: IctParams,
-    model: Option<(std::sync::Arc<crate::ml::predictor::SignalPredictor>, f64)>,
+    model_loaded: bool,
 ) -> Result<Box<dyn Strategy>, StrategyError> {
-    match (mode, model) {
+    match (mode, model_loaded) {
         (Mode::Ict, _) => Ok(Box::new(IctStrategy::new(params))),
-        (Mode::Hybrid, Some((predictor, threshold))) => Ok(Box::new(HybridStrategy {
+        (Mode::Hybrid, true) => Ok(Box::new(HybridStrategy {
             ict: IctStrategy::new(params),
-            predictor,
-            threshold,
         })),
-        (Mode::Hybrid, None) => Ok(Box::new(HybridWithoutModel {
+        (Mode::Hybrid, false) => Ok(Box::new(HybridWithoutModel {
             ict: IctStrategy::new(params),
         })),
         (Mode::SelfLearning, _) => Err(StrategyError::ModelUnavailable(mode)),
@@ -187,17 +186,7 @@ mod tests {
             (hybrid.mode(), hybrid.notice()),
             (Mode::Hybrid, Some(HYBRID_WITHOUT_MODEL))
         );
-        let ensemble = crate::ml::trees::TreeEnsemble::new(
-            crate::ml::predictor::INPUTS,
-            &[vec![crate::ml::trees::Node::leaf(0.0)]],
-        )
-        .unwrap();
-        let predictor = std::sync::Arc::new(crate::ml::predictor::SignalPredictor::new(
-            ensemble,
-            crate::ml::predictor::tests::card(),
-        ));
-        let with_model =
-            strategy_with_model(Mode::Hybrid, IctParams::default(), Some((predictor, 0.4))).unwrap();
+        let with_model = strategy_with_model(Mode::Hybrid, IctParams::default(), true).unwrap();
         assert_eq!((with_model.mode(), with_model.notice()), (Mode::Hybrid, None));
         let err = strategy_for(Mode::SelfLearning, IctParams::default()).unwrap_err();
         assert_eq!(err, StrategyError::ModelUnavailable(Mode::SelfLearning));

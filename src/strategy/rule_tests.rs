@@ -433,8 +433,10 @@ fn sweep_of_equal_lows_is_a_setup_with_the_stop_below_the_sweep() {
     assert!(sweeps > 0, "funnel: {:?}", funnel(&evaluations));
 }
 
-/// `hybrid` with a model: the ICT evaluation when the model's probability reaches the threshold, a
-/// `Stage::Model` rejection carrying the probability when it does not; rejections pass through unchanged.
+/// `hybrid` with a model: the strategy gives the ICT evaluations unchanged; for each signal the row
+/// [`model_row`] builds is the one the predictor scores in training (`score`), and [`decide`] keeps a
+/// signal whose probability reaches the threshold and rejects the others at `Stage::Model` with the
+/// probability.
 #[test]
 fn hybrid_keeps_or_rejects_ict_signals_by_the_model_probability() {
     use std::sync::Arc;
@@ -446,49 +448,49 @@ fn hybrid_keeps_or_rejects_ict_signals_by_the_model_probability() {
             predictor::{INPUTS, SignalPredictor, tests::card},
             trees::{Node, TreeEnsemble, sigmoid},
         },
-        strategy::{HybridStrategy, Stage, Strategy},
+        strategy::{
+            HybridStrategy, Stage, Strategy,
+            hybrid::{decide, model_row},
+        },
     };
 
     let constant = |score: f32| {
         let ensemble = TreeEnsemble::new(INPUTS, &[vec![Node::leaf(score)]]).unwrap();
         Arc::new(SignalPredictor::new(ensemble, card()))
     };
-    let mut confident = HybridStrategy {
+    let (confident, doubtful) = (constant(3.0), constant(-3.0));
+    let mut hybrid = HybridStrategy {
         ict: IctStrategy::new(test_params()),
-        predictor: constant(3.0),
-        threshold: 0.5,
-    };
-    let mut doubtful = HybridStrategy {
-        ict: IctStrategy::new(test_params()),
-        predictor: constant(-3.0),
-        threshold: 0.5,
     };
     let mut signals_seen = 0;
     let five = rising();
     replay(&five, test_params(), |i, evaluation, analysis| {
         let now = analysis.entry().last_bar().unwrap().close_time;
-        let kept = confident.evaluate(SymbolId(0), analysis, now);
-        let filtered = doubtful.evaluate(SymbolId(0), analysis, now);
-        assert_eq!(&kept, evaluation, "bar {i}");
-        match evaluation {
-            Evaluation::Signal(signal) => {
-                signals_seen += 1;
-                let mut features = [0.0_f32; SCHEMA_LEN];
-                assert!(feature_vector(analysis, &mut features));
-                assert_eq!(doubtful.predictor.score(&features, signal), sigmoid(-3.0));
-                assert_eq!(
-                    filtered,
-                    Evaluation::Rejected(crate::strategy::Rejected {
-                        stage: Stage::Model,
-                        reason: RejectReason::BelowModelThreshold {
-                            probability: sigmoid(-3.0),
-                            threshold: 0.5,
-                        },
-                    })
-                );
-                assert_eq!(filtered.rejected().unwrap().reason.key(), "below_model_threshold");
-            }
-            Evaluation::Rejected(_) => assert_eq!(&filtered, evaluation, "bar {i}"),
+        assert_eq!(
+            &hybrid.evaluate(SymbolId(0), analysis, now),
+            evaluation,
+            "bar {i}"
+        );
+        if let Evaluation::Signal(signal) = evaluation {
+            signals_seen += 1;
+            let mut row = [0.0_f32; INPUTS];
+            assert!(model_row(analysis, signal, &mut row));
+            let mut features = [0.0_f32; SCHEMA_LEN];
+            assert!(feature_vector(analysis, &mut features));
+            assert_eq!(doubtful.probability(&row), doubtful.score(&features, signal));
+            assert_eq!(decide(confident.probability(&row), 0.5), None);
+            let rejected = decide(doubtful.probability(&row), 0.5).unwrap();
+            assert_eq!(
+                rejected,
+                crate::strategy::Rejected {
+                    stage: Stage::Model,
+                    reason: RejectReason::BelowModelThreshold {
+                        probability: sigmoid(-3.0),
+                        threshold: 0.5,
+                    },
+                }
+            );
+            assert_eq!(rejected.reason.key(), "below_model_threshold");
         }
     });
     assert!(signals_seen > 0, "the rising market gave no signal to filter");

@@ -1,9 +1,9 @@
 //! The console's UI state and behaviour: what the operator is looking at and what their keys ask for.
 //!
 //! [`App`] holds only presentation state (screen, sort, filter, selection, scroll, chart timeframe,
-//! overlays, an open confirmation, a mode change in flight). The signal-funnel panel (`f`) takes the
-//! chart's pane while it is open; when the body is too short for two halves it takes the height it
-//! wants below the scanner. The engine's state arrives as a [`View`] with every call, so the app never
+//! overlays, an open confirmation, a mode change in flight). The signal-funnel panel (`f`) and the models
+//! panel (`M`, one of the two at a time) take the chart's pane while open; when the body is too short
+//! for two halves the panel takes the height it wants below the scanner. The engine's state arrives as a [`View`] with every call, so the app never
 //! holds a stale copy of market data and can be driven headlessly in tests: feed key events and views,
 //! check the returned [`Intent`]s and the drawn buffer.
 //!
@@ -42,6 +42,7 @@ use crate::{
         header::HeaderBar,
         heatmap::RiskHeatmap,
         help::HelpOverlay,
+        models::{self, ModelsView},
         positions::PositionsTable,
         safety::{BreakerBadge, ConfirmDialog, Confirmation, SafetyLine},
         scanner::ScannerTable,
@@ -156,6 +157,7 @@ pub struct App {
     help_visible: bool,
     chart_visible: bool,
     funnel_visible: bool,
+    models_visible: bool,
     pending_mode: Option<StrategyMode>,
     /// The (symbol, timeframe) last sent as `Intent::Focus`.
     focused: Option<(String, String)>,
@@ -195,6 +197,7 @@ impl App {
             help_visible: false,
             chart_visible: true,
             funnel_visible: false,
+            models_visible: false,
             pending_mode: None,
             focused: None,
             screen: Screen::default(),
@@ -256,6 +259,10 @@ impl App {
 
     pub fn is_funnel_visible(&self) -> bool {
         self.funnel_visible
+    }
+
+    pub fn is_models_visible(&self) -> bool {
+        self.models_visible
     }
 
     /// The mode the operator asked for that the engine has not applied yet.
@@ -459,7 +466,14 @@ impl App {
                 self.timeframe_index = (self.timeframe_index + 1) % count;
             }
             Action::ToggleChart => self.chart_visible = !self.chart_visible,
-            Action::ToggleFunnel => self.funnel_visible = !self.funnel_visible,
+            Action::ToggleFunnel => {
+                self.funnel_visible = !self.funnel_visible;
+                self.models_visible &= !self.funnel_visible;
+            }
+            Action::ToggleModels => {
+                self.models_visible = !self.models_visible;
+                self.funnel_visible &= !self.models_visible;
+            }
             Action::CycleMode => return Some(self.request_mode(view, view.header.mode.next())),
             Action::SelectMode => {
                 let mode = StrategyMode::ALL.get(key_position).copied()?;
@@ -723,7 +737,17 @@ impl App {
             scanner_area,
         );
 
-        if self.funnel_visible {
+        if self.models_visible {
+            if let Some(models_area) = chart_area {
+                frame.render_widget(
+                    ModelsView {
+                        models: &view.models,
+                        theme: &theme,
+                    },
+                    models_area,
+                );
+            }
+        } else if self.funnel_visible {
             let panel = FunnelPanel {
                 funnel: &view.funnel,
                 theme: &theme,
@@ -818,9 +842,9 @@ impl App {
 
     /// Scanner and chart areas: side by side when the chart gets at least [`MIN_SIDE_CHART_WIDTH`]
     /// beside a full-width scanner, else stacked, else the scanner alone.
-    /// The funnel panel, when open, takes the chart's pane even if the chart is hidden.
+    /// The funnel or models panel, when open, takes the chart's pane even if the chart is hidden.
     fn split_body(&self, body: Rect, scanner_width: u16) -> (Rect, Option<Rect>) {
-        if !self.chart_visible && !self.funnel_visible {
+        if !self.chart_visible && !self.funnel_visible && !self.models_visible {
             return (body, None);
         }
         if body.width >= scanner_width + MIN_SIDE_CHART_WIDTH {
@@ -833,9 +857,14 @@ impl App {
                 Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body);
             return (scanner, Some(chart));
         }
-        if self.funnel_visible {
+        if self.funnel_visible || self.models_visible {
             // Too short for halves: the panel gets the height it wants, the scanner what is left.
-            let height = funnel::WANTED_HEIGHT.min(body.height);
+            let wanted = if self.models_visible {
+                models::WANTED_HEIGHT
+            } else {
+                funnel::WANTED_HEIGHT
+            };
+            let height = wanted.min(body.height);
             let [scanner, panel] =
                 Layout::vertical([Constraint::Min(0), Constraint::Length(height)]).areas(body);
             return (scanner, Some(panel));

@@ -130,6 +130,8 @@ pub enum Action {
     NextTimeframe,
     ToggleChart,
     ToggleFunnel,
+    /// Show / hide the models panel.
+    ToggleModels,
     CycleMode,
     /// The n-th key of the binding selects `StrategyMode::ALL[n]`.
     SelectMode,
@@ -261,6 +263,12 @@ pub const KEYS: &[KeyBinding] = &[
         &[Key::Char('f')],
         Action::ToggleFunnel,
         "show / hide the signal funnel",
+    ),
+    bind(
+        Browsing,
+        &[Key::Char('M')],
+        Action::ToggleModels,
+        "show / hide the models panel",
     ),
     bind(
         Browsing,

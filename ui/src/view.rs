@@ -44,6 +44,9 @@ pub struct View {
     /// The kill switch.
     #[serde(default)]
     pub kill_switch: KillSwitch,
+    /// The loaded models (the models panel).
+    #[serde(default)]
+    pub models: ModelsPanel,
 }
 
 impl View {
@@ -73,6 +76,75 @@ pub struct Funnel {
     /// Positions opened; `None` while the engine has no position book.
     #[serde(default)]
     pub opened: Option<u64>,
+    /// The signal predictor's stage; `None` while no model is loaded.
+    #[serde(default)]
+    pub ml: Option<MlStage>,
+}
+
+/// The signal predictor's part of the funnel: the signals it scored and what it would keep.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MlStage {
+    /// Signals that came back with a probability.
+    pub scored: u64,
+    /// Scored at or above the threshold.
+    pub kept: u64,
+    /// Signals the model rejected (only in `hybrid`, where it decides).
+    pub filtered: u64,
+    /// Signals that got no probability (queue full, model error, no answer in time).
+    pub unscored: u64,
+    /// The model's operating threshold, P(target before stop).
+    pub threshold: f64,
+    /// True while the model decides (`hybrid`); false when its probabilities are only shown.
+    pub applied: bool,
+}
+
+/// The models panel: every loaded model with its runtime figures and validation metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelsPanel {
+    /// The directory models are loaded from, as configured (`paths.models_dir`); empty if unknown.
+    pub models_dir: String,
+    pub models: Vec<ModelRow>,
+}
+
+/// One loaded model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelRow {
+    /// e.g. `signal_predictor`.
+    pub name: String,
+    /// The model card's version, e.g. `signal_predictor-1795500000`.
+    pub version: String,
+    /// Where it runs: `native`, `tract`, `ort`.
+    pub backend: String,
+    /// The model in use (the champion), as opposed to a challenger being evaluated.
+    pub champion: bool,
+    /// When it was trained (the card's `created`).
+    pub trained: String,
+    /// Inference latency per batch, measured by the batch predictor: median and 99th percentile in
+    /// microseconds; `None` before the first batch.
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub batches: u64,
+    pub requests: u64,
+    /// Mean requests per batch over the largest batch, `0..=1`.
+    pub batch_fill: Option<f64>,
+    pub max_batch: u64,
+    /// Validation period (from the card) and its sample count.
+    pub validation_from: String,
+    pub validation_to: String,
+    pub validation_samples: u64,
+    /// Validation metrics from the model card.
+    pub auc: Option<f64>,
+    pub log_loss: f64,
+    pub baseline_log_loss: f64,
+    pub brier: f64,
+    pub threshold: f64,
+    pub precision_at_threshold: Option<f64>,
+    /// Mean realised R of every ICT signal and of those the model kept, on the validation period.
+    pub expectancy_ict_r: Option<f64>,
+    pub expectancy_ml_r: Option<f64>,
 }
 
 /// The latest signal of a symbol, as the scanner shows it.
@@ -182,6 +254,10 @@ pub struct ScannerRow {
     /// The active order block or fair value gap nearest to the last price, across the timeframes.
     #[serde(default)]
     pub nearest_zone: Option<ZoneBadge>,
+    /// The signal predictor's P(target before stop) for the symbol's latest candidate signal, once
+    /// it came back (kept or filtered).
+    #[serde(default)]
+    pub ml_probability: Option<f64>,
 }
 
 /// A structure break as the scanner's `Break` column shows it (`CHoCH▲15m 3`).

@@ -6,8 +6,8 @@
 mod fixtures;
 
 use fixtures::{
-    Session, breaker, detail_with_overlays, kill_switch, view, view_with_positions, view_with_signals,
-    view_with_structure,
+    Session, breaker, detail_with_overlays, kill_switch, view, view_with_models, view_with_positions,
+    view_with_signals, view_with_structure,
 };
 use perpdesk_ui::{
     Intent,
@@ -87,6 +87,51 @@ fn funnel_panel() {
     insta::assert_snapshot!("funnel_panel_chart_hidden_80x24", session.screen(80, 24));
     session.press(KeyCode::Char('f'));
     assert!(!session.screen(80, 24).contains("Signal funnel"));
+}
+
+#[test]
+fn models_panel() {
+    let mut session = Session::new(view_with_models());
+    session.press(KeyCode::Char('M'));
+    assert!(session.app.is_models_visible());
+    snapshot_at_both_sizes("models_panel", &mut session);
+    let screen = session.screen(120, 40);
+    for wanted in [
+        "Models",
+        "★ champion",
+        "native",
+        "p50 11 µs",
+        "0.612",
+        "ML",
+        "0.63",
+    ] {
+        assert!(screen.contains(wanted), "{wanted}:\n{screen}");
+    }
+    // The funnel and the models panel share the pane: one at a time.
+    session.press(KeyCode::Char('f'));
+    assert!(session.app.is_funnel_visible() && !session.app.is_models_visible());
+    let funnel = session.screen(120, 40);
+    assert!(
+        funnel.contains("→ ML kept") && funnel.contains("ml:below_threshold"),
+        "{funnel}"
+    );
+    insta::assert_snapshot!("funnel_with_model_120x40", funnel);
+    session.press(KeyCode::Char('M'));
+    assert!(session.app.is_models_visible() && !session.app.is_funnel_visible());
+}
+
+#[test]
+fn models_panel_without_a_model() {
+    let mut session = Session::new(view());
+    session.view.models.models_dir = "models".to_owned();
+    session.publish();
+    session.press(KeyCode::Char('M'));
+    snapshot_at_both_sizes("models_panel_empty", &mut session);
+    assert!(
+        session
+            .screen(80, 24)
+            .contains("no model loaded — run `perpdesk train --data DIR`")
+    );
 }
 
 #[test]

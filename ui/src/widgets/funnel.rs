@@ -6,7 +6,9 @@
 //! stages say so (`—  not built yet`) instead of showing a zero that would read as "everything
 //! rejected". Each stage after the first shows its share of the stage before.
 //! Beside the stages (below them in a narrow pane) the rejection reasons are listed, most frequent
-//! first, as many as fit, with `+N more` for the rest.
+//! first, as many as fit, with `+N more` for the rest. With a signal predictor loaded, `→ ML kept`
+//! sits between quality and risk: in `hybrid` it is a stage (risk sees only what it kept); in the other
+//! modes the count is what the model would keep, marked `shown only`.
 
 use ratatui::{
     buffer::Buffer,
@@ -42,15 +44,35 @@ pub struct FunnelPanel<'a> {
 }
 
 /// One stage: its label, its count (`None` = the stage does not exist yet), the count of the stage
-/// before it (for the share).
-fn stages(funnel: &Funnel) -> [(&'static str, Option<u64>, Option<u64>); 5] {
-    [
-        ("scanned", Some(funnel.evaluated), None),
-        ("→ setups", Some(funnel.setups), Some(funnel.evaluated)),
-        ("→ passed quality", Some(funnel.signals), Some(funnel.setups)),
-        ("→ risk", funnel.risk_accepted, Some(funnel.signals)),
-        ("→ opened", funnel.opened, funnel.risk_accepted),
-    ]
+/// before it (for the share), and a note replacing the share.
+type StageLine = (&'static str, Option<u64>, Option<u64>, Option<String>);
+
+fn stages(funnel: &Funnel) -> Vec<StageLine> {
+    let mut out = vec![
+        ("scanned", Some(funnel.evaluated), None, None),
+        ("→ setups", Some(funnel.setups), Some(funnel.evaluated), None),
+        (
+            "→ passed quality",
+            Some(funnel.signals),
+            Some(funnel.setups),
+            None,
+        ),
+    ];
+    let mut before_risk = Some(funnel.signals);
+    if let Some(ml) = &funnel.ml {
+        let note = if ml.applied {
+            format!("{}  p≥{:.2}", share(ml.kept, ml.scored), ml.threshold)
+        } else {
+            format!("shown only, p≥{:.2}", ml.threshold)
+        };
+        out.push(("→ ML kept", Some(ml.kept), Some(ml.scored), Some(note)));
+        if ml.applied {
+            before_risk = Some(ml.kept);
+        }
+    }
+    out.push(("→ risk", funnel.risk_accepted, before_risk, None));
+    out.push(("→ opened", funnel.opened, funnel.risk_accepted, None));
+    out
 }
 
 /// `count` as a share of `of`, `3.1%`; empty when `of` is zero.
@@ -93,17 +115,19 @@ impl FunnelPanel<'_> {
         let stages = stages(self.funnel);
         let count_width = stages
             .iter()
-            .filter_map(|(_, count, _)| count.map(|c| format_count(c).len()))
+            .filter_map(|(_, count, _, _)| count.map(|c| format_count(c).len()))
             .max()
             .unwrap_or(1)
             .max(3);
         stages
             .iter()
-            .map(|(name, count, previous)| {
+            .map(|(name, count, previous, fixed)| {
                 let (count_text, note) = match count {
                     Some(count) => (
                         format_count(*count),
-                        previous.map(|p| share(*count, p)).unwrap_or_default(),
+                        fixed
+                            .clone()
+                            .unwrap_or_else(|| previous.map(|p| share(*count, p)).unwrap_or_default()),
                     ),
                     None => (MISSING.to_owned(), "not built yet".to_owned()),
                 };

@@ -11,6 +11,7 @@ pub mod funnel;
 pub mod header;
 pub mod heatmap;
 pub mod help;
+pub mod models;
 pub mod positions;
 pub mod safety;
 pub mod scanner;

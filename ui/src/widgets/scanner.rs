@@ -7,7 +7,8 @@
 //!
 //! Each timeframe's change carries the strategy's structure bias on that timeframe as a `▲` (bullish)
 //! or `▼` (bearish) marker, and the `Sig` column shows the symbol's latest signal (`L 0.82`: long,
-//! quality 0.82). Once the analysis has something to show, `Break` holds the most recent structure break
+//! quality 0.82); once a signal predictor is loaded, `ML` shows its P(target before stop) for the
+//! symbol's latest candidate signal (kept or filtered). Once the analysis has something to show, `Break` holds the most recent structure break
 //! across the timeframes (`CHoCH▲15m 3`: a bullish change of character on 15m, 3 bars ago) and `Zone`
 //! the active order block or fair value gap nearest to the last price (`OB▼1h -0.42%`: a bearish 1h
 //! order block 0.42 % below); each column is left out while no row has a value for it. When the pane
@@ -36,6 +37,8 @@ const CHANGE_WIDTH: u16 = 7;
 const TIMEFRAME_WIDTH: u16 = CHANGE_WIDTH + 1;
 /// `L 0.82`.
 const SIGNAL_WIDTH: u16 = 6;
+/// `0.64`.
+const ML_WIDTH: u16 = 4;
 const VOLUME_WIDTH: u16 = 7;
 const MIN_SYMBOL_WIDTH: u16 = 8;
 const MAX_SYMBOL_WIDTH: u16 = 16;
@@ -54,6 +57,7 @@ enum Column {
     Volume,
     Timeframe(usize),
     Signal,
+    Ml,
     Break,
     Zone,
 }
@@ -67,7 +71,7 @@ impl Column {
             Self::Change24h => Some(SortColumn::Change24h),
             Self::Volume => Some(SortColumn::QuoteVolume24h),
             Self::Timeframe(index) => Some(SortColumn::Timeframe(index)),
-            Self::Signal | Self::Break | Self::Zone => None,
+            Self::Signal | Self::Ml | Self::Break | Self::Zone => None,
         }
     }
 }
@@ -111,6 +115,9 @@ impl ScannerTable<'_> {
         ];
         columns.extend((0..self.timeframes.len()).map(Column::Timeframe));
         columns.push(Column::Signal);
+        if self.all_rows.iter().any(|row| row.ml_probability.is_some()) {
+            columns.push(Column::Ml);
+        }
         if self.all_rows.iter().any(|row| row.last_break.is_some()) {
             columns.push(Column::Break);
         }
@@ -163,6 +170,7 @@ impl ScannerTable<'_> {
             Column::Volume => VOLUME_WIDTH,
             Column::Timeframe(_) => TIMEFRAME_WIDTH,
             Column::Signal => SIGNAL_WIDTH,
+            Column::Ml => ML_WIDTH,
             Column::Break => self.badge_width("Break", |row| row.last_break.as_ref().map(format_break)),
             Column::Zone => self.badge_width("Zone", |row| row.nearest_zone.as_ref().map(format_zone)),
         }
@@ -200,6 +208,7 @@ impl ScannerTable<'_> {
             Column::Volume => "Volume".to_owned(),
             Column::Timeframe(index) => self.timeframes.get(index).cloned().unwrap_or_default(),
             Column::Signal => "Sig".to_owned(),
+            Column::Ml => "ML".to_owned(),
             Column::Break => "Break".to_owned(),
             Column::Zone => "Zone".to_owned(),
         }
@@ -330,6 +339,14 @@ impl ScannerTable<'_> {
                 row.bias.get(*index).copied().flatten(),
             ),
             Column::Signal => self.signal_cell(row),
+            Column::Ml => Cell::from(
+                Line::from(
+                    row.ml_probability
+                        .filter(|p| p.is_finite())
+                        .map_or_else(String::new, |p| format!("{p:.2}")),
+                )
+                .right_aligned(),
+            ),
             Column::Break => self.break_cell(row),
             Column::Zone => self.zone_cell(row),
         });

@@ -1,0 +1,295 @@
+//! The models panel: every loaded model, where it runs, how fast, how full its batches are, and how it
+//! did on the validation period its card records.
+//!
+//! Why a panel and not a screen: like the signal funnel (`f`) it answers a question about the signals in
+//! the scanner beside it ("who scored these, and how good is it?"), so it takes the chart's pane (`M`).
+//! Latencies are the batch predictor's own measurements (model time per batch, median and 99th
+//! percentile); the metrics are the model card's, never recomputed here. With no model the panel says
+//! how to train one instead of showing empty figures.
+
+use ratatui::{
+    buffer::Buffer,
+    layout::{Constraint, Layout, Rect},
+    style::{Modifier, Style},
+    text::{Line, Span},
+    widgets::{Block, Borders, Clear, Paragraph, Widget},
+};
+
+use super::funnel::fit;
+use crate::{
+    format::MISSING,
+    theme::Theme,
+    view::{ModelRow, ModelsPanel},
+};
+
+/// Inner width from which a model's runtime and validation columns go side by side.
+const SIDE_BY_SIDE_WIDTH: u16 = 72;
+/// Label column width.
+const LABEL_WIDTH: usize = 9;
+/// Lines the panel wants: a model's twelve lines plus the borders.
+pub const WANTED_HEIGHT: u16 = 14;
+/// What the panel says while no model is loaded.
+pub const NO_MODEL: &str = "no model loaded — run `perpdesk train --data DIR`";
+
+/// The models panel.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelsView<'a> {
+    pub models: &'a ModelsPanel,
+    pub theme: &'a Theme,
+}
+
+/// A latency in microseconds as `12 µs`, `3.4 µs` or `1.2 ms`.
+pub fn format_latency(micros: f64) -> String {
+    if micros >= 1_000.0 {
+        format!("{:.1} ms", micros / 1_000.0)
+    } else if micros >= 10.0 {
+        format!("{micros:.0} µs")
+    } else {
+        format!("{micros:.1} µs")
+    }
+}
+
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| MISSING.to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+fn r_multiple(value: Option<f64>) -> String {
+    value.map_or_else(|| MISSING.to_owned(), |v| format!("{v:+.2}R"))
+}
+
+impl ModelsView<'_> {
+    fn line(&self, label: &str, value: &str, width: usize) -> Line<'static> {
+        let muted = Style::new().fg(self.theme.muted);
+        let text = Style::new().fg(self.theme.text);
+        let room = width.saturating_sub(LABEL_WIDTH);
+        Line::from(vec![
+            Span::styled(format!("{label:<LABEL_WIDTH$}"), muted),
+            Span::styled(fit(value, room), text),
+        ])
+    }
+
+    /// Identity and runtime: name with the champion marker, version, backend, latency, batches, trained.
+    fn runtime_lines(&self, model: &ModelRow, width: usize) -> Vec<Line<'static>> {
+        let name_style = Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD);
+        let marker = if model.champion {
+            Span::styled(
+                " ★ champion",
+                Style::new().fg(self.theme.accent).add_modifier(Modifier::BOLD),
+            )
+        } else {
+            Span::styled(" challenger", Style::new().fg(self.theme.muted))
+        };
+        let latency = match (model.p50_us, model.p99_us) {
+            (Some(p50), Some(p99)) => {
+                format!("p50 {} · p99 {}", format_latency(p50), format_latency(p99))
+            }
+            _ => "no batch yet".to_owned(),
+        };
+        let fill = model
+            .batch_fill
+            .map_or_else(|| MISSING.to_owned(), |f| format!("{:.0}%", f * 100.0));
+        vec![
+            Line::from(vec![
+                Span::styled(fit(&model.name, width.saturating_sub(11)), name_style),
+                marker,
+            ]),
+            self.line("version", &model.version, width),
+            self.line("backend", &model.backend, width),
+            self.line("latency", &latency, width),
+            self.line(
+                "batches",
+                &format!(
+                    "{} · {} req · fill {fill} of {}",
+                    model.batches, model.requests, model.max_batch
+                ),
+                width,
+            ),
+            self.line("trained", &model.trained, width),
+        ]
+    }
+
+    /// The card's validation period and metrics.
+    fn validation_lines(&self, model: &ModelRow, width: usize) -> Vec<Line<'static>> {
+        vec![
+            self.line(
+                "valid.",
+                &format!(
+                    "{} → {} ({})",
+                    model.validation_from, model.validation_to, model.validation_samples
+                ),
+                width,
+            ),
+            self.line("AUC", &opt(model.auc, 3), width),
+            self.line(
+                "log loss",
+                &format!("{:.3} (baseline {:.3})", model.log_loss, model.baseline_log_loss),
+                width,
+            ),
+            self.line("Brier", &format!("{:.3}", model.brier), width),
+            self.line(
+                "thresh.",
+                &format!(
+                    "{:.2} · precision {}",
+                    model.threshold,
+                    opt(model.precision_at_threshold, 2)
+                ),
+                width,
+            ),
+            self.line(
+                "E[R]",
+                &format!(
+                    "ICT {} → ML {}",
+                    r_multiple(model.expectancy_ict_r),
+                    r_multiple(model.expectancy_ml_r)
+                ),
+                width,
+            ),
+        ]
+    }
+}
+
+impl Widget for ModelsView<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let border = Style::new().fg(self.theme.border);
+        let muted = Style::new().fg(self.theme.muted);
+        let block = Block::new()
+            .borders(Borders::ALL)
+            .border_style(border)
+            .style(Style::new().fg(self.theme.text).bg(self.theme.background))
+            .title(Span::styled(
+                " Models ",
+                Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD),
+            ))
+            .title_bottom(Line::from(Span::styled(" M closes ", muted)).right_aligned());
+        Clear.render(area, buf);
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let padded = Rect {
+            x: inner.x + 1,
+            width: inner.width.saturating_sub(2),
+            ..inner
+        };
+        let width = usize::from(padded.width);
+        if self.models.models.is_empty() {
+            let mut lines = vec![Line::from(Span::styled(
+                fit(NO_MODEL, width),
+                Style::new().fg(self.theme.text),
+            ))];
+            if !self.models.models_dir.is_empty() {
+                lines.push(Line::from(Span::styled(
+                    fit(&format!("looked in {}", self.models.models_dir), width),
+                    muted,
+                )));
+            }
+            lines.push(Line::from(Span::styled(
+                fit("hybrid runs the ICT rules only until then", width),
+                muted,
+            )));
+            Paragraph::new(lines).render(padded, buf);
+            return;
+        }
+        // Each model takes a block of lines; models that do not fit are left out (one is loaded today).
+        let mut y = padded.y;
+        for model in &self.models.models {
+            if y >= padded.bottom() {
+                break;
+            }
+            let rest = Rect {
+                y,
+                height: padded.bottom() - y,
+                ..padded
+            };
+            if padded.width >= SIDE_BY_SIDE_WIDTH {
+                let [left, _, right] = Layout::horizontal([
+                    Constraint::Percentage(50),
+                    Constraint::Length(1),
+                    Constraint::Min(0),
+                ])
+                .areas(rest);
+                let runtime = self.runtime_lines(model, usize::from(left.width));
+                let validation = self.validation_lines(model, usize::from(right.width));
+                let height = runtime.len().max(validation.len()) as u16;
+                Paragraph::new(runtime).render(left, buf);
+                // The validation column starts one line down, beside the version.
+                let right = Rect {
+                    y: right.y + 1,
+                    height: right.height.saturating_sub(1),
+                    ..right
+                };
+                Paragraph::new(validation).render(right, buf);
+                y += height + 2;
+            } else {
+                let mut lines = self.runtime_lines(model, width);
+                lines.extend(self.validation_lines(model, width));
+                let height = lines.len() as u16;
+                Paragraph::new(lines).render(rest, buf);
+                y += height + 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn render(panel: &ModelsPanel, width: u16, height: u16) -> String {
+        let theme = Theme::builtin("default").unwrap();
+        let mut buf = Buffer::empty(Rect::new(0, 0, width, height));
+        ModelsView {
+            models: panel,
+            theme: &theme,
+        }
+        .render(buf.area, &mut buf);
+        (0..height)
+            .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+            .collect()
+    }
+
+    #[test]
+    fn latencies_read_in_the_right_unit() {
+        assert_eq!(format_latency(3.36), "3.4 µs");
+        assert_eq!(format_latency(48.2), "48 µs");
+        assert_eq!(format_latency(1_260.0), "1.3 ms");
+    }
+
+    #[test]
+    fn without_a_model_the_panel_says_how_to_train_one() {
+        let panel = ModelsPanel {
+            models_dir: "models".into(),
+            models: Vec::new(),
+        };
+        let text = render(&panel, 70, 8);
+        assert!(text.contains(NO_MODEL), "{text}");
+        assert!(text.contains("looked in models"), "{text}");
+    }
+
+    #[test]
+    fn a_model_shows_runtime_and_validation_narrow_and_wide() {
+        let panel = ModelsPanel {
+            models_dir: "models".into(),
+            models: vec![ModelRow {
+                name: "signal_predictor".into(),
+                version: "signal_predictor-1".into(),
+                backend: "native".into(),
+                champion: true,
+                p50_us: Some(11.3),
+                p99_us: Some(45.3),
+                batches: 3,
+                requests: 7,
+                batch_fill: Some(7.0 / 96.0),
+                max_batch: 32,
+                auc: Some(0.612),
+                threshold: 0.55,
+                ..ModelRow::default()
+            }],
+        };
+        for (width, height) in [(40, 16), (90, 10)] {
+            let text = render(&panel, width, height);
+            for wanted in ["★ champion", "native", "p50 11 µs", "fill 7%", "0.612", "0.55"] {
+                assert!(text.contains(wanted), "{wanted} at {width}: {text}");
+            }
+        }
+    }
+}
