@@ -141,11 +141,12 @@ fn engine_settings(days: u32) -> EngineSettings {
         mode: Mode::Ict,
         universe_size: 6,
         timeframes: vec![Interval::M1, Interval::M5, Interval::H1],
-        // 500 minutes of 1m history: the back-fill, served a second or two after the engine
-        // starts (an hour or two of simulated time at this speed), still reaches before it.
-        history_bars: 500,
+        // 1 500 bars of history (the venue's most per request): the back-fill, served seconds
+        // after the engine starts (hours of simulated time at this speed, more on a loaded machine),
+        // still reaches before it.
+        history_bars: 1_500,
         // The whole run's 1m bars stay in memory, so the comparison covers every one.
-        ring_capacity: days as usize * 1_440 + 1_000,
+        ring_capacity: days as usize * 1_440 + 3_000,
         universe_refresh: Duration::from_secs(86_400),
         trading_cycle: Duration::from_secs(60),
         virtual_cycle: Duration::from_secs(10),

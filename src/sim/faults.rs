@@ -1166,11 +1166,11 @@ mod tests {
         assert_eq!(frames, [r#"{"k":{"x":true}}"#]);
         assert_eq!(state.on_rest("/fapi/v1/klines", "", 0), (None, None));
         assert_eq!(state.on_order_post(), None);
-        // Loose again: the plan applies (the 418 ban, then it holds).
+        // Loose again: the plan applies (the maintenance window comes first).
         state.set_calm(false);
         assert!(matches!(
             state.on_rest("/fapi/v1/time", "", 0).0,
-            Some(RestFault::Reject { status: 418, .. })
+            Some(RestFault::Reject { status: 503, .. })
         ));
         assert!(state.in_maintenance());
     }
