@@ -482,8 +482,15 @@ pub enum OrderError {
     Journal(String),
     #[error(transparent)]
     Venue(#[from] SignedError),
-    #[error("order {client_order_id}: state still unknown after {attempts} queries")]
-    Unresolved { client_order_id: String, attempts: u32 },
+    /// The submit's outcome is unknown and the queries could not settle it: the order may be live.
+    /// Only a later query by client order id (or a reconciliation) may decide; never resend blindly.
+    #[error("order {client_order_id}: state still unknown after {attempts} queries: {last}")]
+    Unresolved {
+        client_order_id: String,
+        attempts: u32,
+        /// Why the last query did not settle it.
+        last: String,
+    },
     #[error("venue value {field} = {value:?} is not a decimal")]
     BadDecimal { field: &'static str, value: String },
 }
@@ -621,8 +628,18 @@ impl OrderClient {
             // -4116: this id is already at the venue (a resend after an unknown outcome).
             Err(e) if e.is_outcome_unknown() || e.code() == Some(-4116) => {
                 tracing::warn!(client_order_id, error = %e, "order outcome unknown; resolving by query before anything is resent");
+                let duplicate = e.code() == Some(-4116);
                 match self.resolve_unknown(&order.symbol, client_order_id).await? {
                     Lookup::Found(o) => Ok(Placed::Resolved(o)),
+                    // The venue has just said it holds this id: "not found" only means it does not
+                    // show it yet. Reporting "not placed" would invite a caller to give up on a
+                    // live order.
+                    Lookup::NotFound if duplicate => Err(OrderError::Unresolved {
+                        client_order_id: client_order_id.to_owned(),
+                        attempts: self.resolve.attempts,
+                        last: "the venue refused the id as a duplicate (-4116) but does not show it yet"
+                            .to_owned(),
+                    }),
                     Lookup::NotFound => Ok(Placed::NotPlaced {
                         client_order_id: client_order_id.to_owned(),
                     }),
@@ -634,7 +651,16 @@ impl OrderClient {
 
     /// Queries the order by client id, waiting and asking again on `-2013` up to the policy's
     /// attempts (the venue may not show a just-created order yet).
+    ///
+    /// Every failure here is [`OrderError::Unresolved`], whatever the query's own error: the order
+    /// whose outcome is being resolved may be live, and a caller that saw the query's error (a 418
+    /// ban, a -1021, a 400) would take it for the submit's refusal and forget a live order.
     pub async fn resolve_unknown(&self, symbol: &str, client_order_id: &str) -> Result<Lookup, OrderError> {
+        let unresolved = |last: String| OrderError::Unresolved {
+            client_order_id: client_order_id.to_owned(),
+            attempts: self.resolve.attempts,
+            last,
+        };
         let mut last_other = None;
         for attempt in 1..=self.resolve.attempts {
             match self.query_order(symbol, client_order_id).await {
@@ -645,7 +671,7 @@ impl OrderClient {
                 {
                     last_other = Some(e);
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(unresolved(e.to_string())),
             }
             if attempt < self.resolve.attempts {
                 tokio::time::sleep(self.resolve.delay * attempt).await;
@@ -653,11 +679,8 @@ impl OrderClient {
         }
         match last_other {
             // The last answers were not "no such order": we do not know.
-            Some(e) if e.code() != Some(-2013) => Err(OrderError::Unresolved {
-                client_order_id: client_order_id.to_owned(),
-                attempts: self.resolve.attempts,
-            }),
-            _ => Ok(Lookup::NotFound),
+            Some(e) => Err(unresolved(e.to_string())),
+            None => Ok(Lookup::NotFound),
         }
     }
 

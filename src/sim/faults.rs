@@ -24,6 +24,7 @@
 //! | `r429`, `r418` | `probability/duration` | per REST request: 429, or a 418 ban lasting the duration, with `Retry-After` |
 //! | `r503` | probability | per REST request: one of the three 503 bodies |
 //! | `rdelay` | `probability/duration` | per REST request: answered up to the duration late |
+//! | `ounknown` | `probability/duration` | per order POST: an unknown outcome, answered 503 "Unknown error" at once or after the duration (a timeout for a client waiting less); the order is created and shown at once, created and shown only after up to the duration, or not created (one third each) |
 //! | `skew` | signed duration | the venue's clock runs this far ahead (`serverTime`, klines, -1021 on stale `timestamp`s) |
 //! | `delist` | `SYMBOL@after[:STATUS]` or `#k@after[:STATUS]` | the symbol (or the k-th tradable USDT perpetual) leaves TRADING `after` the start (default status SETTLING) |
 //! | `maint` | `start+length` | a maintenance window: REST 503, WebSocket upgrades refused, open connections closed |
@@ -35,13 +36,18 @@
 //! Every connection draws from its own generator, seeded from the plan's seed and the connection's
 //! ordinal; REST draws from one generator in request order. Time-based faults (`delist`, `maint`) count
 //! from the moment the simulator started. Counts of what was injected are kept in [`FaultCounts`].
+//!
+//! A running plan can be calmed ([`FaultState::set_calm`]): from then on nothing is injected (stalls in
+//! progress end, no maintenance), while the venue's connection lifetime still holds. A soak calms the
+//! venue at its end so that "the client caught up" has a clear meaning, after faults that ran the whole
+//! time.
 
 use std::{
     fmt,
     path::Path,
     sync::{
         Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -49,6 +55,8 @@ use std::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
+
+use super::trading::{FaultVenue, OrderFault};
 
 /// Why a fault plan could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +127,8 @@ pub struct FaultPlan {
     pub rest_418: Option<Chance>,
     pub rest_503: f64,
     pub rest_delay: Option<Chance>,
+    /// Order POSTs whose outcome is made unknown (`ounknown`).
+    pub order_unknown: Option<Chance>,
     /// Venue clock minus true clock, ms.
     pub skew_ms: i64,
     pub delist: Vec<Delisting>,
@@ -134,7 +144,7 @@ pub const VENUE_CONNECTION_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_RECV_WINDOW_MS: i64 = 5_000;
 
 const KEYS: &str = "seed, drop, reset, close, stall, cut, dup, reorder, late, malformed, delay, r429, r418, \
-                    r503, rdelay, skew, delist, maint, until";
+                    r503, rdelay, ounknown, skew, delist, maint, until";
 
 /// The `light` preset: a few faults of every kind, for a console left running.
 const LIGHT: &str = "seed=1,drop=900s,reset=1800s,close=1800s,stall=1800s/35s,dup=0.5%,reorder=0.5%,\
@@ -245,6 +255,7 @@ impl FaultPlan {
             "r429" => self.rest_429 = chance(value)?,
             "r418" => self.rest_418 = chance(value)?,
             "rdelay" => self.rest_delay = chance(value)?,
+            "ounknown" => self.order_unknown = chance(value)?,
             "skew" => self.skew_ms = signed_ms(value)?,
             "delist" => self.delist.push(delisting(value)?),
             "maint" => {
@@ -307,6 +318,7 @@ impl fmt::Display for FaultPlan {
             ("r429", self.rest_429),
             ("r418", self.rest_418),
             ("rdelay", self.rest_delay),
+            ("ounknown", self.order_unknown),
         ] {
             if let Some(c) = v {
                 items.push(format!("{k}={}/{}", p(c.probability), d(c.amount)));
@@ -468,6 +480,8 @@ pub struct FaultCounts {
     pub rest_503: AtomicU64,
     pub rest_1021: AtomicU64,
     pub rest_delays: AtomicU64,
+    /// Order POSTs given an unknown outcome (`ounknown`).
+    pub order_unknown: AtomicU64,
     pub maintenance_refusals: AtomicU64,
 }
 
@@ -495,6 +509,7 @@ impl FaultCounts {
             ("503", &self.rest_503),
             ("-1021", &self.rest_1021),
             ("rest delays", &self.rest_delays),
+            ("unknown order outcomes", &self.order_unknown),
             ("maintenance refusals", &self.maintenance_refusals),
         ];
         all.iter()
@@ -532,6 +547,8 @@ pub struct FaultState {
     started: Instant,
     rest_rng: Mutex<ChaCha8Rng>,
     banned_until: Mutex<Option<Instant>>,
+    /// Nothing is injected while set ([`FaultState::set_calm`]).
+    calm: AtomicBool,
     pub counts: FaultCounts,
 }
 
@@ -543,6 +560,7 @@ impl FaultState {
             started: Instant::now(),
             rest_rng: Mutex::new(rest_rng),
             banned_until: Mutex::new(None),
+            calm: AtomicBool::new(false),
             counts: FaultCounts::default(),
         }
     }
@@ -555,14 +573,23 @@ impl FaultState {
         self.started.elapsed()
     }
 
-    /// Past the plan's `until`: nothing is injected any more.
-    pub fn is_over(&self) -> bool {
-        self.plan.until.is_some_and(|until| self.elapsed() >= until)
+    /// Calms the venue (`true`: nothing injected from now on, a ban in force lifted) or lets the
+    /// plan loose again.
+    pub fn set_calm(&self, calm: bool) {
+        self.calm.store(calm, Ordering::Relaxed);
+        if calm {
+            *self.banned_until.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
+    /// Nothing is injected: calmed by the test, or past the plan's `until`.
+    pub fn is_calm(&self) -> bool {
+        self.calm.load(Ordering::Relaxed) || self.plan.until.is_some_and(|until| self.elapsed() >= until)
     }
 
     /// Inside a maintenance window now.
     pub fn in_maintenance(&self) -> bool {
-        if self.is_over() {
+        if self.is_calm() {
             return false;
         }
         let t = self.elapsed();
@@ -590,7 +617,7 @@ impl FaultState {
     /// Whether a request to `path` with `query` is refused, and how. `venue_now` is the (skewed)
     /// venue clock, for the `timestamp` check. Also returns a delay to apply before answering.
     pub fn on_rest(&self, path: &str, query: &str, venue_now: i64) -> (Option<RestFault>, Option<Duration>) {
-        if !path.starts_with("/fapi/") {
+        if !path.starts_with("/fapi/") || self.is_calm() {
             return (None, None);
         }
         if self.in_maintenance() {
@@ -610,7 +637,7 @@ impl FaultState {
             let banned = self.banned_until.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(until) = *banned
                 && until > now
-                && !self.is_over()
+                && !self.is_calm()
             {
                 FaultCounts::bump(&self.counts.rest_418);
                 return (Some(ban(until - now)), None);
@@ -638,7 +665,7 @@ impl FaultState {
             }
         }
         // The venue's clock rule above holds for ever; the injected faults below stop at `until`.
-        if self.is_over() {
+        if self.is_calm() {
             return (None, None);
         }
         let mut rng = self.rest_rng.lock().unwrap_or_else(PoisonError::into_inner);
@@ -683,6 +710,30 @@ impl FaultState {
             })
         });
         (None, delay)
+    }
+
+    /// Whether an order POST that passed [`FaultState::on_rest`] gets an unknown outcome, and which:
+    /// the venue side (created and visible, visible only after up to the plan's duration, or not
+    /// created) and the reply delay (none, or the plan's duration: longer than the client's timeout,
+    /// that is a timeout). Drawn from the REST generator, in request order.
+    pub fn on_order_post(&self) -> Option<OrderFault> {
+        let c = self.plan.order_unknown.filter(|_| !self.is_calm())?;
+        let mut rng = self.rest_rng.lock().unwrap_or_else(PoisonError::into_inner);
+        if !rng.random_bool(c.probability) {
+            return None;
+        }
+        FaultCounts::bump(&self.counts.order_unknown);
+        let venue = match rng.random_range(0..3) {
+            0 => FaultVenue::Exists,
+            1 => FaultVenue::AppearsAfter(rand_duration(&mut *rng, c.amount)),
+            _ => FaultVenue::Never,
+        };
+        let reply_delay = if rng.random_bool(0.5) {
+            Duration::ZERO
+        } else {
+            c.amount
+        };
+        Some(OrderFault { venue, reply_delay })
     }
 
     /// The faults of a new WebSocket connection (its own generator, from the seed and its ordinal).
@@ -767,7 +818,8 @@ impl ConnectionFaults<'_> {
                 reason: "connection lifetime reached",
             };
         }
-        if self.state.is_over() {
+        if self.state.is_calm() {
+            self.stalled_until = None;
             return ConnectionAction::Push;
         }
         if let Some(until) = self.stalled_until {
@@ -807,7 +859,7 @@ impl ConnectionFaults<'_> {
 
     /// How long to hold this push back, if at all.
     pub fn delay(&mut self) -> Option<Duration> {
-        let c = self.state.plan.delay.filter(|_| !self.state.is_over())?;
+        let c = self.state.plan.delay.filter(|_| !self.state.is_calm())?;
         self.rng.random_bool(c.probability).then(|| {
             FaultCounts::bump(&self.state.counts.delays);
             rand_duration(&mut self.rng, c.amount)
@@ -819,10 +871,9 @@ impl ConnectionFaults<'_> {
     /// all there, in some order, with extras.
     pub fn mangle(&mut self, frames: &mut Vec<String>) {
         let plan = &self.state.plan;
-        if self.state.is_over() {
-            return;
-        }
-        if plan.dup == 0.0 && plan.reorder == 0.0 && plan.late == 0.0 && plan.malformed == 0.0 {
+        if self.state.is_calm()
+            || (plan.dup == 0.0 && plan.reorder == 0.0 && plan.late == 0.0 && plan.malformed == 0.0)
+        {
             return;
         }
         let counts = &self.state.counts;
@@ -908,8 +959,8 @@ mod tests {
     fn every_key_parses() {
         let p = FaultPlan::parse(
             "drop=10s,reset=1m,close=2h,stall=30s/5s,cut=3s,dup=5%,reorder=0.1,late=1%,malformed=2%,\
-             delay=5%/300ms,r429=1%/2s,r418=0.5%/3s,r503=4%,rdelay=2%/1s,skew=+1500ms,\
-             delist=BTCUSDT@2m:CLOSE,delist=#3@10s,maint=1m+20s",
+             delay=5%/300ms,r429=1%/2s,r418=0.5%/3s,r503=4%,rdelay=2%/1s,ounknown=3%/800ms,\
+             skew=+1500ms,delist=BTCUSDT@2m:CLOSE,delist=#3@10s,maint=1m+20s",
         )
         .expect("parses");
         assert_eq!(p.drop_every, Some(Duration::from_secs(10)));
@@ -921,6 +972,13 @@ mod tests {
             Some(Chance {
                 probability: 0.005,
                 amount: Duration::from_secs(3)
+            })
+        );
+        assert_eq!(
+            p.order_unknown,
+            Some(Chance {
+                probability: 0.03,
+                amount: Duration::from_millis(800)
             })
         );
         assert_eq!(
@@ -961,6 +1019,7 @@ mod tests {
             ("wobble=1s", "wobble=1s", "unknown fault `wobble`"),
             ("extreme", "extreme", "not a preset"),
             ("r429=5%", "r429=5%", "probability/duration"),
+            ("ounknown=5%", "ounknown=5%", "probability/duration"),
             ("delist=btcusdt@1s", "delist=btcusdt@1s", "upper-case"),
             ("delist=BTCUSDT@1s:TRADING", "delist=BTCUSDT@1s:TRADING", "status"),
             ("maint=30s", "maint=30s", "start+length"),
@@ -1016,7 +1075,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_fault_stops_at_until_but_the_venue_clock_rule_stays() {
+    async fn every_fault_stops_at_until_as_when_calmed() {
         let plan =
             FaultPlan::parse("r418=100%/1h,maint=0s+1h,stall=1ms/1h,skew=3s,until=50ms").expect("plan");
         assert_eq!(plan.until, Some(Duration::from_millis(50)));
@@ -1025,16 +1084,16 @@ mod tests {
         assert!(state.in_maintenance());
         assert!(state.on_rest("/fapi/v1/klines", "", 0).0.is_some());
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert!(state.is_over() && !state.in_maintenance());
+        assert!(state.is_calm() && !state.in_maintenance());
         assert_eq!(
             state.on_rest("/fapi/v1/klines", "", 0),
             (None, None),
             "no ban, no window"
         );
         let stale = state.on_rest("/fapi/v1/order", "timestamp=1", 1_000_000).0;
-        assert!(
-            matches!(stale, Some(RestFault::Reject { code: -1021, .. })),
-            "the clock rule stays"
+        assert_eq!(
+            stale, None,
+            "as calm as `set_calm`: no -1021 from the skew either"
         );
         let mut conn = state.connection();
         assert_eq!(conn.on_tick(Duration::from_secs(1)), ConnectionAction::Push);
@@ -1092,6 +1151,67 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 3, "all three 503 variants: {seen:?}");
+    }
+
+    #[tokio::test]
+    async fn order_posts_get_every_unknown_outcome_variant_at_the_plan_rate_and_repeatably() {
+        let plan = FaultPlan::parse("seed=6,ounknown=25%/700ms").expect("plan");
+        let draw = || {
+            let state = FaultState::new(plan.clone());
+            let faults: Vec<_> = (0..2_000).map(|_| state.on_order_post()).collect();
+            (faults, state.counts.order_unknown.load(Ordering::Relaxed))
+        };
+        let (faults, counted) = draw();
+        assert_eq!(draw().0, faults, "same seed, same outcomes");
+        let hits: Vec<OrderFault> = faults.iter().flatten().copied().collect();
+        assert_eq!(hits.len() as u64, counted);
+        assert!((400..=600).contains(&hits.len()), "{} of 2000 at 25%", hits.len());
+        let count = |f: &dyn Fn(&OrderFault) -> bool| hits.iter().filter(|h| f(h)).count();
+        assert!(count(&|h| h.venue == FaultVenue::Exists) > 100);
+        assert!(count(&|h| h.venue == FaultVenue::Never) > 100);
+        assert!(count(&|h| matches!(h.venue, FaultVenue::AppearsAfter(_))) > 100);
+        assert!(hits.iter().all(|h| match h.venue {
+            FaultVenue::AppearsAfter(d) => d <= Duration::from_millis(700),
+            _ => true,
+        }));
+        assert!(count(&|h| h.reply_delay.is_zero()) > 150, "immediate 503s");
+        assert!(
+            count(&|h| h.reply_delay == Duration::from_millis(700)) > 150,
+            "late answers (timeouts)"
+        );
+        // Without the key, never.
+        let quiet = FaultState::new(FaultPlan::parse("seed=6,r503=50%").expect("plan"));
+        assert!((0..100).all(|_| quiet.on_order_post().is_none()));
+    }
+
+    #[tokio::test]
+    async fn a_calmed_venue_injects_nothing_until_let_loose_again() {
+        let plan = FaultPlan::parse(
+            "seed=3,drop=1s,stall=1s/1h,dup=100%,malformed=100%,delay=100%/1s,r418=100%/5s,r503=100%,\
+             ounknown=100%/1s,maint=0s+1h",
+        )
+        .expect("plan");
+        let state = FaultState::new(plan);
+        assert!(state.in_maintenance());
+        let mut conn = state.connection();
+        let dt = Duration::from_millis(250);
+        assert_ne!(conn.on_tick(dt), ConnectionAction::Push, "maintenance closes");
+        state.set_calm(true);
+        assert!(!state.in_maintenance());
+        assert!((0..400).all(|_| conn.on_tick(dt) == ConnectionAction::Push));
+        assert_eq!(conn.delay(), None);
+        let mut frames = vec![r#"{"k":{"x":true}}"#.to_owned()];
+        conn.mangle(&mut frames);
+        assert_eq!(frames, [r#"{"k":{"x":true}}"#]);
+        assert_eq!(state.on_rest("/fapi/v1/klines", "", 0), (None, None));
+        assert_eq!(state.on_order_post(), None);
+        // Loose again: the plan applies (the maintenance window comes first).
+        state.set_calm(false);
+        assert!(matches!(
+            state.on_rest("/fapi/v1/time", "", 0).0,
+            Some(RestFault::Reject { status: 503, .. })
+        ));
+        assert!(state.in_maintenance());
     }
 
     #[tokio::test]

@@ -9,7 +9,8 @@
 //! limit, the 1500 cap) follow the venue's documentation.
 //!
 //! The fault plan (`sim::faults`) hooks in at three places only: a middleware in front of every route
-//! (REST rejections and delays, maintenance refusals of WebSocket upgrades), the push tick of each
+//! (REST rejections and delays, maintenance refusals of WebSocket upgrades, and the unknown outcome an
+//! order POST is handed as a request extension), the push tick of each
 //! WebSocket connection (drops, resets, close frames, stalls, the connection lifetime, and the frame
 //! mangling), and `exchangeInfo` (symbols leaving TRADING). A TCP reset needs the socket itself, so the
 //! listener wraps each accepted stream ([`FaultIo`]) and hands the handler a [`ResetHandle`].
@@ -274,6 +275,12 @@ impl SimHandle {
         &self.state.faults.counts
     }
 
+    /// Calms the fault plan (`true`: nothing injected from now on) or lets it loose again; see
+    /// [`FaultState::set_calm`].
+    pub fn calm_faults(&self, calm: bool) {
+        self.state.faults.set_calm(calm);
+    }
+
     /// Pings and pongs, limit violations and the open connections' subscriptions.
     pub fn ws_stats(&self) -> &WsStats {
         &self.state.ws
@@ -488,7 +495,7 @@ fn router(sim: Arc<SimState>, shutdown: watch::Receiver<bool>) -> Router {
 
 /// The fault plan's REST side: maintenance (REST 503, WebSocket upgrades refused), bans, 429s, 503s,
 /// -1021 for skewed timestamps, and delays. Runs before the weight is counted.
-async fn inject_faults(State(sim): State<Arc<SimState>>, req: Request<Body>, next: Next) -> Response {
+async fn inject_faults(State(sim): State<Arc<SimState>>, mut req: Request<Body>, next: Next) -> Response {
     let path = req.uri().path();
     if (path == "/stream" || path.starts_with("/ws")) && sim.faults.in_maintenance() {
         sim.faults.note_maintenance_refusal();
@@ -514,6 +521,13 @@ async fn inject_faults(State(sim): State<Arc<SimState>>, req: Request<Body>, nex
             r.headers_mut().insert("Retry-After", v);
         }
         return r;
+    }
+    if req.method() == axum::http::Method::POST
+        && path == "/fapi/v1/order"
+        && let Some(f) = sim.faults.on_order_post()
+    {
+        // Handed to this request's handler (not queued), so concurrent POSTs cannot swap faults.
+        req.extensions_mut().insert(f);
     }
     if let Some(d) = delay {
         tokio::time::sleep(d).await;

@@ -26,7 +26,9 @@
 //!   bracket allows at the symbol's leverage with `-2027`.
 //!
 //! Faults for the order path (unknown outcomes) and for any endpoint can be queued by tests
-//! ([`Trading::push_order_fault`], [`Trading::fail_next`]); the general fault plan lives elsewhere.
+//! ([`Trading::push_order_fault`], [`Trading::fail_next`]); the general fault plan lives elsewhere
+//! (`sim::faults`), and its `ounknown` item reaches [`Trading::handle`] as a per-request
+//! [`OrderFault`].
 
 // Handlers reject with the venue's error response; see `server`.
 #![allow(clippy::result_large_err)]
@@ -530,6 +532,21 @@ impl Trading {
                 .filter(|o| o.client_id == client_order_id)
                 .count()
         })
+    }
+
+    /// Every client order id at the venue (any state, visible or not yet) with its number of orders:
+    /// the venue's side of a soak's "each id at most once, none lost".
+    pub fn client_order_ids(&self) -> BTreeMap<String, usize> {
+        self.book.lock().map_or_else(
+            |_| BTreeMap::new(),
+            |b| {
+                let mut ids = BTreeMap::new();
+                for o in b.orders.values() {
+                    *ids.entry(o.client_id.clone()).or_default() += 1;
+                }
+                ids
+            },
+        )
     }
 
     /// Signed position of `symbol` (`BOTH` leg in one-way mode).
@@ -1648,8 +1665,8 @@ impl Trading {
         }
     }
 
-    async fn post_order(&self, p: &Params) -> Response {
-        let fault = self.order_faults.lock().ok().and_then(|mut f| f.pop_front());
+    async fn post_order(&self, p: &Params, planned: Option<OrderFault>) -> Response {
+        let fault = planned.or_else(|| self.order_faults.lock().ok().and_then(|mut f| f.pop_front()));
         let Some(fault) = fault else {
             let mut resp = match self.new_order(p) {
                 Ok(o) => json(&o),
@@ -1678,8 +1695,16 @@ impl Trading {
         ))
     }
 
-    /// Authenticates and serves one trading request.
-    pub async fn handle(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &str) -> Response {
+    /// Authenticates and serves one trading request. `planned` is the fault plan's unknown outcome
+    /// for an order POST (`sim::faults`, `ounknown`); without one, a queued [`OrderFault`] applies.
+    pub async fn handle(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &str,
+        planned: Option<OrderFault>,
+    ) -> Response {
         let path = uri.path();
         let query = uri.query().unwrap_or("");
         let params = Params::parse(query, body);
@@ -1738,7 +1763,7 @@ impl Trading {
         }
         self.tick();
         let result = match (method.clone(), path) {
-            (Method::POST, "/fapi/v1/order") => return self.post_order(&params).await,
+            (Method::POST, "/fapi/v1/order") => return self.post_order(&params, planned).await,
             (Method::GET, "/fapi/v1/order") => self.query_order(&params).map(|o| json(&o)),
             (Method::DELETE, "/fapi/v1/order") => self.cancel_order(&params).map(|o| json(&o)),
             (Method::GET, "/fapi/v1/openOrders") => self.open_orders(&params).map(|o| json(&o)),
@@ -1791,9 +1816,11 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    planned: Option<axum::Extension<OrderFault>>,
     body: String,
 ) -> Response<Body> {
-    t.handle(&method, &uri, &headers, &body).await
+    t.handle(&method, &uri, &headers, &body, planned.map(|p| p.0))
+        .await
 }
 
 /// The trading routes, to be merged into the simulator's router.
