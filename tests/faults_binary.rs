@@ -82,8 +82,12 @@ fn headless_console_under_heavy_faults_stores_exactly_the_simulators_bars() {
     let summary = sim.wait_for("the fault summary", Duration::from_secs(10), |l| {
         l.starts_with("faults injected")
     });
+    // The connection faults are random draws: at least one of them must have cut a connection.
     assert!(
-        summary.contains("drops=") && summary.contains("duplicates="),
+        ["drops=", "resets=", "closes=", "maintenance refusals="]
+            .iter()
+            .any(|cut| summary.contains(cut))
+            && summary.contains("duplicates="),
         "{summary}"
     );
 
