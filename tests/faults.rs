@@ -596,7 +596,9 @@ async fn connections_rotate_before_the_cut_without_a_gap() {
     let (tx, mut rx) = mpsc::channel(65_536);
     let (stop, stop_rx) = watch::channel(false);
     let mut cfg = StreamConfig::new(&sim.ws_url);
-    cfg.rotate_after = Duration::from_millis(1_200);
+    // Rotation starts at the first watchdog tick after this, and the old connection is drained for a
+    // second after the switch: both must fit in the 3 s lifetime.
+    cfg.rotate_after = Duration::from_millis(800);
     let mut streams = StreamManager::new(cfg, Arc::new(RwLock::new(table)), tx, stop_rx);
     streams.subscribe([format!("{}@kline_1m", name.to_ascii_lowercase())]);
     let mut rotations = 0;

@@ -284,6 +284,36 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 /// backstop: the ordinary reconnect and gap fill cover it).
 const ROTATION_RETRY: Duration = Duration::from_secs(30);
 
+/// After a rotation the old connection is still read this long before it is closed: a bar that
+/// closed just before the replacement subscribed is owed only by the old connection (the venue sends
+/// the final `x=true` frame to those subscribed at the close), and its frame may still be on the way.
+/// Binance pushes klines every 250 ms, so a second covers four pushes.
+const ROTATION_DRAIN: Duration = Duration::from_secs(1);
+
+/// The connection being drained after a rotation, and when to close it.
+struct Draining {
+    ws: Ws,
+    until: Instant,
+}
+
+/// When the drain ends, or never when there is none.
+async fn drain_deadline(until: Option<Instant>) {
+    match until {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next message of the connection being drained, or never when there is none.
+async fn next_drained(
+    old: Option<&mut Draining>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match old {
+        Some(d) => d.ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The connection that replaces the current one during a rotation.
 struct Rotation {
     ws: Ws,
@@ -467,10 +497,12 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
         let mut rotate_at = Instant::now() + self.cfg.rotate_after;
         // The replacement connection while a rotation is in progress (make-before-break).
         let mut next: Option<Rotation> = None;
+        let mut draining: Option<Draining> = None;
         let mut malformed = MalformedRate::default();
         let tick = (self.cfg.stale_after / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
         let mut watchdog = tokio::time::interval(tick);
         loop {
+            let drain_until = draining.as_ref().map(|d| d.until);
             tokio::select! {
                 msg = ws.next() => {
                     let text = match read_text(msg) {
@@ -530,19 +562,41 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                         return Ended::Shutdown;
                     }
                     if rot.awaiting.is_empty() && let Some(rot) = next.take() {
-                        // Every stream is live on the new connection: switch, then close the old one.
-                        let mut old = std::mem::replace(&mut ws, rot.ws);
+                        // Every stream is live on the new connection: switch, and drain the old one
+                        // for a moment before closing it (see ROTATION_DRAIN).
+                        let old = std::mem::replace(&mut ws, rot.ws);
                         next_id = rot.next_id;
                         awaiting.clear();
                         last_data = Instant::now();
                         rotate_at = Instant::now() + self.cfg.rotate_after;
-                        tokio::spawn(async move {
-                            let _ = tokio::time::timeout(Duration::from_secs(5), old.close(None)).await;
-                        });
+                        if let Some(mut earlier) = draining.replace(Draining {
+                            ws: old,
+                            until: Instant::now() + ROTATION_DRAIN,
+                        }) {
+                            tokio::spawn(async move {
+                                let _ = tokio::time::timeout(Duration::from_secs(5), earlier.ws.close(None)).await;
+                            });
+                        }
                         tracing::info!(shard = self.id, "market stream rotated before the venue's 24 h cut");
                         if !self.emit(StreamEvent::Rotated { shard: self.id }).await {
                             return Ended::Shutdown;
                         }
+                    }
+                }
+                msg = next_drained(draining.as_mut()), if draining.is_some() => {
+                    // Data frames of the old connection are forwarded (the bar series dedupe the
+                    // overlap); its end, or any error, just ends the drain.
+                    match read_text(msg) {
+                        Ok(Some(text)) => {
+                            if self.decode(text.as_str(), &mut decoded).is_ok()
+                                && !self.forward(&mut decoded).await
+                            {
+                                return Ended::Shutdown;
+                            }
+                            decoded.clear();
+                        }
+                        Ok(None) => {}
+                        Err(_) => draining = None,
                     }
                 }
                 cmd = self.commands.recv() => {
@@ -562,6 +616,13 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                     }
                     if let Err(e) = Self::send_request(&mut ws, method, params, next_id).await {
                         return Ended::Lost(e);
+                    }
+                }
+                () = drain_deadline(drain_until), if drain_until.is_some() => {
+                    if let Some(mut old) = draining.take() {
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(Duration::from_secs(5), old.ws.close(None)).await;
+                        });
                     }
                 }
                 _ = watchdog.tick() => {
@@ -589,6 +650,9 @@ impl<E: From<StreamEvent> + Send + 'static> Shard<E> {
                     }
                 }
                 _ = self.shutdown.changed() => {
+                    if let Some(mut old) = draining.take() {
+                        let _ = old.ws.close(None).await;
+                    }
                     let _ = ws.close(None).await;
                     return Ended::Shutdown;
                 }
