@@ -300,9 +300,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
 
-    /// Where to write the model and its card (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "models")]
-    pub out: PathBuf,
+    /// Where to write the models and their cards (created if missing) [default: the configured models
+    /// directory, `paths.models_dir` / PERPDESK_MODELS_DIR / --models-dir, where the console loads them].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 
     /// Share of candidates, the newest, held out for validation.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.3)]

@@ -76,8 +76,9 @@ fn main() -> ExitCode {
     if let Some(Command::Analyze(args)) = &cli.command {
         return run_analyze(args);
     }
-    if let Some(Command::Train(args)) = &cli.command {
-        return run_train(args);
+    // With `--out`, training needs no configuration; without it, the configured models directory.
+    if let Some(Command::Train(args @ TrainArgs { out: Some(out), .. })) = &cli.command {
+        return run_train(args, out);
     }
     let loaded = match config::load(&cli, &config::process_env) {
         Ok(loaded) => loaded,
@@ -115,7 +116,9 @@ fn main() -> ExitCode {
             finish(runtime().and_then(|rt| rt.block_on(run_attach(args, &loaded.config, theme))))
         }
         Some(Command::Analyze(args)) => run_analyze(args),
-        Some(Command::Train(args)) => run_train(args),
+        Some(Command::Train(args)) => {
+            run_train(args, args.out.as_ref().unwrap_or(&loaded.config.paths.models_dir))
+        }
         Some(Command::Journal(args)) => run_journal(args, &loaded.config),
         Some(Command::Sim(args)) => {
             finish(runtime().and_then(|rt| rt.block_on(run_sim(args, &loaded.config))))
@@ -188,9 +191,9 @@ fn run_analyze(args: &AnalyzeArgs) -> ExitCode {
 }
 
 /// `perpdesk train`: progress on stderr, the report on stdout.
-fn run_train(args: &TrainArgs) -> ExitCode {
+fn run_train(args: &TrainArgs, out: &std::path::Path) -> ExitCode {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut config = TrainConfig::new(args.data.clone(), args.out.clone(), command);
+    let mut config = TrainConfig::new(args.data.clone(), out.to_path_buf(), command);
     config.validation_fraction = args.validation;
     config.horizon_bars = args.horizon_bars;
     config.purge_ms = i64::from(args.purge_hours) * 3_600_000;

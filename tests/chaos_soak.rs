@@ -46,13 +46,13 @@ use perpdesk::{
         source::MarketSource,
         synthetic::SyntheticMarket,
     },
-    strategy::Mode,
 };
-use perpdesk_ui::view::View;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
-use tokio::sync::watch;
+
+mod in_process;
+use in_process::wait_view;
 
 /// Simulated seconds per wall second of the market simulator: a day in 20 s.
 const SPEED: f64 = 4_320.0;
@@ -135,12 +135,6 @@ fn order_plan(rng: &mut ChaCha8Rng, seed: u64) -> String {
 
 fn engine_settings(days: u32) -> EngineSettings {
     EngineSettings {
-        venue: "simulated exchange".into(),
-        environment: "sim".into(),
-        live_trading: false,
-        mode: Mode::Ict,
-        universe_size: 6,
-        timeframes: vec![Interval::M1, Interval::M5, Interval::H1],
         // 1 500 bars of history (the venue's most per request): the back-fill, served seconds
         // after the engine starts (hours of simulated time at this speed, more on a loaded machine),
         // still reaches before it.
@@ -148,33 +142,8 @@ fn engine_settings(days: u32) -> EngineSettings {
         // The whole run's 1m bars stay in memory, so the comparison covers every one.
         ring_capacity: days as usize * 1_440 + 3_000,
         universe_refresh: Duration::from_secs(86_400),
-        trading_cycle: Duration::from_secs(60),
-        virtual_cycle: Duration::from_secs(10),
         view_fps: 10,
-        chart_bars: 30,
-        feature_store: None,
-        trading: perpdesk::engine::TradingSettings::default(),
-    }
-}
-
-async fn wait_view(
-    views: &mut watch::Receiver<Arc<View>>,
-    replay: &Replay,
-    what: &str,
-    pred: impl Fn(&View) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        if pred(&views.borrow_and_update()) {
-            return;
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        assert!(
-            !left.is_zero(),
-            "{replay} timed out waiting for {what}; status {:?}",
-            views.borrow().status
-        );
-        let _ = tokio::time::timeout(left, views.changed()).await;
+        ..in_process::engine_settings(6, vec![Interval::M1, Interval::M5, Interval::H1])
     }
 }
 
@@ -366,24 +335,14 @@ fn reference(rows: &[export::Row], market: &dyn MarketSource, end: TimestampMs) 
     let mut out = Vec::new();
     for ((name, iv), from) in first {
         let interval: Interval = iv.parse().expect("interval");
-        let index = market
-            .symbols()
-            .iter()
-            .position(|s| s.name == name)
-            .expect("listed");
-        let spec = &market.symbols()[index];
-        let mut t = from;
-        while interval.next_open(t) <= end {
-            let bar = market.bar(index, interval, t, i64::MAX / 4).expect("bar exists");
-            out.push(export::format_row(
-                &name,
-                interval,
-                &bar,
-                spec.price_precision,
-                spec.quantity_precision,
-            ));
-            t = interval.next_open(t);
-        }
+        in_process::market_rows(
+            market,
+            &name,
+            interval,
+            from,
+            |t| interval.next_open(t) <= end,
+            &mut out,
+        );
     }
     export::sort_rows(&mut out);
     out

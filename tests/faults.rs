@@ -34,10 +34,11 @@ use perpdesk::{
         source::MarketSource,
         synthetic::SyntheticMarket,
     },
-    strategy::Mode,
 };
-use perpdesk_ui::view::View;
 use tokio::sync::{mpsc, watch};
+
+mod in_process;
+use in_process::wait_view;
 
 fn market(seed: u64, symbols: usize, clock: &SimClock) -> Arc<dyn MarketSource> {
     let start = clock.now();
@@ -62,42 +63,6 @@ async fn sim_with(plan: &str, speed: f64, symbols: usize) -> (SimHandle, Arc<dyn
     (sim, market)
 }
 
-fn engine_settings(universe: usize, timeframes: Vec<Interval>, refresh: Duration) -> EngineSettings {
-    EngineSettings {
-        venue: "simulated exchange".into(),
-        environment: "sim".into(),
-        live_trading: false,
-        mode: Mode::Ict,
-        universe_size: universe,
-        timeframes,
-        history_bars: 60,
-        ring_capacity: 5_000,
-        universe_refresh: refresh,
-        trading_cycle: Duration::from_secs(60),
-        virtual_cycle: Duration::from_secs(10),
-        view_fps: 20,
-        chart_bars: 30,
-        feature_store: None,
-        trading: perpdesk::engine::TradingSettings::default(),
-    }
-}
-
-async fn wait_view(views: &mut watch::Receiver<Arc<View>>, what: &str, pred: impl Fn(&View) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        if pred(&views.borrow_and_update()) {
-            return;
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        assert!(
-            !left.is_zero(),
-            "timed out waiting for {what}; status {:?}",
-            views.borrow().status
-        );
-        let _ = tokio::time::timeout(left, views.changed()).await;
-    }
-}
-
 /// The reference rows for the series and ranges of an export, from the market itself.
 fn reference(rows: &[export::Row], market: &dyn MarketSource) -> Vec<export::Row> {
     let mut ranges: BTreeMap<(String, &str), (i64, i64)> = BTreeMap::new();
@@ -111,24 +76,7 @@ fn reference(rows: &[export::Row], market: &dyn MarketSource) -> Vec<export::Row
     let mut out = Vec::new();
     for ((name, iv), (first, last)) in ranges {
         let interval: Interval = iv.parse().expect("interval");
-        let index = market
-            .symbols()
-            .iter()
-            .position(|s| s.name == name)
-            .expect("listed");
-        let spec = &market.symbols()[index];
-        let mut t = first;
-        while t <= last {
-            let bar = market.bar(index, interval, t, i64::MAX / 4).expect("bar exists");
-            out.push(export::format_row(
-                &name,
-                interval,
-                &bar,
-                spec.price_precision,
-                spec.quantity_precision,
-            ));
-            t = interval.next_open(t);
-        }
+        in_process::market_rows(market, &name, interval, first, |t| t <= last, &mut out);
     }
     export::sort_rows(&mut out);
     out
@@ -145,7 +93,7 @@ async fn soak_under_every_fault_loses_and_duplicates_no_closed_bar() {
     let opts = RunOptions {
         rest_url: sim.rest_url.clone(),
         ws_url: sim.ws_url.clone(),
-        engine: engine_settings(8, vec![Interval::M1, Interval::M5], Duration::from_secs(3600)),
+        engine: in_process::engine_settings(8, vec![Interval::M1, Interval::M5]),
         streams_per_connection: 6,
         stale_after: Duration::from_secs(1),
         rest_concurrency: 4,
@@ -154,11 +102,14 @@ async fn soak_under_every_fault_loses_and_duplicates_no_closed_bar() {
     };
     let mut engine = start_engine(&opts).expect("engine starts");
     let mut views = engine.views.clone();
-    wait_view(&mut views, "back-filled and streaming", |v| {
+    wait_view(&mut views, &"", "back-filled and streaming", |v| {
         v.status.universe_size == 8 && v.status.series_streaming == v.status.series_total
     })
     .await;
-    wait_view(&mut views, "a dozen reconnects", |v| v.status.reconnects >= 12).await;
+    wait_view(&mut views, &"", "a dozen reconnects", |v| {
+        v.status.reconnects >= 12
+    })
+    .await;
     // Let the last gap fills land.
     tokio::time::sleep(Duration::from_secs(3)).await;
     engine.shutdown.send_replace(true);
@@ -738,7 +689,10 @@ async fn a_symbol_leaving_trading_leaves_the_universe() {
     let opts = RunOptions {
         rest_url: sim.rest_url.clone(),
         ws_url: sim.ws_url.clone(),
-        engine: engine_settings(50, vec![Interval::M1], Duration::from_secs(1)),
+        engine: EngineSettings {
+            universe_refresh: Duration::from_secs(1),
+            ..in_process::engine_settings(50, vec![Interval::M1])
+        },
         streams_per_connection: 50,
         stale_after: Duration::from_secs(30),
         rest_concurrency: 4,
@@ -747,11 +701,11 @@ async fn a_symbol_leaving_trading_leaves_the_universe() {
     };
     let engine = start_engine(&opts).expect("engine starts");
     let mut views = engine.views.clone();
-    wait_view(&mut views, "the symbol in the universe", |v| {
+    wait_view(&mut views, &"", "the symbol in the universe", |v| {
         v.scanner.iter().any(|r| r.symbol == name)
     })
     .await;
-    wait_view(&mut views, "the symbol gone, and said", |v| {
+    wait_view(&mut views, &"", "the symbol gone, and said", |v| {
         !v.scanner.iter().any(|r| r.symbol == name)
             && v.status
                 .message

@@ -16,49 +16,21 @@ use perpdesk::{
         source::MarketSource,
         synthetic::SyntheticMarket,
     },
-    strategy::Mode,
 };
-use perpdesk_ui::view::{ConnectionState, View};
+use perpdesk_ui::view::ConnectionState;
+
+mod in_process;
+use in_process::wait_view;
 
 const SPEED: f64 = 60.0;
 
 fn settings() -> EngineSettings {
     EngineSettings {
-        venue: "simulated exchange".into(),
-        environment: "sim".into(),
-        live_trading: false,
-        mode: Mode::Ict,
-        universe_size: 12,
-        timeframes: vec![Interval::M1, Interval::M5],
         history_bars: 120,
         ring_capacity: 1000,
-        universe_refresh: Duration::from_secs(3600),
-        trading_cycle: Duration::from_secs(60),
-        virtual_cycle: Duration::from_secs(10),
         view_fps: 30,
         chart_bars: 60,
-        feature_store: None,
-        trading: perpdesk::engine::TradingSettings::default(),
-    }
-}
-
-async fn wait_view(
-    views: &mut tokio::sync::watch::Receiver<Arc<View>>,
-    what: &str,
-    pred: impl Fn(&View) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        if pred(&views.borrow_and_update()) {
-            return;
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        assert!(
-            !left.is_zero(),
-            "timed out waiting for {what}; last status: {:?}",
-            views.borrow().status
-        );
-        let _ = tokio::time::timeout(left, views.changed()).await;
+        ..in_process::engine_settings(12, vec![Interval::M1, Interval::M5])
     }
 }
 
@@ -84,14 +56,14 @@ async fn outage_loses_no_closed_bar() {
     };
     let mut engine = start_engine(&opts).expect("engine starts");
     let mut views = engine.views.clone();
-    wait_view(&mut views, "back-filled and streaming", |v| {
+    wait_view(&mut views, &"", "back-filled and streaming", |v| {
         v.status.universe_size == 12 && v.status.series_streaming == v.status.series_total
     })
     .await;
 
     // Kill the exchange; the console must say so.
     sim.shutdown().await;
-    wait_view(&mut views, "disconnected", |v| {
+    wait_view(&mut views, &"", "disconnected", |v| {
         v.header.connection == ConnectionState::Disconnected
     })
     .await;
@@ -109,7 +81,7 @@ async fn outage_loses_no_closed_bar() {
     )
     .await
     .expect("sim restarts on the same port");
-    wait_view(&mut views, "reconnected", |v| {
+    wait_view(&mut views, &"", "reconnected", |v| {
         v.header.connection == ConnectionState::Connected && v.status.reconnects >= 1
     })
     .await;

@@ -158,12 +158,15 @@ fn the_train_command_reports_and_writes_its_files() {
     let Some(dir) = common::shared_path(DIR) else {
         return;
     };
+    let home = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
+    // No `--out`: the models go where the console loads them from, the configured models directory.
     let output = Command::new(env!("CARGO_BIN_EXE_perpdesk"))
         .args(["train", "--data"])
         .arg(&dir)
-        .arg("--out")
-        .arg(out.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("HOME", home.path())
+        .env("PERPDESK_MODELS_DIR", out.path())
         .args([
             "--max-bars",
             "3000",
