@@ -15,7 +15,7 @@ use ratatui::{
     layout::{Constraint, Layout, Rect},
     style::{Modifier, Style},
     text::{Line, Span},
-    widgets::{Block, Borders, Clear, Paragraph, Widget},
+    widgets::{Paragraph, Widget},
 };
 
 use crate::{
@@ -183,25 +183,8 @@ impl FunnelPanel<'_> {
 
 impl Widget for FunnelPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let border = Style::new().fg(self.theme.border);
         let muted = Style::new().fg(self.theme.muted);
-        let block = Block::new()
-            .borders(Borders::ALL)
-            .border_style(border)
-            .style(Style::new().fg(self.theme.text).bg(self.theme.background))
-            .title(Span::styled(
-                " Signal funnel ",
-                Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD),
-            ))
-            .title_bottom(Line::from(Span::styled(" f closes ", muted)).right_aligned());
-        Clear.render(area, buf);
-        let inner = block.inner(area);
-        block.render(area, buf);
-        let padded = Rect {
-            x: inner.x + 1,
-            width: inner.width.saturating_sub(2),
-            ..inner
-        };
+        let padded = super::overlay_frame(self.theme, "Signal funnel", "f closes", area, buf);
         let stage_lines = self.stage_lines();
         if padded.width >= SIDE_BY_SIDE_WIDTH {
             let [stages_area, _, reasons_area] = Layout::horizontal([

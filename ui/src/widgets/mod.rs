@@ -18,7 +18,40 @@ pub mod scanner;
 pub mod scheduler;
 pub mod status;
 
-use ratatui::{buffer::Buffer, layout::Rect, text::Line, widgets::Widget};
+use ratatui::{
+    buffer::Buffer,
+    layout::Rect,
+    style::{Modifier, Style},
+    text::{Line, Span},
+    widgets::{Block, Borders, Clear, Widget},
+};
+
+use crate::Theme;
+
+/// Draws the frame of a panel shown over the chart's pane (the funnel, the models): cleared area,
+/// themed border, bold title, the key that closes it at the bottom right. Returns the inner area less a
+/// column of padding on each side, where the panel writes its lines.
+fn overlay_frame(theme: &Theme, title: &str, closes: &str, area: Rect, buf: &mut Buffer) -> Rect {
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(Style::new().fg(theme.border))
+        .style(Style::new().fg(theme.text).bg(theme.background))
+        .title(Span::styled(
+            format!(" {title} "),
+            Style::new().fg(theme.title).add_modifier(Modifier::BOLD),
+        ))
+        .title_bottom(
+            Line::from(Span::styled(format!(" {closes} "), Style::new().fg(theme.muted))).right_aligned(),
+        );
+    Clear.render(area, buf);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    Rect {
+        x: inner.x + 1,
+        width: inner.width.saturating_sub(2),
+        ..inner
+    }
+}
 
 /// Renders the first `(left, right)` pair whose two halves fit in `area` side by side (left-aligned
 /// and right-aligned, at least one column apart). Candidates go from richest to barest; if none fits,

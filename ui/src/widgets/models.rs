@@ -12,7 +12,7 @@ use ratatui::{
     layout::{Constraint, Layout, Rect},
     style::{Modifier, Style},
     text::{Line, Span},
-    widgets::{Block, Borders, Clear, Paragraph, Widget},
+    widgets::{Paragraph, Widget},
 };
 
 use super::funnel::fit;
@@ -150,25 +150,8 @@ impl ModelsView<'_> {
 
 impl Widget for ModelsView<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let border = Style::new().fg(self.theme.border);
         let muted = Style::new().fg(self.theme.muted);
-        let block = Block::new()
-            .borders(Borders::ALL)
-            .border_style(border)
-            .style(Style::new().fg(self.theme.text).bg(self.theme.background))
-            .title(Span::styled(
-                " Models ",
-                Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD),
-            ))
-            .title_bottom(Line::from(Span::styled(" M closes ", muted)).right_aligned());
-        Clear.render(area, buf);
-        let inner = block.inner(area);
-        block.render(area, buf);
-        let padded = Rect {
-            x: inner.x + 1,
-            width: inner.width.saturating_sub(2),
-            ..inner
-        };
+        let padded = super::overlay_frame(self.theme, "Models", "M closes", area, buf);
         let width = usize::from(padded.width);
         if self.models.models.is_empty() {
             let mut lines = vec![Line::from(Span::styled(
