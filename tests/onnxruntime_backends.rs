@@ -238,6 +238,7 @@ fn trained_liquidity_model() -> LiquidityModel {
             auc: None,
             auc_above: None,
             auc_below: None,
+            auc_distance_only: None,
             log_loss: 0.5,
             baseline_log_loss: 0.6,
             brier: 0.2,
@@ -277,7 +278,12 @@ fn the_liquidity_model_file_gives_the_same_probabilities_natively_in_tract_and_i
         "liquidity: native vs ONNX Runtime",
     );
     let direct = loaded.onnx_runtime(&runtime).unwrap();
-    assert_agree(loaded.model(), &direct, &input, "liquidity: LiquidityModel::onnx_runtime");
+    assert_agree(
+        loaded.model(),
+        &direct,
+        &input,
+        "liquidity: LiquidityModel::onnx_runtime",
+    );
 }
 
 #[test]

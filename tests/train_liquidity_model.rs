@@ -98,7 +98,10 @@ fn perpdesk_train_writes_a_liquidity_model_that_reloads_and_runs_the_same_in_tra
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     println!("{stdout}");
-    assert!(stdout.contains("liquidity model") && stdout.contains("base rate"), "{stdout}");
+    assert!(
+        stdout.contains("liquidity model") && stdout.contains("base rate"),
+        "{stdout}"
+    );
     assert!(stderr.contains("train: liquidity split:"), "{stderr}");
     assert!(out.path().join(MODEL_FILE).is_file());
     assert!(out.path().join("signal_predictor.onnx").is_file());
@@ -107,7 +110,11 @@ fn perpdesk_train_writes_a_liquidity_model_that_reloads_and_runs_the_same_in_tra
     let card = &model.card;
     assert!(out.path().join(CARD_FILE).is_file());
     assert_eq!(card.horizon_bars, 36);
-    assert!(card.command.contains("--liquidity-horizon-bars 36"), "{}", card.command);
+    assert!(
+        card.command.contains("--liquidity-horizon-bars 36"),
+        "{}",
+        card.command
+    );
     assert!(card.train.samples >= 100 && card.validation.samples >= 50);
     // Walk-forward with the purge: training decisions end before validation starts.
     assert!(card.train.to_ms < card.validation.from_ms);

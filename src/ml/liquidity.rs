@@ -439,6 +439,9 @@ pub struct LiquidityMetrics {
     /// AUC within each side's samples.
     pub auc_above: Option<f64>,
     pub auc_below: Option<f64>,
+    /// AUC of ranking by the distance in ATRs alone (nearer: more likely): the obvious rule the model
+    /// has to beat to be worth its inputs.
+    pub auc_distance_only: Option<f64>,
     pub log_loss: f64,
     /// Log loss of always predicting the training base rate (the bar to beat).
     pub baseline_log_loss: f64,
@@ -701,10 +704,15 @@ pub fn validate(
             .unzip();
         metrics::auc(&p, &y)
     };
+    let nearness: Vec<f32> = validation
+        .iter()
+        .map(|&i| -samples[i].row[SCHEMA_LEN + 1])
+        .collect();
     LiquidityMetrics {
         auc: metrics::auc(&p, &y),
         auc_above: side_auc(PoolSide::Above),
         auc_below: side_auc(PoolSide::Below),
+        auc_distance_only: metrics::auc(&nearness, &y),
         log_loss: metrics::log_loss(&p, &y),
         baseline_log_loss: metrics::log_loss(&baseline, &y),
         brier: metrics::brier(&p, &y),
@@ -860,10 +868,11 @@ pub fn report(outcome: &LiquidityOutcome) -> String {
     );
     let _ = writeln!(
         out,
-        "AUC {} (above {}, below {})  log loss {:.4} (base-rate baseline {:.4})  Brier {:.4} (baseline {:.4})  base rate train {:.3} validation {:.3}",
+        "AUC {} (above {}, below {}; distance alone {})  log loss {:.4} (base-rate baseline {:.4})  Brier {:.4} (baseline {:.4})  base rate train {:.3} validation {:.3}",
         show(m.auc),
         show(m.auc_above),
         show(m.auc_below),
+        show(m.auc_distance_only),
         m.log_loss,
         m.baseline_log_loss,
         m.brier,
@@ -1115,6 +1124,7 @@ mod tests {
                 auc: None,
                 auc_above: None,
                 auc_below: Some(0.6),
+                auc_distance_only: Some(0.55),
                 log_loss: 0.5,
                 baseline_log_loss: 0.6,
                 brier: 0.2,
