@@ -1206,10 +1206,10 @@ mod tests {
             state ^= state << 17;
             (state >> 40) as f32 / (1_u64 << 24) as f32
         };
-        let n = 600;
-        let mut x = Vec::with_capacity(n * INPUTS);
-        let mut y = Vec::with_capacity(n);
-        for _ in 0..n {
+        let count = 600;
+        let mut x = Vec::with_capacity(count * INPUTS);
+        let mut y = Vec::with_capacity(count);
+        for _ in 0..count {
             let mut row = [0.0_f32; INPUTS];
             for v in &mut row {
                 *v = next() * 4.0 - 2.0;
@@ -1220,7 +1220,7 @@ mod tests {
             y.push(f32::from(u8::from(near ^ (next() < 0.1))));
             x.extend_from_slice(&row);
         }
-        let w = vec![1.0; n];
+        let weights = vec![1.0; count];
         let params = GbdtParams {
             trees: 30,
             ..GbdtParams::default()
@@ -1230,7 +1230,7 @@ mod tests {
                 inputs: INPUTS,
                 x: &x,
                 y: &y,
-                w: &w,
+                w: &weights,
             },
             &params,
         )
@@ -1241,18 +1241,19 @@ mod tests {
         let loaded = LiquidityModel::load(dir.path()).unwrap();
         let bytes = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
         let tract = TractModel::from_bytes(&bytes, INPUTS, 1, 2).unwrap();
-        let (mut a, mut b) = (vec![0.0; n * 2], vec![0.0; n * 2]);
-        loaded.model().predict(&x, &mut a).unwrap();
-        tract.predict(&x, &mut b).unwrap();
-        let worst = a
+        let (mut native, mut in_tract) = (vec![0.0; count * 2], vec![0.0; count * 2]);
+        loaded.model().predict(&x, &mut native).unwrap();
+        tract.predict(&x, &mut in_tract).unwrap();
+        let worst = native
             .iter()
-            .zip(&b)
+            .zip(&in_tract)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0_f32, f32::max);
         assert!(worst <= 1e-5, "max |native − tract| = {worst}");
-        assert_eq!(loaded.probability(&x[..INPUTS]), a[1]);
+        assert_eq!(loaded.probability(&x[..INPUTS]), native[1]);
         // The model learnt the rule (it is not a constant).
-        let auc = metrics::auc(&a.iter().skip(1).step_by(2).copied().collect::<Vec<_>>(), &y).unwrap();
+        let p: Vec<f32> = native.iter().skip(1).step_by(2).copied().collect();
+        let auc = metrics::auc(&p, &y).unwrap();
         assert!(auc > 0.8, "training AUC {auc}");
     }
 }
