@@ -336,6 +336,10 @@ pub struct TrainArgs {
     /// Only the newest N 5m bars of each symbol (quick runs).
     #[arg(long, value_name = "N")]
     pub max_bars: Option<usize>,
+
+    /// Liquidity model: label horizon K in 5m bars (is the nearest pool swept within K bars?).
+    #[arg(long, value_name = "BARS", default_value_t = crate::ml::liquidity::DEFAULT_HORIZON_BARS)]
+    pub liquidity_horizon_bars: usize,
 }
 
 /// `perpdesk journal …`.

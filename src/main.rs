@@ -202,6 +202,7 @@ fn run_train(args: &TrainArgs, out: &std::path::Path) -> ExitCode {
     config.params.max_depth = args.depth;
     config.params.learning_rate = args.learning_rate;
     config.max_entry_bars = args.max_bars;
+    config.liquidity.horizon_bars = args.liquidity_horizon_bars;
     match ml::train::run(&config, &mut |line| eprintln!("train: {line}")) {
         Ok(outcome) => {
             print!("{}", ml::train::report(&outcome));

@@ -1,6 +1,6 @@
 //! Every exported model kind gives the same outputs in ONNX Runtime as in tract and natively: the signal
-//! predictor's `TreeEnsembleClassifier` and the `Gemm`/`Relu` MLP, at batch 1 and 32, within 1e-5, from the
-//! file written to disk (the reload check). Also: the backend choice (`runtime::onnx_model`) and how the
+//! predictor's and the liquidity model's `TreeEnsembleClassifier`s and the `Gemm`/`Relu` MLP, at batch 1
+//! and 32, within 1e-5, from the file written to disk (the reload check). Also: the backend choice (`runtime::onnx_model`) and how the
 //! loader treats a wrong path, a file that is not a library, and a library that is not ONNX Runtime.
 //!
 //! ONNX Runtime comes from `ORT_DYLIB_PATH` (`.ci/run` extracts it from the `onnxruntime` wheel); without
@@ -19,6 +19,7 @@ use std::{
 
 use perpdesk::ml::{
     gbdt::{self, Dataset, GbdtParams},
+    liquidity::{self, LiquidityModel},
     mlp::Mlp,
     onnxruntime::{OnnxRuntime, OrtError},
     predictor::{AGREEMENT, INPUTS, MODEL_FILE, SignalPredictor},
@@ -173,6 +174,116 @@ fn the_signal_predictor_file_gives_the_same_probabilities_natively_in_tract_and_
     );
     assert_agree(&tract, ort.as_ref(), &input, "trees: tract vs ONNX Runtime");
     assert!(loaded.max_difference(ort.as_ref()).unwrap() <= AGREEMENT);
+}
+
+/// A liquidity model trained on a rule of the side and the distance to the pool, with a card for this
+/// build's layout.
+fn trained_liquidity_model() -> LiquidityModel {
+    use perpdesk::ml::{
+        liquidity::{CONTEXT, LiquidityCard, LiquidityMetrics},
+        predictor::Range,
+    };
+    let width = liquidity::INPUTS;
+    let x = rows(2_000, width, 6);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let y: Vec<f32> = x
+        .chunks_exact(width)
+        .map(|r| f32::from(u8::from(r[32] - r[33] + 0.3 * r[5] > rng.random_range(-1.0..1.0))))
+        .collect();
+    let w = vec![1.0; y.len()];
+    let params = GbdtParams {
+        trees: 60,
+        ..GbdtParams::default()
+    };
+    let ensemble = gbdt::train(
+        &Dataset {
+            inputs: width,
+            x: &x,
+            y: &y,
+            w: &w,
+        },
+        &params,
+    )
+    .unwrap();
+    let range = Range {
+        from_ms: 0,
+        to_ms: 1,
+        from: "a".into(),
+        to: "b".into(),
+        samples: 1,
+        positives: 1,
+    };
+    let card = LiquidityCard {
+        model: liquidity::MODEL_NAME.into(),
+        version: "backends-test".into(),
+        created: "now".into(),
+        file: String::new(),
+        sha256: String::new(),
+        perpdesk_version: env!("CARGO_PKG_VERSION").into(),
+        feature_schema_hash: LiquidityCard::expected_feature_schema_hash(),
+        feature_dimension: perpdesk::features::SCHEMA_LEN,
+        context: CONTEXT.iter().map(|s| (*s).to_owned()).collect(),
+        input_hash: LiquidityCard::expected_input_hash(),
+        inputs: width,
+        trees: 60,
+        nodes: 0,
+        params,
+        horizon_bars: liquidity::DEFAULT_HORIZON_BARS,
+        stride: liquidity::DEFAULT_STRIDE,
+        label: "test".into(),
+        train: range.clone(),
+        validation: range,
+        purge_ms: 0,
+        metrics: LiquidityMetrics {
+            auc: None,
+            auc_above: None,
+            auc_below: None,
+            auc_distance_only: None,
+            log_loss: 0.5,
+            baseline_log_loss: 0.6,
+            brier: 0.2,
+            baseline_brier: 0.25,
+            calibration: Vec::new(),
+            train_base_rate: 0.5,
+            validation_base_rate: 0.5,
+        },
+        command: "tests/onnxruntime_backends.rs".into(),
+    };
+    LiquidityModel::new(ensemble, card)
+}
+
+#[test]
+fn the_liquidity_model_file_gives_the_same_probabilities_natively_in_tract_and_in_onnx_runtime() {
+    let width = liquidity::INPUTS;
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = trained_liquidity_model();
+    model.save(dir.path()).unwrap();
+    // The reload check: everything below runs the file on disk, read back through its card.
+    let loaded = LiquidityModel::load(dir.path()).unwrap();
+    assert_eq!(loaded.ensemble(), model.ensemble());
+    let bytes = std::fs::read(dir.path().join(liquidity::MODEL_FILE)).unwrap();
+    let tract = TractModel::from_bytes(&bytes, width, 1, 2).unwrap();
+    let input = rows(300, width, 8);
+    assert_agree(loaded.model(), &tract, &input, "liquidity: native vs tract");
+
+    let Some(runtime) = runtime() else {
+        return;
+    };
+    let ort = onnx_model(&bytes, width, 1, 2, Some(&runtime)).unwrap();
+    assert_eq!(ort.backend(), Backend::OnnxRuntime);
+    assert_agree(
+        loaded.model(),
+        ort.as_ref(),
+        &input,
+        "liquidity: native vs ONNX Runtime",
+    );
+    let direct = loaded.onnx_runtime(&runtime).unwrap();
+    assert_agree(
+        loaded.model(),
+        &direct,
+        &input,
+        "liquidity: LiquidityModel::onnx_runtime",
+    );
 }
 
 #[test]

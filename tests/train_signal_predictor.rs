@@ -102,6 +102,9 @@ fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract_and_onnx_runtime
         card.validation.samples
     );
     assert!(m.ml_kept <= m.ict_signals);
+    // The same run trained the liquidity model from the same bars (`tests/train_liquidity_model.rs`).
+    assert!(outcome.liquidity.model_path.is_file() && outcome.liquidity.card_path.is_file());
+    assert!(outcome.liquidity.stats.samples > 0);
 
     // The files on disk are the model: reload, then compare native and tract on every candidate.
     let loaded = SignalPredictor::load(out.path()).unwrap();

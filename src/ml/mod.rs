@@ -15,11 +15,14 @@
 //!   model card, saving and loading `models/signal_predictor.onnx`;
 //! * [`dataset`] replays kline files through the causal ICT strategy and labels every candidate with
 //!   what happened after it; [`metrics`] scores predictions; [`train`] is `perpdesk train`;
+//! * [`liquidity`] is the liquidity prediction model: P(price trades through the nearest unswept pool
+//!   above / below within K entry bars), its dataset, training, card and `models/liquidity.onnx`;
 //! * [`batch`] is the async batch predictor between the engine and a model.
 
 pub mod batch;
 pub mod dataset;
 pub mod gbdt;
+pub mod liquidity;
 pub mod metrics;
 pub mod mlp;
 pub mod nn;

@@ -39,6 +39,8 @@ pub struct TrainConfig {
     pub max_entry_bars: Option<usize>,
     /// The command line recorded in the card.
     pub command: String,
+    /// The liquidity model's horizon, sampling and trees (`ml::liquidity`).
+    pub liquidity: super::liquidity::LiquidityConfig,
 }
 
 /// Default label horizon: 288 five-minute bars (24 h).
@@ -56,6 +58,7 @@ impl TrainConfig {
             params: GbdtParams::default(),
             max_entry_bars: None,
             command,
+            liquidity: super::liquidity::LiquidityConfig::default(),
         }
     }
 }
@@ -87,21 +90,35 @@ pub fn walk_forward_split(
     validation_fraction: f64,
     purge_ms: i64,
 ) -> Option<(Vec<usize>, Vec<usize>, TimestampMs)> {
+    walk_forward_split_by(samples, |s| (s.at, s.resolved_at), validation_fraction, purge_ms)
+}
+
+/// [`walk_forward_split`] over any samples, given each one's `(decision time, label time)` (the
+/// liquidity model's samples use it too).
+pub fn walk_forward_split_by<T>(
+    samples: &[T],
+    times_of: impl Fn(&T) -> (TimestampMs, TimestampMs),
+    validation_fraction: f64,
+    purge_ms: i64,
+) -> Option<(Vec<usize>, Vec<usize>, TimestampMs)> {
     if samples.is_empty() || !(0.0..1.0).contains(&validation_fraction) || validation_fraction == 0.0 {
         return None;
     }
-    let mut times: Vec<TimestampMs> = samples.iter().map(|s| s.at).collect();
+    let mut times: Vec<TimestampMs> = samples.iter().map(|s| times_of(s).0).collect();
     times.sort_unstable();
     let cut = ((times.len() as f64) * (1.0 - validation_fraction)).floor() as usize;
     let start = *times.get(cut.min(times.len() - 1))?;
     let train = (0..samples.len())
-        .filter(|&i| samples[i].resolved_at < start - purge_ms)
+        .filter(|&i| times_of(&samples[i]).1 < start - purge_ms)
         .collect();
-    let validation = (0..samples.len()).filter(|&i| samples[i].at >= start).collect();
+    let validation = (0..samples.len())
+        .filter(|&i| times_of(&samples[i]).0 >= start)
+        .collect();
     Some((train, validation, start))
 }
 
-fn date(ms: TimestampMs) -> String {
+/// RFC 3339 of a timestamp in ms (the cards' readable ranges).
+pub(crate) fn date(ms: TimestampMs) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
@@ -128,6 +145,8 @@ pub struct TrainOutcome {
     pub model_path: PathBuf,
     pub card_path: PathBuf,
     pub stats: ReplayStats,
+    /// The liquidity model written by the same run.
+    pub liquidity: super::liquidity::LiquidityOutcome,
 }
 
 /// Validation metrics of `ensemble` on `samples[validation]`.
@@ -185,24 +204,33 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
     }
     let mut samples = Vec::new();
     let mut stats = ReplayStats::default();
+    // Loaded once; every model trains from the same bars.
+    let mut all_bars = Vec::new();
     for dir in dataset::data_dirs(&config.data)? {
-        for bars in dataset::load_dir(&dir, config.max_entry_bars)? {
-            let (mut found, s) = dataset::replay(&bars, config.horizon_bars)?;
-            progress(&format!(
-                "{}/{}: {} bars, {} candidates, {} labelled ({} unresolved at the end of the data)",
-                dir.file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-                bars.symbol,
-                bars.entry.len(),
-                s.candidates,
-                found.len(),
-                s.unresolved
-            ));
-            stats.evaluations += s.evaluations;
-            stats.candidates += s.candidates;
-            stats.unresolved += s.unresolved;
-            samples.append(&mut found);
-        }
+        let name = dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        all_bars.extend(
+            dataset::load_dir(&dir, config.max_entry_bars)?
+                .into_iter()
+                .map(|b| (name.clone(), b)),
+        );
+    }
+    for (dir, bars) in &all_bars {
+        let (mut found, s) = dataset::replay(bars, config.horizon_bars)?;
+        progress(&format!(
+            "{}/{}: {} bars, {} candidates, {} labelled ({} unresolved at the end of the data)",
+            dir,
+            bars.symbol,
+            bars.entry.len(),
+            s.candidates,
+            found.len(),
+            s.unresolved
+        ));
+        stats.evaluations += s.evaluations;
+        stats.candidates += s.candidates;
+        stats.unresolved += s.unresolved;
+        samples.append(&mut found);
     }
     samples.sort_by(|a, b| (a.at, &a.symbol).cmp(&(b.at, &b.symbol)));
     let (train, validation, start) =
@@ -276,11 +304,17 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
     };
     let mut predictor = SignalPredictor::new(ensemble, card);
     let (model_path, card_path) = predictor.save(&config.out)?;
+    let symbol_bars: Vec<dataset::SymbolBars> = all_bars.into_iter().map(|(_, bars)| bars).collect();
+
+    // The liquidity prediction model (`ml::liquidity`), from the same bars.
+    let liquidity = super::liquidity::train(config, &symbol_bars, progress)?;
+
     Ok(TrainOutcome {
         predictor,
         model_path,
         card_path,
         stats,
+        liquidity,
     })
 }
 
@@ -345,6 +379,7 @@ pub fn report(outcome: &TrainOutcome) -> String {
         outcome.model_path.display(),
         outcome.card_path.display()
     );
+    out.push_str(&super::liquidity::report(&outcome.liquidity));
     out
 }
 
