@@ -1,5 +1,6 @@
 //! `perpdesk train`: build the dataset, split it walk-forward, train the signal predictor, validate it
-//! honestly, write `signal_predictor.onnx` and its card.
+//! honestly, write `signal_predictor.onnx` and its card; then the liquidity model (`ml::liquidity`) from
+//! the same bars, with the same split rules.
 //!
 //! Why these rules: a model that has seen its validation period proves nothing. The split is by time:
 //! validation is the last [`TrainConfig::validation_fraction`] of candidates by decision time (all
