@@ -116,19 +116,14 @@ pub enum Granularity {
 }
 
 /// How activation ranges are taken from the representative set.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Calibration {
     /// The smallest and largest value seen.
+    #[default]
     MinMax,
     /// The `p` and `100 − p` percentiles (`p` in `50..=100`, e.g. 99.99): clips rare outliers so the
     /// common values get finer steps.
     Percentile(f32),
-}
-
-impl Default for Calibration {
-    fn default() -> Self {
-        Self::MinMax
-    }
 }
 
 /// Scale and zero point of a `uint8` activation tensor: `x ≈ (q − zero_point) · scale`.
@@ -698,13 +693,15 @@ pub fn decide(fp32: Latency, candidates: &[Candidate], tolerance: &Tolerance) ->
                 continue;
             }
         };
-        let accuracy = if !(validation.max_relative() <= tolerance.max_relative) {
+        // A NaN difference exceeds every limit.
+        let exceeds = |value: f32, limit: f32| value.is_nan() || value > limit;
+        let accuracy = if exceeds(validation.max_relative(), tolerance.max_relative) {
             Some(format!(
                 "max difference {:.2} % of the output scale > {:.2} %",
                 validation.max_relative() * 100.0,
                 tolerance.max_relative * 100.0
             ))
-        } else if !(validation.mean_relative() <= tolerance.mean_relative) {
+        } else if exceeds(validation.mean_relative(), tolerance.mean_relative) {
             Some(format!(
                 "mean difference {:.2} % of the output scale > {:.2} %",
                 validation.mean_relative() * 100.0,
@@ -1257,6 +1254,16 @@ mod tests {
                 )],
                 Precision::Fp32,
                 "agree on 95.0 %",
+            ),
+            (
+                "a NaN difference is refused",
+                vec![candidate(
+                    s,
+                    latency(5.0, 10.0),
+                    validation(f32::NAN, 0.002, None),
+                )],
+                Precision::Fp32,
+                "max difference NaN",
             ),
             (
                 "a NaN latency never wins",
