@@ -825,14 +825,11 @@ fn load(
 }
 
 /// Median per-call latency of each model at batch 1 and 32, the models called in turn each round (so a
-/// change of machine load hits them alike). `rows` holds at least one row; batch 32 tiles it if short.
-fn time_models(
-    models: &[&dyn Model],
-    rows: &[f32],
-    options: &SelectOptions,
-) -> Result<Vec<Latency>, MlError> {
+/// change of machine load hits them alike), or the error a model gave (it is not called again). `rows`
+/// holds at least one row; batch 32 tiles it if short.
+fn time_models(models: &[&dyn Model], rows: &[f32], options: &SelectOptions) -> Vec<Result<Latency, String>> {
     let Some(first) = models.first() else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let (inputs, outputs) = (first.inputs(), first.outputs());
     let count = rows.len() / inputs;
@@ -850,38 +847,52 @@ fn time_models(
             .get(samples.len() / 2)
             .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
     };
-    let mut latencies = Vec::with_capacity(models.len());
+    let mut failed: Vec<Option<String>> = vec![None; models.len()];
     let mut one: Vec<Vec<Duration>> = vec![Vec::with_capacity(options.rounds_batch1); models.len()];
     let mut many: Vec<Vec<Duration>> = vec![Vec::with_capacity(options.rounds_batch32); models.len()];
     // Warm-up: plans, sessions and caches settle before anything counts.
-    for model in models {
+    for (model, failure) in models.iter().zip(&mut failed) {
         for _ in 0..3 {
-            model.predict(&batch32[..inputs], &mut out[..outputs])?;
-            model.predict(&batch32, &mut out)?;
+            if let Err(error) = model
+                .predict(&batch32[..inputs], &mut out[..outputs])
+                .and_then(|()| model.predict(&batch32, &mut out))
+            {
+                *failure = Some(error.to_string());
+                break;
+            }
         }
     }
+    let mut timed = |input: &[f32], samples: &mut [Vec<Duration>], failed: &mut [Option<String>]| {
+        let slots = &mut out[..input.len() / inputs * outputs];
+        for ((model, samples), failure) in models.iter().zip(samples.iter_mut()).zip(failed.iter_mut()) {
+            if failure.is_some() {
+                continue;
+            }
+            let start = Instant::now();
+            match model.predict(input, slots) {
+                Ok(()) => samples.push(start.elapsed()),
+                Err(error) => *failure = Some(error.to_string()),
+            }
+        }
+    };
     for round in 0..options.rounds_batch1.max(1) {
         let row = &rows[(round % count) * inputs..(round % count + 1) * inputs];
-        for (model, samples) in models.iter().zip(&mut one) {
-            let start = Instant::now();
-            model.predict(row, &mut out[..outputs])?;
-            samples.push(start.elapsed());
-        }
+        timed(row, &mut one, &mut failed);
     }
     for _ in 0..options.rounds_batch32.max(1) {
-        for (model, samples) in models.iter().zip(&mut many) {
-            let start = Instant::now();
-            model.predict(&batch32, &mut out)?;
-            samples.push(start.elapsed());
-        }
+        timed(&batch32, &mut many, &mut failed);
     }
-    for (a, b) in one.iter_mut().zip(&mut many) {
-        latencies.push(Latency {
-            batch1_us: median(a),
-            batch32_us: median(b),
-        });
-    }
-    Ok(latencies)
+    one.iter_mut()
+        .zip(&mut many)
+        .zip(failed)
+        .map(|((a, b), failure)| match failure {
+            Some(error) => Err(error),
+            None => Ok(Latency {
+                batch1_us: median(a),
+                batch32_us: median(b),
+            }),
+        })
+        .collect()
 }
 
 /// The INT8 variants [`select`] tries, as ONNX bytes (or why one could not be built).
@@ -956,12 +967,20 @@ pub fn select_from(
     }
     let mut models: Vec<&dyn Model> = vec![fp32.as_ref()];
     models.extend(loaded.iter().map(|(_, m, _)| m.as_ref()));
-    let latencies = time_models(&models, representative, options)?;
-    let fp32_latency = latencies[0];
-    for ((scheme, _, validation), latency) in loaded.iter().zip(&latencies[1..]) {
+    let mut latencies = time_models(&models, representative, options).into_iter();
+    let fp32_latency = match latencies.next() {
+        Some(Ok(latency)) => latency,
+        Some(Err(error)) => {
+            return Err(QuantError::Model(MlError::Shape(format!(
+                "FP32 model failed while timed: {error}"
+            ))));
+        }
+        None => return Err(QuantError::Model(MlError::Shape("no FP32 model to time".into()))),
+    };
+    for ((scheme, _, validation), latency) in loaded.iter().zip(latencies) {
         candidates.push(Candidate {
             scheme: *scheme,
-            measured: Ok((*latency, *validation)),
+            measured: latency.map(|latency| (latency, *validation)),
         });
     }
     candidates.sort_by_key(|c| Scheme::ALL.iter().position(|s| *s == c.scheme));
@@ -1017,8 +1036,9 @@ pub fn select(
 }
 
 /// The entry point for the neural models' loaders: with `enable_quantization` (`ENABLE_QUANTIZATION`) the
-/// measured choice of [`select`]; without it the FP32 model, unmeasured. Runs in ONNX Runtime when `ort`
-/// is given, else tract.
+/// measured choice of [`select`]; without it, or when the representative rows are unusable (a warning
+/// says so), the FP32 model, unmeasured. Runs in ONNX Runtime when `ort` is given, else tract. Only an FP32
+/// model that does not load is an error.
 pub fn load_mlp(
     name: &str,
     mlp: &Mlp,
@@ -1027,9 +1047,20 @@ pub fn load_mlp(
     ort: Option<&OnnxRuntime>,
     options: &SelectOptions,
 ) -> Result<Selected, QuantError> {
-    if enable_quantization {
-        return select(name, mlp, representative, ort, options);
-    }
+    let reason = if enable_quantization {
+        match select(name, mlp, representative, ort, options) {
+            Ok(selected) => return Ok(selected),
+            // Nothing to calibrate or compare on: FP32, unmeasured, and the log says why.
+            Err(QuantError::Representative(why)) => {
+                let reason = format!("FP32: no INT8 variant measured, representative set: {why}");
+                tracing::warn!(model = name, "quantisation: {reason}");
+                reason
+            }
+            Err(error) => return Err(error),
+        }
+    } else {
+        "FP32: ENABLE_QUANTIZATION is off".to_owned()
+    };
     let model = load(&mlp.onnx_bytes(name), mlp.inputs(), mlp.outputs(), ort)?;
     let backend = model.backend();
     Ok(Selected {
@@ -1037,9 +1068,9 @@ pub fn load_mlp(
         report: QuantReport {
             model: name.to_owned(),
             backend,
-            enabled: false,
+            enabled: enable_quantization,
             precision: Precision::Fp32,
-            reason: "FP32: ENABLE_QUANTIZATION is off".into(),
+            reason,
             fp32: None,
             candidates: Vec::new(),
         },
@@ -1405,16 +1436,68 @@ mod tests {
         assert_eq!(selected.report.precision, Precision::Fp32);
         assert!(!selected.report.enabled && selected.report.fp32.is_none());
         assert!(selected.report.reason.contains("ENABLE_QUANTIZATION is off"));
-        assert!(matches!(
-            load_mlp("autoencoder", &mlp, &input[..5], true, None, &quick()),
-            Err(QuantError::Representative(_))
-        ));
+        // No usable representative rows with quantisation on: FP32 all the same, and the report says why.
+        let fallback = load_mlp("autoencoder", &mlp, &input[..5], true, None, &quick()).unwrap();
+        assert_eq!(fallback.report.precision, Precision::Fp32);
+        assert!(fallback.report.enabled);
+        assert!(
+            fallback.report.reason.contains("representative set"),
+            "{}",
+            fallback.report.reason
+        );
+        let mut out = vec![0.0; 8 * 32];
+        fallback.model.predict(&input, &mut out).unwrap();
         let mut nan = input.clone();
         nan[3] = f32::NAN;
         assert!(matches!(
             select("autoencoder", &mlp, &nan, None, &quick()),
             Err(QuantError::Representative(_))
         ));
+    }
+
+    /// A model that fails on its `fail_at`-th call.
+    #[derive(Debug)]
+    struct FailsLater {
+        calls: std::sync::atomic::AtomicUsize,
+        fail_at: usize,
+    }
+
+    impl Model for FailsLater {
+        fn backend(&self) -> Backend {
+            Backend::Tract
+        }
+        fn inputs(&self) -> usize {
+            2
+        }
+        fn outputs(&self) -> usize {
+            1
+        }
+        fn predict(&self, _: &[f32], out: &mut [f32]) -> Result<(), MlError> {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n >= self.fail_at {
+                return Err(MlError::Tract("gave up".into()));
+            }
+            out.fill(0.0);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_model_that_fails_while_timed_is_reported_and_the_others_are_timed() {
+        let fine = FailsLater {
+            calls: 0.into(),
+            fail_at: usize::MAX,
+        };
+        let breaks = FailsLater {
+            calls: 0.into(),
+            // Six warm-up calls and five at batch 1 succeed; the first at batch 32 fails.
+            fail_at: 11,
+        };
+        let timed = time_models(&[&fine, &breaks], &[0.5; 6], &quick());
+        assert!(timed[0].as_ref().is_ok_and(|l| l.batch1_us >= 0.0), "{timed:?}");
+        assert_eq!(timed[1], Err("tract: gave up".to_owned()));
+        // Once failed it is not called again.
+        assert_eq!(breaks.calls.load(std::sync::atomic::Ordering::Relaxed), 12);
     }
 
     #[test]
