@@ -58,8 +58,8 @@ ENVIRONMENT VARIABLES
     ENABLE_BATCH_PREDICTION        batch model inference requests                            [true]
     BATCH_PREDICTION_SIZE          requests per batch                                          [32]
     BATCH_MAX_DELAY                longest wait for a batch to fill, in milliseconds          [100]
-    ENABLE_QUANTIZATION            run the INT8 quantised model                             [false]
-    QUANTIZED_MODEL_PATH           path of the INT8 ONNX model
+    ENABLE_QUANTIZATION            INT8 neural models where measured faster, same accuracy  [false]
+    QUANTIZED_MODEL_PATH           (read, not used: INT8 variants are built at load)
     ORT_DYLIB_PATH                 ONNX Runtime library (1.31+) to run models in            [tract]
   Features and monitoring
     FEATURE_DIMENSION              features per symbol                                         [32]

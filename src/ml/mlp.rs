@@ -236,7 +236,7 @@ impl Mlp {
     }
 }
 
-fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+pub(crate) fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
     TensorProto {
         name: name.into(),
         dims: dims.to_vec(),
@@ -248,7 +248,7 @@ fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
 }
 
 /// `float[N, width]` with a symbolic batch, so one plan or session serves batch 1 and 32.
-fn float_info(name: &str, width: usize) -> ValueInfoProto {
+pub(crate) fn float_info(name: &str, width: usize) -> ValueInfoProto {
     let dims = vec![
         Dimension {
             value: Some(dimension::Value::DimParam("N".into())),

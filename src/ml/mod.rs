@@ -11,6 +11,9 @@
 //!   backends; [`onnxruntime`] loads ONNX Runtime at run time when a library is configured;
 //! * [`mlp`] is a small dense network (Gemm + Relu) with its native forward pass and ONNX export;
 //!   [`nn`] trains it (back-propagation, Adam, losses, standardisation folded into the weights);
+//! * [`quantize`] builds INT8 variants of an [`mlp::Mlp`] (weight-only and static QDQ), validates and times
+//!   them against FP32 and runs one only where it is measured faster at equal accuracy
+//!   (`ENABLE_QUANTIZATION`);
 //! * [`predictor`] is the signal predictor: its input layout (feature vector + signal context), the
 //!   model card, saving and loading `models/signal_predictor.onnx`;
 //! * [`dataset`] replays kline files through the causal ICT strategy and labels every candidate with
@@ -29,6 +32,7 @@ pub mod nn;
 pub mod onnx;
 pub mod onnxruntime;
 pub mod predictor;
+pub mod quantize;
 pub mod runtime;
 pub mod train;
 pub mod trees;
