@@ -20,9 +20,10 @@
 //!   `QuantizeLinear` → `DequantizeLinear` (`uint8`, asymmetric, one scale and zero point per tensor,
 //!   calibrated on the representative set by min/max or a percentile, the range always holding 0 so a `ReLU`
 //!   output has zero point 0), and the bias is an `int32` initialiser with scale `s_input · s_weight[o]`
-//!   through `DequantizeLinear`. That is the layout ONNX Runtime's QDQ pass fuses into integer `QGemm`
-//!   kernels (all `Gemm` inputs from `DequantizeLinear`, bias `int32`); tract runs the same graph in its
-//!   own way. The last layer's output stays `f32`.
+//!   through `DequantizeLinear`. That is the layout ONNX Runtime's QDQ selectors look for to fuse into
+//!   integer `QGemm` kernels (all `Gemm` inputs from `DequantizeLinear`, bias `int32`; which kernels its
+//!   session finally picked is not inspected here, only timed); tract runs the same graph in its own way.
+//!   The last layer's output stays `f32`.
 //!
 //! Activations are per tensor (what `QGemm` takes for its `A` input); weights per channel by default
 //! ([`Granularity`]). [`QuantizedMlp::forward`] is the native reference of the quantised arithmetic (round
