@@ -27,6 +27,7 @@ pub mod onnx;
 pub mod onnxruntime;
 pub mod predictor;
 pub mod runtime;
+pub mod structure;
 pub mod train;
 pub mod trees;
 

@@ -185,9 +185,14 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
     }
     let mut samples = Vec::new();
     let mut stats = ReplayStats::default();
+    let mut structure_rows = Vec::new(); // structure autoencoder (ml::structure)
     for dir in dataset::data_dirs(&config.data)? {
         for bars in dataset::load_dir(&dir, config.max_entry_bars)? {
             let (mut found, s) = dataset::replay(&bars, config.horizon_bars)?;
+            structure_rows.append(&mut super::structure::collect_rows(
+                &bars,
+                super::structure::StructureParams::default().every,
+            )?);
             progress(&format!(
                 "{}/{}: {} bars, {} candidates, {} labelled ({} unresolved at the end of the data)",
                 dir.file_name()
@@ -276,6 +281,7 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
     };
     let mut predictor = SignalPredictor::new(ensemble, card);
     let (model_path, card_path) = predictor.save(&config.out)?;
+    super::structure::train_and_save(&structure_rows, &config.out, &config.command, progress)?;
     Ok(TrainOutcome {
         predictor,
         model_path,
