@@ -19,6 +19,7 @@
 
 pub mod batch;
 pub mod dataset;
+pub mod discovery;
 pub mod gbdt;
 pub mod metrics;
 pub mod mlp;

@@ -392,7 +392,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
 
 /// Reads an exported MLP back (the reload check and the console's load) through tract's parser-free
 /// path: the weights come from the file's initializers.
-fn mlp_from_onnx(bytes: &[u8]) -> Result<Mlp, MlError> {
+pub(crate) fn mlp_from_onnx(bytes: &[u8]) -> Result<Mlp, MlError> {
     use prost::Message as _;
     let proto = tract_onnx::pb::ModelProto::decode(bytes).map_err(|e| MlError::Format(e.to_string()))?;
     let graph = proto

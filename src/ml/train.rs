@@ -282,6 +282,17 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
     let mut predictor = SignalPredictor::new(ensemble, card);
     let (model_path, card_path) = predictor.save(&config.out)?;
     super::structure::train_and_save(&structure_rows, &config.out, &config.command, progress)?;
+    super::discovery::train_and_save(
+        &samples,
+        &train,
+        &validation,
+        start,
+        config.purge_ms,
+        crate::config::MlConfig::default().feature_discovery_rate,
+        &config.out,
+        &config.command,
+        progress,
+    )?;
     Ok(TrainOutcome {
         predictor,
         model_path,
