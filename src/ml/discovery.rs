@@ -172,6 +172,7 @@ impl Gated {
 
 /// Trains the gated network on raw rows `x` (`rows × width`), labels `y` in {0, 1} and weights `w`:
 /// Adam on the MLP and the gates, BCE on the logit, then a proximal L1 step on the gates.
+#[allow(clippy::many_single_char_names)] // x, y, w, m, v, g: the names of the maths
 pub fn train_gated(
     x: &[f32],
     y: &[f32],
@@ -244,13 +245,13 @@ pub fn train_gated(
             t += 1;
             let (b1, b2) = (adam.beta1, adam.beta2);
             let (c1, c2) = (1.0 - b1.powi(t.min(1 << 20)), 1.0 - b2.powi(t.min(1 << 20)));
-            for j in 0..width {
-                m[j] = b1 * m[j] + (1.0 - b1) * gate_grad[j];
-                v[j] = b2 * v[j] + (1.0 - b2) * gate_grad[j] * gate_grad[j];
-                let step = (m[j] / c1) / ((v[j] / c2).sqrt() + adam.epsilon);
-                let g = gates[j] - params.learning_rate * step;
-                let shrink = params.learning_rate * params.l1;
-                gates[j] = g.signum() * (g.abs() - shrink).max(0.0);
+            let shrink = params.learning_rate * params.l1;
+            for (((gate, m), v), &gg) in gates.iter_mut().zip(&mut m).zip(&mut v).zip(&gate_grad) {
+                *m = b1 * *m + (1.0 - b1) * gg;
+                *v = b2 * *v + (1.0 - b2) * gg * gg;
+                let step = (*m / c1) / ((*v / c2).sqrt() + adam.epsilon);
+                let g = *gate - params.learning_rate * step;
+                *gate = g.signum() * (g.abs() - shrink).max(0.0);
             }
             sum += loss * chunk.len() as f64;
             count += chunk.len() as f64;
@@ -644,6 +645,7 @@ fn fit_and_rank_named(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+#[allow(clippy::many_single_char_names)] // x, y, w: rows, labels, weights as in the code under test
 mod tests {
     use rand::Rng;
 

@@ -233,18 +233,19 @@ impl KMeans {
                     *s += f64::from(v);
                 }
             }
-            for c in 0..k {
-                if counts[c] == 0 {
+            let old = model.centroids.clone();
+            for ((centroid, sum), &count) in model.centroids.iter_mut().zip(&sums).zip(&counts) {
+                if count == 0 {
                     let far = (0..n)
                         .max_by(|&a, &b| {
-                            let da = distance_sq(row(a), &model.centroids[assignment[a]]);
-                            let db = distance_sq(row(b), &model.centroids[assignment[b]]);
+                            let da = distance_sq(row(a), &old[assignment[a]]);
+                            let db = distance_sq(row(b), &old[assignment[b]]);
                             da.total_cmp(&db)
                         })
                         .unwrap_or(0);
-                    model.centroids[c] = row(far).to_vec();
+                    *centroid = row(far).to_vec();
                 } else {
-                    model.centroids[c] = sums[c].iter().map(|s| (s / counts[c] as f64) as f32).collect();
+                    *centroid = sum.iter().map(|s| (s / count as f64) as f32).collect();
                 }
             }
         }
