@@ -370,3 +370,108 @@ fn loading_refuses_a_wrong_path_a_non_library_and_a_library_that_is_not_onnx_run
     let other = OnnxRuntime::load(&not_a_library()).unwrap_err();
     assert!(matches!(other, OrtError::AlreadyLoaded { .. }), "{other}");
 }
+
+/// The native forward pass of `mlp` on `input`, against `other` (tract or ONNX Runtime) within 1e-5.
+fn assert_native_agrees(mlp: &Mlp, other: &dyn Model, input: &[f32], what: &str) {
+    let n = input.len() / mlp.inputs();
+    let (mut a, mut b) = (vec![0.0; n * mlp.outputs()], vec![0.0; n * mlp.outputs()]);
+    mlp.forward(input, &mut a).unwrap();
+    other.predict(input, &mut b).unwrap();
+    let d = worst(&a, &b);
+    assert!(d <= AGREEMENT, "{what}: max difference {d}");
+}
+
+#[test]
+fn the_structure_files_give_the_same_code_and_reconstruction_natively_in_tract_and_in_onnx_runtime() {
+    use perpdesk::ml::structure::{self, FeatureRow, StructureModel, StructureParams};
+    let raw = rows(1_200, 32, 8);
+    let feature_rows: Vec<FeatureRow> = raw
+        .chunks_exact(32)
+        .enumerate()
+        .map(|(t, r)| FeatureRow {
+            at: t as i64 * 3_600_000,
+            row: r.try_into().unwrap(),
+        })
+        .collect();
+    let params = StructureParams {
+        epochs: 2,
+        purge_ms: 0,
+        ..StructureParams::default()
+    };
+    let mut model = structure::train(&feature_rows, &params, "test", &mut |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = StructureModel::load(dir.path()).unwrap();
+    let input = rows(200, 32, 9);
+    for (file, net, width) in [
+        (structure::ENCODER_FILE, &loaded.encoder, loaded.card.code_dim),
+        (structure::AUTOENCODER_FILE, &loaded.autoencoder, 32),
+    ] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap();
+        let tract = TractModel::from_bytes(&bytes, 32, 0, width).unwrap();
+        assert_native_agrees(net, &tract, &input, &format!("{file}: native vs tract"));
+        let Some(runtime) = runtime() else {
+            return;
+        };
+        let ort = onnx_model(&bytes, 32, 0, width, Some(&runtime)).unwrap();
+        assert_eq!(ort.backend(), Backend::OnnxRuntime);
+        assert_agree(
+            &tract,
+            ort.as_ref(),
+            &input,
+            &format!("{file}: tract vs ONNX Runtime"),
+        );
+        assert_native_agrees(
+            net,
+            ort.as_ref(),
+            &input,
+            &format!("{file}: native vs ONNX Runtime"),
+        );
+    }
+}
+
+#[test]
+fn the_feature_discovery_file_gives_the_same_logits_natively_in_tract_and_in_onnx_runtime() {
+    use perpdesk::ml::discovery::{self, DiscoveryModel, GateParams, WIDTH};
+    let x = rows(400, WIDTH, 10);
+    let y: Vec<f32> = x
+        .chunks_exact(WIDTH)
+        .map(|r| f32::from(u8::from(r[1] > 0.0)))
+        .collect();
+    let w = vec![1.0; y.len()];
+    let params = GateParams {
+        epochs: 2,
+        permutation_repeats: 1,
+        ..GateParams::default()
+    };
+    let mut model = discovery::fit_and_rank(
+        &x,
+        &y,
+        &w,
+        &x[..100 * WIDTH],
+        &y[..100],
+        0.1,
+        &params,
+        &mut |_| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = DiscoveryModel::load(dir.path()).unwrap();
+    let bytes = std::fs::read(dir.path().join(discovery::MODEL_FILE)).unwrap();
+    let input = rows(200, WIDTH, 11);
+    let tract = TractModel::from_bytes(&bytes, WIDTH, 0, 1).unwrap();
+    assert_native_agrees(&loaded.net, &tract, &input, "discovery: native vs tract");
+    let Some(runtime) = runtime() else {
+        return;
+    };
+    let ort = onnx_model(&bytes, WIDTH, 0, 1, Some(&runtime)).unwrap();
+    assert_eq!(ort.backend(), Backend::OnnxRuntime);
+    assert_agree(&tract, ort.as_ref(), &input, "discovery: tract vs ONNX Runtime");
+    assert_native_agrees(
+        &loaded.net,
+        ort.as_ref(),
+        &input,
+        "discovery: native vs ONNX Runtime",
+    );
+}

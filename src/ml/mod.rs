@@ -24,6 +24,7 @@
 
 pub mod batch;
 pub mod dataset;
+pub mod discovery;
 pub mod gbdt;
 pub mod liquidity;
 pub mod metrics;
@@ -34,6 +35,7 @@ pub mod onnxruntime;
 pub mod predictor;
 pub mod quantize;
 pub mod runtime;
+pub mod structure;
 pub mod train;
 pub mod trees;
 

@@ -217,8 +217,13 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
                 .map(|b| (name.clone(), b)),
         );
     }
+    let mut structure_rows = Vec::new(); // structure autoencoder (ml::structure)
     for (dir, bars) in &all_bars {
         let (mut found, s) = dataset::replay(bars, config.horizon_bars)?;
+        structure_rows.append(&mut super::structure::collect_rows(
+            bars,
+            super::structure::StructureParams::default().every,
+        )?);
         progress(&format!(
             "{}/{}: {} bars, {} candidates, {} labelled ({} unresolved at the end of the data)",
             dir,
@@ -310,6 +315,19 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
     // The liquidity prediction model (`ml::liquidity`), from the same bars.
     let liquidity = super::liquidity::train(config, &symbol_bars, progress)?;
 
+    // The structure autoencoder and the feature discovery network (`ml::structure`, `ml::discovery`).
+    super::structure::train_and_save(&structure_rows, &config.out, &config.command, progress)?;
+    super::discovery::train_and_save(
+        &samples,
+        &train,
+        &validation,
+        start,
+        config.purge_ms,
+        crate::config::MlConfig::default().feature_discovery_rate,
+        &config.out,
+        &config.command,
+        progress,
+    )?;
     Ok(TrainOutcome {
         predictor,
         model_path,
