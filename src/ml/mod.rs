@@ -18,6 +18,8 @@
 
 pub mod batch;
 pub mod dataset;
+pub mod evolver;
+pub mod evolver_model;
 pub mod gbdt;
 pub mod metrics;
 pub mod mlp;
