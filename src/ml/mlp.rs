@@ -110,6 +110,17 @@ impl Mlp {
         &self.layers
     }
 
+    /// The layers' values for training ([`super::nn`]): shapes stay as they are; a trainer hands the
+    /// network back through [`Mlp::new`] so non-finite values are caught.
+    pub(crate) fn layers_mut(&mut self) -> &mut [Dense] {
+        &mut self.layers
+    }
+
+    /// The layers, by value (to rebuild a changed network through [`Mlp::new`]).
+    pub fn into_layers(self) -> Vec<Dense> {
+        self.layers
+    }
+
     pub fn inputs(&self) -> usize {
         self.layers[0].inputs
     }

@@ -10,6 +10,7 @@
 //! * [`runtime`] is the [`Model`](runtime::Model) interface over the native, tract and ONNX Runtime
 //!   backends; [`onnxruntime`] loads ONNX Runtime at run time when a library is configured;
 //! * [`mlp`] is a small dense network (Gemm + Relu) with its native forward pass and ONNX export;
+//!   [`nn`] trains it (back-propagation, Adam, losses, standardisation folded into the weights);
 //! * [`predictor`] is the signal predictor: its input layout (feature vector + signal context), the
 //!   model card, saving and loading `models/signal_predictor.onnx`;
 //! * [`dataset`] replays kline files through the causal ICT strategy and labels every candidate with
@@ -23,6 +24,7 @@ pub mod evolver_model;
 pub mod gbdt;
 pub mod metrics;
 pub mod mlp;
+pub mod nn;
 pub mod onnx;
 pub mod onnxruntime;
 pub mod predictor;
