@@ -954,10 +954,7 @@ impl Engine {
                 self.dirty = true;
             }
             Command::RevertStrategy => {
-                let reverted = self
-                    .evolution
-                    .as_mut()
-                    .map(|e| e.revert(crate::domain::now_ms()));
+                let reverted = self.evolution.as_mut().map(|e| e.revert(crate::domain::now_ms()));
                 let answer = match reverted {
                     None => "no strategy evolver: nothing to revert".to_owned(),
                     Some(None) => "strategy evolver: no change to revert".to_owned(),
@@ -1955,6 +1952,121 @@ mod tests {
         }));
         assert!(e.pending_signals.is_empty());
         assert_eq!(e.prediction().map(|l| l.counts.scored), Some(signals));
+    }
+
+    /// `self_learning`: the ICT candidates at the evolver's thresholds, kept at the evolver's probability
+    /// threshold (not the link's), sized within the evolver's leverage cap and the hard caps; the
+    /// evolver decides on its interval and the operator can revert its change.
+    #[tokio::test]
+    async fn self_learning_trades_with_the_evolvers_parameter_set_and_its_change_reverts() {
+        use crate::ml::{
+            batch::InferenceResult,
+            evolver::{Evolver, EvolverConfig, HardCaps, PARAM_SETS},
+        };
+        let mut engine_settings = EngineSettings {
+            mode: Mode::SelfLearning,
+            ..settings(vec![Interval::M5, Interval::M15, Interval::H1])
+        };
+        engine_settings.trading.risk.max_leverage = 2;
+        let (e, _feed, id) = engine_with(engine_settings);
+        // Without a predictor the mode says so and trades nothing.
+        let (mut bare, _feed2, _) = engine_on(vec![Interval::M5, Interval::M15, Interval::H1]);
+        bare.process(EngineEvent::Command(Command::SetMode(Mode::SelfLearning)));
+        bare.trading_cycle();
+        assert_eq!(bare.message.as_deref(), Some(NO_MODEL_MESSAGE));
+
+        let (link, mut requests) = link(0.9);
+        let evolver = Evolver::new(EvolverConfig {
+            epsilon_start: 1.0,
+            epsilon_end: 1.0,
+            ..EvolverConfig::default()
+        })
+        .unwrap();
+        let caps = HardCaps {
+            max_leverage: 2,
+            risk_fraction: 0.01,
+        };
+        let evolution = evolution::Evolution::new(
+            evolver,
+            evolution::EvolutionSettings::default(),
+            caps,
+            "test".into(),
+        );
+        let mut e = e.with_prediction(Some(link)).with_evolution(Some(evolution));
+        assert_eq!(e.trading().risk_for(Mode::SelfLearning).max_leverage, 2);
+        replay_market(&mut e, id, |e| e.funnel().signals >= 1);
+        let request = requests.try_recv().expect("the signal waits for its probability");
+        assert!(e.pending_signals.is_empty());
+        let latest = e
+            .symbol_state(id)
+            .and_then(|s| s.signals.latest.clone())
+            .and_then(|ev| ev.signal().cloned())
+            .expect("the latest evaluation is the waiting signal");
+        e.process(EngineEvent::Stream(StreamEvent::Mark(
+            crate::binance::parse::MarkUpdate {
+                symbol: id,
+                mark_price: latest.entry,
+                index_price: latest.entry,
+                funding_rate: 0.0001,
+                next_funding_time: latest.at + 3_600_000,
+                event_time: latest.at,
+            },
+        )));
+        // 0.5 is below the link's 0.9 but above the baseline set's threshold: kept.
+        assert!(0.5 >= PARAM_SETS[0].probability_threshold);
+        e.process(EngineEvent::Prediction(InferenceResult {
+            id: request.id,
+            probability: Some(0.5),
+            batch_size: 1,
+        }));
+        assert_eq!(e.pending_signals.len(), 1);
+        e.open_positions();
+        let position = e.trading().book.positions().next().expect("opened");
+        assert_eq!(position.strategy, Mode::SelfLearning);
+        assert!(
+            position.leverage <= 2,
+            "leverage {} above the cap",
+            position.leverage
+        );
+
+        // The evolver decides (always exploring here) until the set changes; the change reaches the
+        // strategy's thresholds and the sizing, and the operator reverts it.
+        let mut changed = None;
+        for _ in 0..50 {
+            e.evolve();
+            if let Some(change) = e.evolution().and_then(|ev| ev.evolver.last_change()).copied() {
+                changed = Some(change);
+                break;
+            }
+        }
+        let change = changed.expect("an exploring evolver changes its set");
+        let set = &PARAM_SETS[change.to];
+        assert!(
+            e.message.as_deref().is_some_and(|m| m.contains(set.name)),
+            "{:?}",
+            e.message
+        );
+        assert_eq!(
+            e.trading().risk_for(Mode::SelfLearning).max_leverage,
+            set.leverage_cap.min(2)
+        );
+        assert!((e.learning_threshold() - set.probability_threshold).abs() < 1e-12);
+        e.process(EngineEvent::Command(Command::RevertStrategy));
+        assert_eq!(
+            e.evolution().map(|ev| ev.evolver.current_index()),
+            Some(change.from)
+        );
+        assert!(
+            e.message.as_deref().is_some_and(|m| m.contains("reverted")),
+            "{:?}",
+            e.message
+        );
+        assert!((e.learning_threshold() - PARAM_SETS[change.from].probability_threshold).abs() < 1e-12);
+        // In another mode the evolver does not decide.
+        e.process(EngineEvent::Command(Command::SetMode(Mode::Ict)));
+        let decisions = e.evolution().map(|ev| ev.evolver.decisions());
+        e.evolve();
+        assert_eq!(e.evolution().map(|ev| ev.evolver.decisions()), decisions);
     }
 
     /// In `ict` the signal trades at once and the probability, when it comes back, is only shown.

@@ -620,7 +620,10 @@ impl Evolver {
     fn choose(&mut self, state: &[f32; STATE_DIM]) -> (usize, ChangeReason) {
         let epsilon = self.epsilon().clamp(0.0, 1.0);
         if self.learning && self.rng.random_bool(epsilon) {
-            (self.rng.random_range(0..ACTIONS), ChangeReason::Explore { epsilon })
+            (
+                self.rng.random_range(0..ACTIONS),
+                ChangeReason::Explore { epsilon },
+            )
         } else {
             let (action, q) = self.greedy(state);
             (action, ChangeReason::Exploit { q })
@@ -749,10 +752,10 @@ fn nn_settings(config: &EvolverConfig) -> nn::AdamParams {
 }
 
 fn argmax(q: &[f32; ACTIONS]) -> (usize, f32) {
-    q.iter()
-        .copied()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, v)| if v > best.1 { (i, v) } else { best })
+    q.iter().copied().enumerate().fold(
+        (0, f32::NEG_INFINITY),
+        |best, (i, v)| if v > best.1 { (i, v) } else { best },
+    )
 }
 
 #[cfg(test)]
@@ -870,7 +873,10 @@ mod tests {
         eprintln!("(seed, (mean R, best share) before, after): {text}");
         for (_, before, after) in report {
             assert!(after.0 > before.0 + 0.3, "{text}");
-            assert!(after.0 > 0.6, "the best sets give 1 R, the others at most 0.3: {text}");
+            assert!(
+                after.0 > 0.6,
+                "the best sets give 1 R, the others at most 0.3: {text}"
+            );
             assert!(after.1 >= 0.7, "{text}");
         }
     }
@@ -884,7 +890,10 @@ mod tests {
         for set in &PARAM_SETS {
             let b = set.bounded(caps);
             assert!(b.max_leverage >= 1 && b.max_leverage <= caps.max_leverage.min(set.leverage_cap));
-            assert!(b.risk_fraction > 0.0 && b.risk_fraction <= caps.risk_fraction, "{set}");
+            assert!(
+                b.risk_fraction > 0.0 && b.risk_fraction <= caps.risk_fraction,
+                "{set}"
+            );
         }
         let wild = ParamSet {
             leverage_cap: 500,
@@ -913,8 +922,18 @@ mod tests {
             for b in &PARAM_SETS[i + 1..] {
                 assert_ne!(a.name, b.name);
                 assert_ne!(
-                    (a.quality_threshold, a.min_reward_risk, a.probability_threshold, a.leverage_cap),
-                    (b.quality_threshold, b.min_reward_risk, b.probability_threshold, b.leverage_cap)
+                    (
+                        a.quality_threshold,
+                        a.min_reward_risk,
+                        a.probability_threshold,
+                        a.leverage_cap
+                    ),
+                    (
+                        b.quality_threshold,
+                        b.min_reward_risk,
+                        b.probability_threshold,
+                        b.leverage_cap
+                    )
                 );
             }
             assert!(a.risk_scale > 0.0 && a.risk_scale <= 1.0);
@@ -941,7 +960,10 @@ mod tests {
         for _ in 0..100 {
             p.record(-1.0);
         }
-        assert!((p.mean_r() + 1.0).abs() < 1e-12, "the window keeps the last {PERFORMANCE_WINDOW}");
+        assert!(
+            (p.mean_r() + 1.0).abs() < 1e-12,
+            "the window keeps the last {PERFORMANCE_WINDOW}"
+        );
         let code = [0.5_f32; STRUCTURE_DIM];
         let s = encode_state(Some(&code), &p, 2);
         assert_eq!(&s[..STRUCTURE_DIM], &code);
@@ -966,7 +988,9 @@ mod tests {
             });
         }
         assert_eq!((replay.len(), replay.capacity()), (3, 3));
-        let mut seen: Vec<usize> = (0..200).map(|_| replay.sample(&mut rng).unwrap().action).collect();
+        let mut seen: Vec<usize> = (0..200)
+            .map(|_| replay.sample(&mut rng).unwrap().action)
+            .collect();
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen, vec![2, 3, 4], "the two oldest were overwritten");
@@ -992,7 +1016,10 @@ mod tests {
         assert_eq!((change.from, change.to), (0, evolver.current_index()));
         assert!(matches!(change.reason, ChangeReason::Explore { .. }));
         let back = evolver.revert(at + 1).unwrap();
-        assert_eq!((back.from, back.to, back.reason), (change.to, 0, ChangeReason::Revert));
+        assert_eq!(
+            (back.from, back.to, back.reason),
+            (change.to, 0, ChangeReason::Revert)
+        );
         assert_eq!(evolver.current_index(), 0);
         assert_eq!(evolver.last_change(), Some(&back));
         assert!(back.to_string().contains("reverted"), "{back}");

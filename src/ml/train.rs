@@ -276,6 +276,16 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
     };
     let mut predictor = SignalPredictor::new(ensemble, card);
     let (model_path, card_path) = predictor.save(&config.out)?;
+    let probability = |s: &Sample| Some(predictor.ensemble().probability(&s.row));
+    super::evolver_model::train_and_save(
+        &samples,
+        &train,
+        &validation,
+        &probability,
+        &config.command,
+        &config.out,
+        progress,
+    )?;
     Ok(TrainOutcome {
         predictor,
         model_path,

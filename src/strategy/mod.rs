@@ -42,8 +42,8 @@ pub use self::{
     },
     hybrid::HybridStrategy,
     ict::{IctParams, IctStrategy},
-    self_learning::SelfLearningStrategy,
     quality::{QualityDimension, QualityFilter, QualityInputs, QualityScore, QualityWeights},
+    self_learning::SelfLearningStrategy,
     signal::{Confluence, Evaluation, Evidence, EvidenceKind, RejectReason, Rejected, Signal, Stage},
 };
 use crate::domain::{SymbolId, TimestampMs};
