@@ -1981,7 +1981,7 @@ mod tests {
             epsilon_end: 1.0,
             ..EvolverConfig::default()
         })
-        .unwrap();
+        .expect("the default network shape is valid");
         let caps = HardCaps {
             max_leverage: 2,
             risk_fraction: 0.01,
