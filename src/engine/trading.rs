@@ -940,6 +940,35 @@ mod tests {
     }
 
     #[test]
+    fn self_learning_limits_never_exceed_the_configured_caps() {
+        use crate::ml::evolver::Bounded;
+        let mut t = desk();
+        let configured = t.settings().risk;
+        assert_eq!(t.risk_for(Mode::SelfLearning), configured);
+        t.set_learning_limits(Some(Bounded {
+            max_leverage: 500,
+            risk_fraction: 0.5,
+        }));
+        let wild = t.risk_for(Mode::SelfLearning);
+        assert_eq!(wild.max_leverage, configured.max_leverage);
+        assert!((wild.risk_fraction - configured.risk_fraction).abs() < 1e-15);
+        t.set_learning_limits(Some(Bounded {
+            max_leverage: 3,
+            risk_fraction: 0.005,
+        }));
+        let tight = t.risk_for(Mode::SelfLearning);
+        assert_eq!((tight.max_leverage, tight.risk_fraction), (3, 0.005));
+        assert_eq!(t.risk_for(Mode::Ict), configured, "other modes keep the configured risk");
+        t.set_learning_limits(Some(Bounded {
+            max_leverage: 0,
+            risk_fraction: f64::NAN,
+        }));
+        let odd = t.risk_for(Mode::SelfLearning);
+        assert_eq!(odd.max_leverage, 1);
+        assert!((odd.risk_fraction - configured.risk_fraction).abs() < 1e-15);
+    }
+
+    #[test]
     fn the_monitor_closes_at_the_stop_and_the_breaker_hears_of_it() {
         let mut t = desk();
         t.on_mark(&mark(30_000.0, 1_000));
