@@ -958,7 +958,11 @@ mod tests {
         }));
         let tight = t.risk_for(Mode::SelfLearning);
         assert_eq!((tight.max_leverage, tight.risk_fraction), (3, 0.005));
-        assert_eq!(t.risk_for(Mode::Ict), configured, "other modes keep the configured risk");
+        assert_eq!(
+            t.risk_for(Mode::Ict),
+            configured,
+            "other modes keep the configured risk"
+        );
         t.set_learning_limits(Some(Bounded {
             max_leverage: 0,
             risk_fraction: f64::NAN,
