@@ -52,6 +52,8 @@ pub struct MlOptions {
     /// The models directory (`paths.models_dir`); `None` runs without models (`hybrid` = ICT rules).
     pub models_dir: Option<PathBuf>,
     pub batch: crate::ml::batch::BatchSettings,
+    /// The strategy evolver's cadence and whether it learns online.
+    pub evolution: crate::engine::evolution::EvolutionSettings,
 }
 
 /// A running engine with its channels.
@@ -202,9 +204,11 @@ pub fn start_engine_with(
                 events_tx.clone(),
             )
         });
+    let evolution = strategy_evolution(opts);
     let mut engine = Engine::new(opts.engine.clone(), Arc::clone(&table), streams, feed_tx, weight)
         .with_clock_offset(clock_offset)
         .with_prediction(prediction)
+        .with_evolution(evolution)
         .with_outlets(outlets);
     if let Some(dir) = &opts.ml.models_dir {
         engine = engine.with_models_dir(dir.clone());
@@ -275,5 +279,28 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The strategy evolver the engine starts with: the pre-trained Q-network of the models directory when
+/// it loads, else an untrained one; bounded by the configured leverage and risk caps.
+fn strategy_evolution(opts: &RunOptions) -> Option<crate::engine::evolution::Evolution> {
+    use crate::ml::evolver::{EvolverConfig, HardCaps};
+    let risk = &opts.engine.trading.risk;
+    let caps = HardCaps {
+        max_leverage: risk.max_leverage,
+        risk_fraction: risk.risk_fraction,
+    };
+    match crate::ml::evolver_model::load_or_fresh(opts.ml.models_dir.as_deref(), EvolverConfig::default()) {
+        Ok((evolver, source)) => Some(crate::engine::evolution::Evolution::new(
+            evolver,
+            opts.ml.evolution,
+            caps,
+            source,
+        )),
+        Err(error) => {
+            tracing::error!(%error, "strategy evolver unavailable; self_learning uses the baseline set");
+            None
+        }
     }
 }

@@ -524,6 +524,11 @@ async fn run_console(
                 },
                 max_delay: config.ml.batch_max_delay(),
             },
+            evolution: perpdesk::engine::evolution::EvolutionSettings {
+                interval: config.ml.strategy_evolution_interval(),
+                learning: config.ml.enable_self_learning
+                    && config.ml.self_learning_mode != perpdesk::config::SelfLearningMode::Frozen,
+            },
         },
     };
     tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");

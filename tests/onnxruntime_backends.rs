@@ -320,6 +320,84 @@ fn an_exported_mlp_gives_the_same_outputs_natively_in_tract_and_in_onnx_runtime(
     assert!(d <= AGREEMENT, "MLP: native vs ONNX Runtime {d}");
 }
 
+/// The strategy evolver's Q-network, trained a little and written as `perpdesk train` writes it, reloads
+/// from disk and gives the same Q-values natively, in tract and in ONNX Runtime.
+#[test]
+fn the_strategy_evolver_file_gives_the_same_q_values_natively_in_tract_and_in_onnx_runtime() {
+    use perpdesk::ml::{
+        evolver::{ACTIONS, Evolver, EvolverConfig, Performance, STATE_DIM, encode_state},
+        evolver_model::{self, EvolverCard, EvolverMetrics, PretrainConfig},
+    };
+    // Trained weights, not just the seeded ones: a few decisions with rewards favouring one set.
+    let mut evolver = Evolver::new(EvolverConfig::default()).unwrap();
+    let performance = Performance::default();
+    for step in 0..300 {
+        let state = encode_state(None, &performance, evolver.current_index());
+        let reward = if evolver.current_index() == 2 { 1.0 } else { -0.5 };
+        evolver.decide(&state, reward, step);
+    }
+    assert!(evolver.updates() > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let (param_sets, param_sets_hash) = evolver_model::param_sets_json();
+    let mut card = EvolverCard {
+        model: "strategy_evolver".into(),
+        version: "backends-test".into(),
+        created: String::new(),
+        file: String::new(),
+        sha256: String::new(),
+        perpdesk_version: env!("CARGO_PKG_VERSION").into(),
+        inputs: STATE_DIM,
+        outputs: ACTIONS,
+        state: evolver_model::state_names(),
+        param_sets,
+        param_sets_hash,
+        pretrain: PretrainConfig::default(),
+        regime_code: String::new(),
+        reward: String::new(),
+        train_from: String::new(),
+        train_to: String::new(),
+        validation_from: String::new(),
+        validation_to: String::new(),
+        metrics: EvolverMetrics {
+            train_episodes: 0,
+            validation_episodes: 0,
+            transitions: 0,
+            updates: evolver.updates(),
+            final_loss: None,
+            greedy_mean_reward: 0.0,
+            baseline_mean_reward: 0.0,
+            best_fixed_set: String::new(),
+            best_fixed_mean_reward: 0.0,
+            sets: Vec::new(),
+        },
+        command: "tests/onnxruntime_backends.rs".into(),
+    };
+    evolver_model::save(evolver.network(), &mut card, dir.path()).unwrap();
+    let (mlp, _) = evolver_model::load(dir.path()).unwrap();
+    assert_eq!(&mlp, evolver.network());
+    let bytes = std::fs::read(dir.path().join(evolver_model::MODEL_FILE)).unwrap();
+    let input = rows(200, STATE_DIM, 6);
+    let n = input.len() / STATE_DIM;
+    let mut native = vec![0.0; n * ACTIONS];
+    mlp.forward(&input, &mut native).unwrap();
+    let tract = TractModel::from_bytes(&bytes, STATE_DIM, 0, ACTIONS).unwrap();
+    let mut in_tract = vec![0.0; n * ACTIONS];
+    tract.predict(&input, &mut in_tract).unwrap();
+    let d = worst(&native, &in_tract);
+    assert!(d <= AGREEMENT, "Q-network: native vs tract {d}");
+
+    let Some(runtime) = runtime() else {
+        return;
+    };
+    let ort = onnx_model(&bytes, STATE_DIM, 0, ACTIONS, Some(&runtime)).unwrap();
+    assert_eq!(ort.backend(), Backend::OnnxRuntime);
+    assert_agree(&tract, ort.as_ref(), &input, "Q-network: tract vs ONNX Runtime");
+    let mut in_ort = vec![0.0; n * ACTIONS];
+    ort.predict(&input, &mut in_ort).unwrap();
+    let d = worst(&native, &in_ort);
+    assert!(d <= AGREEMENT, "Q-network: native vs ONNX Runtime {d}");
+}
+
 /// A shared library this process has loaded that is not ONNX Runtime (the C library).
 fn some_other_library() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;

@@ -13,6 +13,7 @@ use perpdesk::{
     features::{SCHEMA_LEN, schema_hash},
     ml::{
         dataset::{self, SymbolBars},
+        evolver, evolver_model,
         predictor::{AGREEMENT, INPUTS, SignalPredictor},
         runtime::Model,
         train::{self, TrainConfig, walk_forward_split},
@@ -106,6 +107,24 @@ fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract_and_onnx_runtime
     assert!(outcome.liquidity.model_path.is_file() && outcome.liquidity.card_path.is_file());
     assert!(outcome.liquidity.stats.samples > 0);
 
+    // The strategy evolver was pre-trained on the same split and written beside it; its file reloads
+    // and runs the same in tract.
+    let (q, evolver_card) = evolver_model::load(out.path()).unwrap();
+    assert_eq!((q.inputs(), q.outputs()), (evolver::STATE_DIM, evolver::ACTIONS));
+    let em = &evolver_card.metrics;
+    assert!(
+        em.train_episodes > 0 && em.validation_episodes > 0 && em.updates > 0,
+        "{em:?}"
+    );
+    assert_eq!(em.sets.len(), evolver::ACTIONS);
+    assert_eq!(
+        em.sets.iter().map(|s| s.chosen).sum::<usize>(),
+        em.validation_episodes
+    );
+    assert!(lines.iter().any(|l| l.contains("strategy evolver:")));
+    let bytes = std::fs::read(out.path().join(evolver_model::MODEL_FILE)).unwrap();
+    evolver_model::reload_check(&q, &bytes).unwrap();
+
     // The files on disk are the model: reload, then compare native and tract on every candidate.
     let loaded = SignalPredictor::load(out.path()).unwrap();
     assert_eq!(loaded.ensemble(), outcome.predictor.ensemble());
@@ -191,6 +210,8 @@ fn the_train_command_reports_and_writes_its_files() {
     );
     assert!(stderr.contains("train: split:"), "{stderr}");
     assert!(out.path().join("signal_predictor.onnx").is_file());
+    assert!(out.path().join("strategy_evolver.onnx").is_file());
+    assert!(out.path().join("strategy_evolver.json").is_file());
     let card = std::fs::read_to_string(out.path().join("signal_predictor.json")).unwrap();
     assert!(
         card.contains("\"command\"") && card.contains("--max-bars 3000"),

@@ -52,6 +52,7 @@ pub fn intent_to_command(intent: &Intent) -> Option<Command> {
         // Both were confirmed by the operator in the console before the intent was sent.
         Intent::KillSwitch => Some(Command::KillSwitch),
         Intent::ResetBreaker => Some(Command::ResetBreaker),
+        Intent::RevertStrategy => Some(Command::RevertStrategy),
         Intent::ClosePosition { id } => Some(Command::ClosePosition(crate::positions::PositionId(*id))),
         Intent::OpenPosition { symbol, side } => Some(Command::OpenPosition {
             symbol: symbol.clone(),
@@ -442,6 +443,19 @@ fn models(engine: &Engine) -> ModelsPanel {
             .map(|d| d.display().to_string())
             .unwrap_or_default(),
         models,
+        evolver: engine.evolution().map(evolver_row),
+    }
+}
+
+/// The strategy evolver's line of the models panel.
+fn evolver_row(e: &crate::engine::evolution::Evolution) -> perpdesk_ui::view::EvolverRow {
+    perpdesk_ui::view::EvolverRow {
+        set: e.current().to_string(),
+        source: e.source.clone(),
+        learning: e.evolver.learning(),
+        epsilon: e.evolver.epsilon(),
+        decisions: e.evolver.decisions(),
+        last_change: e.evolver.last_change().map(ToString::to_string),
     }
 }
 
@@ -514,6 +528,10 @@ mod tests {
         assert_eq!(
             intent_to_command(&Intent::ResetBreaker),
             Some(Command::ResetBreaker)
+        );
+        assert_eq!(
+            intent_to_command(&Intent::RevertStrategy),
+            Some(Command::RevertStrategy)
         );
     }
 

@@ -23,6 +23,7 @@
 //! book, a monitor tick runs the scheduler's due checks, and the virtual cycle expires positions,
 //! settles funding, samples equity and feeds the circuit breaker.
 
+pub mod evolution;
 pub mod outlets;
 pub mod prediction;
 pub mod signals;
@@ -120,6 +121,8 @@ pub enum Command {
     /// Show this one-line message in the status bar: the presenter's answer to an operator request
     /// the engine cannot carry out yet.
     Notice(String),
+    /// Revert the strategy evolver's last change of parameter set (the console confirmed it).
+    RevertStrategy,
 }
 
 /// Engine settings, taken from the configuration by the composition root.
@@ -204,6 +207,8 @@ pub struct Engine {
     pending_signals: Vec<Signal>,
     /// The signal predictor and the channel to its batch task, when a model is loaded.
     pub(crate) prediction: Option<prediction::PredictionLink>,
+    /// The strategy evolver that sets `self_learning`'s parameters.
+    pub(crate) evolution: Option<evolution::Evolution>,
     models_dir: Option<std::path::PathBuf>,
     streams: StreamManager<EngineEvent>,
     feed: mpsc::UnboundedSender<FeedRequest>,
@@ -285,6 +290,7 @@ impl Engine {
             trading,
             pending_signals: Vec::new(),
             prediction: None,
+            evolution: None,
             models_dir: None,
             streams,
             feed,
@@ -321,6 +327,60 @@ impl Engine {
         self.strategy.set_model_loaded(link.is_some());
         self.prediction = link;
         self
+    }
+
+    /// The strategy evolver: `self_learning` trades with its current parameter set and it decides
+    /// every `STRATEGY_EVOLUTION_INTERVAL`; `None`: `self_learning` uses the baseline set.
+    #[must_use]
+    pub fn with_evolution(mut self, evolution: Option<evolution::Evolution>) -> Self {
+        self.evolution = evolution;
+        self.apply_evolution();
+        self
+    }
+
+    /// The strategy evolver, when there is one.
+    pub fn evolution(&self) -> Option<&evolution::Evolution> {
+        self.evolution.as_ref()
+    }
+
+    /// Hands the evolver's current set to the strategy (thresholds) and the desk (leverage, risk).
+    fn apply_evolution(&mut self) {
+        let (params, limits) = match &self.evolution {
+            Some(e) => (e.ict_params(), Some(e.limits())),
+            None => (
+                crate::ml::evolver::PARAM_SETS[0].ict_params(&crate::strategy::IctParams::default()),
+                None,
+            ),
+        };
+        self.strategy.set_learning_params(params);
+        self.trading.set_learning_limits(limits);
+    }
+
+    /// The probability a `self_learning` signal must reach: the evolver's set's.
+    fn learning_threshold(&self) -> f64 {
+        self.evolution.as_ref().map_or(
+            crate::ml::evolver::PARAM_SETS[0].probability_threshold,
+            evolution::Evolution::probability_threshold,
+        )
+    }
+
+    /// The evolver's decision at the end of an interval (`STRATEGY_EVOLUTION_INTERVAL`): the realised R
+    /// of `self_learning` positions closed since the last one is its reward. Only while the mode is
+    /// `self_learning`; otherwise the R is kept for the next decision.
+    pub fn evolve(&mut self) {
+        let closed = self.trading.take_learning_r();
+        let Some(evolution) = self.evolution.as_mut() else {
+            return;
+        };
+        evolution.record(&closed);
+        if self.mode != Mode::SelfLearning {
+            return;
+        }
+        if let Some(change) = evolution.decide(crate::domain::now_ms()) {
+            self.apply_evolution();
+            self.set_message(&format!("strategy evolver: {change}"));
+        }
+        self.dirty = true;
     }
 
     /// Where models are loaded from (shown in the models panel).
@@ -495,7 +555,7 @@ impl Engine {
             model_version: self
                 .prediction
                 .as_ref()
-                .filter(|_| mode == Mode::Hybrid)
+                .filter(|_| matches!(mode, Mode::Hybrid | Mode::SelfLearning))
                 .map(|link| link.predictor.card.version.clone()),
         };
         self.trading.outlets.signal(record);
@@ -558,6 +618,7 @@ impl Engine {
             self.set_message(&message);
             return;
         }
+        let learning_threshold = self.learning_threshold();
         let fresh = self.strategy.is_stale(self.mode);
         let strategy = match self.strategy.get(self.mode) {
             Ok(strategy) => strategy,
@@ -592,14 +653,20 @@ impl Engine {
             self.funnel.record(&evaluation);
             state.signals.probability = None;
             if let Some(signal) = evaluation.signal() {
-                let filter = self.mode == Mode::Hybrid;
+                let filter = matches!(self.mode, Mode::Hybrid | Mode::SelfLearning);
                 match self.prediction.as_mut() {
-                    // Hybrid: the signal waits in the link for its probability.
+                    // Hybrid and self_learning: the signal waits in the link for its probability.
                     Some(link) if filter => {
-                        if !link.request(signal, analysis, true) {
+                        let threshold = if self.mode == Mode::SelfLearning {
+                            learning_threshold
+                        } else {
+                            link.threshold
+                        };
+                        if !link.request_at(signal, analysis, true, threshold) {
                             tracing::info!(
                                 symbol = id.0,
-                                "hybrid signal refused: the model could not score it"
+                                mode = %self.mode,
+                                "signal refused: the model could not score it"
                             );
                         }
                     }
@@ -658,10 +725,10 @@ impl Engine {
         let Some(link) = self.prediction.as_mut() else {
             return;
         };
-        let threshold = link.threshold;
         let Some(resolved) = link.resolve(result) else {
             return;
         };
+        let threshold = resolved.threshold;
         let signal = resolved.signal;
         let rejection = resolved
             .probability
@@ -693,13 +760,18 @@ impl Engine {
                             .and_then(|f| f.slot(signal.symbol))
                             .map(|s| s.0);
                         let outcome = format!("rejected: model: {}", rejected.reason);
-                        self.journal_signal(&signal, Mode::Hybrid, slot, outcome);
+                        let mode = if self.mode == Mode::SelfLearning {
+                            Mode::SelfLearning
+                        } else {
+                            Mode::Hybrid
+                        };
+                        self.journal_signal(&signal, mode, slot, outcome);
                     }
                 }
                 (None, _) => {
                     tracing::warn!(
                         symbol = signal.symbol.0,
-                        "hybrid signal refused: the model failed on its batch"
+                        "signal refused: the model failed on its batch"
                     );
                 }
             }
@@ -879,6 +951,19 @@ impl Engine {
             }
             Command::Notice(text) => {
                 self.message = Some(text);
+                self.dirty = true;
+            }
+            Command::RevertStrategy => {
+                let reverted = self.evolution.as_mut().map(|e| e.revert(crate::domain::now_ms()));
+                let answer = match reverted {
+                    None => "no strategy evolver: nothing to revert".to_owned(),
+                    Some(None) => "strategy evolver: no change to revert".to_owned(),
+                    Some(Some(change)) => {
+                        self.apply_evolution();
+                        format!("strategy evolver: {change}")
+                    }
+                };
+                self.set_message(&answer);
                 self.dirty = true;
             }
         }
@@ -1378,6 +1463,13 @@ impl Engine {
         let mut refresh = tokio::time::interval(self.settings.universe_refresh);
         refresh.tick().await; // the first tick fires at once; start-up already asked
         let mut housekeeping = tokio::time::interval(Duration::from_secs(5));
+        let evolution_every = self
+            .evolution
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |e| e.settings.interval)
+            .max(Duration::from_secs(1));
+        let mut evolution = tokio::time::interval_at(Instant::now() + evolution_every, evolution_every);
+        evolution.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut monitor = tokio::time::interval(trading::MONITOR_TICK);
         monitor.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut last_publish_second = 0i64;
@@ -1403,6 +1495,7 @@ impl Engine {
                 _ = refresh.tick() => self.request_universe(),
                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = monitor.tick() => { self.monitor(); }
+                _ = evolution.tick() => self.evolve(),
             }
         }
         self.flush_features();
@@ -1859,6 +1952,121 @@ mod tests {
         }));
         assert!(e.pending_signals.is_empty());
         assert_eq!(e.prediction().map(|l| l.counts.scored), Some(signals));
+    }
+
+    /// `self_learning`: the ICT candidates at the evolver's thresholds, kept at the evolver's probability
+    /// threshold (not the link's), sized within the evolver's leverage cap and the hard caps; the
+    /// evolver decides on its interval and the operator can revert its change.
+    #[tokio::test]
+    async fn self_learning_trades_with_the_evolvers_parameter_set_and_its_change_reverts() {
+        use crate::ml::{
+            batch::InferenceResult,
+            evolver::{Evolver, EvolverConfig, HardCaps, PARAM_SETS},
+        };
+        let mut engine_settings = EngineSettings {
+            mode: Mode::SelfLearning,
+            ..settings(vec![Interval::M5, Interval::M15, Interval::H1])
+        };
+        engine_settings.trading.risk.max_leverage = 2;
+        let (e, _feed, id) = engine_with(engine_settings);
+        // Without a predictor the mode says so and trades nothing.
+        let (mut bare, _feed2, _) = engine_on(vec![Interval::M5, Interval::M15, Interval::H1]);
+        bare.process(EngineEvent::Command(Command::SetMode(Mode::SelfLearning)));
+        bare.trading_cycle();
+        assert_eq!(bare.message.as_deref(), Some(NO_MODEL_MESSAGE));
+
+        let (link, mut requests) = link(0.9);
+        let evolver = Evolver::new(EvolverConfig {
+            epsilon_start: 1.0,
+            epsilon_end: 1.0,
+            ..EvolverConfig::default()
+        })
+        .expect("the default network shape is valid");
+        let caps = HardCaps {
+            max_leverage: 2,
+            risk_fraction: 0.01,
+        };
+        let evolution = evolution::Evolution::new(
+            evolver,
+            evolution::EvolutionSettings::default(),
+            caps,
+            "test".into(),
+        );
+        let mut e = e.with_prediction(Some(link)).with_evolution(Some(evolution));
+        assert_eq!(e.trading().risk_for(Mode::SelfLearning).max_leverage, 2);
+        replay_market(&mut e, id, |e| e.funnel().signals >= 1);
+        let request = requests.try_recv().expect("the signal waits for its probability");
+        assert!(e.pending_signals.is_empty());
+        let latest = e
+            .symbol_state(id)
+            .and_then(|s| s.signals.latest.clone())
+            .and_then(|ev| ev.signal().cloned())
+            .expect("the latest evaluation is the waiting signal");
+        e.process(EngineEvent::Stream(StreamEvent::Mark(
+            crate::binance::parse::MarkUpdate {
+                symbol: id,
+                mark_price: latest.entry,
+                index_price: latest.entry,
+                funding_rate: 0.0001,
+                next_funding_time: latest.at + 3_600_000,
+                event_time: latest.at,
+            },
+        )));
+        // 0.5 is below the link's 0.9 but above the baseline set's threshold: kept.
+        assert!(0.5 >= PARAM_SETS[0].probability_threshold);
+        e.process(EngineEvent::Prediction(InferenceResult {
+            id: request.id,
+            probability: Some(0.5),
+            batch_size: 1,
+        }));
+        assert_eq!(e.pending_signals.len(), 1);
+        e.open_positions();
+        let position = e.trading().book.positions().next().expect("opened");
+        assert_eq!(position.strategy, Mode::SelfLearning);
+        assert!(
+            position.leverage <= 2,
+            "leverage {} above the cap",
+            position.leverage
+        );
+
+        // The evolver decides (always exploring here) until the set changes; the change reaches the
+        // strategy's thresholds and the sizing, and the operator reverts it.
+        let mut changed = None;
+        for _ in 0..50 {
+            e.evolve();
+            if let Some(change) = e.evolution().and_then(|ev| ev.evolver.last_change()).copied() {
+                changed = Some(change);
+                break;
+            }
+        }
+        let change = changed.expect("an exploring evolver changes its set");
+        let set = &PARAM_SETS[change.to];
+        assert!(
+            e.message.as_deref().is_some_and(|m| m.contains(set.name)),
+            "{:?}",
+            e.message
+        );
+        assert_eq!(
+            e.trading().risk_for(Mode::SelfLearning).max_leverage,
+            set.leverage_cap.min(2)
+        );
+        assert!((e.learning_threshold() - set.probability_threshold).abs() < 1e-12);
+        e.process(EngineEvent::Command(Command::RevertStrategy));
+        assert_eq!(
+            e.evolution().map(|ev| ev.evolver.current_index()),
+            Some(change.from)
+        );
+        assert!(
+            e.message.as_deref().is_some_and(|m| m.contains("reverted")),
+            "{:?}",
+            e.message
+        );
+        assert!((e.learning_threshold() - PARAM_SETS[change.from].probability_threshold).abs() < 1e-12);
+        // In another mode the evolver does not decide.
+        e.process(EngineEvent::Command(Command::SetMode(Mode::Ict)));
+        let decisions = e.evolution().map(|ev| ev.evolver.decisions());
+        e.evolve();
+        assert_eq!(e.evolution().map(|ev| ev.evolver.decisions()), decisions);
     }
 
     /// In `ict` the signal trades at once and the probability, when it comes back, is only shown.

@@ -48,8 +48,10 @@ pub struct MlCounts {
 #[derive(Debug)]
 pub struct Pending {
     pub signal: Signal,
-    /// Whether the model decides (`hybrid` at the time of the request) or only informs.
+    /// Whether the model decides (`hybrid` or `self_learning` at the time of the request) or only informs.
     pub filter: bool,
+    /// The probability the signal must reach (the link's, or the strategy evolver's in `self_learning`).
+    pub threshold: f64,
     pub queued_at: Instant,
 }
 
@@ -58,6 +60,7 @@ pub struct Pending {
 pub struct Resolved {
     pub signal: Signal,
     pub filter: bool,
+    pub threshold: f64,
     /// `None`: the model failed on the batch.
     pub probability: Option<f32>,
 }
@@ -123,6 +126,17 @@ impl PredictionLink {
     /// Queues `signal` for scoring without waiting. `false` if it could not be queued (no full bar on
     /// every timeframe, queue full, predictor gone); it is then counted as unscored.
     pub fn request(&mut self, signal: &Signal, analysis: &SymbolAnalysis, filter: bool) -> bool {
+        self.request_at(signal, analysis, filter, self.threshold)
+    }
+
+    /// [`Self::request`] with the signal's own probability threshold.
+    pub fn request_at(
+        &mut self,
+        signal: &Signal,
+        analysis: &SymbolAnalysis,
+        filter: bool,
+        threshold: f64,
+    ) -> bool {
         self.counts.requested += 1;
         let mut row = [0.0_f32; INPUTS];
         if !model_row(analysis, signal, &mut row) {
@@ -138,6 +152,7 @@ impl PredictionLink {
                     Pending {
                         signal: signal.clone(),
                         filter,
+                        threshold,
                         queued_at: Instant::now(),
                     },
                 );
@@ -157,7 +172,7 @@ impl PredictionLink {
         match result.probability {
             Some(p) => {
                 self.counts.scored += 1;
-                if f64::from(p) >= self.threshold {
+                if f64::from(p) >= pending.threshold {
                     self.counts.above += 1;
                 } else {
                     self.counts.below += 1;
@@ -171,6 +186,7 @@ impl PredictionLink {
         Some(Resolved {
             signal: pending.signal,
             filter: pending.filter,
+            threshold: pending.threshold,
             probability: result.probability,
         })
     }

@@ -35,7 +35,8 @@ use crate::{
 };
 
 /// The status message while `self_learning` has no model.
-pub const NO_MODEL_MESSAGE: &str = "self_learning: no model yet — no signals";
+pub const NO_MODEL_MESSAGE: &str =
+    "self_learning: no signal predictor loaded — no signals (run `perpdesk train`)";
 
 /// The analysis configuration for the engine's timeframes, or why there is none.
 pub fn analysis_config(timeframes: &[Interval]) -> Result<AnalysisConfig, String> {
@@ -152,6 +153,8 @@ pub struct StrategySlot {
     built: Option<(Mode, Built)>,
     /// Whether a signal predictor is loaded (the engine filters `hybrid` signals with it).
     model_loaded: bool,
+    /// The ICT parameters of `self_learning` (the evolver's current set); `None`: the defaults.
+    learning_params: Option<IctParams>,
 }
 
 impl StrategySlot {
@@ -159,6 +162,14 @@ impl StrategySlot {
     pub fn set_model_loaded(&mut self, loaded: bool) {
         self.model_loaded = loaded;
         self.built = None;
+    }
+
+    /// Sets `self_learning`'s ICT parameters (the evolver's set); rebuilds it if it is the current one.
+    pub fn set_learning_params(&mut self, params: IctParams) {
+        self.learning_params = Some(params);
+        if self.built.as_ref().is_some_and(|(m, _)| *m == Mode::SelfLearning) {
+            self.built = None;
+        }
     }
 
     /// Whether the next [`Self::get`] for `mode` builds a new strategy.
@@ -174,8 +185,11 @@ impl StrategySlot {
         &mut self
             .built
             .get_or_insert_with(|| {
-                let built =
-                    crate::strategy::strategy_with_model(mode, IctParams::default(), self.model_loaded);
+                let params = match (&self.learning_params, mode) {
+                    (Some(params), Mode::SelfLearning) => *params,
+                    _ => IctParams::default(),
+                };
+                let built = crate::strategy::strategy_with_model(mode, params, self.model_loaded);
                 (mode, built)
             })
             .1

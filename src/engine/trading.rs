@@ -13,7 +13,7 @@
 //! [`Trading::restore_positions`] puts the journal's open positions back on the book.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     path::PathBuf,
     time::Duration,
 };
@@ -153,7 +153,17 @@ pub struct Trading {
     carried_pnl: f64,
     /// The journal and Discord.
     pub outlets: Outlets,
+    /// The strategy evolver's leverage cap and risk fraction for `self_learning` entries, already
+    /// bounded by the hard caps (and bounded again here).
+    learning_limits: Option<crate::ml::evolver::Bounded>,
+    /// Open positions entered in `self_learning`: their realised R is the evolver's reward.
+    learning_positions: HashSet<PositionId>,
+    /// Realised R of `self_learning` positions closed since the engine last took them.
+    learning_r: Vec<f64>,
 }
+
+/// Realised R values kept for the evolver between two decisions (older ones are dropped).
+const LEARNING_R_KEPT: usize = 4096;
 
 impl Trading {
     pub fn new(settings: TradingSettings) -> Self {
@@ -192,6 +202,9 @@ impl Trading {
             breaker_error_reported: false,
             execution: None,
             carried_pnl: 0.0,
+            learning_limits: None,
+            learning_positions: HashSet::new(),
+            learning_r: Vec::new(),
             outlets: Outlets::default(),
             settings,
         }
@@ -382,6 +395,31 @@ impl Trading {
         self.origin.elapsed().as_millis() as i64
     }
 
+    /// Sets the strategy evolver's limits for `self_learning` entries (`None`: the configured ones).
+    pub fn set_learning_limits(&mut self, limits: Option<crate::ml::evolver::Bounded>) {
+        self.learning_limits = limits;
+    }
+
+    /// The risk parameters an entry of `strategy` is sized with: the configured ones, and for
+    /// `self_learning` the evolver's leverage cap and risk fraction, never above the configured caps.
+    pub fn risk_for(&self, strategy: Mode) -> RiskParams {
+        let mut risk = self.settings.risk;
+        if strategy == Mode::SelfLearning
+            && let Some(limits) = self.learning_limits
+        {
+            risk.max_leverage = risk.max_leverage.min(limits.max_leverage).max(1);
+            if limits.risk_fraction.is_finite() && limits.risk_fraction > 0.0 {
+                risk.risk_fraction = risk.risk_fraction.min(limits.risk_fraction);
+            }
+        }
+        risk
+    }
+
+    /// Takes the realised R of the `self_learning` positions closed since the last call.
+    pub fn take_learning_r(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.learning_r)
+    }
+
     /// Equity: paper capital + realised P&L + unrealised P&L (fees and funding included).
     pub fn equity(&self) -> f64 {
         self.settings.paper_equity
@@ -564,7 +602,8 @@ impl Trading {
             confidence: signal.confidence,
             size_multiplier: multiplier,
         };
-        let sized = size_trade(&self.settings.risk, &plan, self.equity(), filters, brackets)?;
+        let risk = self.risk_for(strategy);
+        let sized = size_trade(&risk, &plan, self.equity(), filters, brackets)?;
         let at = self.market_now.max(signal.at);
         let new = NewPosition {
             symbol: signal.symbol,
@@ -586,6 +625,11 @@ impl Trading {
         let now = self.monitor_now();
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = self.book.open(&new, now, at, &mut scratch);
+        if strategy == Mode::SelfLearning
+            && let Ok(id) = &result
+        {
+            self.learning_positions.insert(*id);
+        }
         self.record(&mut scratch);
         self.scratch = scratch;
         result
@@ -745,7 +789,16 @@ impl Trading {
             if let Some(x) = self.execution.as_mut() {
                 x.mirror(&e);
             }
-            if let EventKind::Closed { pnl, reason, .. } = e.kind {
+            if let EventKind::Closed {
+                pnl,
+                reason,
+                r_multiple,
+                ..
+            } = e.kind
+            {
+                if self.learning_positions.remove(&e.position) && self.learning_r.len() < LEARNING_R_KEPT {
+                    self.learning_r.push(r_multiple);
+                }
                 tracing::info!(position = %e.position, symbol = e.symbol.0, reason = reason.name(), pnl, "position closed");
                 if let Some(t) = self.breaker.apply(BreakerInput::TradeClosed { pnl }, wall) {
                     self.message = Some(format!("circuit breaker {} → {}", t.from, t.to));
@@ -884,6 +937,39 @@ mod tests {
         );
         assert_eq!(t.funnel.refusals.get("no_mark_price"), Some(&1));
         assert_eq!(t.log.front().map(|e| e.kind.name()), Some("created"));
+    }
+
+    #[test]
+    fn self_learning_limits_never_exceed_the_configured_caps() {
+        use crate::ml::evolver::Bounded;
+        let mut t = desk();
+        let configured = t.settings().risk;
+        assert_eq!(t.risk_for(Mode::SelfLearning), configured);
+        t.set_learning_limits(Some(Bounded {
+            max_leverage: 500,
+            risk_fraction: 0.5,
+        }));
+        let wild = t.risk_for(Mode::SelfLearning);
+        assert_eq!(wild.max_leverage, configured.max_leverage);
+        assert!((wild.risk_fraction - configured.risk_fraction).abs() < 1e-15);
+        t.set_learning_limits(Some(Bounded {
+            max_leverage: 3,
+            risk_fraction: 0.005,
+        }));
+        let tight = t.risk_for(Mode::SelfLearning);
+        assert_eq!((tight.max_leverage, tight.risk_fraction), (3, 0.005));
+        assert_eq!(
+            t.risk_for(Mode::Ict),
+            configured,
+            "other modes keep the configured risk"
+        );
+        t.set_learning_limits(Some(Bounded {
+            max_leverage: 0,
+            risk_fraction: f64::NAN,
+        }));
+        let odd = t.risk_for(Mode::SelfLearning);
+        assert_eq!(odd.max_leverage, 1);
+        assert!((odd.risk_fraction - configured.risk_fraction).abs() < 1e-15);
     }
 
     #[test]

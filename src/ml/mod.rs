@@ -25,6 +25,8 @@
 pub mod batch;
 pub mod dataset;
 pub mod discovery;
+pub mod evolver;
+pub mod evolver_model;
 pub mod gbdt;
 pub mod liquidity;
 pub mod metrics;

@@ -328,6 +328,18 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
         &config.command,
         progress,
     )?;
+
+    // The strategy evolver's Q-network, pre-trained on the same candidates (`ml::evolver_model`).
+    let probability = |s: &Sample| Some(predictor.ensemble().probability(&s.row));
+    super::evolver_model::train_and_save(
+        &samples,
+        &train,
+        &validation,
+        &probability,
+        &config.command,
+        &config.out,
+        progress,
+    )?;
     Ok(TrainOutcome {
         predictor,
         model_path,

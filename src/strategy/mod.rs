@@ -14,13 +14,17 @@
 //! and rejects those below the model's threshold at [`Stage::Model`] (see [`hybrid`]).
 //! Without one, `hybrid` is the ICT rules behind a wrapper whose [`Strategy::notice`] says
 //! "ML unavailable: ICT rules only" and whose [`Strategy::mode`] still reports `hybrid`, so the UI can
-//! show the degradation instead of pretending a model scored the signals. `self_learning` is refused with
-//! [`StrategyError::ModelUnavailable`]: its models do not exist yet, so there is nothing honest to run.
+//! show the degradation instead of pretending a model scored the signals. `self_learning` with a predictor
+//! is [`SelfLearningStrategy`] (the ICT rules at the strategy evolver's thresholds, whose signals the
+//! engine filters at the evolver's probability threshold; see [`self_learning`]); without one it is
+//! refused with [`StrategyError::ModelUnavailable`], since trading its candidates unfiltered would be `ict`
+//! under another name.
 
 pub mod analysis;
 pub mod hybrid;
 pub mod ict;
 pub mod quality;
+pub mod self_learning;
 pub mod signal;
 
 #[cfg(test)]
@@ -39,6 +43,7 @@ pub use self::{
     hybrid::HybridStrategy,
     ict::{IctParams, IctStrategy},
     quality::{QualityDimension, QualityFilter, QualityInputs, QualityScore, QualityWeights},
+    self_learning::SelfLearningStrategy,
     signal::{Confluence, Evaluation, Evidence, EvidenceKind, RejectReason, Rejected, Signal, Stage},
 };
 use crate::domain::{SymbolId, TimestampMs};
@@ -63,7 +68,7 @@ pub trait Strategy: Send + fmt::Debug {
 /// Why a strategy could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StrategyError {
-    #[error("mode `{0}` needs the machine-learning models, which are not available yet; use `ict`")]
+    #[error("mode `{0}` needs the signal predictor, which is not loaded (run `perpdesk train`); use `ict`")]
     ModelUnavailable(Mode),
 }
 
@@ -96,7 +101,8 @@ pub fn strategy_for(mode: Mode, params: IctParams) -> Result<Box<dyn Strategy>, 
 }
 
 /// The strategy of `mode`; with `model_loaded`, `hybrid` is the ICT rules whose signals the engine
-/// filters with the signal predictor, and without it says "ML unavailable".
+/// filters with the signal predictor, and without it says "ML unavailable"; `self_learning` needs the
+/// model (its `params` are the strategy evolver's set applied to the ICT defaults).
 pub fn strategy_with_model(
     mode: Mode,
     params: IctParams,
@@ -110,7 +116,8 @@ pub fn strategy_with_model(
         (Mode::Hybrid, false) => Ok(Box::new(HybridWithoutModel {
             ict: IctStrategy::new(params),
         })),
-        (Mode::SelfLearning, _) => Err(StrategyError::ModelUnavailable(mode)),
+        (Mode::SelfLearning, true) => Ok(Box::new(SelfLearningStrategy::new(params))),
+        (Mode::SelfLearning, false) => Err(StrategyError::ModelUnavailable(mode)),
     }
 }
 
@@ -188,6 +195,8 @@ mod tests {
         );
         let with_model = strategy_with_model(Mode::Hybrid, IctParams::default(), true).unwrap();
         assert_eq!((with_model.mode(), with_model.notice()), (Mode::Hybrid, None));
+        let learning = strategy_with_model(Mode::SelfLearning, IctParams::default(), true).unwrap();
+        assert_eq!((learning.mode(), learning.notice()), (Mode::SelfLearning, None));
         let err = strategy_for(Mode::SelfLearning, IctParams::default()).unwrap_err();
         assert_eq!(err, StrategyError::ModelUnavailable(Mode::SelfLearning));
         assert!(err.to_string().contains("self_learning"));

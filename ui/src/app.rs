@@ -493,6 +493,10 @@ impl App {
                 self.confirmation = Some(Confirmation::KillSwitch { typed: String::new() });
             }
             Action::ResetBreaker => self.confirmation = Some(Confirmation::ResetBreaker),
+            Action::RevertStrategy => {
+                let change = view.models.evolver.as_ref().and_then(|e| e.last_change.clone());
+                self.confirmation = Some(Confirmation::RevertStrategy { change });
+            }
             Action::ManualEntry => {
                 let side = if key_position == 0 {
                     PositionSide::Long
@@ -525,6 +529,7 @@ impl App {
             | Action::ConfirmReset
             | Action::ConfirmEntry
             | Action::ConfirmClose
+            | Action::ConfirmRevert
             | Action::CancelConfirm
             | Action::DeleteConfirmChar => {}
         }
@@ -566,6 +571,7 @@ impl App {
             Some(Confirmation::ResetBreaker) => KeyContext::ConfirmingReset,
             Some(Confirmation::ManualEntry { .. }) => KeyContext::ConfirmingEntry,
             Some(Confirmation::ClosePosition { .. }) => KeyContext::ConfirmingClose,
+            Some(Confirmation::RevertStrategy { .. }) => KeyContext::ConfirmingRevert,
             None => return None,
         };
         if let Some((binding, _)) = keymap::lookup(context, &key) {
@@ -583,6 +589,10 @@ impl App {
                 Action::ConfirmReset => {
                     self.confirmation = None;
                     return Some(Intent::ResetBreaker);
+                }
+                Action::ConfirmRevert => {
+                    self.confirmation = None;
+                    return Some(Intent::RevertStrategy);
                 }
                 Action::ConfirmClose => {
                     if let Some(Confirmation::ClosePosition { id, .. }) = self.confirmation.take() {
@@ -1423,12 +1433,14 @@ mod tests {
             Reset,
             Entry(PositionSide, String),
             Close(u64),
+            Revert,
         }
 
         fn keys() -> impl Strategy<Value = Vec<KeyCode>> {
             let key = prop_oneof![
                 Just(KeyCode::Char('K')),
                 Just(KeyCode::Char('R')),
+                Just(KeyCode::Char('U')),
                 Just(KeyCode::Char('k')),
                 Just(KeyCode::Char('i')),
                 Just(KeyCode::Char('I')),
@@ -1471,6 +1483,14 @@ mod tests {
                             model = Model::Reset;
                             None
                         }
+                        (Model::Closed, KeyCode::Char('U')) => {
+                            model = Model::Revert;
+                            None
+                        }
+                        (Model::Revert, KeyCode::Char('y')) => {
+                            model = Model::Closed;
+                            Some(Intent::RevertStrategy)
+                        }
                         (Model::Closed, KeyCode::Tab) => {
                             markets = !markets;
                             None
@@ -1499,7 +1519,7 @@ mod tests {
                             model = Model::Closed;
                             Some(intent)
                         }
-                        (Model::Reset | Model::Entry(..) | Model::Close(_), KeyCode::Char('n') | KeyCode::Esc)
+                        (Model::Reset | Model::Revert | Model::Entry(..) | Model::Close(_), KeyCode::Char('n') | KeyCode::Esc)
                         | (Model::Kill(_), KeyCode::Esc) => {
                             model = Model::Closed;
                             None
@@ -1535,7 +1555,7 @@ mod tests {
                             model = Model::Closed;
                             Some(intent)
                         }
-                        (Model::Closed | Model::Reset | Model::Kill(_) | Model::Entry(..) | Model::Close(_), _) => {
+                        (Model::Closed | Model::Reset | Model::Revert | Model::Kill(_) | Model::Entry(..) | Model::Close(_), _) => {
                             None
                         }
                     };
@@ -1548,6 +1568,7 @@ mod tests {
                         Some(Confirmation::ResetBreaker) => Model::Reset,
                         Some(Confirmation::ManualEntry { symbol, side }) => Model::Entry(*side, symbol.clone()),
                         Some(Confirmation::ClosePosition { id, .. }) => Model::Close(*id),
+                        Some(Confirmation::RevertStrategy { .. }) => Model::Revert,
                     };
                     prop_assert_eq!(&shown, &model);
                 }

@@ -24,6 +24,9 @@ pub enum Intent {
     OpenPosition { symbol: String, side: PositionSide },
     /// Close this position at the mark (reason `manual`). Sent only after the operator confirmed it.
     ClosePosition { id: u64 },
+    /// Revert the strategy evolver's last change of parameter set. Sent only after the operator
+    /// confirmed it in the console.
+    RevertStrategy,
     /// Leave the console (the engine shuts down if it is in-process).
     Quit,
 }

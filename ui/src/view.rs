@@ -106,6 +106,25 @@ pub struct ModelsPanel {
     /// The directory models are loaded from, as configured (`paths.models_dir`); empty if unknown.
     pub models_dir: String,
     pub models: Vec<ModelRow>,
+    /// The strategy evolver, when the engine runs one.
+    pub evolver: Option<EvolverRow>,
+}
+
+/// The strategy evolver (DQN) of `self_learning`: its active parameter set and its last change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvolverRow {
+    /// The active set, e.g. `strict (q≥0.80 rr≥2.5 p≥0.50 ≤5x risk×0.75)`.
+    pub set: String,
+    /// Where its Q-network came from: the card's version or `untrained`.
+    pub source: String,
+    /// Online learning on (explores, learns) or off (greedy).
+    pub learning: bool,
+    /// Current exploration rate.
+    pub epsilon: f64,
+    pub decisions: u64,
+    /// `from → to: reason`, if it ever changed.
+    pub last_change: Option<String>,
 }
 
 /// One loaded model.

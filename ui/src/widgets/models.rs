@@ -19,7 +19,7 @@ use super::funnel::fit;
 use crate::{
     format::MISSING,
     theme::Theme,
-    view::{ModelRow, ModelsPanel},
+    view::{EvolverRow, ModelRow, ModelsPanel},
 };
 
 /// Inner width from which a model's runtime and validation columns go side by side.
@@ -148,10 +148,58 @@ impl ModelsView<'_> {
     }
 }
 
+impl ModelsView<'_> {
+    /// The strategy evolver's two lines: its active set with where its network came from, and its
+    /// last change (`U` reverts it).
+    fn evolver_lines(&self, evolver: &EvolverRow, width: usize) -> Vec<Line<'static>> {
+        let learning = if evolver.learning {
+            format!("learning, ε {:.2}", evolver.epsilon)
+        } else {
+            "frozen".to_owned()
+        };
+        let change = evolver
+            .last_change
+            .as_deref()
+            .map_or_else(|| "none yet".to_owned(), |c| format!("{c} (U reverts)"));
+        vec![
+            self.line(
+                "evolver",
+                &format!("{} · {} · {learning}", evolver.set, evolver.source),
+                width,
+            ),
+            self.line("change", &change, width),
+        ]
+    }
+
+    /// Renders the evolver's lines at the bottom of `area` (when there is an evolver and room) and
+    /// returns the area left above them.
+    fn render_evolver(&self, area: Rect, buf: &mut Buffer) -> Rect {
+        let Some(evolver) = &self.models.evolver else {
+            return area;
+        };
+        let lines = self.evolver_lines(evolver, usize::from(area.width));
+        let height = lines.len() as u16;
+        if area.height <= height {
+            return area;
+        }
+        let bottom = Rect {
+            y: area.bottom() - height,
+            height,
+            ..area
+        };
+        Paragraph::new(lines).render(bottom, buf);
+        Rect {
+            height: area.height - height,
+            ..area
+        }
+    }
+}
+
 impl Widget for ModelsView<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let muted = Style::new().fg(self.theme.muted);
         let padded = super::overlay_frame(self.theme, "Models", "M closes", area, buf);
+        let padded = self.render_evolver(padded, buf);
         let width = usize::from(padded.width);
         if self.models.models.is_empty() {
             let mut lines = vec![Line::from(Span::styled(
@@ -242,6 +290,7 @@ mod tests {
         let panel = ModelsPanel {
             models_dir: "models".into(),
             models: Vec::new(),
+            evolver: None,
         };
         let text = render(&panel, 70, 8);
         assert!(text.contains(NO_MODEL), "{text}");
@@ -267,6 +316,7 @@ mod tests {
                 threshold: 0.55,
                 ..ModelRow::default()
             }],
+            evolver: None,
         };
         for (width, height) in [(40, 16), (90, 10)] {
             let text = render(&panel, width, height);
@@ -274,5 +324,39 @@ mod tests {
                 assert!(text.contains(wanted), "{wanted} at {width}: {text}");
             }
         }
+    }
+
+    #[test]
+    fn the_evolver_shows_its_set_and_last_change_below_the_models() {
+        let mut panel = ModelsPanel {
+            models_dir: "models".into(),
+            models: Vec::new(),
+            evolver: Some(EvolverRow {
+                set: "strict (q≥0.80 rr≥2.5 p≥0.50 ≤5x risk×0.75)".into(),
+                source: "untrained".into(),
+                learning: true,
+                epsilon: 0.42,
+                decisions: 3,
+                last_change: Some("baseline → strict: exploring (ε 0.42)".into()),
+            }),
+        };
+        let text = render(&panel, 100, 8);
+        for wanted in [
+            "evolver",
+            "strict (q≥0.80",
+            "untrained",
+            "ε 0.42",
+            "baseline → strict",
+            "U reverts",
+        ] {
+            assert!(text.contains(wanted), "{wanted}: {text}");
+        }
+        assert!(text.contains(NO_MODEL), "the models' own text stays: {text}");
+        if let Some(e) = panel.evolver.as_mut() {
+            e.learning = false;
+            e.last_change = None;
+        }
+        let text = render(&panel, 100, 8);
+        assert!(text.contains("frozen") && text.contains("none yet"), "{text}");
     }
 }

@@ -175,6 +175,9 @@ pub enum Confirmation {
     ManualEntry { symbol: String, side: PositionSide },
     /// Close position `id` on `y`; `label` names it (`#12 LONG BTCUSDT`).
     ClosePosition { id: u64, label: String },
+    /// Revert the strategy evolver's last change on `y`; `change` describes it (`a → b: reason`), if
+    /// the view shows one.
+    RevertStrategy { change: Option<String> },
 }
 
 impl Confirmation {
@@ -233,6 +236,33 @@ impl ConfirmDialog<'_> {
                     Line::from(vec![Span::styled("Esc", key), Span::styled(" cancels", muted)]),
                 ];
                 (" Kill switch ", self.theme.alert, lines)
+            }
+            Confirmation::RevertStrategy { change } => {
+                let mut lines = vec![Line::from(Span::styled(
+                    "Revert the strategy evolver's last change?",
+                    text,
+                ))];
+                lines.push(Line::from(match change {
+                    Some(change) => vec![Span::styled("Last: ", muted), Span::styled(change.clone(), bold)],
+                    None => vec![Span::styled(
+                        "No change is shown yet; the engine will say.",
+                        muted,
+                    )],
+                }));
+                lines.push(Line::from(Span::styled(
+                    "self_learning goes back to the set before it, held for one interval.",
+                    muted,
+                )));
+                lines.push(Line::default());
+                lines.push(Line::from(vec![
+                    Span::styled("y", key),
+                    Span::styled(" revert   ", text),
+                    Span::styled("n", key),
+                    Span::styled(" / ", muted),
+                    Span::styled("Esc", key),
+                    Span::styled(" keep it", text),
+                ]));
+                (" Revert strategy change ", self.theme.warning, lines)
             }
             Confirmation::ResetBreaker => {
                 let tier = self.breaker.tier;
