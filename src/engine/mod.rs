@@ -24,6 +24,7 @@
 //! settles funding, samples equity and feeds the circuit breaker.
 
 pub mod evolution;
+pub mod structure;
 pub mod outlets;
 pub mod prediction;
 pub mod signals;

@@ -173,7 +173,7 @@ pub struct MetricsSnapshot {
 }
 
 impl PredictorMetrics {
-    fn record_batch(&self, size: usize, max: usize, latency: Duration, failed: bool) {
+    pub fn record_batch(&self, size: usize, max: usize, latency: Duration, failed: bool) {
         self.max_batch.store(max as u64, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(size as u64, Ordering::Relaxed);

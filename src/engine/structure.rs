@@ -1,0 +1,229 @@
+//! The market-structure reading of the universe: every symbol's feature vector through the structure
+//! autoencoder, off the engine task, back as one event.
+//!
+//! Why a task of its own: the engine must never wait for a model (ARCHITECTURE.md §3), and the reading
+//! is wanted for the whole universe at once (the market's regime is the share of symbols in each), not
+//! per signal, so the signal predictor's request queue is the wrong shape. On each virtual cycle the
+//! engine sends the feature vectors it has (one request at a time: a cycle whose previous reading is
+//! still running is skipped); the task runs the encoder and the autoencoder in batches of
+//! [`BATCH_PREDICTION_SIZE`] through the [`Model`] interface (tract or ONNX Runtime), times every batch
+//! in [`PredictorMetrics`] for the models panel, and answers with each symbol's regime, novelty and code.
+//! The engine keeps the newest answer and hands the universe's mean code to the strategy evolver as its
+//! regime input.
+
+use std::{sync::Arc, time::Instant};
+
+use tokio::sync::mpsc;
+
+use crate::{
+    domain::SymbolId,
+    features::SCHEMA_LEN,
+    ml::{
+        MlError,
+        batch::{BATCH_PREDICTION_SIZE, PredictorMetrics},
+        runtime::{Backend, Model},
+        structure::{STRUCTURE_VECTOR_DIM, StructureModel},
+    },
+};
+
+/// The feature vectors of one virtual cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StructureRequest {
+    pub rows: Vec<(SymbolId, [f32; SCHEMA_LEN])>,
+}
+
+/// One symbol's reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SymbolStructure {
+    pub symbol: SymbolId,
+    pub code: [f32; STRUCTURE_VECTOR_DIM],
+    pub regime: usize,
+    /// Mean squared reconstruction error per feature, standardised units.
+    pub error: f32,
+    /// Above the card's novelty threshold: a market the autoencoder has not seen the like of.
+    pub novel: bool,
+}
+
+/// The answer to a [`StructureRequest`]; `Err` when a model failed on the batch (logged, skipped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StructureAnswer {
+    pub readings: Result<Vec<SymbolStructure>, String>,
+}
+
+/// The engine's end: the model (for names and the card), the request channel and the newest answer.
+#[derive(Debug)]
+pub struct StructureLink {
+    pub model: Arc<StructureModel>,
+    pub backend: Backend,
+    pub metrics: Arc<PredictorMetrics>,
+    requests: mpsc::Sender<StructureRequest>,
+    in_flight: bool,
+    /// The newest readings, one per symbol that had a full feature vector.
+    pub readings: Vec<SymbolStructure>,
+    /// Cycles skipped because the previous reading was still running or the task was gone.
+    pub skipped: u64,
+}
+
+impl StructureLink {
+    /// Starts the structure task on `model`, answering into `events`. Must run inside a tokio runtime.
+    pub fn spawn<E>(model: Arc<StructureModel>, events: mpsc::Sender<E>) -> Result<Self, MlError>
+    where
+        E: From<StructureAnswer> + Send + 'static,
+    {
+        if model.card.code_dim != STRUCTURE_VECTOR_DIM {
+            return Err(MlError::Shape(format!(
+                "the structure model gives {} code values, the engine reads {STRUCTURE_VECTOR_DIM}",
+                model.card.code_dim
+            )));
+        }
+        let encoder = model.encoder_model()?;
+        let autoencoder = model.autoencoder_model()?;
+        let backend = encoder.backend();
+        let (tx, rx) = mpsc::channel(1);
+        let metrics = Arc::new(PredictorMetrics::default());
+        let task_metrics = Arc::clone(&metrics);
+        let task_model = Arc::clone(&model);
+        tokio::spawn(async move {
+            run(&task_model, &encoder, &autoencoder, rx, events, &task_metrics).await;
+            tracing::info!("structure task stopped");
+        });
+        Ok(Self {
+            model,
+            backend,
+            metrics,
+            requests: tx,
+            in_flight: false,
+            readings: Vec::new(),
+            skipped: 0,
+        })
+    }
+
+    /// Sends this cycle's rows unless a reading is still running. `false` when nothing was sent.
+    pub fn request(&mut self, rows: Vec<(SymbolId, [f32; SCHEMA_LEN])>) -> bool {
+        if self.in_flight || rows.is_empty() {
+            self.skipped += u64::from(self.in_flight);
+            return false;
+        }
+        if self.requests.try_send(StructureRequest { rows }).is_err() {
+            self.skipped += 1;
+            return false;
+        }
+        self.in_flight = true;
+        true
+    }
+
+    /// Takes an answer in: the readings replace the previous ones; a failure keeps them.
+    pub fn resolve(&mut self, answer: StructureAnswer) {
+        self.in_flight = false;
+        match answer.readings {
+            Ok(readings) => self.readings = readings,
+            Err(error) => tracing::warn!(%error, "structure reading failed; keeping the previous one"),
+        }
+    }
+
+    /// The universe's mean code (the evolver's regime input); `None` before the first reading.
+    pub fn market_code(&self) -> Option<[f32; STRUCTURE_VECTOR_DIM]> {
+        if self.readings.is_empty() {
+            return None;
+        }
+        let mut mean = [0.0_f32; STRUCTURE_VECTOR_DIM];
+        for r in &self.readings {
+            for (m, c) in mean.iter_mut().zip(&r.code) {
+                *m += c;
+            }
+        }
+        let n = self.readings.len() as f32;
+        for m in &mut mean {
+            *m /= n;
+        }
+        Some(mean)
+    }
+
+    /// Symbols per regime, in the card's regime order, and how many readings are novel.
+    pub fn regime_counts(&self) -> (Vec<usize>, usize) {
+        let mut counts = vec![0; self.model.card.regimes.len()];
+        for r in &self.readings {
+            if let Some(c) = counts.get_mut(r.regime) {
+                *c += 1;
+            }
+        }
+        (counts, self.readings.iter().filter(|r| r.novel).count())
+    }
+
+    /// The newest reading of `symbol`.
+    pub fn reading(&self, symbol: SymbolId) -> Option<&SymbolStructure> {
+        self.readings.iter().find(|r| r.symbol == symbol)
+    }
+}
+
+/// Reads every request through both networks in batches; answers until either channel closes.
+async fn run<E>(
+    model: &StructureModel,
+    encoder: &Arc<dyn Model>,
+    autoencoder: &Arc<dyn Model>,
+    mut requests: mpsc::Receiver<StructureRequest>,
+    events: mpsc::Sender<E>,
+    metrics: &PredictorMetrics,
+) where
+    E: From<StructureAnswer> + Send,
+{
+    let mut inputs = Vec::with_capacity(BATCH_PREDICTION_SIZE * SCHEMA_LEN);
+    let mut codes = vec![0.0_f32; BATCH_PREDICTION_SIZE * STRUCTURE_VECTOR_DIM];
+    let mut recon = vec![0.0_f32; BATCH_PREDICTION_SIZE * SCHEMA_LEN];
+    while let Some(request) = requests.recv().await {
+        let readings = read_all(
+            model,
+            encoder.as_ref(),
+            autoencoder.as_ref(),
+            &request,
+            metrics,
+            (&mut inputs, &mut codes, &mut recon),
+        );
+        if events
+            .send(E::from(StructureAnswer {
+                readings: readings.map_err(|e| e.to_string()),
+            }))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+fn read_all(
+    model: &StructureModel,
+    encoder: &dyn Model,
+    autoencoder: &dyn Model,
+    request: &StructureRequest,
+    metrics: &PredictorMetrics,
+    (inputs, codes, recon): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
+) -> Result<Vec<SymbolStructure>, MlError> {
+    let mut out = Vec::with_capacity(request.rows.len());
+    for chunk in request.rows.chunks(BATCH_PREDICTION_SIZE) {
+        inputs.clear();
+        for (_, row) in chunk {
+            inputs.extend_from_slice(row);
+        }
+        let n = chunk.len();
+        let started = Instant::now();
+        let result = encoder
+            .predict(inputs, &mut codes[..n * STRUCTURE_VECTOR_DIM])
+            .and_then(|()| autoencoder.predict(inputs, &mut recon[..n * SCHEMA_LEN]));
+        metrics.record_batch(n, BATCH_PREDICTION_SIZE, started.elapsed(), result.is_err());
+        result?;
+        for (i, (symbol, row)) in chunk.iter().enumerate() {
+            let mut code = [0.0_f32; STRUCTURE_VECTOR_DIM];
+            code.copy_from_slice(&codes[i * STRUCTURE_VECTOR_DIM..(i + 1) * STRUCTURE_VECTOR_DIM]);
+            let error = model.error(row, &recon[i * SCHEMA_LEN..(i + 1) * SCHEMA_LEN]);
+            out.push(SymbolStructure {
+                symbol: *symbol,
+                code,
+                regime: model.card.kmeans.assign(&code),
+                error,
+                novel: f64::from(error) > model.card.novelty_threshold,
+            });
+        }
+    }
+    Ok(out)
+}
