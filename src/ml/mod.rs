@@ -14,16 +14,21 @@
 //!   model card, saving and loading `models/signal_predictor.onnx`;
 //! * [`dataset`] replays kline files through the causal ICT strategy and labels every candidate with
 //!   what happened after it; [`metrics`] scores predictions; [`train`] is `perpdesk train`;
-//! * [`batch`] is the async batch predictor between the engine and a model.
+//! * [`batch`] is the async batch predictor between the engine and a model; it swaps models between
+//!   batches (hot reload);
+//! * [`registry`] keeps every champion by version, decides champion vs challenger, promotes and rolls
+//!   back; [`online`] turns closed positions into samples and retrains challengers.
 
 pub mod batch;
 pub mod dataset;
 pub mod gbdt;
 pub mod metrics;
 pub mod mlp;
+pub mod online;
 pub mod onnx;
 pub mod onnxruntime;
 pub mod predictor;
+pub mod registry;
 pub mod runtime;
 pub mod train;
 pub mod trees;

@@ -101,14 +101,14 @@ pub fn walk_forward_split(
     Some((train, validation, start))
 }
 
-fn date(ms: TimestampMs) -> String {
+pub(crate) fn date(ms: TimestampMs) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| ms.to_string())
 }
 
-fn range(samples: &[Sample], indices: &[usize]) -> Range {
+pub(crate) fn range(samples: &[Sample], indices: &[usize]) -> Range {
     let from_ms = indices.iter().map(|&i| samples[i].at).min().unwrap_or(0);
     let to_ms = indices.iter().map(|&i| samples[i].at).max().unwrap_or(0);
     Range {
