@@ -153,6 +153,8 @@ pub struct Trading {
     carried_pnl: f64,
     /// The journal and Discord.
     pub outlets: Outlets,
+    /// Closed positions not yet taken by the engine (self-learning); `None`: not collected.
+    closes: Option<Vec<LifecycleEvent>>,
 }
 
 impl Trading {
@@ -193,6 +195,7 @@ impl Trading {
             execution: None,
             carried_pnl: 0.0,
             outlets: Outlets::default(),
+            closes: None,
             settings,
         }
     }
@@ -736,6 +739,16 @@ impl Trading {
         }
     }
 
+    /// Collects closed positions from now on, for [`Self::take_closes`] (self-learning).
+    pub fn collect_closes(&mut self) {
+        self.closes.get_or_insert_with(Vec::new);
+    }
+
+    /// The `Closed` events since the last call (empty unless collecting).
+    pub fn take_closes(&mut self) -> Vec<LifecycleEvent> {
+        self.closes.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// Takes events out of `events` into the log and the counters; closed trades go to the breaker.
     fn record(&mut self, events: &mut Vec<LifecycleEvent>) {
         let wall = crate::domain::now_ms();
@@ -744,6 +757,9 @@ impl Trading {
             *self.event_counts.entry(e.kind.name()).or_default() += 1;
             if let Some(x) = self.execution.as_mut() {
                 x.mirror(&e);
+            }
+            if let (EventKind::Closed { .. }, Some(closes)) = (e.kind, self.closes.as_mut()) {
+                closes.push(e);
             }
             if let EventKind::Closed { pnl, reason, .. } = e.kind {
                 tracing::info!(position = %e.position, symbol = e.symbol.0, reason = reason.name(), pnl, "position closed");

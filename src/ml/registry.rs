@@ -368,11 +368,15 @@ impl Registry {
                 return Ok(Some(found));
             }
         }
-        match self.champion() {
-            Ok(Some(champion)) => Ok(Some(champion)),
-            Ok(None) => Ok(None),
-            Err(error) => Err(error),
+        let Some(mut champion) = self.champion()? else {
+            return Ok(None);
+        };
+        // The top-level files are what the console loads and tools read: they follow the champion.
+        let current = SignalPredictor::load(&self.models_dir).ok();
+        if current.is_none_or(|c| c.card.version != champion.card.version) {
+            self.publish(&mut champion)?;
         }
+        Ok(Some(champion))
     }
 }
 
@@ -513,6 +517,10 @@ mod tests {
         let mut registry = Registry::open(dir.path()).unwrap();
         assert_eq!(registry.startup().unwrap().unwrap().card.version, "online");
         assert_eq!(registry.state.previous, vec!["trained".to_owned()]);
+        // Lost top-level files are restored from the champion's version.
+        std::fs::remove_file(dir.path().join(predictor::MODEL_FILE)).unwrap();
+        assert_eq!(registry.startup().unwrap().unwrap().card.version, "online");
+        assert_eq!(SignalPredictor::load(dir.path()).unwrap().card.version, "online");
         assert!(matches!(registry.load("../x"), Err(RegistryError::BadVersion(_))));
     }
 }
