@@ -79,7 +79,8 @@ pub struct LearnerStatus {
     pub last_result: String,
     /// The last champion/challenger evaluation.
     pub evaluation: Option<Evaluation>,
-    /// The version a rollback would return to.
+    /// The registry's champion and the version a rollback would return to.
+    pub champion: Option<String>,
     pub rollback_to: Option<String>,
     /// Whether a retrain is running now.
     pub training: bool,
@@ -243,6 +244,7 @@ impl Learner {
         }
         if let Ok(registry) = self.registry.lock() {
             self.status.rollback_to = registry.state.previous.last().cloned();
+            self.status.champion.clone_from(&registry.state.champion);
             if self.status.evaluation.is_none() {
                 self.status.evaluation = registry.state.last_evaluation.clone();
             }

@@ -24,6 +24,9 @@ pub enum Intent {
     OpenPosition { symbol: String, side: PositionSide },
     /// Close this position at the mark (reason `manual`). Sent only after the operator confirmed it.
     ClosePosition { id: u64 },
+    /// Return the signal predictor to the previous champion and hot-reload it. Sent only after the
+    /// operator confirmed it.
+    RollbackModel,
     /// Leave the console (the engine shuts down if it is in-process).
     Quit,
 }

@@ -87,17 +87,20 @@ pub enum KeyContext {
     ConfirmingEntry,
     /// The close-position dialog is open.
     ConfirmingClose,
+    /// The model-rollback dialog is open.
+    ConfirmingRollback,
 }
 
 impl KeyContext {
     /// Every context, in the order the help and the README list them.
-    pub const ALL: [KeyContext; 6] = [
+    pub const ALL: [KeyContext; 7] = [
         Self::Browsing,
         Self::Filtering,
         Self::ConfirmingKill,
         Self::ConfirmingReset,
         Self::ConfirmingEntry,
         Self::ConfirmingClose,
+        Self::ConfirmingRollback,
     ];
 
     /// The heading of this context in the help overlay and the README.
@@ -109,6 +112,7 @@ impl KeyContext {
             Self::ConfirmingReset => "Breaker-reset dialog (after R)",
             Self::ConfirmingEntry => "Manual-entry dialog (after L or S)",
             Self::ConfirmingClose => "Close-position dialog (after X)",
+            Self::ConfirmingRollback => "Model-rollback dialog (after B)",
         }
     }
 }
@@ -147,6 +151,8 @@ pub enum Action {
     ManualEntry,
     /// Open the close-position dialog for the selected position.
     ClosePosition,
+    /// Open the model-rollback dialog (models panel shown, a previous champion exists).
+    RollbackModel,
     Quit,
     ApplyFilter,
     CancelFilter,
@@ -159,6 +165,8 @@ pub enum Action {
     ConfirmEntry,
     /// `y` in the close-position dialog.
     ConfirmClose,
+    /// `y` in the model-rollback dialog.
+    ConfirmRollback,
     /// Close a dialog without doing anything.
     CancelConfirm,
     DeleteConfirmChar,
@@ -198,7 +206,10 @@ const fn bind(
     }
 }
 
-use KeyContext::{Browsing, ConfirmingClose, ConfirmingEntry, ConfirmingKill, ConfirmingReset, Filtering};
+use KeyContext::{
+    Browsing, ConfirmingClose, ConfirmingEntry, ConfirmingKill, ConfirmingReset, ConfirmingRollback,
+    Filtering,
+};
 
 /// Every key the console understands, in the order the help shows them.
 pub const KEYS: &[KeyBinding] = &[
@@ -314,6 +325,12 @@ pub const KEYS: &[KeyBinding] = &[
     ),
     bind(
         Browsing,
+        &[Key::Char('B')],
+        Action::RollbackModel,
+        "models panel: roll the signal predictor back to the previous champion (asks first)",
+    ),
+    bind(
+        Browsing,
         &[Key::Char('?')],
         Action::ToggleHelp,
         "show / hide this help",
@@ -391,6 +408,19 @@ pub const KEYS: &[KeyBinding] = &[
         "keep it open",
     ),
     bind(ConfirmingClose, &[Key::Ctrl('c')], Action::Quit, "quit"),
+    bind(
+        ConfirmingRollback,
+        &[Key::Char('y')],
+        Action::ConfirmRollback,
+        "roll back and hot-reload the previous champion",
+    ),
+    bind(
+        ConfirmingRollback,
+        &[Key::Char('n'), Key::Esc],
+        Action::CancelConfirm,
+        "keep the current champion",
+    ),
+    bind(ConfirmingRollback, &[Key::Ctrl('c')], Action::Quit, "quit"),
 ];
 
 /// The binding of `event` in `context`, with the position of the matching key in the binding.
