@@ -91,7 +91,7 @@ pub struct LearnerStatus {
 pub enum LearnerEvent {
     /// Serve this model from now on (promotion, bootstrap or rollback).
     Champion(ChampionSwap),
-    Status(LearnerStatus),
+    Status(Box<LearnerStatus>),
     /// A line for the status bar.
     Message(String),
 }
@@ -255,7 +255,9 @@ impl Learner {
         self.refresh();
         let _ = self
             .events
-            .send(EngineEvent::Learner(LearnerEvent::Status(self.status.clone())))
+            .send(EngineEvent::Learner(LearnerEvent::Status(Box::new(
+                self.status.clone(),
+            ))))
             .await;
     }
 

@@ -803,7 +803,7 @@ impl Engine {
                     self.prediction = Some(link);
                 }
             }
-            learning::LearnerEvent::Status(status) => self.learning = Some(status),
+            learning::LearnerEvent::Status(status) => self.learning = Some(*status),
             learning::LearnerEvent::Message(message) => self.set_message(&message),
         }
         self.dirty = true;
@@ -1927,6 +1927,65 @@ mod tests {
             Arc::new(crate::ml::batch::PredictorMetrics::default()),
         );
         (link, rx)
+    }
+
+    /// The learner's champions are hot-reloaded (the first one starts the batch predictor), its status
+    /// reaches the models panel, and a confirmed rollback is forwarded to it.
+    #[tokio::test]
+    async fn learner_champions_hot_reload_and_a_rollback_is_forwarded() {
+        use learning::{ChampionSwap, LearnerCommand, LearnerEvent, LearnerHandle, LearnerStatus};
+        let (e, _feed, _) = engine();
+        let (events, _events_rx) = mpsc::channel(64);
+        let (handle, _samples, mut commands) = LearnerHandle::for_test(events);
+        let mut e = e.with_learner(handle);
+        assert!(e.prediction().is_none());
+        let predictor = |version: &str, threshold: f64| {
+            let ensemble = crate::ml::trees::TreeEnsemble::new(
+                crate::ml::predictor::INPUTS,
+                &[vec![crate::ml::trees::Node::leaf(0.0)]],
+            )
+            .expect("a one-leaf ensemble");
+            let mut card = crate::ml::predictor::tests::card();
+            card.version = version.into();
+            card.metrics.threshold = threshold;
+            Arc::new(crate::ml::predictor::SignalPredictor::new(ensemble, card))
+        };
+        e.process(EngineEvent::Learner(LearnerEvent::Champion(ChampionSwap(
+            predictor("v1", 0.4),
+        ))));
+        let link = e
+            .prediction()
+            .expect("the first champion starts the batch predictor");
+        assert_eq!(
+            (link.predictor.card.version.as_str(), link.threshold),
+            ("v1", 0.4)
+        );
+        assert!(e.strategy.get(Mode::Hybrid).is_ok());
+        e.process(EngineEvent::Learner(LearnerEvent::Champion(ChampionSwap(
+            predictor("v2", 0.5),
+        ))));
+        let link = e.prediction().unwrap();
+        assert_eq!(
+            (link.predictor.card.version.as_str(), link.threshold),
+            ("v2", 0.5)
+        );
+        e.process(EngineEvent::Learner(LearnerEvent::Status(Box::new(
+            LearnerStatus {
+                enabled: true,
+                champion: Some("v2".into()),
+                rollback_to: Some("v1".into()),
+                ..LearnerStatus::default()
+            },
+        ))));
+        let view = crate::console::presenter::build_view(&e);
+        assert!(view.models.models[0].champion);
+        assert_eq!(
+            view.models.learning.and_then(|l| l.rollback_to).as_deref(),
+            Some("v1")
+        );
+        e.process(EngineEvent::Command(Command::RollbackModel));
+        assert_eq!(commands.try_recv().ok(), Some(LearnerCommand::Rollback));
+        assert!(e.message.as_deref().is_some_and(|m| m.contains("rolling")));
     }
 
     #[tokio::test]

@@ -523,6 +523,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn hot_reload_under_load_answers_every_request_exactly_once() {
+        const REQUESTS: u64 = 5_000;
         let models = [constant(0.2), constant(0.7)];
         let expected: Vec<f32> = models
             .iter()
@@ -540,7 +541,6 @@ mod tests {
         let task = tokio::spawn(async move {
             run_hot(model_rx, BatchSettings::default(), rx, result_tx, &task_metrics).await
         });
-        const REQUESTS: u64 = 5_000;
         let producer = tokio::spawn(async move {
             let mut rng = ChaCha8Rng::seed_from_u64(26);
             for id in 0..REQUESTS {

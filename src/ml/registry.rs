@@ -195,7 +195,7 @@ pub struct Registry {
     pub state: RegistryState,
 }
 
-fn file_error(path: &Path, message: impl ToString) -> RegistryError {
+fn file_error(path: &Path, message: &dyn std::fmt::Display) -> RegistryError {
     RegistryError::File {
         path: path.to_path_buf(),
         message: message.to_string(),
@@ -221,9 +221,9 @@ impl Registry {
     pub fn open(models_dir: &Path) -> Result<Self, RegistryError> {
         let path = models_dir.join(VERSIONS_DIR).join(REGISTRY_FILE);
         let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| file_error(&path, e))?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| file_error(&path, &e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistryState::default(),
-            Err(e) => return Err(file_error(&path, e)),
+            Err(e) => return Err(file_error(&path, &e)),
         };
         Ok(Self {
             models_dir: models_dir.to_path_buf(),
@@ -237,9 +237,9 @@ impl Registry {
 
     fn save_state(&self) -> Result<(), RegistryError> {
         let dir = self.versions_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, &e))?;
         let path = dir.join(REGISTRY_FILE);
-        let json = serde_json::to_vec_pretty(&self.state).map_err(|e| file_error(&path, e))?;
+        let json = serde_json::to_vec_pretty(&self.state).map_err(|e| file_error(&path, &e))?;
         Ok(predictor::write(&path, &json)?)
     }
 
@@ -345,8 +345,7 @@ impl Registry {
                 version: version.clone(),
                 created: self
                     .load(version)
-                    .map(|p| p.card.created)
-                    .unwrap_or_else(|e| format!("unreadable: {e}")),
+                    .map_or_else(|e| format!("unreadable: {e}"), |p| p.card.created),
                 champion: self.state.champion.as_ref() == Some(version),
             })
             .collect()
