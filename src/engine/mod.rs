@@ -1964,7 +1964,7 @@ mod tests {
         e.process(EngineEvent::Learner(LearnerEvent::Champion(ChampionSwap(
             predictor("v2", 0.5),
         ))));
-        let link = e.prediction().unwrap();
+        let link = e.prediction().expect("still running");
         assert_eq!(
             (link.predictor.card.version.as_str(), link.threshold),
             ("v2", 0.5)
