@@ -47,13 +47,66 @@ pub struct RunOptions {
 }
 
 /// The models the engine loads and the batch predictor's settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MlOptions {
     /// The models directory (`paths.models_dir`); `None` runs without models (`hybrid` = ICT rules).
     pub models_dir: Option<PathBuf>,
     pub batch: crate::ml::batch::BatchSettings,
+    /// Self-learning (`ml.enable_self_learning`), its retrain interval and where its samples are kept
+    /// (`None`: no learner, e.g. in tests that run without a data directory).
+    pub self_learning: bool,
+    pub retrain_interval: Duration,
+    pub samples_path: Option<PathBuf>,
+    /// Before the first model is bootstrapped from the stored bars (no champion yet).
+    pub bootstrap_delay: Duration,
+    /// A models directory whose model seeds an empty registry (the demo keeps its own registry,
+    /// starting from the operator's model if there is one).
+    pub seed_from: Option<PathBuf>,
     /// The strategy evolver's cadence and whether it learns online.
     pub evolution: crate::engine::evolution::EvolutionSettings,
+}
+
+impl Default for MlOptions {
+    fn default() -> Self {
+        Self {
+            models_dir: None,
+            batch: crate::ml::batch::BatchSettings::default(),
+            self_learning: false,
+            retrain_interval: Duration::from_secs(3_600),
+            samples_path: None,
+            bootstrap_delay: Duration::from_secs(20),
+            seed_from: None,
+            evolution: crate::engine::evolution::EvolutionSettings::default(),
+        }
+    }
+}
+
+/// The model registry of `dir`, reconciled with its top-level model (a fresh `perpdesk train` becomes
+/// the champion; lost top-level files are restored from the champion's version).
+fn open_registry(
+    dir: &std::path::Path,
+    seed_from: Option<&std::path::Path>,
+) -> Option<crate::ml::registry::Registry> {
+    match crate::ml::registry::Registry::open(dir) {
+        Ok(mut registry) => {
+            if let Some(seed) = seed_from.filter(|_| registry.state.champion.is_none())
+                && let Ok(mut model) = crate::ml::predictor::SignalPredictor::load(seed)
+            {
+                tracing::info!(version = %model.card.version, from = %seed.display(), "model registry seeded");
+                if let Err(error) = registry.promote(&mut model, None) {
+                    tracing::warn!(%error, "model registry: the seed model could not be stored");
+                }
+            }
+            if let Err(error) = registry.startup() {
+                tracing::warn!(%error, "model registry: the champion could not be reconciled");
+            }
+            Some(registry)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "model registry unreadable: no versions, no self-learning");
+            None
+        }
+    }
 }
 
 /// A running engine with its channels.
@@ -190,6 +243,12 @@ pub fn start_engine_with(
         events_tx.clone(),
         shutdown_rx.clone(),
     );
+    // The registry first: it decides which model the top-level files hold.
+    let registry = opts
+        .ml
+        .models_dir
+        .as_deref()
+        .and_then(|dir| open_registry(dir, opts.ml.seed_from.as_deref()));
     // The signal predictor runs on its own task; its answers come back on the engine's channel.
     let prediction = opts
         .ml
@@ -210,6 +269,21 @@ pub fn start_engine_with(
         .with_prediction(prediction)
         .with_evolution(evolution)
         .with_outlets(outlets);
+    if let (Some(registry), Some(samples_path)) = (registry, opts.ml.samples_path.clone()) {
+        let settings = crate::engine::learning::LearnerSettings {
+            enabled: opts.ml.self_learning,
+            interval: opts.ml.retrain_interval,
+            bootstrap_delay: opts.ml.bootstrap_delay,
+            models_dir: opts.ml.models_dir.clone().unwrap_or_default(),
+            samples_path,
+            retrain: crate::ml::online::RetrainConfig::default(),
+            batch: opts.ml.batch,
+        };
+        match crate::engine::learning::spawn(settings, registry, events_tx.clone()) {
+            Ok(learner) => engine = engine.with_learner(learner),
+            Err(error) => tracing::warn!(%error, "self-learning off: the samples file cannot be opened"),
+        }
+    }
     if let Some(dir) = &opts.ml.models_dir {
         engine = engine.with_models_dir(dir.clone());
     }

@@ -64,6 +64,10 @@ const DEMO_SPEED: f64 = 10.0;
 /// The demo's journal file in the data directory, and where the previous run's goes.
 const DEMO_JOURNAL: &str = "journal-demo.sqlite";
 const DEMO_JOURNAL_PREVIOUS: &str = "journal-demo.previous.sqlite";
+/// The demo's models directory in the data directory (seeded from `paths.models_dir`'s model).
+const DEMO_MODELS: &str = "models-demo";
+/// The demo's online samples (its market is synthetic: they must not mix with a real account's).
+const DEMO_SAMPLES: &str = "online_samples-demo.jsonl";
 
 fn synthetic_market(seed: u64, symbols: usize, clock: &SimClock) -> SyntheticMarket {
     let start = clock.now();
@@ -514,7 +518,13 @@ async fn run_console(
         rest_concurrency: 8,
         rotate_after: StreamConfig::new("").rotate_after,
         ml: app::MlOptions {
-            models_dir: Some(config.paths.models_dir.clone()),
+            // The demo's market is synthetic: what it learns stays in its own models directory.
+            models_dir: Some(if config.demo {
+                config.paths.data_dir.join(DEMO_MODELS)
+            } else {
+                config.paths.models_dir.clone()
+            }),
+            seed_from: config.demo.then(|| config.paths.models_dir.clone()),
             // ENABLE_BATCH_PREDICTION=false: every request is its own batch.
             batch: perpdesk::ml::batch::BatchSettings {
                 max_batch: if config.ml.enable_batch_prediction {
@@ -529,6 +539,14 @@ async fn run_console(
                 learning: config.ml.enable_self_learning
                     && config.ml.self_learning_mode != perpdesk::config::SelfLearningMode::Frozen,
             },
+            self_learning: config.ml.enable_self_learning,
+            retrain_interval: config.ml.strategy_evolution_interval(),
+            samples_path: Some(config.paths.data_dir.join(if config.demo {
+                DEMO_SAMPLES
+            } else {
+                perpdesk::ml::online::SAMPLES_FILE
+            })),
+            bootstrap_delay: Duration::from_secs(20),
         },
     };
     tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");

@@ -54,6 +54,7 @@ pub fn intent_to_command(intent: &Intent) -> Option<Command> {
         Intent::ResetBreaker => Some(Command::ResetBreaker),
         Intent::RevertStrategy => Some(Command::RevertStrategy),
         Intent::ClosePosition { id } => Some(Command::ClosePosition(crate::positions::PositionId(*id))),
+        Intent::RollbackModel => Some(Command::RollbackModel),
         Intent::OpenPosition { symbol, side } => Some(Command::OpenPosition {
             symbol: symbol.clone(),
             side: match side {
@@ -413,8 +414,13 @@ fn models(engine: &Engine) -> ModelsPanel {
                 name: card.model.clone(),
                 version: card.version.clone(),
                 backend: link.backend.as_str().to_owned(),
-                // One model per role is loaded; challengers are not built yet, so it is the champion.
-                champion: true,
+                // The registry's champion is what the learner serves; without a registry a model
+                // loaded from the directory is served but is nobody's champion.
+                champion: engine
+                    .learning
+                    .as_ref()
+                    .and_then(|l| l.champion.as_deref())
+                    .is_some_and(|v| v == card.version),
                 trained: card.created.clone(),
                 p50_us: snapshot.p50.map(micros),
                 p99_us: snapshot.p99.map(micros),
@@ -444,6 +450,7 @@ fn models(engine: &Engine) -> ModelsPanel {
             .unwrap_or_default(),
         models,
         evolver: engine.evolution().map(evolver_row),
+        learning: engine.learning.as_ref().map(learning_view),
     }
 }
 
@@ -456,6 +463,35 @@ fn evolver_row(e: &crate::engine::evolution::Evolution) -> perpdesk_ui::view::Ev
         epsilon: e.evolver.epsilon(),
         decisions: e.evolver.decisions(),
         last_change: e.evolver.last_change().map(ToString::to_string),
+    }
+}
+
+/// The learner's status for the models panel.
+fn learning_view(status: &crate::engine::learning::LearnerStatus) -> perpdesk_ui::view::LearningView {
+    use perpdesk_ui::view::{ChallengeView, LearningView};
+    LearningView {
+        enabled: status.enabled,
+        training: status.training,
+        online_samples: status.online_samples as u64,
+        last_retrain: status
+            .last_retrain_ms
+            .map(|ms| {
+                let date = crate::ml::train::date(ms);
+                date.get(11..19).map_or(date.clone(), |t| format!("{t} UTC"))
+            })
+            .unwrap_or_default(),
+        result: status.last_result.clone(),
+        window: status.evaluation.as_ref().map(|e| ChallengeView {
+            samples: e.challenger_score.samples as u64,
+            challenger: e.challenger.clone(),
+            champion: e.champion.clone().unwrap_or_else(|| "constant rate".into()),
+            challenger_log_loss: e.challenger_score.log_loss,
+            champion_log_loss: e.champion_score.log_loss,
+            challenger_auc: e.challenger_score.auc,
+            champion_auc: e.champion_score.auc,
+            promoted: e.decision.promote,
+        }),
+        rollback_to: status.rollback_to.clone(),
     }
 }
 

@@ -24,10 +24,11 @@
 //! settles funding, samples equity and feeds the circuit breaker.
 
 pub mod evolution;
-pub mod structure;
+pub mod learning;
 pub mod outlets;
 pub mod prediction;
 pub mod signals;
+pub mod structure;
 pub mod trading;
 
 use std::{
@@ -77,6 +78,8 @@ pub enum EngineEvent {
     Execution(crate::execution::ExecReport),
     /// The batch predictor's answer to one queued signal ([`prediction`]).
     Prediction(crate::ml::batch::InferenceResult),
+    /// The self-learning task's news: a champion to hot-reload, its status, a message ([`learning`]).
+    Learner(learning::LearnerEvent),
 }
 
 impl From<crate::ml::batch::InferenceResult> for EngineEvent {
@@ -119,6 +122,9 @@ pub enum Command {
     },
     /// Close this position at the mark (the console confirmed it); reason `manual`.
     ClosePosition(crate::positions::PositionId),
+    /// Return the signal predictor to the previous champion (the console confirmed it); answered in
+    /// the status bar once the registry has done it.
+    RollbackModel,
     /// Show this one-line message in the status bar: the presenter's answer to an operator request
     /// the engine cannot carry out yet.
     Notice(String),
@@ -211,6 +217,14 @@ pub struct Engine {
     /// The strategy evolver that sets `self_learning`'s parameters.
     pub(crate) evolution: Option<evolution::Evolution>,
     models_dir: Option<std::path::PathBuf>,
+    /// The self-learning task, when models are kept (see [`learning`]).
+    learner: Option<learning::LearnerHandle>,
+    /// Its last status (the models panel).
+    pub(crate) learning: Option<learning::LearnerStatus>,
+    /// Model rows of recent signals, until the trading cycle considers them.
+    entry_rows: HashMap<(SymbolId, TimestampMs, crate::domain::Side), EntryRow>,
+    /// Model rows of open positions that came from a signal: their sample when they close.
+    open_rows: HashMap<crate::positions::PositionId, EntryRow>,
     streams: StreamManager<EngineEvent>,
     feed: mpsc::UnboundedSender<FeedRequest>,
     universe_pending: bool,
@@ -225,6 +239,21 @@ pub struct Engine {
     shutdown_requested: bool,
     /// Symbols outside the universe whose mark stream is kept for their open positions.
     monitored_outside: HashSet<SymbolId>,
+}
+
+/// Signal rows remembered at most (a bound for rows of signals never considered).
+const ENTRY_ROWS: usize = 4_096;
+
+/// The model row of a signal and what scored it, kept until its position closes.
+#[derive(Debug, Clone)]
+struct EntryRow {
+    /// The signal's decision time.
+    at: TimestampMs,
+    row: [f32; crate::ml::predictor::INPUTS],
+    quality: f64,
+    reward_risk: f64,
+    model_version: Option<String>,
+    probability: Option<f32>,
 }
 
 /// The ticker stream every universe needs once.
@@ -293,6 +322,10 @@ impl Engine {
             prediction: None,
             evolution: None,
             models_dir: None,
+            learner: None,
+            learning: None,
+            entry_rows: HashMap::new(),
+            open_rows: HashMap::new(),
             streams,
             feed,
             universe_pending: false,
@@ -384,6 +417,14 @@ impl Engine {
         self.dirty = true;
     }
 
+    /// The self-learning task: closed positions become its samples, its champions are hot-reloaded.
+    #[must_use]
+    pub fn with_learner(mut self, learner: learning::LearnerHandle) -> Self {
+        self.trading.collect_closes();
+        self.learner = Some(learner);
+        self
+    }
+
     /// Where models are loaded from (shown in the models panel).
     #[must_use]
     pub fn with_models_dir(mut self, dir: std::path::PathBuf) -> Self {
@@ -472,6 +513,7 @@ impl Engine {
         }
         self.flush_features();
         self.trading.virtual_cycle(crate::domain::now_ms());
+        self.learn_from_closes();
         self.take_trading_message();
         self.dirty = true;
     }
@@ -491,6 +533,7 @@ impl Engine {
     /// Runs the position checks that are due (the monitor tick).
     pub fn monitor(&mut self) -> usize {
         let checks = self.trading.monitor();
+        self.learn_from_closes();
         if checks > 0 {
             self.dirty = true;
             self.take_trading_message();
@@ -508,6 +551,10 @@ impl Engine {
                 .and_then(|f| f.slot(signal.symbol))
                 .map(|s| s.0);
             let result = self.trading.consider(&signal, mode, slot);
+            let row = self.entry_rows.remove(&(signal.symbol, signal.at, signal.side));
+            if let (Some(Ok(id)), Some(row)) = (&result, row) {
+                self.open_rows.insert(*id, row);
+            }
             if let Some(Err(refusal)) = &result {
                 tracing::info!(symbol = signal.symbol.0, %refusal, "signal refused by risk");
             }
@@ -603,6 +650,81 @@ impl Engine {
         self.counters.trading_cycles += 1;
         self.evaluate(None);
         self.open_positions();
+        self.learn_from_closes();
+    }
+
+    /// Remembers the model row of a signal (self-learning): if it opens a position, the row and the
+    /// position's outcome become a sample.
+    fn remember_row(&mut self, signal: &Signal) {
+        if self.learner.is_none() {
+            return;
+        }
+        let Some(analysis) = self
+            .symbols
+            .get(&signal.symbol)
+            .and_then(|s| s.signals.analysis.as_ref())
+        else {
+            return;
+        };
+        let mut row = [0.0_f32; crate::ml::predictor::INPUTS];
+        if !crate::strategy::hybrid::model_row(analysis, signal, &mut row) {
+            return;
+        }
+        // Signals the trading cycle never considers (rejected, already acted on) are dropped in bulk.
+        if self.entry_rows.len() >= ENTRY_ROWS {
+            self.entry_rows.clear();
+        }
+        self.entry_rows.insert(
+            (signal.symbol, signal.at, signal.side),
+            EntryRow {
+                at: signal.at,
+                row,
+                quality: signal.quality.total,
+                reward_risk: signal.reward_risk,
+                model_version: self.prediction.as_ref().map(|l| l.predictor.card.version.clone()),
+                probability: None,
+            },
+        );
+    }
+
+    /// Hands every newly closed position that came from a signal to the learner as a sample.
+    fn learn_from_closes(&mut self) {
+        let Some(learner) = self.learner.as_ref() else {
+            return;
+        };
+        for event in self.trading.take_closes() {
+            let Some(entry) = self.open_rows.remove(&event.position) else {
+                continue;
+            };
+            let crate::positions::EventKind::Closed {
+                reason, r_multiple, ..
+            } = event.kind
+            else {
+                continue;
+            };
+            let Some(outcome) = crate::ml::online::label(reason) else {
+                tracing::debug!(position = %event.position, reason = reason.name(), "closed position not a sample");
+                continue;
+            };
+            let at_ms = entry.at;
+            let sample = crate::ml::online::OnlineSample {
+                symbol: self.trading.outlets.symbol_name(event.symbol).to_owned(),
+                side: event.side,
+                at_ms,
+                resolved_ms: event.at,
+                row: entry.row.to_vec(),
+                outcome,
+                r: r_multiple,
+                reward_risk: entry.reward_risk,
+                quality: entry.quality,
+                close_reason: reason.name().to_owned(),
+                model_version: entry.model_version,
+                probability: entry.probability,
+            };
+            if !learner.sample(sample) {
+                tracing::warn!(position = %event.position, "online sample dropped: the learner is busy or gone");
+            }
+        }
     }
 
     fn set_message(&mut self, message: &str) {
@@ -637,6 +759,7 @@ impl Engine {
             Some(id) => std::slice::from_ref(id),
             None => self.universe.as_slice(),
         };
+        let mut remember = Vec::new();
         for id in ids {
             let Some(state) = self.symbols.get_mut(id) else {
                 continue;
@@ -653,6 +776,7 @@ impl Engine {
             let evaluation = strategy.evaluate(*id, analysis, at);
             self.funnel.record(&evaluation);
             state.signals.probability = None;
+            let signal_for_row = evaluation.signal().filter(|_| self.learner.is_some()).cloned();
             if let Some(signal) = evaluation.signal() {
                 let filter = matches!(self.mode, Mode::Hybrid | Mode::SelfLearning);
                 match self.prediction.as_mut() {
@@ -680,6 +804,12 @@ impl Engine {
             }
             state.signals.latest = Some(evaluation);
             self.dirty = true;
+            if let Some(signal) = signal_for_row {
+                remember.push(signal);
+            }
+        }
+        for signal in remember {
+            self.remember_row(&signal);
         }
         if let Some(notice) = notice {
             self.set_message(notice);
@@ -716,7 +846,67 @@ impl Engine {
             EngineEvent::Command(c) => self.on_command(c),
             EngineEvent::Execution(r) => self.on_execution(r),
             EngineEvent::Prediction(r) => self.on_prediction(r),
+            EngineEvent::Learner(e) => self.on_learner(e),
         }
+        self.learn_from_closes();
+    }
+
+    /// The self-learning task's news: a new champion is hot-reloaded into the batch predictor (or
+    /// starts it, when there was no model), its status goes to the models panel.
+    fn on_learner(&mut self, event: learning::LearnerEvent) {
+        match event {
+            learning::LearnerEvent::Champion(learning::ChampionSwap(predictor)) => {
+                tracing::info!(version = %predictor.card.version, "signal predictor hot-reloaded");
+                if let Some(link) = self.prediction.as_mut() {
+                    link.swap(predictor);
+                } else if let Some(learner) = &self.learner {
+                    let threshold = predictor.card.metrics.threshold;
+                    let link = prediction::PredictionLink::spawn(
+                        predictor,
+                        threshold,
+                        learner.batch,
+                        learner.events.clone(),
+                    );
+                    self.strategy.set_model_loaded(true);
+                    self.prediction = Some(link);
+                }
+            }
+            learning::LearnerEvent::Status(status) => self.learning = Some(*status),
+            learning::LearnerEvent::Message(message) => self.set_message(&message),
+        }
+        self.dirty = true;
+    }
+
+    /// The stored closed bars of the analysis timeframes, per symbol (what a retrain replays).
+    fn training_bars(&self) -> Vec<crate::ml::dataset::SymbolBars> {
+        let config = crate::strategy::AnalysisConfig::default();
+        let index = |interval| self.settings.timeframes.iter().position(|t| *t == interval);
+        let (Some(entry), Some(setup), Some(higher)) = (
+            index(config.entry.interval),
+            index(config.setup.interval),
+            index(config.higher.interval),
+        ) else {
+            return Vec::new();
+        };
+        let table = self.table.read().ok();
+        self.symbols
+            .iter()
+            .filter_map(|(id, state)| {
+                let bars = |tf: usize| -> Vec<crate::domain::Bar> {
+                    state
+                        .series
+                        .get(tf)
+                        .map(|s| s.closed().iter().copied().collect())
+                        .unwrap_or_default()
+                };
+                Some(crate::ml::dataset::SymbolBars {
+                    symbol: table.as_ref()?.get(*id)?.name.clone(),
+                    entry: bars(entry),
+                    setup: bars(setup),
+                    higher: bars(higher),
+                })
+            })
+            .collect()
     }
 
     /// A probability came back: shown on the symbol if its latest evaluation is still that signal;
@@ -731,6 +921,9 @@ impl Engine {
         };
         let threshold = resolved.threshold;
         let signal = resolved.signal;
+        if let Some(row) = self.entry_rows.get_mut(&(signal.symbol, signal.at, signal.side)) {
+            row.probability = resolved.probability;
+        }
         let rejection = resolved
             .probability
             .and_then(|p| crate::strategy::hybrid::decide(p, threshold));
@@ -949,6 +1142,16 @@ impl Engine {
                 self.set_message(&answer);
                 self.take_trading_message();
                 self.dirty = true;
+            }
+            Command::RollbackModel => {
+                let answer = match &self.learner {
+                    Some(learner) if learner.command(learning::LearnerCommand::Rollback) => {
+                        "rolling the signal predictor back to the previous champion…"
+                    }
+                    Some(_) => "model rollback not started: the learner is busy",
+                    None => "model rollback: no model registry (no models directory)",
+                };
+                self.set_message(answer);
             }
             Command::Notice(text) => {
                 self.message = Some(text);
@@ -1406,8 +1609,19 @@ impl Engine {
         }
     }
 
-    /// Housekeeping: retries a missing universe and failed back-fills.
+    /// Housekeeping: retries a missing universe and failed back-fills; hands the stored bars to the
+    /// learner when it asked for them.
     fn housekeeping(&mut self) {
+        if self
+            .learner
+            .as_ref()
+            .is_some_and(learning::LearnerHandle::take_bars_request)
+        {
+            let bars = self.training_bars();
+            if let Some(learner) = &self.learner {
+                learner.send_bars(bars);
+            }
+        }
         self.counters.missing_bars = self
             .symbols
             .values()
@@ -1807,6 +2021,65 @@ mod tests {
             Arc::new(crate::ml::batch::PredictorMetrics::default()),
         );
         (link, rx)
+    }
+
+    /// The learner's champions are hot-reloaded (the first one starts the batch predictor), its status
+    /// reaches the models panel, and a confirmed rollback is forwarded to it.
+    #[tokio::test]
+    async fn learner_champions_hot_reload_and_a_rollback_is_forwarded() {
+        use learning::{ChampionSwap, LearnerCommand, LearnerEvent, LearnerHandle, LearnerStatus};
+        let (e, _feed, _) = engine();
+        let (events, _events_rx) = mpsc::channel(64);
+        let (handle, _samples, mut commands) = LearnerHandle::for_test(events);
+        let mut e = e.with_learner(handle);
+        assert!(e.prediction().is_none());
+        let predictor = |version: &str, threshold: f64| {
+            let ensemble = crate::ml::trees::TreeEnsemble::new(
+                crate::ml::predictor::INPUTS,
+                &[vec![crate::ml::trees::Node::leaf(0.0)]],
+            )
+            .expect("a one-leaf ensemble");
+            let mut card = crate::ml::predictor::tests::card();
+            card.version = version.into();
+            card.metrics.threshold = threshold;
+            Arc::new(crate::ml::predictor::SignalPredictor::new(ensemble, card))
+        };
+        e.process(EngineEvent::Learner(LearnerEvent::Champion(ChampionSwap(
+            predictor("v1", 0.4),
+        ))));
+        let link = e
+            .prediction()
+            .expect("the first champion starts the batch predictor");
+        assert_eq!(
+            (link.predictor.card.version.as_str(), link.threshold),
+            ("v1", 0.4)
+        );
+        assert!(e.strategy.get(Mode::Hybrid).is_ok());
+        e.process(EngineEvent::Learner(LearnerEvent::Champion(ChampionSwap(
+            predictor("v2", 0.5),
+        ))));
+        let link = e.prediction().expect("still running");
+        assert_eq!(
+            (link.predictor.card.version.as_str(), link.threshold),
+            ("v2", 0.5)
+        );
+        e.process(EngineEvent::Learner(LearnerEvent::Status(Box::new(
+            LearnerStatus {
+                enabled: true,
+                champion: Some("v2".into()),
+                rollback_to: Some("v1".into()),
+                ..LearnerStatus::default()
+            },
+        ))));
+        let view = crate::console::presenter::build_view(&e);
+        assert!(view.models.models[0].champion);
+        assert_eq!(
+            view.models.learning.and_then(|l| l.rollback_to).as_deref(),
+            Some("v1")
+        );
+        e.process(EngineEvent::Command(Command::RollbackModel));
+        assert_eq!(commands.try_recv().ok(), Some(LearnerCommand::Rollback));
+        assert!(e.message.as_deref().is_some_and(|m| m.contains("rolling")));
     }
 
     #[tokio::test]

@@ -11,13 +11,16 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
 
 use crate::{
     ml::{
         batch::{self, BatchSettings, InferenceRequest, InferenceResult, PredictorMetrics},
         predictor::{INPUTS, SignalPredictor},
-        runtime::Backend,
+        runtime::{Backend, Model},
     },
     strategy::{Signal, SymbolAnalysis, hybrid::model_row},
 };
@@ -74,6 +77,8 @@ pub struct PredictionLink {
     pub settings: BatchSettings,
     pub metrics: Arc<PredictorMetrics>,
     requests: mpsc::Sender<InferenceRequest>,
+    /// The batch task's model slot (hot reload); `None` for a link over a task it does not feed.
+    models: Option<watch::Sender<Arc<dyn Model>>>,
     next_id: u64,
     pending: HashMap<u64, Pending>,
     pub counts: MlCounts,
@@ -95,6 +100,7 @@ impl PredictionLink {
             settings,
             metrics,
             requests,
+            models: None,
             next_id: 0,
             pending: HashMap::new(),
             counts: MlCounts::default(),
@@ -114,13 +120,27 @@ impl PredictionLink {
     {
         let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
         let metrics = Arc::new(PredictorMetrics::default());
-        let model = predictor.shared_model();
+        let (models, model_rx) = watch::channel(predictor.shared_model());
         let task_metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
-            let stats = batch::run_measured(model, settings, rx, events, &task_metrics).await;
+            let stats = batch::run_hot(model_rx, settings, rx, events, &task_metrics).await;
             tracing::info!(?stats, "batch predictor stopped");
         });
-        Self::new(predictor, threshold, settings, tx, metrics)
+        let mut link = Self::new(predictor, threshold, settings, tx, metrics);
+        link.models = Some(models);
+        link
+    }
+
+    /// Hot reload: `predictor` serves from the batch task's next batch on (requests in flight are
+    /// answered by the old or the new model, none is lost), and the link takes its version, backend
+    /// and operating threshold.
+    pub fn swap(&mut self, predictor: Arc<SignalPredictor>) {
+        if let Some(models) = &self.models {
+            models.send_replace(predictor.shared_model());
+        }
+        self.threshold = predictor.card.metrics.threshold;
+        self.backend = predictor.backend();
+        self.predictor = predictor;
     }
 
     /// Queues `signal` for scoring without waiting. `false` if it could not be queued (no full bar on

@@ -160,6 +160,8 @@ pub struct Trading {
     learning_positions: HashSet<PositionId>,
     /// Realised R of `self_learning` positions closed since the engine last took them.
     learning_r: Vec<f64>,
+    /// Closed positions not yet taken by the engine (self-learning); `None`: not collected.
+    closes: Option<Vec<LifecycleEvent>>,
 }
 
 /// Realised R values kept for the evolver between two decisions (older ones are dropped).
@@ -206,6 +208,7 @@ impl Trading {
             learning_positions: HashSet::new(),
             learning_r: Vec::new(),
             outlets: Outlets::default(),
+            closes: None,
             settings,
         }
     }
@@ -780,6 +783,16 @@ impl Trading {
         }
     }
 
+    /// Collects closed positions from now on, for [`Self::take_closes`] (self-learning).
+    pub fn collect_closes(&mut self) {
+        self.closes.get_or_insert_with(Vec::new);
+    }
+
+    /// The `Closed` events since the last call (empty unless collecting).
+    pub fn take_closes(&mut self) -> Vec<LifecycleEvent> {
+        self.closes.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// Takes events out of `events` into the log and the counters; closed trades go to the breaker.
     fn record(&mut self, events: &mut Vec<LifecycleEvent>) {
         let wall = crate::domain::now_ms();
@@ -788,6 +801,9 @@ impl Trading {
             *self.event_counts.entry(e.kind.name()).or_default() += 1;
             if let Some(x) = self.execution.as_mut() {
                 x.mirror(&e);
+            }
+            if let (EventKind::Closed { .. }, Some(closes)) = (e.kind, self.closes.as_mut()) {
+                closes.push(e);
             }
             if let EventKind::Closed {
                 pnl,

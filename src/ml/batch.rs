@@ -26,7 +26,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
 
 use super::{predictor::INPUTS, runtime::Model};
 
@@ -224,6 +227,26 @@ where
 pub async fn run_measured<E>(
     model: Arc<dyn Model>,
     settings: BatchSettings,
+    requests: mpsc::Receiver<InferenceRequest>,
+    results: mpsc::Sender<E>,
+    metrics: &PredictorMetrics,
+) -> BatchStats
+where
+    E: From<InferenceResult> + Send,
+{
+    let (_keep, models) = watch::channel(model);
+    run_hot(models, settings, requests, results, metrics).await
+}
+
+/// [`run_measured`] with hot reload: the model is whatever `models` holds when a batch is about to
+/// run, so a new model sent on the watch serves from the next batch on. The request channel and the
+/// batch being collected are untouched by a swap, so every request is answered exactly once, by the
+/// old model or the new one. A model that does not take [`INPUTS`] values per row is refused (logged)
+/// and the current one kept. Panics if the first model does not take [`INPUTS`] values (a wiring
+/// error).
+pub async fn run_hot<E>(
+    mut models: watch::Receiver<Arc<dyn Model>>,
+    settings: BatchSettings,
     mut requests: mpsc::Receiver<InferenceRequest>,
     results: mpsc::Sender<E>,
     metrics: &PredictorMetrics,
@@ -231,13 +254,14 @@ pub async fn run_measured<E>(
 where
     E: From<InferenceResult> + Send,
 {
+    let mut model = Arc::clone(&models.borrow_and_update());
     assert_eq!(
         model.inputs(),
         INPUTS,
         "the batch predictor feeds rows of {INPUTS} values"
     );
     let max = settings.max_batch.max(1);
-    let width = model.outputs().max(1);
+    let mut width = model.outputs().max(1);
     let mut ids: Vec<u64> = Vec::with_capacity(max);
     let mut inputs: Vec<f32> = Vec::with_capacity(max * INPUTS);
     let mut outputs: Vec<f32> = vec![0.0; max * width];
@@ -263,6 +287,23 @@ where
                     break;
                 }
                 Err(_elapsed) => break,
+            }
+        }
+        // A swap takes effect here, between batches: the batch just collected runs on the newest model.
+        if models.has_changed().unwrap_or(false) {
+            let next = Arc::clone(&models.borrow_and_update());
+            if next.inputs() == INPUTS {
+                model = next;
+                width = model.outputs().max(1);
+                if outputs.len() < max * width {
+                    outputs.resize(max * width, 0.0);
+                }
+                tracing::info!(backend = %model.backend(), "batch predictor: model swapped");
+            } else {
+                tracing::warn!(
+                    inputs = next.inputs(),
+                    "batch predictor: a model with another input width was refused; the current one serves"
+                );
             }
         }
         let n = ids.len();
@@ -467,6 +508,107 @@ mod tests {
         }
         assert_eq!(answered, 40);
         assert_eq!(PredictorMetrics::default().snapshot().batch_fill, None);
+    }
+
+    /// A model answering `p` for every row.
+    fn constant(p: f32) -> Arc<dyn Model> {
+        let logit = (p / (1.0 - p)).ln();
+        let ensemble =
+            crate::ml::trees::TreeEnsemble::new(INPUTS, &[vec![crate::ml::trees::Node::leaf(logit)]])
+                .unwrap();
+        Arc::new(NativeTrees {
+            ensemble: Arc::new(ensemble),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hot_reload_under_load_answers_every_request_exactly_once() {
+        const REQUESTS: u64 = 5_000;
+        let models = [constant(0.2), constant(0.7)];
+        let expected: Vec<f32> = models
+            .iter()
+            .map(|m| {
+                let mut out = [0.0; 2];
+                m.predict(&[0.0; INPUTS], &mut out).unwrap();
+                out[1]
+            })
+            .collect();
+        let (model_tx, model_rx) = watch::channel(Arc::clone(&models[0]));
+        let (tx, rx) = mpsc::channel(256);
+        let (result_tx, mut result_rx) = mpsc::channel::<InferenceResult>(256);
+        let metrics = Arc::new(PredictorMetrics::default());
+        let task_metrics = Arc::clone(&metrics);
+        let task = tokio::spawn(async move {
+            run_hot(model_rx, BatchSettings::default(), rx, result_tx, &task_metrics).await
+        });
+        let producer = tokio::spawn(async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(26);
+            for id in 0..REQUESTS {
+                tx.send(request(id, &mut rng)).await.unwrap();
+                if id % 7 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let swapper = tokio::spawn(async move {
+            for i in 0..2_000 {
+                model_tx.send_replace(Arc::clone(&models[(i + 1) % 2]));
+                tokio::task::yield_now().await;
+            }
+            model_tx
+        });
+        let mut seen = vec![0_u32; REQUESTS as usize];
+        let mut by_model = [0_u64; 2];
+        while let Some(result) = result_rx.recv().await {
+            seen[result.id as usize] += 1;
+            let p = result.probability.unwrap();
+            let which = expected.iter().position(|e| *e == p).unwrap();
+            by_model[which] += 1;
+        }
+        producer.await.unwrap();
+        let _model_tx = swapper.await.unwrap();
+        let stats = task.await.unwrap();
+        assert!(
+            seen.iter().all(|n| *n == 1),
+            "a request was lost or answered twice"
+        );
+        assert_eq!(stats.requests, REQUESTS);
+        assert!(
+            by_model[0] > 0 && by_model[1] > 0,
+            "both models served: {by_model:?}"
+        );
+        assert_eq!(metrics.snapshot().stats.requests, REQUESTS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_model_of_another_input_width_is_refused_and_the_current_one_serves() {
+        let (model_tx, model_rx) = watch::channel(constant(0.3));
+        let (tx, rx) = mpsc::channel(8);
+        let (result_tx, mut result_rx) = mpsc::channel::<InferenceResult>(8);
+        let task = tokio::spawn(async move {
+            run_hot(
+                model_rx,
+                BatchSettings::default(),
+                rx,
+                result_tx,
+                &PredictorMetrics::default(),
+            )
+            .await
+        });
+        let mut rng = ChaCha8Rng::seed_from_u64(27);
+        tx.send(request(0, &mut rng)).await.unwrap();
+        let p = result_rx.recv().await.unwrap().probability.unwrap();
+        assert!((p - 0.3).abs() < 1e-6, "{p}");
+        let wrong =
+            crate::ml::trees::TreeEnsemble::new(3, &[vec![crate::ml::trees::Node::leaf(0.0)]]).unwrap();
+        model_tx.send_replace(Arc::new(NativeTrees {
+            ensemble: Arc::new(wrong),
+        }));
+        tx.send(request(1, &mut rng)).await.unwrap();
+        let p = result_rx.recv().await.unwrap().probability.unwrap();
+        assert!((p - 0.3).abs() < 1e-6, "{p}");
+        drop(tx);
+        assert_eq!(task.await.unwrap().requests, 2);
     }
 
     #[derive(Debug)]

@@ -20,7 +20,10 @@
 //!   what happened after it; [`metrics`] scores predictions; [`train`] is `perpdesk train`;
 //! * [`liquidity`] is the liquidity prediction model: P(price trades through the nearest unswept pool
 //!   above / below within K entry bars), its dataset, training, card and `models/liquidity.onnx`;
-//! * [`batch`] is the async batch predictor between the engine and a model.
+//! * [`batch`] is the async batch predictor between the engine and a model; it swaps models between
+//!   batches (hot reload);
+//! * [`registry`] keeps every champion by version, decides champion vs challenger, promotes and rolls
+//!   back; [`online`] turns closed positions into samples and retrains challengers.
 
 pub mod batch;
 pub mod dataset;
@@ -32,10 +35,12 @@ pub mod liquidity;
 pub mod metrics;
 pub mod mlp;
 pub mod nn;
+pub mod online;
 pub mod onnx;
 pub mod onnxruntime;
 pub mod predictor;
 pub mod quantize;
+pub mod registry;
 pub mod runtime;
 pub mod structure;
 pub mod train;

@@ -255,7 +255,7 @@ fn read(path: &Path) -> Result<Vec<u8>, MlError> {
     })
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
     // Written next to the target and renamed, so a reader never sees half a model.
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes)
@@ -309,14 +309,25 @@ impl SignalPredictor {
 
     /// Writes `<dir>/signal_predictor.onnx` and its card (the card's `sha256` is set from the bytes).
     pub fn save(&mut self, dir: &Path) -> Result<(PathBuf, PathBuf), MlError> {
+        self.save_as(dir, MODEL_FILE, CARD_FILE)
+    }
+
+    /// Writes the model as `<dir>/<model_file>` and its card as `<dir>/<card_file>` (the registry's
+    /// versions are named after their version).
+    pub fn save_as(
+        &mut self,
+        dir: &Path,
+        model_file: &str,
+        card_file: &str,
+    ) -> Result<(PathBuf, PathBuf), MlError> {
         fs::create_dir_all(dir).map_err(|source| MlError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
         let bytes = self.onnx_bytes();
         self.card.sha256 = sha256_hex(&bytes);
-        MODEL_FILE.clone_into(&mut self.card.file);
-        let (model_path, card_path) = (dir.join(MODEL_FILE), dir.join(CARD_FILE));
+        model_file.clone_into(&mut self.card.file);
+        let (model_path, card_path) = (dir.join(model_file), dir.join(card_file));
         write(&model_path, &bytes)?;
         let json =
             serde_json::to_vec_pretty(&self.card).map_err(|e| card_error(&card_path, e.to_string()))?;
@@ -327,7 +338,13 @@ impl SignalPredictor {
     /// Loads `<dir>/signal_predictor.onnx` with its card, checking the card against the file (SHA-256)
     /// and against this build's input layout.
     pub fn load(dir: &Path) -> Result<Self, MlError> {
-        let card_path = dir.join(CARD_FILE);
+        Self::load_card(dir, CARD_FILE)
+    }
+
+    /// Loads the model whose card is `<dir>/<card_file>` (its `file` is relative to `dir`), with the
+    /// same checks as [`Self::load`].
+    pub fn load_card(dir: &Path, card_file: &str) -> Result<Self, MlError> {
+        let card_path = dir.join(card_file);
         let card: ModelCard =
             serde_json::from_slice(&read(&card_path)?).map_err(|e| card_error(&card_path, e.to_string()))?;
         if card.feature_schema_hash != ModelCard::expected_feature_schema_hash()

@@ -126,7 +126,7 @@ pub(crate) fn date(ms: TimestampMs) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-fn range(samples: &[Sample], indices: &[usize]) -> Range {
+pub(crate) fn range(samples: &[Sample], indices: &[usize]) -> Range {
     let from_ms = indices.iter().map(|&i| samples[i].at).min().unwrap_or(0);
     let to_ms = indices.iter().map(|&i| samples[i].at).max().unwrap_or(0);
     Range {

@@ -520,8 +520,17 @@ impl App {
                     });
                 }
             }
+            Action::RollbackModel if self.models_visible => {
+                let to = view.models.learning.as_ref().and_then(|l| l.rollback_to.clone());
+                let from = view.models.models.first().map(|m| m.version.clone());
+                if let (Some(to), Some(from)) = (to, from) {
+                    self.confirmation = Some(Confirmation::RollbackModel { from, to });
+                }
+            }
             Action::Quit => return Some(Intent::Quit),
-            Action::ClosePosition
+            Action::RollbackModel
+            | Action::ConfirmRollback
+            | Action::ClosePosition
             | Action::ApplyFilter
             | Action::CancelFilter
             | Action::DeleteFilterChar
@@ -572,6 +581,7 @@ impl App {
             Some(Confirmation::ManualEntry { .. }) => KeyContext::ConfirmingEntry,
             Some(Confirmation::ClosePosition { .. }) => KeyContext::ConfirmingClose,
             Some(Confirmation::RevertStrategy { .. }) => KeyContext::ConfirmingRevert,
+            Some(Confirmation::RollbackModel { .. }) => KeyContext::ConfirmingRollback,
             None => return None,
         };
         if let Some((binding, _)) = keymap::lookup(context, &key) {
@@ -603,6 +613,10 @@ impl App {
                     if let Some(Confirmation::ManualEntry { symbol, side }) = self.confirmation.take() {
                         return Some(Intent::OpenPosition { symbol, side });
                     }
+                }
+                Action::ConfirmRollback => {
+                    self.confirmation = None;
+                    return Some(Intent::RollbackModel);
                 }
                 Action::CancelConfirm => self.confirmation = None,
                 Action::DeleteConfirmChar => {
@@ -1353,6 +1367,51 @@ mod tests {
         assert!(app.is_chart_visible());
     }
 
+    fn rollback_models() -> crate::view::ModelsPanel {
+        crate::view::ModelsPanel {
+            models_dir: "models".to_owned(),
+            models: vec![crate::view::ModelRow {
+                version: "v2".to_owned(),
+                champion: true,
+                ..Default::default()
+            }],
+            evolver: None,
+            learning: Some(crate::view::LearningView {
+                rollback_to: Some("v1".to_owned()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn b_in_the_models_panel_asks_then_rolls_the_model_back() {
+        let mut view = view();
+        view.models = rollback_models();
+        let mut app = app();
+        app.focus_request(&view);
+        // Not without the models panel shown.
+        assert_eq!(app.handle_key(char_key('B'), &view), None);
+        assert!(app.confirmation().is_none());
+        app.handle_key(char_key('M'), &view);
+        assert_eq!(app.handle_key(char_key('B'), &view), None);
+        assert_eq!(
+            app.confirmation(),
+            Some(&Confirmation::RollbackModel {
+                from: "v2".to_owned(),
+                to: "v1".to_owned()
+            })
+        );
+        assert_eq!(app.handle_key(char_key('n'), &view), None);
+        assert!(app.confirmation().is_none());
+        app.handle_key(char_key('B'), &view);
+        assert_eq!(app.handle_key(char_key('y'), &view), Some(Intent::RollbackModel));
+        assert!(app.confirmation().is_none());
+        // Nothing to roll back to: no dialog.
+        view.models.learning = Some(crate::view::LearningView::default());
+        app.handle_key(char_key('B'), &view);
+        assert!(app.confirmation().is_none());
+    }
+
     #[test]
     fn every_browsing_binding_does_something() {
         // Each binding's keys, pressed on a fresh app one row down, change the state or return an intent.
@@ -1365,6 +1424,8 @@ mod tests {
                 ..Default::default()
             })
             .collect();
+        // A champion with a previous one, for the rollback key.
+        view.models = rollback_models();
         for binding in keymap::KEYS
             .iter()
             .filter(|binding| binding.context == KeyContext::Browsing)
@@ -1374,6 +1435,9 @@ mod tests {
                 app.focus_request(&view);
                 if binding.action == Action::ClosePosition {
                     app.handle_key(key(KeyCode::Tab), &view);
+                }
+                if binding.action == Action::RollbackModel {
+                    app.handle_key(char_key('M'), &view);
                 }
                 app.handle_key(char_key('j'), &view);
                 if binding.action == Action::CloseOrClearFilter {
@@ -1569,6 +1633,10 @@ mod tests {
                         Some(Confirmation::ManualEntry { symbol, side }) => Model::Entry(*side, symbol.clone()),
                         Some(Confirmation::ClosePosition { id, .. }) => Model::Close(*id),
                         Some(Confirmation::RevertStrategy { .. }) => Model::Revert,
+                        Some(Confirmation::RollbackModel { .. }) => {
+                            prop_assert!(false, "no rollback target in this view");
+                            Model::Closed
+                        }
                     };
                     prop_assert_eq!(&shown, &model);
                 }

@@ -27,6 +27,9 @@ pub enum Intent {
     /// Revert the strategy evolver's last change of parameter set. Sent only after the operator
     /// confirmed it in the console.
     RevertStrategy,
+    /// Return the signal predictor to the previous champion and hot-reload it. Sent only after the
+    /// operator confirmed it.
+    RollbackModel,
     /// Leave the console (the engine shuts down if it is in-process).
     Quit,
 }

@@ -89,11 +89,13 @@ pub enum KeyContext {
     ConfirmingClose,
     /// The revert-strategy dialog is open.
     ConfirmingRevert,
+    /// The model-rollback dialog is open.
+    ConfirmingRollback,
 }
 
 impl KeyContext {
     /// Every context, in the order the help and the README list them.
-    pub const ALL: [KeyContext; 7] = [
+    pub const ALL: [KeyContext; 8] = [
         Self::Browsing,
         Self::Filtering,
         Self::ConfirmingKill,
@@ -101,6 +103,7 @@ impl KeyContext {
         Self::ConfirmingEntry,
         Self::ConfirmingClose,
         Self::ConfirmingRevert,
+        Self::ConfirmingRollback,
     ];
 
     /// The heading of this context in the help overlay and the README.
@@ -113,6 +116,7 @@ impl KeyContext {
             Self::ConfirmingEntry => "Manual-entry dialog (after L or S)",
             Self::ConfirmingClose => "Close-position dialog (after X)",
             Self::ConfirmingRevert => "Revert-strategy dialog (after U)",
+            Self::ConfirmingRollback => "Model-rollback dialog (after B)",
         }
     }
 }
@@ -153,6 +157,8 @@ pub enum Action {
     ClosePosition,
     /// Open the dialog reverting the strategy evolver's last change.
     RevertStrategy,
+    /// Open the model-rollback dialog (models panel shown, a previous champion exists).
+    RollbackModel,
     Quit,
     ApplyFilter,
     CancelFilter,
@@ -167,6 +173,8 @@ pub enum Action {
     ConfirmClose,
     /// `y` in the revert-strategy dialog.
     ConfirmRevert,
+    /// `y` in the model-rollback dialog.
+    ConfirmRollback,
     /// Close a dialog without doing anything.
     CancelConfirm,
     DeleteConfirmChar,
@@ -207,7 +215,8 @@ const fn bind(
 }
 
 use KeyContext::{
-    Browsing, ConfirmingClose, ConfirmingEntry, ConfirmingKill, ConfirmingReset, ConfirmingRevert, Filtering,
+    Browsing, ConfirmingClose, ConfirmingEntry, ConfirmingKill, ConfirmingReset, ConfirmingRevert,
+    ConfirmingRollback, Filtering,
 };
 
 /// Every key the console understands, in the order the help shows them.
@@ -330,6 +339,12 @@ pub const KEYS: &[KeyBinding] = &[
     ),
     bind(
         Browsing,
+        &[Key::Char('B')],
+        Action::RollbackModel,
+        "models panel: roll the signal predictor back to the previous champion (asks first)",
+    ),
+    bind(
+        Browsing,
         &[Key::Char('?')],
         Action::ToggleHelp,
         "show / hide this help",
@@ -420,6 +435,19 @@ pub const KEYS: &[KeyBinding] = &[
         "keep the current set",
     ),
     bind(ConfirmingRevert, &[Key::Ctrl('c')], Action::Quit, "quit"),
+    bind(
+        ConfirmingRollback,
+        &[Key::Char('y')],
+        Action::ConfirmRollback,
+        "roll back and hot-reload the previous champion",
+    ),
+    bind(
+        ConfirmingRollback,
+        &[Key::Char('n'), Key::Esc],
+        Action::CancelConfirm,
+        "keep the current champion",
+    ),
+    bind(ConfirmingRollback, &[Key::Ctrl('c')], Action::Quit, "quit"),
 ];
 
 /// The binding of `event` in `context`, with the position of the matching key in the binding.

@@ -108,6 +108,8 @@ pub struct ModelsPanel {
     pub models: Vec<ModelRow>,
     /// The strategy evolver, when the engine runs one.
     pub evolver: Option<EvolverRow>,
+    /// Self-learning: `None` when no learner runs (no models directory).
+    pub learning: Option<LearningView>,
 }
 
 /// The strategy evolver (DQN) of `self_learning`: its active parameter set and its last change.
@@ -127,6 +129,41 @@ pub struct EvolverRow {
     pub last_change: Option<String>,
 }
 
+/// The self-learning loop as the models panel shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LearningView {
+    /// `ml.enable_self_learning`.
+    pub enabled: bool,
+    /// A retrain is running now.
+    pub training: bool,
+    /// Closed positions kept as samples.
+    pub online_samples: u64,
+    /// When the last retrain finished (local `HH:MM:SS`), or empty.
+    pub last_retrain: String,
+    /// What came of it, in words (promoted, kept and why, history too short, failed).
+    pub result: String,
+    /// The last champion/challenger evaluation on the newest out-of-sample window.
+    pub window: Option<ChallengeView>,
+    /// The version a rollback returns to; `None`: nothing to roll back to.
+    pub rollback_to: Option<String>,
+}
+
+/// Champion and challenger scored on the same window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChallengeView {
+    pub samples: u64,
+    pub challenger: String,
+    /// The champion's version, or `constant rate` when there was none.
+    pub champion: String,
+    pub challenger_log_loss: f64,
+    pub champion_log_loss: f64,
+    pub challenger_auc: Option<f64>,
+    pub champion_auc: Option<f64>,
+    pub promoted: bool,
+}
+
 /// One loaded model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -137,7 +174,7 @@ pub struct ModelRow {
     pub version: String,
     /// Where it runs: `native`, `tract`, `ort`.
     pub backend: String,
-    /// The model in use (the champion), as opposed to a challenger being evaluated.
+    /// The registry's champion (the model in use); false for a model served without a registry.
     pub champion: bool,
     /// When it was trained (the card's `created`).
     pub trained: String,

@@ -19,15 +19,15 @@ use super::funnel::fit;
 use crate::{
     format::MISSING,
     theme::Theme,
-    view::{EvolverRow, ModelRow, ModelsPanel},
+    view::{EvolverRow, LearningView, ModelRow, ModelsPanel},
 };
 
 /// Inner width from which a model's runtime and validation columns go side by side.
 const SIDE_BY_SIDE_WIDTH: u16 = 72;
 /// Label column width.
 const LABEL_WIDTH: usize = 9;
-/// Lines the panel wants: a model's twelve lines plus the borders.
-pub const WANTED_HEIGHT: u16 = 14;
+/// Lines the panel wants: a model's twelve lines, the four self-learning lines and the borders.
+pub const WANTED_HEIGHT: u16 = 19;
 /// What the panel says while no model is loaded.
 pub const NO_MODEL: &str = "no model loaded — run `perpdesk train --data DIR`";
 
@@ -77,7 +77,7 @@ impl ModelsView<'_> {
                 Style::new().fg(self.theme.accent).add_modifier(Modifier::BOLD),
             )
         } else {
-            Span::styled(" challenger", Style::new().fg(self.theme.muted))
+            Span::styled(" (no registry)", Style::new().fg(self.theme.muted))
         };
         let latency = match (model.p50_us, model.p99_us) {
             (Some(p50), Some(p99)) => {
@@ -105,6 +105,50 @@ impl ModelsView<'_> {
                 width,
             ),
             self.line("trained", &model.trained, width),
+        ]
+    }
+
+    /// Self-learning: on/off and samples, the last retrain, champion vs challenger on the newest
+    /// window, the rollback target.
+    fn learning_lines(&self, learning: &LearningView, width: usize) -> Vec<Line<'static>> {
+        let state = match (learning.enabled, learning.training) {
+            (false, _) => "off (ENABLE_SELF_LEARNING=false)".to_owned(),
+            (true, true) => format!(
+                "on · {} closed positions kept · training…",
+                learning.online_samples
+            ),
+            (true, false) => format!("on · {} closed positions kept", learning.online_samples),
+        };
+        let retrain = if learning.last_retrain.is_empty() {
+            learning.result.clone()
+        } else {
+            format!("{} {}", learning.last_retrain, learning.result)
+        };
+        let auc = |a: Option<f64>| a.map_or_else(|| MISSING.to_owned(), |a| format!("{a:.3}"));
+        let window = learning.window.as_ref().map_or_else(
+            || "no evaluation yet".to_owned(),
+            |w| {
+                format!(
+                    "{} samples · challenger LL {:.3} AUC {}{} · champion ({}) LL {:.3} AUC {}",
+                    w.samples,
+                    w.challenger_log_loss,
+                    auc(w.challenger_auc),
+                    if w.promoted { " promoted" } else { " kept out" },
+                    w.champion,
+                    w.champion_log_loss,
+                    auc(w.champion_auc)
+                )
+            },
+        );
+        let rollback = learning.rollback_to.as_ref().map_or_else(
+            || "no previous champion".to_owned(),
+            |to| format!("B rolls back to {to}"),
+        );
+        vec![
+            self.line("learning", &state, width),
+            self.line("retrain", &retrain, width),
+            self.line("window", &window, width),
+            self.line("rollback", &rollback, width),
         ]
     }
 
@@ -216,6 +260,10 @@ impl Widget for ModelsView<'_> {
                 fit("hybrid runs the ICT rules only until then", width),
                 muted,
             )));
+            if let Some(learning) = &self.models.learning {
+                lines.push(Line::default());
+                lines.extend(self.learning_lines(learning, width));
+            }
             Paragraph::new(lines).render(padded, buf);
             return;
         }
@@ -257,6 +305,16 @@ impl Widget for ModelsView<'_> {
                 y += height + 1;
             }
         }
+        if let Some(learning) = &self.models.learning
+            && y < padded.bottom()
+        {
+            let rest = Rect {
+                y,
+                height: padded.bottom() - y,
+                ..padded
+            };
+            Paragraph::new(self.learning_lines(learning, width)).render(rest, buf);
+        }
     }
 }
 
@@ -291,6 +349,7 @@ mod tests {
             models_dir: "models".into(),
             models: Vec::new(),
             evolver: None,
+            learning: None,
         };
         let text = render(&panel, 70, 8);
         assert!(text.contains(NO_MODEL), "{text}");
@@ -317,6 +376,7 @@ mod tests {
                 ..ModelRow::default()
             }],
             evolver: None,
+            learning: None,
         };
         for (width, height) in [(40, 16), (90, 10)] {
             let text = render(&panel, width, height);
@@ -331,6 +391,7 @@ mod tests {
         let mut panel = ModelsPanel {
             models_dir: "models".into(),
             models: Vec::new(),
+            learning: None,
             evolver: Some(EvolverRow {
                 set: "strict (q≥0.80 rr≥2.5 p≥0.50 ≤5x risk×0.75)".into(),
                 source: "untrained".into(),
@@ -358,5 +419,56 @@ mod tests {
         }
         let text = render(&panel, 100, 8);
         assert!(text.contains("frozen") && text.contains("none yet"), "{text}");
+    }
+
+    #[test]
+    fn the_learning_lines_show_champion_vs_challenger_and_the_rollback_target() {
+        use crate::view::ChallengeView;
+        let panel = ModelsPanel {
+            models_dir: "models".into(),
+            models: vec![ModelRow {
+                name: "signal_predictor".into(),
+                version: "signal_predictor-2".into(),
+                champion: true,
+                ..ModelRow::default()
+            }],
+            evolver: None,
+            learning: Some(LearningView {
+                enabled: true,
+                training: false,
+                online_samples: 12,
+                last_retrain: "17:54:04 UTC".into(),
+                result: "kept signal_predictor-2: log loss 0.6100 is not below the champion's 0.6000".into(),
+                window: Some(ChallengeView {
+                    samples: 64,
+                    challenger: "signal_predictor-3".into(),
+                    champion: "signal_predictor-2".into(),
+                    challenger_log_loss: 0.61,
+                    champion_log_loss: 0.6,
+                    challenger_auc: Some(0.55),
+                    champion_auc: None,
+                    promoted: false,
+                }),
+                rollback_to: Some("signal_predictor-1".into()),
+            }),
+        };
+        let text = render(&panel, 150, WANTED_HEIGHT);
+        for wanted in [
+            "on · 12 closed positions kept",
+            "17:54:04 UTC kept",
+            "64 samples · challenger LL 0.610 AUC 0.550 kept out",
+            "champion (signal_predictor-2) LL 0.600",
+            "B rolls back to signal_predictor-1",
+        ] {
+            assert!(text.contains(wanted), "{wanted}: {text}");
+        }
+        let off = ModelsPanel {
+            models: Vec::new(),
+            learning: Some(LearningView::default()),
+            ..panel
+        };
+        let text = render(&off, 80, 12);
+        assert!(text.contains("off (ENABLE_SELF_LEARNING=false)"), "{text}");
+        assert!(text.contains("no previous champion"), "{text}");
     }
 }

@@ -178,6 +178,8 @@ pub enum Confirmation {
     /// Revert the strategy evolver's last change on `y`; `change` describes it (`a → b: reason`), if
     /// the view shows one.
     RevertStrategy { change: Option<String> },
+    /// Roll the signal predictor back from `from` to `to` on `y`.
+    RollbackModel { from: String, to: String },
 }
 
 impl Confirmation {
@@ -361,6 +363,29 @@ impl ConfirmDialog<'_> {
                     ]),
                 ];
                 (" Close position ", self.theme.warning, lines)
+            }
+            Confirmation::RollbackModel { from, to } => {
+                let lines = vec![
+                    Line::from(vec![
+                        Span::styled("Roll the signal predictor back to ", text),
+                        Span::styled(to.clone(), bold),
+                        Span::styled("?", text),
+                    ]),
+                    Line::from(Span::styled(
+                        format!("{from} stops serving; its files are kept."),
+                        muted,
+                    )),
+                    Line::default(),
+                    Line::from(vec![
+                        Span::styled("y", key),
+                        Span::styled(" roll back   ", text),
+                        Span::styled("n", key),
+                        Span::styled(" / ", muted),
+                        Span::styled("Esc", key),
+                        Span::styled(" keep it", text),
+                    ]),
+                ];
+                (" Model rollback ", self.theme.warning, lines)
             }
         }
     }
