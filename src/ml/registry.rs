@@ -356,8 +356,16 @@ impl Registry {
     /// registry, the top-level model imported as the first version. `None`: no usable model.
     pub fn startup(&mut self) -> Result<Option<SignalPredictor>, RegistryError> {
         let top = self.models_dir.join(predictor::CARD_FILE);
-        if top.exists() {
-            let mut found = SignalPredictor::load(&self.models_dir)?;
+        let found = if top.exists() {
+            SignalPredictor::load(&self.models_dir)
+                .map_err(|error| {
+                    tracing::warn!(%error, "top-level signal predictor unreadable: the registry's champion replaces it");
+                })
+                .ok()
+        } else {
+            None
+        };
+        if let Some(mut found) = found {
             let known = self.state.champion.as_deref() == Some(found.card.version.as_str())
                 || self.state.previous.contains(&found.card.version)
                 || self.state.retired.contains(&found.card.version);
