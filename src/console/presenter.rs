@@ -451,6 +451,54 @@ fn models(engine: &Engine) -> ModelsPanel {
         models,
         evolver: engine.evolution().map(evolver_row),
         learning: engine.learning.as_ref().map(learning_view),
+        structure: engine.structure().map(structure_view),
+        discovery: engine
+            .discovery()
+            .map(|card| {
+                card.ranking
+                    .iter()
+                    .take(DISCOVERY_SHOWN)
+                    .map(|d| perpdesk_ui::view::DiscoveryRow {
+                        name: d.name.clone(),
+                        score: f64::from(d.score),
+                        permutation: d.permutation_importance,
+                        promoted: d.promoted,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Inputs of the discovery ranking the models panel lists.
+const DISCOVERY_SHOWN: usize = 8;
+
+/// The structure model's reading of the universe: symbols per regime (most first), novelty, timings.
+fn structure_view(link: &crate::engine::structure::StructureLink) -> perpdesk_ui::view::StructureView {
+    let (counts, novel) = link.regime_counts();
+    let mut regimes: Vec<perpdesk_ui::view::RegimeShare> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| perpdesk_ui::view::RegimeShare {
+            name: link.model.regime_name(i).to_owned(),
+            symbols: *n as u64,
+        })
+        .collect();
+    regimes.sort_by(|a, b| b.symbols.cmp(&a.symbols).then_with(|| a.name.cmp(&b.name)));
+    let metrics = link.metrics.snapshot();
+    let micros = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+    let card = &link.model.card;
+    perpdesk_ui::view::StructureView {
+        version: card.version.clone(),
+        backend: link.backend.as_str().to_owned(),
+        p50_us: metrics.p50.map(micros),
+        p99_us: metrics.p99.map(micros),
+        symbols: link.readings.len() as u64,
+        novel: novel as u64,
+        regimes,
+        validation_error: card.metrics.validation_error,
+        baseline_error: card.metrics.baseline_error,
     }
 }
 

@@ -80,6 +80,14 @@ pub enum EngineEvent {
     Prediction(crate::ml::batch::InferenceResult),
     /// The self-learning task's news: a champion to hot-reload, its status, a message ([`learning`]).
     Learner(learning::LearnerEvent),
+    /// The structure task's reading of the universe ([`structure`]).
+    Structure(structure::StructureAnswer),
+}
+
+impl From<structure::StructureAnswer> for EngineEvent {
+    fn from(a: structure::StructureAnswer) -> Self {
+        Self::Structure(a)
+    }
 }
 
 impl From<crate::ml::batch::InferenceResult> for EngineEvent {
@@ -217,6 +225,10 @@ pub struct Engine {
     /// The strategy evolver that sets `self_learning`'s parameters.
     pub(crate) evolution: Option<evolution::Evolution>,
     models_dir: Option<std::path::PathBuf>,
+    /// The structure autoencoder's task and its newest reading of the universe, when a model is loaded.
+    structure: Option<structure::StructureLink>,
+    /// The feature discovery ranking (from its card) for the models panel.
+    discovery: Option<crate::ml::discovery::DiscoveryCard>,
     /// The self-learning task, when models are kept (see [`learning`]).
     learner: Option<learning::LearnerHandle>,
     /// Its last status (the models panel).
@@ -322,6 +334,8 @@ impl Engine {
             prediction: None,
             evolution: None,
             models_dir: None,
+            structure: None,
+            discovery: None,
             learner: None,
             learning: None,
             entry_rows: HashMap::new(),
@@ -436,6 +450,61 @@ impl Engine {
         self.models_dir.as_deref()
     }
 
+    /// The structure task: each virtual cycle reads the universe's regime through it.
+    #[must_use]
+    pub fn with_structure(mut self, link: Option<structure::StructureLink>) -> Self {
+        self.structure = link;
+        self
+    }
+
+    /// The structure task's end, when a structure model is loaded.
+    pub fn structure(&self) -> Option<&structure::StructureLink> {
+        self.structure.as_ref()
+    }
+
+    /// The feature discovery card whose ranking the models panel shows.
+    #[must_use]
+    pub fn with_discovery(mut self, card: Option<crate::ml::discovery::DiscoveryCard>) -> Self {
+        self.discovery = card;
+        self
+    }
+
+    pub fn discovery(&self) -> Option<&crate::ml::discovery::DiscoveryCard> {
+        self.discovery.as_ref()
+    }
+
+    /// Sends every universe symbol's current feature vector to the structure task (skipped while the
+    /// previous reading runs). The rows are built here, cheaply; the networks run in the task.
+    fn request_structure(&mut self) {
+        let Some(link) = self.structure.as_mut() else {
+            return;
+        };
+        let mut rows = Vec::with_capacity(self.symbols.len());
+        for (id, state) in &self.symbols {
+            let Some(analysis) = state.signals.analysis.as_ref() else {
+                continue;
+            };
+            let mut row = [0.0_f32; crate::features::SCHEMA_LEN];
+            if crate::ml::dataset::feature_vector(analysis, &mut row) {
+                rows.push((*id, row));
+            }
+        }
+        rows.sort_by_key(|(id, _)| id.0);
+        link.request(rows);
+    }
+
+    /// Takes the structure task's answer in; the universe's mean code becomes the evolver's regime.
+    fn on_structure(&mut self, answer: structure::StructureAnswer) {
+        let Some(link) = self.structure.as_mut() else {
+            return;
+        };
+        link.resolve(answer);
+        if let Some(evolution) = self.evolution.as_mut() {
+            evolution.regime = link.market_code();
+        }
+        self.dirty = true;
+    }
+
     /// The signal predictor link, when a model is loaded.
     pub fn prediction(&self) -> Option<&prediction::PredictionLink> {
         self.prediction.as_ref()
@@ -512,6 +581,7 @@ impl Engine {
             }
         }
         self.flush_features();
+        self.request_structure();
         self.trading.virtual_cycle(crate::domain::now_ms());
         self.learn_from_closes();
         self.take_trading_message();
@@ -847,6 +917,7 @@ impl Engine {
             EngineEvent::Execution(r) => self.on_execution(r),
             EngineEvent::Prediction(r) => self.on_prediction(r),
             EngineEvent::Learner(e) => self.on_learner(e),
+            EngineEvent::Structure(a) => self.on_structure(a),
         }
         self.learn_from_closes();
     }

@@ -227,3 +227,54 @@ fn read_all(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_task_reads_every_row_in_batches_and_one_request_runs_at_a_time() {
+        let model = Arc::new(crate::ml::structure::model_for_tests());
+        let (tx, mut rx) = mpsc::channel::<StructureAnswer>(4);
+        let mut link = StructureLink::spawn(Arc::clone(&model), tx).unwrap();
+        assert!(link.market_code().is_none());
+        // 70 rows: three batches (32, 32, 6); row 69 is far outside anything trained on.
+        let rows: Vec<(SymbolId, [f32; SCHEMA_LEN])> = (0..70_u16)
+            .map(|i| {
+                let v = if i == 69 { 25.0 } else { f32::from(i % 7) * 0.1 };
+                (SymbolId(i), [v; SCHEMA_LEN])
+            })
+            .collect();
+        assert!(link.request(rows.clone()));
+        assert!(!link.request(rows.clone()), "one reading at a time");
+        assert_eq!(link.skipped, 1);
+        link.resolve(rx.recv().await.unwrap());
+        assert_eq!(link.readings.len(), 70);
+        assert_eq!(link.metrics.snapshot().stats.batches, 3);
+        // Each reading is the model's own reading of that row (batched = single).
+        for (reading, (id, row)) in link.readings.iter().zip(&rows) {
+            let single = model.read(row).unwrap();
+            assert_eq!(reading.symbol, *id);
+            assert_eq!(reading.regime, single.regime);
+            assert_eq!(reading.novel, single.novel);
+            assert!((reading.error - single.error).abs() <= 1e-4 * (1.0 + single.error));
+            for (a, b) in reading.code.iter().zip(&single.code) {
+                assert!((a - b).abs() <= 1e-4, "{a} vs {b}");
+            }
+        }
+        assert!(link.reading(SymbolId(69)).unwrap().novel);
+        let (counts, novel) = link.regime_counts();
+        assert_eq!(counts.iter().sum::<usize>(), 70);
+        assert!(novel >= 1);
+        let mean = link.market_code().unwrap();
+        let want: f32 = link.readings.iter().map(|r| r.code[0]).sum::<f32>() / 70.0;
+        assert!((mean[0] - want).abs() <= 1e-4);
+        // A failed reading keeps the previous one and frees the link.
+        link.resolve(StructureAnswer {
+            readings: Err("boom".into()),
+        });
+        assert_eq!(link.readings.len(), 70);
+        assert!(link.request(rows));
+    }
+}

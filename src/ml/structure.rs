@@ -829,13 +829,20 @@ pub fn train(
     })
 }
 
+/// A small structure model trained on synthetic rows, for other modules' tests.
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+pub(crate) fn model_for_tests() -> StructureModel {
+    train(&tests::synthetic(1_000, 5), &tests::small(), "test", &mut |_| {}).expect("trains")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
     /// Rows from a few latent factors (so an autoencoder can compress them), times one hour apart.
-    fn synthetic(n: usize, seed: u64) -> Vec<FeatureRow> {
+    pub(crate) fn synthetic(n: usize, seed: u64) -> Vec<FeatureRow> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mixing: Vec<f32> = (0..4 * SCHEMA_LEN).map(|_| rng.random_range(-1.0..1.0)).collect();
         (0..n)
@@ -854,7 +861,7 @@ mod tests {
             .collect()
     }
 
-    fn small() -> StructureParams {
+    pub(crate) fn small() -> StructureParams {
         StructureParams {
             epochs: 15,
             regimes: 4,

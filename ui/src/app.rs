@@ -1380,6 +1380,7 @@ mod tests {
                 rollback_to: Some("v1".to_owned()),
                 ..Default::default()
             }),
+            ..Default::default()
         }
     }
 

@@ -110,6 +110,51 @@ pub struct ModelsPanel {
     pub evolver: Option<EvolverRow>,
     /// Self-learning: `None` when no learner runs (no models directory).
     pub learning: Option<LearningView>,
+    /// The structure autoencoder's reading of the universe, when its model is loaded.
+    pub structure: Option<StructureView>,
+    /// The feature discovery ranking, best first (from its card), when its model is loaded.
+    pub discovery: Vec<DiscoveryRow>,
+}
+
+/// The market's regime from the structure autoencoder's codes, and the model's runtime figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StructureView {
+    pub version: String,
+    pub backend: String,
+    /// Model time per batch of 32 (encoder + autoencoder), microseconds; `None` before the first.
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    /// Symbols in the last reading, and how many of them the autoencoder found novel.
+    pub symbols: u64,
+    pub novel: u64,
+    /// Regimes by symbol count, most first; only those with symbols.
+    pub regimes: Vec<RegimeShare>,
+    /// Validation reconstruction error against predicting the mean (the card's).
+    pub validation_error: f64,
+    pub baseline_error: f64,
+}
+
+/// One regime and its symbols in the last reading.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegimeShare {
+    /// e.g. `trend up · high vol`.
+    pub name: String,
+    pub symbols: u64,
+}
+
+/// One input of the feature discovery ranking.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiscoveryRow {
+    pub name: String,
+    /// `|gate| × ‖first-layer column‖`.
+    pub score: f64,
+    /// Rise in validation log loss when the input is shuffled.
+    pub permutation: f64,
+    /// Among the top `FEATURE_DISCOVERY_RATE` share.
+    pub promoted: bool,
 }
 
 /// The strategy evolver (DQN) of `self_learning`: its active parameter set and its last change.

@@ -19,8 +19,11 @@ use super::funnel::fit;
 use crate::{
     format::MISSING,
     theme::Theme,
-    view::{EvolverRow, LearningView, ModelRow, ModelsPanel},
+    view::{DiscoveryRow, EvolverRow, LearningView, ModelRow, ModelsPanel, StructureView},
 };
+
+/// Lines the regime and discovery block leaves above itself (a model's block), else it is left out.
+const MARKET_MIN_ABOVE: u16 = 10;
 
 /// Inner width from which a model's runtime and validation columns go side by side.
 const SIDE_BY_SIDE_WIDTH: u16 = 72;
@@ -215,6 +218,90 @@ impl ModelsView<'_> {
         ]
     }
 
+    /// The structure model's lines: the market's regime (symbols per regime, novel ones) and the model's
+    /// runtime and validation figures.
+    fn structure_lines(&self, structure: &StructureView, width: usize) -> Vec<Line<'static>> {
+        let mut regimes: Vec<String> = structure
+            .regimes
+            .iter()
+            .map(|r| {
+                let share = if structure.symbols > 0 {
+                    100.0 * r.symbols as f64 / structure.symbols as f64
+                } else {
+                    0.0
+                };
+                format!("{} {share:.0}%", r.name)
+            })
+            .collect();
+        if regimes.is_empty() {
+            regimes.push("reading on the next virtual cycle".to_owned());
+        }
+        let latency = match (structure.p50_us, structure.p99_us) {
+            (Some(p50), Some(p99)) => format!("p50 {} · p99 {}", format_latency(p50), format_latency(p99)),
+            _ => "no batch yet".to_owned(),
+        };
+        vec![
+            self.line(
+                "regime",
+                &format!(
+                    "{} · novel {}/{}",
+                    regimes.join(" · "),
+                    structure.novel,
+                    structure.symbols
+                ),
+                width,
+            ),
+            self.line(
+                "struct.",
+                &format!(
+                    "{} · {} · {latency} · err {:.3} vs mean {:.3}",
+                    structure.version,
+                    structure.backend,
+                    structure.validation_error,
+                    structure.baseline_error
+                ),
+                width,
+            ),
+        ]
+    }
+
+    /// The discovery ranking on one line, best first; `*` marks the promoted inputs.
+    fn discovery_line(&self, ranking: &[DiscoveryRow], width: usize) -> Line<'static> {
+        let ranked: Vec<String> = ranking
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("{} {}{}", i + 1, d.name, if d.promoted { "*" } else { "" }))
+            .collect();
+        self.line("discov.", &ranked.join("  "), width)
+    }
+
+    /// Renders the structure and discovery lines at the bottom of `area` when they leave room for a
+    /// model's block above, and returns the area left above them.
+    fn render_market(&self, area: Rect, buf: &mut Buffer) -> Rect {
+        let width = usize::from(area.width);
+        let mut lines = Vec::new();
+        if let Some(structure) = &self.models.structure {
+            lines.extend(self.structure_lines(structure, width));
+        }
+        if !self.models.discovery.is_empty() {
+            lines.push(self.discovery_line(&self.models.discovery, width));
+        }
+        let height = lines.len() as u16;
+        if height == 0 || area.height < height + MARKET_MIN_ABOVE {
+            return area;
+        }
+        let bottom = Rect {
+            y: area.bottom() - height,
+            height,
+            ..area
+        };
+        Paragraph::new(lines).render(bottom, buf);
+        Rect {
+            height: area.height - height,
+            ..area
+        }
+    }
+
     /// Renders the evolver's lines at the bottom of `area` (when there is an evolver and room) and
     /// returns the area left above them.
     fn render_evolver(&self, area: Rect, buf: &mut Buffer) -> Rect {
@@ -244,6 +331,7 @@ impl Widget for ModelsView<'_> {
         let muted = Style::new().fg(self.theme.muted);
         let padded = super::overlay_frame(self.theme, "Models", "M closes", area, buf);
         let padded = self.render_evolver(padded, buf);
+        let padded = self.render_market(padded, buf);
         let width = usize::from(padded.width);
         if self.models.models.is_empty() {
             let mut lines = vec![Line::from(Span::styled(
@@ -347,6 +435,8 @@ mod tests {
     fn without_a_model_the_panel_says_how_to_train_one() {
         let panel = ModelsPanel {
             models_dir: "models".into(),
+            structure: None,
+            discovery: Vec::new(),
             models: Vec::new(),
             evolver: None,
             learning: None,
@@ -360,6 +450,8 @@ mod tests {
     fn a_model_shows_runtime_and_validation_narrow_and_wide() {
         let panel = ModelsPanel {
             models_dir: "models".into(),
+            structure: None,
+            discovery: Vec::new(),
             models: vec![ModelRow {
                 name: "signal_predictor".into(),
                 version: "signal_predictor-1".into(),
@@ -390,6 +482,8 @@ mod tests {
     fn the_evolver_shows_its_set_and_last_change_below_the_models() {
         let mut panel = ModelsPanel {
             models_dir: "models".into(),
+            structure: None,
+            discovery: Vec::new(),
             models: Vec::new(),
             learning: None,
             evolver: Some(EvolverRow {
@@ -426,6 +520,8 @@ mod tests {
         use crate::view::ChallengeView;
         let panel = ModelsPanel {
             models_dir: "models".into(),
+            structure: None,
+            discovery: Vec::new(),
             models: vec![ModelRow {
                 name: "signal_predictor".into(),
                 version: "signal_predictor-2".into(),
@@ -470,5 +566,57 @@ mod tests {
         let text = render(&off, 80, 12);
         assert!(text.contains("off (ENABLE_SELF_LEARNING=false)"), "{text}");
         assert!(text.contains("no previous champion"), "{text}");
+    }
+
+    #[test]
+    fn the_market_regime_and_discovery_ranking_sit_above_the_evolver() {
+        use crate::view::{DiscoveryRow, RegimeShare, StructureView};
+        let panel = ModelsPanel {
+            models_dir: "models".into(),
+            structure: Some(StructureView {
+                version: "structure-7".into(),
+                backend: "tract".into(),
+                p50_us: Some(38.0),
+                p99_us: Some(71.0),
+                symbols: 20,
+                novel: 1,
+                regimes: vec![
+                    RegimeShare {
+                        name: "range · low vol".into(),
+                        symbols: 15,
+                    },
+                    RegimeShare {
+                        name: "trend up · high vol".into(),
+                        symbols: 5,
+                    },
+                ],
+                validation_error: 0.031,
+                baseline_error: 0.828,
+            }),
+            discovery: vec![
+                DiscoveryRow {
+                    name: "tf2.atr_pct".into(),
+                    promoted: true,
+                    ..DiscoveryRow::default()
+                },
+                DiscoveryRow {
+                    name: "tf1.di_spread".into(),
+                    ..DiscoveryRow::default()
+                },
+            ],
+            ..ModelsPanel::default()
+        };
+        let text = render(&panel, 120, 16);
+        for wanted in [
+            "range · low vol 75% · trend up · high vol 25% · novel 1/20",
+            "structure-7 · tract · p50 38 µs · p99 71 µs · err 0.031 vs mean 0.828",
+            "1 tf2.atr_pct*  2 tf1.di_spread",
+        ] {
+            assert!(text.contains(wanted), "{wanted}: {text}");
+        }
+        assert!(text.contains(NO_MODEL), "the models' own text stays: {text}");
+        // Too short to keep a model's block above it: the block is left out.
+        let text = render(&panel, 120, 8);
+        assert!(!text.contains("regime"), "{text}");
     }
 }
