@@ -64,6 +64,8 @@ pub struct MlOptions {
     pub seed_from: Option<PathBuf>,
     /// The strategy evolver's cadence and whether it learns online.
     pub evolution: crate::engine::evolution::EvolutionSettings,
+    /// `ENABLE_QUANTIZATION`: the neural models run INT8 where measured faster at equal accuracy.
+    pub enable_quantization: bool,
 }
 
 impl Default for MlOptions {
@@ -77,6 +79,7 @@ impl Default for MlOptions {
             bootstrap_delay: Duration::from_secs(20),
             seed_from: None,
             evolution: crate::engine::evolution::EvolutionSettings::default(),
+            enable_quantization: false,
         }
     }
 }
@@ -298,7 +301,11 @@ pub fn start_engine_with(
         .find(|d| d.join(crate::ml::structure::CARD_FILE).exists())
         .or(trained_dirs.first());
     if let Some(model) = structure_dir.and_then(|d| crate::ml::structure::load_for_console(d)) {
-        match crate::engine::structure::StructureLink::spawn(model, events_tx.clone()) {
+        match crate::engine::structure::StructureLink::spawn(
+            model,
+            opts.ml.enable_quantization,
+            events_tx.clone(),
+        ) {
             Ok(link) => engine = engine.with_structure(Some(link)),
             Err(error) => tracing::warn!(%error, "structure model not started: no regime"),
         }

@@ -547,6 +547,7 @@ async fn run_console(
                 perpdesk::ml::online::SAMPLES_FILE
             })),
             bootstrap_delay: Duration::from_secs(20),
+            enable_quantization: config.ml.enable_quantization,
         },
     };
     tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");

@@ -491,7 +491,7 @@ fn structure_view(link: &crate::engine::structure::StructureLink) -> perpdesk_ui
     let card = &link.model.card;
     perpdesk_ui::view::StructureView {
         version: card.version.clone(),
-        backend: link.backend.as_str().to_owned(),
+        backend: format!("{} {}", link.backend.as_str(), link.precision),
         p50_us: metrics.p50.map(micros),
         p99_us: metrics.p99.map(micros),
         symbols: link.readings.len() as u64,
