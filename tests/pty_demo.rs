@@ -1,7 +1,8 @@
 //! The real binary in a real pseudo-terminal: `perpdesk --demo` is driven by key presses the way an
 //! operator drives it over SSH, and the screen is read back through a VT100 emulator.
 //!
-//! Covers: the scanner filling with 200 symbols, sorting, filtering, a live mode switch confirmed in
+//! Covers: the scanner filling with 200 symbols, sorting, filtering, the bootstrapped model in the models
+//! panel, live mode switches (`hybrid`, `self_learning`, `ict`) confirmed in
 //! the header, the help overlay, quitting with exit code 0 and the terminal left in the main screen.
 
 use std::{
@@ -187,6 +188,26 @@ fn demo_console_in_a_pty() {
     // Switch the strategy mode live; the header confirms once the engine applied it.
     press("3");
     screen.wait_for("hybrid mode applied", Duration::from_secs(10), |t| {
+        let h = header_line(t);
+        h.contains("mode: hybrid") && !h.contains('→')
+    });
+    // The demo starts with no model: one is bootstrapped from the stored bars and hot-reloaded, and the
+    // models panel names it as the champion with its backend and its latency line.
+    press("M");
+    let text = screen.wait_for(
+        "a bootstrapped champion in the models panel",
+        Duration::from_secs(180),
+        |t| t.contains("★ champion") && t.contains("latency"),
+    );
+    assert!(text.contains("signal_predictor"), "{text}");
+    press("M");
+    press("2");
+    screen.wait_for("self_learning applied", Duration::from_secs(10), |t| {
+        let h = header_line(t);
+        h.contains("mode: self_learning") && !h.contains('→')
+    });
+    press("m");
+    screen.wait_for("mode cycled to hybrid", Duration::from_secs(10), |t| {
         let h = header_line(t);
         h.contains("mode: hybrid") && !h.contains('→')
     });

@@ -209,14 +209,35 @@ fn the_train_command_reports_and_writes_its_files() {
         "{stdout}"
     );
     assert!(stderr.contains("train: split:"), "{stderr}");
-    assert!(out.path().join("signal_predictor.onnx").is_file());
-    assert!(out.path().join("strategy_evolver.onnx").is_file());
-    assert!(out.path().join("strategy_evolver.json").is_file());
-    let card = std::fs::read_to_string(out.path().join("signal_predictor.json")).unwrap();
+    // The replay, the long part, reports with a progress bar that ends full.
     assert!(
-        card.contains("\"command\"") && card.contains("--max-bars 3000"),
-        "{card}"
+        stderr.contains(&format!("train: [{}]", "#".repeat(20))),
+        "{stderr}"
     );
+    // All five models, each with its card naming the command that produced it.
+    for file in [
+        "signal_predictor.onnx",
+        "liquidity.onnx",
+        "structure_encoder.onnx",
+        "structure_autoencoder.onnx",
+        "feature_discovery.onnx",
+        "strategy_evolver.onnx",
+    ] {
+        assert!(out.path().join(file).is_file(), "{file} missing");
+    }
+    for card in [
+        "signal_predictor.json",
+        "liquidity.json",
+        "structure.json",
+        "feature_discovery.json",
+        "strategy_evolver.json",
+    ] {
+        let text = std::fs::read_to_string(out.path().join(card)).unwrap();
+        assert!(
+            text.contains("\"command\"") && text.contains("--max-bars 3000"),
+            "{card}: {text}"
+        );
+    }
 
     let missing = Command::new(env!("CARGO_BIN_EXE_perpdesk"))
         .args(["train", "--data", "/nonexistent/klines", "--out"])

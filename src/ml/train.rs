@@ -118,6 +118,21 @@ pub fn walk_forward_split_by<T>(
     Some((train, validation, start))
 }
 
+/// Cells of [`progress_bar`].
+const BAR_CELLS: usize = 20;
+
+/// `[#########···········] 9/20`: how far a long step has come, for the progress lines.
+pub fn progress_bar(done: usize, total: usize) -> String {
+    let filled = (done.min(total) * BAR_CELLS)
+        .checked_div(total)
+        .unwrap_or(BAR_CELLS);
+    format!(
+        "[{}{}] {done}/{total}",
+        "#".repeat(filled),
+        "·".repeat(BAR_CELLS - filled)
+    )
+}
+
 /// RFC 3339 of a timestamp in ms (the cards' readable ranges).
 pub(crate) fn date(ms: TimestampMs) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -218,14 +233,15 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
         );
     }
     let mut structure_rows = Vec::new(); // structure autoencoder (ml::structure)
-    for (dir, bars) in &all_bars {
+    for (done, (dir, bars)) in all_bars.iter().enumerate() {
         let (mut found, s) = dataset::replay(bars, config.horizon_bars)?;
         structure_rows.append(&mut super::structure::collect_rows(
             bars,
             super::structure::StructureParams::default().every,
         )?);
         progress(&format!(
-            "{}/{}: {} bars, {} candidates, {} labelled ({} unresolved at the end of the data)",
+            "{} {}/{}: {} bars, {} candidates, {} labelled ({} unresolved at the end of the data)",
+            progress_bar(done + 1, all_bars.len()),
             dir,
             bars.symbol,
             bars.entry.len(),
@@ -429,8 +445,29 @@ pub fn read_card(path: &Path) -> Result<ModelCard, MlError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
+
     use super::*;
     use crate::{domain::Side, ml::dataset::Outcome};
+
+    #[test]
+    fn the_progress_bar_fills_with_the_work_done() {
+        assert_eq!(progress_bar(0, 4), format!("[{}] 0/4", "·".repeat(20)));
+        assert_eq!(
+            progress_bar(1, 4),
+            format!("[{}{}] 1/4", "#".repeat(5), "·".repeat(15))
+        );
+        assert_eq!(progress_bar(4, 4), format!("[{}] 4/4", "#".repeat(20)));
+        assert_eq!(
+            progress_bar(9, 4),
+            format!("[{}] 9/4", "#".repeat(20)),
+            "overshoot stays full"
+        );
+        assert_eq!(
+            progress_bar(0, 0),
+            format!("[{}] 0/0", "#".repeat(20)),
+            "nothing to do is done"
+        );
+    }
 
     fn sample(at: i64, resolved_at: i64) -> Sample {
         Sample {
