@@ -463,7 +463,7 @@ impl DiscoveryModel {
                 "the model file does not match the card's sha256",
             ));
         }
-        let net = super::structure::mlp_from_onnx(&bytes)?;
+        let net = Mlp::from_onnx(&bytes)?;
         if net.inputs() != WIDTH || net.outputs() != 1 {
             return Err(card_error(&card_path, "the file's shape does not match the card"));
         }

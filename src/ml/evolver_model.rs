@@ -20,9 +20,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use prost::Message as _;
 use serde::{Deserialize, Serialize};
-use tract_onnx::pb::{ModelProto, tensor_proto::DataType};
 
 use super::{
     MlError,
@@ -31,7 +29,7 @@ use super::{
         ACTIONS, Evolver, EvolverConfig, PARAM_SETS, PERFORMANCE_DIM, Performance, STATE_DIM, STRUCTURE_DIM,
         Transition, encode_state,
     },
-    mlp::{Dense, Mlp},
+    mlp::Mlp,
     predictor::sha256_hex,
     runtime::{Model, TractModel},
 };
@@ -369,66 +367,6 @@ pub fn reload_check(network: &Mlp, bytes: &[u8]) -> Result<(), MlError> {
     Ok(())
 }
 
-/// An initializer's dimensions and values.
-type Initializer = (Vec<i64>, Vec<f32>);
-
-/// Reads a `Gemm`(`transB = 1`)/`Relu` MLP written by [`Mlp::to_onnx`] back into an [`Mlp`]: the
-/// initializers `w{i}` `[outputs, inputs]` and `b{i}` `[outputs]` as little-endian `raw_data`.
-pub fn mlp_from_onnx(bytes: &[u8]) -> Result<Mlp, MlError> {
-    let model = ModelProto::decode(bytes).map_err(|e| MlError::Format(e.to_string()))?;
-    let graph = model.graph.ok_or_else(|| MlError::Format("no graph".into()))?;
-    let tensor = |name: &str| -> Result<Option<Initializer>, MlError> {
-        let Some(t) = graph.initializer.iter().find(|t| t.name == name) else {
-            return Ok(None);
-        };
-        if t.data_type != DataType::Float as i32 {
-            return Err(MlError::Format(format!("{name} is not float")));
-        }
-        let values: Vec<f32> = if t.raw_data.is_empty() {
-            t.float_data.clone()
-        } else {
-            if t.raw_data.len() % 4 != 0 {
-                return Err(MlError::Format(format!(
-                    "{name}: raw data of {} bytes",
-                    t.raw_data.len()
-                )));
-            }
-            t.raw_data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        };
-        Ok(Some((t.dims.clone(), values)))
-    };
-    let mut layers = Vec::new();
-    for i in 0.. {
-        let (Some((w_dims, weights)), Some((_, bias))) =
-            (tensor(&format!("w{i}"))?, tensor(&format!("b{i}"))?)
-        else {
-            break;
-        };
-        let [outputs, inputs] = w_dims[..] else {
-            return Err(MlError::Format(format!("w{i} has shape {w_dims:?}")));
-        };
-        layers.push(Dense {
-            inputs: usize::try_from(inputs).map_err(|e| MlError::Format(e.to_string()))?,
-            outputs: usize::try_from(outputs).map_err(|e| MlError::Format(e.to_string()))?,
-            weights,
-            bias,
-        });
-    }
-    let gemms = graph.node.iter().filter(|n| n.op_type == "Gemm").count();
-    if gemms != layers.len()
-        || graph
-            .node
-            .iter()
-            .any(|n| n.op_type != "Gemm" && n.op_type != "Relu")
-    {
-        return Err(MlError::Format("not a Gemm/Relu MLP written by perpdesk".into()));
-    }
-    Mlp::new(layers)
-}
-
 /// Loads `<dir>/strategy_evolver.onnx` with its card, checking the file's hash, the layout and the
 /// parameter table.
 pub fn load(dir: &Path) -> Result<(Mlp, EvolverCard), MlError> {
@@ -455,7 +393,7 @@ pub fn load(dir: &Path) -> Result<(Mlp, EvolverCard), MlError> {
             format!("{} does not match its SHA-256", card.file),
         ));
     }
-    let mlp = mlp_from_onnx(&bytes)?;
+    let mlp = Mlp::from_onnx(&bytes)?;
     if mlp.inputs() != STATE_DIM || mlp.outputs() != ACTIONS {
         return Err(MlError::Shape(format!(
             "{}: {}→{}",
@@ -702,9 +640,9 @@ mod tests {
     fn an_exported_mlp_reads_back_exactly() {
         let mlp = Mlp::seeded(&[STATE_DIM, 16, 12, ACTIONS], 5).unwrap();
         let bytes = mlp.onnx_bytes("x");
-        assert_eq!(mlp_from_onnx(&bytes).unwrap(), mlp);
+        assert_eq!(Mlp::from_onnx(&bytes).unwrap(), mlp);
         reload_check(&mlp, &bytes).unwrap();
-        assert!(mlp_from_onnx(b"not onnx").is_err());
+        assert!(Mlp::from_onnx(b"not onnx").is_err());
         let other = Mlp::seeded(&[STATE_DIM, 16, 12, ACTIONS], 6).unwrap();
         assert!(matches!(reload_check(&other, &bytes), Err(MlError::Format(_))));
     }

@@ -24,6 +24,9 @@ use tract_onnx::pb::{
 
 use super::MlError;
 
+/// An initializer's dimensions and values.
+type Initializer = (Vec<i64>, Vec<f32>);
+
 /// Name of the graph input.
 pub const INPUT: &str = "input";
 /// Name of the graph output.
@@ -230,6 +233,64 @@ impl Mlp {
         }
     }
 
+    /// Reads a `Gemm`(`transB = 1`)/`Relu` MLP written by [`Mlp::to_onnx`] back: the initializers `w{i}`
+    /// `[outputs, inputs]` and `b{i}` `[outputs]` (little-endian `raw_data` or `float_data`). Anything
+    /// else in the graph is refused, so a file that is not one of ours never loads as a network.
+    pub fn from_onnx(bytes: &[u8]) -> Result<Self, MlError> {
+        let model = ModelProto::decode(bytes).map_err(|e| MlError::Format(e.to_string()))?;
+        let graph = model.graph.ok_or_else(|| MlError::Format("no graph".into()))?;
+        let tensor = |name: &str| -> Result<Option<Initializer>, MlError> {
+            let Some(t) = graph.initializer.iter().find(|t| t.name == name) else {
+                return Ok(None);
+            };
+            if t.data_type != DataType::Float as i32 {
+                return Err(MlError::Format(format!("{name} is not float")));
+            }
+            let values: Vec<f32> = if t.raw_data.is_empty() {
+                t.float_data.clone()
+            } else {
+                if t.raw_data.len() % 4 != 0 {
+                    return Err(MlError::Format(format!(
+                        "{name}: raw data of {} bytes",
+                        t.raw_data.len()
+                    )));
+                }
+                t.raw_data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect()
+            };
+            Ok(Some((t.dims.clone(), values)))
+        };
+        let mut layers = Vec::new();
+        for i in 0.. {
+            let (Some((w_dims, weights)), Some((_, bias))) =
+                (tensor(&format!("w{i}"))?, tensor(&format!("b{i}"))?)
+            else {
+                break;
+            };
+            let [outputs, inputs] = w_dims[..] else {
+                return Err(MlError::Format(format!("w{i} has shape {w_dims:?}")));
+            };
+            layers.push(Dense {
+                inputs: usize::try_from(inputs).map_err(|e| MlError::Format(e.to_string()))?,
+                outputs: usize::try_from(outputs).map_err(|e| MlError::Format(e.to_string()))?,
+                weights,
+                bias,
+            });
+        }
+        let gemms = graph.node.iter().filter(|n| n.op_type == "Gemm").count();
+        if gemms != layers.len()
+            || graph
+                .node
+                .iter()
+                .any(|n| n.op_type != "Gemm" && n.op_type != "Relu")
+        {
+            return Err(MlError::Format("not a Gemm/Relu MLP written by perpdesk".into()));
+        }
+        Self::new(layers)
+    }
+
     /// The protobuf bytes of [`Self::to_onnx`].
     pub fn onnx_bytes(&self, graph_name: &str) -> Vec<u8> {
         self.to_onnx(graph_name).encode_to_vec()
@@ -277,6 +338,25 @@ pub(crate) fn float_info(name: &str, width: usize) -> ValueInfoProto {
 mod tests {
     use super::*;
     use crate::ml::runtime::{Model, TractModel};
+
+    #[test]
+    fn from_onnx_reads_back_what_to_onnx_wrote_and_refuses_other_graphs() {
+        let mlp = Mlp::seeded(&[5, 7, 3, 2], 11).unwrap();
+        let bytes = mlp.onnx_bytes("roundtrip");
+        assert_eq!(Mlp::from_onnx(&bytes).unwrap(), mlp);
+        assert!(Mlp::from_onnx(b"not onnx").is_err());
+        // A node we never write (a Sigmoid head) makes it someone else's graph.
+        let mut model = mlp.to_onnx("extra");
+        let graph = model.graph.as_mut().unwrap();
+        graph.node.push(NodeProto {
+            input: vec![OUTPUT.into()],
+            output: vec!["p".into()],
+            op_type: "Sigmoid".into(),
+            ..NodeProto::default()
+        });
+        let err = Mlp::from_onnx(&model.encode_to_vec()).unwrap_err();
+        assert!(err.to_string().contains("not a Gemm/Relu MLP"), "{err}");
+    }
 
     #[test]
     fn forward_follows_the_layers_by_hand() {

@@ -391,47 +391,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
         .map_err(io(path))
 }
 
-/// Reads an exported MLP back (the reload check and the console's load) through tract's parser-free
-/// path: the weights come from the file's initializers.
-pub(crate) fn mlp_from_onnx(bytes: &[u8]) -> Result<Mlp, MlError> {
-    use prost::Message as _;
-    let proto = tract_onnx::pb::ModelProto::decode(bytes).map_err(|e| MlError::Format(e.to_string()))?;
-    let graph = proto
-        .graph
-        .ok_or_else(|| MlError::Format("the file has no graph".into()))?;
-    let tensor = |name: &str| -> Result<(Vec<i64>, Vec<f32>), MlError> {
-        let t = graph
-            .initializer
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| MlError::Format(format!("no initializer {name}")))?;
-        let values = t
-            .raw_data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Ok((t.dims.clone(), values))
-    };
-    let mut layers = Vec::new();
-    for node in graph.node.iter().filter(|n| n.op_type == "Gemm") {
-        let (Some(w), Some(b)) = (node.input.get(1), node.input.get(2)) else {
-            return Err(MlError::Format("a Gemm without weights".into()));
-        };
-        let (dims, weights) = tensor(w)?;
-        let (_, bias) = tensor(b)?;
-        let [outputs, inputs] = dims[..] else {
-            return Err(MlError::Format("Gemm weights are not a matrix".into()));
-        };
-        layers.push(super::mlp::Dense {
-            inputs: usize::try_from(inputs).map_err(|e| MlError::Format(e.to_string()))?,
-            outputs: usize::try_from(outputs).map_err(|e| MlError::Format(e.to_string()))?,
-            weights,
-            bias,
-        });
-    }
-    Mlp::new(layers)
-}
-
 impl StructureModel {
     /// Reads one feature vector: its code, regime, reconstruction error and novelty (native forward).
     pub fn read(&self, row: &[f32; SCHEMA_LEN]) -> Result<StructureReading, MlError> {
@@ -522,7 +481,7 @@ impl StructureModel {
                     format!("{file} does not match the card's sha256"),
                 ));
             }
-            nets.push(mlp_from_onnx(&bytes)?);
+            nets.push(Mlp::from_onnx(&bytes)?);
         }
         let autoencoder = nets
             .pop()
