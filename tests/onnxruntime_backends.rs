@@ -209,10 +209,11 @@ fn a_signal_predictor_with_derived_inputs_gives_the_same_probabilities_natively_
     )
     .unwrap();
     // The trees use the derived column: the rule is the product.
-    assert!(
-        (0..ensemble.tree_count())
-            .any(|t| ensemble.tree(t).any(|n| !n.is_leaf() && n.feature as usize == INPUTS))
-    );
+    assert!((0..ensemble.tree_count()).any(|t| {
+        ensemble
+            .tree(t)
+            .any(|n| !n.is_leaf() && n.feature as usize == INPUTS)
+    }));
     let dir = tempfile::tempdir().unwrap();
     let mut predictor = SignalPredictor::with_derived(ensemble, derived, perpdesk_card());
     predictor.save(dir.path()).unwrap();
@@ -244,8 +245,18 @@ fn a_signal_predictor_with_derived_inputs_gives_the_same_probabilities_natively_
         &input,
         "derived trees: native vs ONNX Runtime",
     );
-    assert_agree(&tract, ort.as_ref(), &input, "derived trees: tract vs ONNX Runtime");
-    assert!(loaded.max_difference(&loaded.onnx_runtime(&runtime).unwrap()).unwrap() <= AGREEMENT);
+    assert_agree(
+        &tract,
+        ort.as_ref(),
+        &input,
+        "derived trees: tract vs ONNX Runtime",
+    );
+    assert!(
+        loaded
+            .max_difference(&loaded.onnx_runtime(&runtime).unwrap())
+            .unwrap()
+            <= AGREEMENT
+    );
 }
 
 /// A liquidity model trained on a rule of the side and the distance to the pool, with a card for this

@@ -113,7 +113,10 @@ fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract_and_onnx_runtime
     assert!(trial.base_only_log_loss.is_finite() && trial.with_derived_log_loss.is_finite());
     if trial.kept {
         assert_eq!(card.derived_inputs, promoted);
-        assert!(trial.with_derived_log_loss <= trial.base_only_log_loss, "{trial:?}");
+        assert!(
+            trial.with_derived_log_loss <= trial.base_only_log_loss,
+            "{trial:?}"
+        );
         assert_eq!(m.log_loss, trial.with_derived_log_loss);
     } else {
         assert!(card.derived_inputs.is_empty());

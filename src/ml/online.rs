@@ -306,7 +306,14 @@ pub fn retrain(
     let challenger_score = registry::score(&challenger_p, &labels);
     let champion_score = registry::score(&champion_p, &labels);
     let decision = registry::decide(&champion_score, &challenger_score, &config.rule);
-    let metrics = train::validate(&ensemble, &derived, &samples, &window, config.threshold, train_rate);
+    let metrics = train::validate(
+        &ensemble,
+        &derived,
+        &samples,
+        &window,
+        config.threshold,
+        train_rate,
+    );
     let at = train::date(now_ms);
     let card = ModelCard {
         model: "signal_predictor".into(),

@@ -156,10 +156,7 @@ impl DerivedInputs {
     /// From base-input index pairs; `Err` names the first pair out of range or the one too many.
     pub fn from_pairs(pairs: &[(usize, usize)]) -> Result<Self, String> {
         if pairs.len() > MAX_DERIVED {
-            return Err(format!(
-                "{} derived inputs, at most {MAX_DERIVED}",
-                pairs.len()
-            ));
+            return Err(format!("{} derived inputs, at most {MAX_DERIVED}", pairs.len()));
         }
         let mut out = Self::NONE;
         for (k, &(a, b)) in pairs.iter().enumerate() {
@@ -938,7 +935,10 @@ pub(crate) mod tests {
             derived.pairs().collect::<Vec<_>>(),
             vec![(SCHEMA_LEN, rsi), (SCHEMA_LEN + 3, SCHEMA_LEN + 1)]
         );
-        assert_eq!(derived.names(), ["ctx.side×tf0.rsi", "ctx.quality×ctx.reward_risk"]);
+        assert_eq!(
+            derived.names(),
+            ["ctx.side×tf0.rsi", "ctx.quality×ctx.reward_risk"]
+        );
         let mut base = [0.0_f32; INPUTS];
         for (i, v) in base.iter_mut().enumerate() {
             *v = i as f32 * 0.01;
@@ -1021,10 +1021,7 @@ pub(crate) mod tests {
         assert_eq!(loaded.card, predictor.card);
         assert_eq!(loaded.derived(), &two_derived());
         assert_eq!(loaded.ensemble(), predictor.ensemble());
-        assert_eq!(
-            loaded.card.input_hash,
-            ModelCard::input_hash_for(&two_derived())
-        );
+        assert_eq!(loaded.card.input_hash, ModelCard::input_hash_for(&two_derived()));
         assert_ne!(loaded.card.input_hash, ModelCard::expected_input_hash());
 
         // A card written before derived inputs existed: neither field, the base hash.

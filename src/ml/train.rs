@@ -358,7 +358,14 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
     } else {
         let derived = DerivedInputs::from_names(&tried).map_err(TrainError::Config)?;
         let (with, with_rate) = fit(&samples, &train, &derived, &config.params)?;
-        let with_metrics = validate(&with, &derived, &samples, &validation, config.threshold, with_rate);
+        let with_metrics = validate(
+            &with,
+            &derived,
+            &samples,
+            &validation,
+            config.threshold,
+            with_rate,
+        );
         let kept = with_metrics.log_loss <= base_metrics.log_loss;
         let reason = format!(
             "validation log loss {:.4} with {} derived inputs vs {:.4} base-only: {}",
