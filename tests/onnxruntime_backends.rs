@@ -110,6 +110,8 @@ fn perpdesk_card() -> perpdesk::ml::predictor::ModelCard {
             expectancy_ml_r: None,
         },
         command: "tests/onnxruntime_backends.rs".into(),
+        derived_inputs: Vec::new(),
+        discovery: None,
     }
 }
 
@@ -174,6 +176,87 @@ fn the_signal_predictor_file_gives_the_same_probabilities_natively_in_tract_and_
     );
     assert_agree(&tract, ort.as_ref(), &input, "trees: tract vs ONNX Runtime");
     assert!(loaded.max_difference(ort.as_ref()).unwrap() <= AGREEMENT);
+}
+
+/// A signal predictor with two derived inputs (products of base inputs), trained on a rule that needs
+/// one of them: its file takes the expanded rows, and every backend reads it to the same probabilities.
+#[test]
+fn a_signal_predictor_with_derived_inputs_gives_the_same_probabilities_natively_in_tract_and_in_onnx_runtime()
+{
+    use perpdesk::ml::predictor::{DerivedInputs, input_index};
+    let derived = DerivedInputs::from_names(&["ctx.side×tf0.rsi", "ctx.stop_pct×tf0.atr_pct"]).unwrap();
+    let (side, rsi) = (input_index("ctx.side").unwrap(), input_index("tf0.rsi").unwrap());
+    let base = rows(2_000, INPUTS, 11);
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let y: Vec<f32> = base
+        .chunks_exact(INPUTS)
+        .map(|r| f32::from(u8::from(r[side] * r[rsi] > rng.random_range(-1.0..1.0))))
+        .collect();
+    let x = derived.expand_rows(&base);
+    let w = vec![1.0; y.len()];
+    let params = GbdtParams {
+        trees: 40,
+        ..GbdtParams::default()
+    };
+    let ensemble = gbdt::train(
+        &Dataset {
+            inputs: derived.width(),
+            x: &x,
+            y: &y,
+            w: &w,
+        },
+        &params,
+    )
+    .unwrap();
+    // The trees use the derived column: the rule is the product.
+    assert!((0..ensemble.tree_count()).any(|t| {
+        ensemble
+            .tree(t)
+            .any(|n| !n.is_leaf() && n.feature as usize == INPUTS)
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let mut predictor = SignalPredictor::with_derived(ensemble, derived, perpdesk_card());
+    predictor.save(dir.path()).unwrap();
+    let loaded = SignalPredictor::load(dir.path()).unwrap();
+    assert_eq!(loaded.derived(), &derived);
+    assert_eq!(loaded.card.derived_inputs, derived.names());
+    let bytes = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
+    let tract = TractModel::from_bytes(&bytes, derived.width(), 1, 2).unwrap();
+    let mut input = loaded.expand_rows(&rows(300, INPUTS, 13));
+    input.extend(loaded.probe_rows());
+    assert_agree(loaded.trees(), &tract, &input, "derived trees: native vs tract");
+    // The base-row model (what the engine's batch task runs) equals the trees on the expanded rows.
+    let base_rows = rows(100, INPUTS, 14);
+    let (mut served, mut expanded) = (vec![0.0; 200], vec![0.0; 200]);
+    loaded.model().predict(&base_rows, &mut served).unwrap();
+    tract
+        .predict(&loaded.expand_rows(&base_rows), &mut expanded)
+        .unwrap();
+    assert!(worst(&served, &expanded) <= AGREEMENT);
+
+    let Some(runtime) = runtime() else {
+        return;
+    };
+    let ort = onnx_model(&bytes, derived.width(), 1, 2, Some(&runtime)).unwrap();
+    assert_eq!(ort.backend(), Backend::OnnxRuntime);
+    assert_agree(
+        loaded.trees(),
+        ort.as_ref(),
+        &input,
+        "derived trees: native vs ONNX Runtime",
+    );
+    assert_agree(
+        &tract,
+        ort.as_ref(),
+        &input,
+        "derived trees: tract vs ONNX Runtime",
+    );
+    assert!(
+        loaded
+            .max_difference(&loaded.onnx_runtime(&runtime).unwrap())
+            .unwrap()
+            <= AGREEMENT
+    );
 }
 
 /// A liquidity model trained on a rule of the side and the distance to the pool, with a card for this

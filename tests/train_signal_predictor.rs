@@ -103,6 +103,32 @@ fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract_and_onnx_runtime
         card.validation.samples
     );
     assert!(m.ml_kept <= m.ict_signals);
+    // The feature discovery trained first; its promoted interactions were tried as derived inputs of
+    // the predictor, against the base-only predictor on the same split, and kept only if no worse.
+    let discovery = perpdesk::ml::discovery::DiscoveryModel::load(out.path()).unwrap();
+    let promoted = perpdesk::ml::discovery::promoted_interactions(&discovery.card);
+    let trial = card.discovery.as_ref().unwrap();
+    assert_eq!(trial.discovery_version, discovery.card.version);
+    assert_eq!(trial.tried, promoted);
+    assert!(trial.base_only_log_loss.is_finite() && trial.with_derived_log_loss.is_finite());
+    if trial.kept {
+        assert_eq!(card.derived_inputs, promoted);
+        assert!(
+            trial.with_derived_log_loss <= trial.base_only_log_loss,
+            "{trial:?}"
+        );
+        assert_eq!(m.log_loss, trial.with_derived_log_loss);
+    } else {
+        assert!(card.derived_inputs.is_empty());
+        assert_eq!(m.log_loss, trial.base_only_log_loss);
+        assert!(
+            promoted.is_empty() || trial.with_derived_log_loss > trial.base_only_log_loss,
+            "{trial:?}"
+        );
+        assert!(trial.reason.contains("dropped") || trial.reason.contains("no promoted"));
+    }
+    assert_eq!(outcome.predictor.derived().len(), card.derived_inputs.len());
+    assert!(lines.iter().any(|l| l.contains("signal predictor (base inputs)")));
     // The same run trained the liquidity model from the same bars (`tests/train_liquidity_model.rs`).
     assert!(outcome.liquidity.model_path.is_file() && outcome.liquidity.card_path.is_file());
     assert!(outcome.liquidity.stats.samples > 0);
@@ -133,10 +159,12 @@ fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract_and_onnx_runtime
     for bars in dataset::load_dir(&dir, Some(BARS)).unwrap() {
         samples.extend(dataset::replay(&bars, 96).unwrap().0);
     }
+    // The engine feeds base rows; the file (tract, ONNX Runtime) takes them expanded by the derived inputs.
     let rows: Vec<f32> = samples.iter().flat_map(|s| s.row).collect();
+    let expanded = loaded.expand_rows(&rows);
     let (mut native, mut in_tract) = (vec![0.0; samples.len() * 2], vec![0.0; samples.len() * 2]);
     loaded.model().predict(&rows, &mut native).unwrap();
-    tract.predict(&rows, &mut in_tract).unwrap();
+    tract.predict(&expanded, &mut in_tract).unwrap();
     let worst = native
         .iter()
         .zip(&in_tract)
@@ -151,7 +179,7 @@ fn train_writes_a_model_that_reloads_and_runs_the_same_in_tract_and_onnx_runtime
     if let Some(runtime) = common::onnxruntime() {
         let ort = loaded.onnx_runtime(&runtime).unwrap();
         let mut in_ort = vec![0.0; samples.len() * 2];
-        ort.predict(&rows, &mut in_ort).unwrap();
+        ort.predict(&expanded, &mut in_ort).unwrap();
         let worst = native
             .iter()
             .zip(&in_ort)

@@ -439,6 +439,7 @@ fn models(engine: &Engine) -> ModelsPanel {
                 precision_at_threshold: card.metrics.precision_at_threshold,
                 expectancy_ict_r: card.metrics.expectancy_ict_r,
                 expectancy_ml_r: card.metrics.expectancy_ml_r,
+                derived_inputs: card.derived_inputs.len() as u64,
             }
         })
         .into_iter()
@@ -455,6 +456,10 @@ fn models(engine: &Engine) -> ModelsPanel {
         discovery: engine
             .discovery()
             .map(|card| {
+                // The live predictor's derived inputs: the discoveries that entered its feature set.
+                let derived = engine
+                    .prediction()
+                    .map_or(&[][..], |link| link.predictor.card.derived_inputs.as_slice());
                 card.ranking
                     .iter()
                     .take(DISCOVERY_SHOWN)
@@ -463,6 +468,7 @@ fn models(engine: &Engine) -> ModelsPanel {
                         score: f64::from(d.score),
                         permutation: d.permutation_importance,
                         promoted: d.promoted,
+                        in_predictor: derived.contains(&d.name),
                     })
                     .collect()
             })

@@ -2153,6 +2153,62 @@ mod tests {
         assert!(e.message.as_deref().is_some_and(|m| m.contains("rolling")));
     }
 
+    /// The models panel marks the discovered interactions the live predictor takes as derived inputs,
+    /// and its predictor line counts them.
+    #[tokio::test]
+    async fn the_models_panel_marks_the_discoveries_in_the_live_predictor() {
+        let (e, _feed, _) = engine();
+        let predictor = Arc::new(crate::ml::predictor::tests::derived_predictor());
+        assert_eq!(predictor.card.derived_inputs[0], "ctx.side×tf0.rsi");
+        let (tx, _requests) = mpsc::channel(4);
+        let link = prediction::PredictionLink::new(
+            predictor,
+            0.4,
+            crate::ml::batch::BatchSettings::default(),
+            tx,
+            Arc::new(crate::ml::batch::PredictorMetrics::default()),
+        );
+        let entry = |name: &str, promoted: bool| {
+            serde_json::json!({
+                "name": name, "gate": 1.0, "score": 1.0, "permutation_importance": 0.01, "promoted": promoted
+            })
+        };
+        let card: crate::ml::discovery::DiscoveryCard = serde_json::from_value(serde_json::json!({
+            "model": "feature_discovery", "version": "feature_discovery-1", "created": "now",
+            "perpdesk_version": "0", "file": "f", "sha256": "", "feature_schema_hash": "",
+            "input_hash": "", "inputs": [],
+            "params": crate::ml::discovery::GateParams::default(),
+            "discovery_rate": 0.1,
+            "ranking": [
+                entry("ctx.side×tf0.rsi", true),
+                entry("tf0.rsi", true),
+                entry("ctx.side×tf1.adx", false),
+            ],
+            "promoted": ["ctx.side×tf0.rsi", "tf0.rsi"],
+            "train_samples": 1, "validation_samples": 1, "validation_from_ms": 0, "purge_ms": 0,
+            "metrics": {"auc": null, "log_loss": 0.6, "baseline_log_loss": 0.7,
+                        "rank_correlation": null, "open_gates": 3},
+            "command": "test"
+        }))
+        .expect("a discovery card");
+        let e = e.with_prediction(Some(link)).with_discovery(Some(card));
+        let panel = crate::console::presenter::build_view(&e).models;
+        assert_eq!(panel.models[0].derived_inputs, 2);
+        let marked: Vec<(&str, bool, bool)> = panel
+            .discovery
+            .iter()
+            .map(|d| (d.name.as_str(), d.promoted, d.in_predictor))
+            .collect();
+        assert_eq!(
+            marked,
+            [
+                ("ctx.side×tf0.rsi", true, true),
+                ("tf0.rsi", true, false),
+                ("ctx.side×tf1.adx", false, false),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn hybrid_uses_the_signal_predictor_when_one_is_given() {
         let (e, _feed, _) = engine();

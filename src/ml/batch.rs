@@ -426,6 +426,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_predictor_with_derived_inputs_gives_the_same_in_a_batch_as_alone() {
+        let predictor = crate::ml::predictor::tests::derived_predictor();
+        let model = predictor.shared_model();
+        // The batch feeds base rows; the predictor computes its derived inputs inside.
+        assert_eq!(model.inputs(), INPUTS);
+        let (tx, rx) = mpsc::channel(256);
+        let (result_tx, mut result_rx) = mpsc::channel::<InferenceResult>(256);
+        let mut rng = ChaCha8Rng::seed_from_u64(24);
+        let sent: Vec<InferenceRequest> = (0..70).map(|id| request(id, &mut rng)).collect();
+        for r in &sent {
+            tx.send(*r).await.unwrap();
+        }
+        drop(tx);
+        let stats = run(model, BatchSettings::default(), rx, result_tx).await;
+        assert_eq!((stats.batches, stats.requests, stats.failed_batches), (3, 70, 0));
+        let mut got = Vec::new();
+        while let Some(r) = result_rx.recv().await {
+            got.push(r);
+        }
+        assert_eq!(got.len(), 70);
+        let mut distinct = std::collections::BTreeSet::new();
+        for (request, result) in sent.iter().zip(&got) {
+            assert_eq!(result.id, request.id);
+            let single = predictor.probability(&request.row);
+            assert_eq!(result.probability, Some(single));
+            distinct.insert(single.to_bits());
+        }
+        // Random rows reach more than one leaf of the derived-input trees.
+        assert!(distinct.len() > 1);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_partial_batch_closes_after_the_delay_and_the_engine_side_never_waits() {
         let (tx, rx) = mpsc::channel(64);
         let (result_tx, mut result_rx) = mpsc::channel::<InferenceResult>(64);

@@ -17,9 +17,11 @@
 //! weights).
 //!
 //! Promotion (`ml.feature_discovery_rate`): the top `ceil(rate × inputs)` of the ranking are the
-//! "promoted" discoveries, recorded in the card and shown in the console. The predictor's 42-input
-//! layout is fixed (its card pins it), so promoted entries do not enter it here; they are the documented
-//! extension list the next input layout takes from.
+//! "promoted" discoveries, recorded in the card and shown in the console. The promoted *interactions*
+//! ([`promoted_interactions`]; the promoted base inputs are already in the predictor's set) enter the
+//! signal predictor as derived inputs (`predictor::DerivedInputs`, computed from the base row): `perpdesk
+//! train` trains this network first and keeps them if the predictor's validation log loss with them is
+//! no worse than without (`ml::train`; both numbers are in the predictor's card).
 //!
 //! Export: `feature_discovery.onnx` takes the raw extended row ([`extended_row`]) and gives the logit of
 //! P(take profit); the standardisation and the gates are folded into the first layer.
@@ -90,6 +92,16 @@ pub fn names() -> Vec<String> {
     (0..INPUTS)
         .map(|i| input_name(i).to_owned())
         .chain(INTERACTIONS.iter().map(|(a, b)| format!("{a}×{b}")))
+        .collect()
+}
+
+/// The promoted entries of `card` that are interactions (`a×b`), in ranking order: the predictor's
+/// candidate derived inputs.
+pub fn promoted_interactions(card: &DiscoveryCard) -> Vec<String> {
+    card.promoted
+        .iter()
+        .filter(|name| name.contains(super::predictor::PRODUCT))
+        .cloned()
         .collect()
 }
 

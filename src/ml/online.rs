@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     dataset::{Outcome, Sample},
-    gbdt::{self, Dataset, GbdtParams},
-    predictor::{CONTEXT, INPUTS, ModelCard, SignalPredictor},
+    gbdt::GbdtParams,
+    predictor::{CONTEXT, DerivedInputs, INPUTS, MAX_WIDTH, ModelCard, SignalPredictor},
     registry::{self, Evaluation, Rule},
     train::{self, TrainError},
 };
@@ -289,30 +289,15 @@ pub fn retrain(
             config.rule.min_samples
         )));
     }
-    let mut x = Vec::with_capacity(train_idx.len() * INPUTS);
-    let (mut y, mut w) = (
-        Vec::with_capacity(train_idx.len()),
-        Vec::with_capacity(train_idx.len()),
-    );
-    for &i in &train_idx {
-        x.extend_from_slice(&samples[i].row);
-        y.push(samples[i].label());
-        w.push(samples[i].weight());
-    }
-    let ensemble = gbdt::train(
-        &Dataset {
-            inputs: INPUTS,
-            x: &x,
-            y: &y,
-            w: &w,
-        },
-        &config.params,
-    )?;
-    let train_rate = f64::from(y.iter().sum::<f32>()) / y.len() as f64;
+    // The challenger takes the champion's layout (its derived inputs), so the two are compared on the
+    // same rows and a promotion never changes what the served model reads.
+    let derived = champion.map_or(DerivedInputs::NONE, |c| *c.derived());
+    let (ensemble, train_rate) = train::fit(&samples, &train_idx, &derived, &config.params)?;
     let labels: Vec<f32> = window.iter().map(|&i| samples[i].label()).collect();
+    let mut row = [0.0_f32; MAX_WIDTH];
     let challenger_p: Vec<f32> = window
         .iter()
-        .map(|&i| ensemble.probability(&samples[i].row))
+        .map(|&i| ensemble.probability(derived.expand(&samples[i].row, &mut row)))
         .collect();
     let champion_p: Vec<f32> = window
         .iter()
@@ -321,7 +306,14 @@ pub fn retrain(
     let challenger_score = registry::score(&challenger_p, &labels);
     let champion_score = registry::score(&champion_p, &labels);
     let decision = registry::decide(&champion_score, &challenger_score, &config.rule);
-    let metrics = train::validate(&ensemble, &samples, &window, config.threshold, train_rate);
+    let metrics = train::validate(
+        &ensemble,
+        &derived,
+        &samples,
+        &window,
+        config.threshold,
+        train_rate,
+    );
     let at = train::date(now_ms);
     let card = ModelCard {
         model: "signal_predictor".into(),
@@ -351,6 +343,8 @@ pub fn retrain(
             "self-learning retrain in the console ({} stored-history candidates + {online_count} closed positions)",
             samples.len().saturating_sub(online_count)
         ),
+        derived_inputs: Vec::new(), // set from `derived` by `with_derived`
+        discovery: None,
     };
     let evaluation = Evaluation {
         at_ms: now_ms,
@@ -366,7 +360,7 @@ pub fn retrain(
         decision,
     };
     Ok(Retrained {
-        challenger: SignalPredictor::new(ensemble, card),
+        challenger: SignalPredictor::with_derived(ensemble, derived, card),
         evaluation,
     })
 }
@@ -415,6 +409,40 @@ mod tests {
         let mut card = card();
         card.train.to_ms = trained_to;
         SignalPredictor::new(ensemble, card)
+    }
+
+    #[test]
+    fn a_challenger_keeps_the_champions_derived_inputs_and_reloads_with_them() {
+        use crate::ml::predictor::{DerivedInputs, input_name};
+        let data = samples(400, 5);
+        // A constant champion over rows expanded by the product of the two informative inputs.
+        let derived = DerivedInputs::from_pairs(&[(0, 1)]).unwrap();
+        let ensemble = TreeEnsemble::new(INPUTS + 1, &[vec![Node::leaf(0.0)]]).unwrap();
+        let champion = SignalPredictor::with_derived(ensemble, derived, card());
+        assert_eq!(
+            champion.card.derived_inputs,
+            [format!("{}×{}", input_name(0), input_name(1))]
+        );
+        let config = RetrainConfig {
+            purge_ms: 2 * H,
+            ..RetrainConfig::default()
+        };
+        let out = retrain(data, &[], Some(&champion), &config, 1_000 * H).unwrap();
+        let challenger = &out.challenger;
+        assert_eq!(challenger.derived(), champion.derived());
+        assert_eq!(challenger.card.derived_inputs, champion.card.derived_inputs);
+        assert_eq!(challenger.card.input_hash, champion.card.input_hash);
+        assert_eq!(challenger.ensemble().inputs(), INPUTS + 1);
+        // Judged on the same window as the champion, and it learned the rule the champion does not know.
+        assert!(out.evaluation.decision.promote, "{:?}", out.evaluation);
+        // What the registry writes is what hot reload reads back, layout included.
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = challenger.clone();
+        written.save(dir.path()).unwrap();
+        let loaded = SignalPredictor::load(dir.path()).unwrap();
+        assert_eq!(loaded.derived(), champion.derived());
+        let row = [0.3_f32; INPUTS];
+        assert_eq!(loaded.probability(&row), challenger.probability(&row));
     }
 
     #[test]

@@ -492,6 +492,30 @@ mod tests {
         ));
     }
 
+    /// A champion with derived inputs is stored, reloaded and rolled back to with its layout, next to a
+    /// base-layout one: hot reload serves either.
+    #[test]
+    fn versions_with_and_without_derived_inputs_promote_and_roll_back_with_their_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = Registry::open(dir.path()).unwrap();
+        let mut derived = crate::ml::predictor::tests::derived_predictor();
+        derived.card.version = "with-derived".into();
+        registry.promote(&mut derived, None).unwrap();
+        let mut base = predictor("base", 0.2);
+        registry.promote(&mut base, None).unwrap();
+        assert!(registry.champion().unwrap().unwrap().derived().is_empty());
+        let back = registry.rollback().unwrap();
+        assert_eq!(back.card.version, "with-derived");
+        assert_eq!(back.derived(), derived.derived());
+        assert_eq!(back.ensemble(), derived.ensemble());
+        let row = [0.5_f32; crate::ml::predictor::INPUTS];
+        assert_eq!(back.probability(&row), derived.probability(&row));
+        assert_eq!(
+            SignalPredictor::load(dir.path()).unwrap().card.derived_inputs,
+            derived.card.derived_inputs
+        );
+    }
+
     #[test]
     fn rollback_refuses_an_altered_version_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,12 @@
 //! period. Candidates between the two are dropped. The operating threshold defaults to the break-even
 //! probability at the strategy's minimum reward:risk (`1 / (1 + 2)`): above it, every signal's expected
 //! R is positive.
+//!
+//! The feature discovery network (`ml::discovery`) trains first, on the same split; the interactions it
+//! promotes (`ml.feature_discovery_rate`) become derived inputs of the signal predictor
+//! (`predictor::DerivedInputs`) only if they earn it: the base-only predictor is fitted on the same
+//! split too, and the derived inputs are kept only if the validation log loss with them is no worse.
+//! Both results are in the card (`discovery`), kept or not.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +24,7 @@ use super::{
     dataset::{self, DatasetError, ReplayStats, Sample},
     gbdt::{self, Dataset, GbdtError, GbdtParams},
     metrics,
-    predictor::{CONTEXT, INPUTS, Metrics, ModelCard, Range, SignalPredictor},
+    predictor::{CONTEXT, DerivedInputs, DiscoveryTrial, INPUTS, Metrics, ModelCard, Range, SignalPredictor},
     trees::TreeEnsemble,
 };
 use crate::{domain::TimestampMs, features::SCHEMA_LEN, strategy::IctParams};
@@ -165,17 +171,49 @@ pub struct TrainOutcome {
     pub liquidity: super::liquidity::LiquidityOutcome,
 }
 
-/// Validation metrics of `ensemble` on `samples[validation]`.
+/// Fits trees on `samples[train]` with their rows expanded by `derived`; returns them and the training
+/// positive rate.
+pub fn fit(
+    samples: &[Sample],
+    train: &[usize],
+    derived: &DerivedInputs,
+    params: &GbdtParams,
+) -> Result<(TreeEnsemble, f64), TrainError> {
+    let width = derived.width();
+    let mut x = Vec::with_capacity(train.len() * width);
+    let (mut y, mut w) = (Vec::with_capacity(train.len()), Vec::with_capacity(train.len()));
+    let mut row = [0.0_f32; super::predictor::MAX_WIDTH];
+    for &i in train {
+        x.extend_from_slice(derived.expand(&samples[i].row, &mut row));
+        y.push(samples[i].label());
+        w.push(samples[i].weight());
+    }
+    let ensemble = gbdt::train(
+        &Dataset {
+            inputs: width,
+            x: &x,
+            y: &y,
+            w: &w,
+        },
+        params,
+    )?;
+    let train_rate = f64::from(y.iter().sum::<f32>()) / y.len().max(1) as f64;
+    Ok((ensemble, train_rate))
+}
+
+/// Validation metrics of `ensemble` (over rows expanded by `derived`) on `samples[validation]`.
 pub fn validate(
     ensemble: &TreeEnsemble,
+    derived: &DerivedInputs,
     samples: &[Sample],
     validation: &[usize],
     threshold: f64,
     train_rate: f64,
 ) -> Metrics {
+    let mut row = [0.0_f32; super::predictor::MAX_WIDTH];
     let p: Vec<f32> = validation
         .iter()
-        .map(|&i| ensemble.probability(&samples[i].row))
+        .map(|&i| ensemble.probability(derived.expand(&samples[i].row, &mut row)))
         .collect();
     let y: Vec<f32> = validation.iter().map(|&i| samples[i].label()).collect();
     let baseline = vec![train_rate as f32; y.len()];
@@ -273,28 +311,104 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
         validation.len(),
         date(start)
     ));
-    let mut x = Vec::with_capacity(train.len() * INPUTS);
-    let (mut y, mut w) = (Vec::with_capacity(train.len()), Vec::with_capacity(train.len()));
-    for &i in &train {
-        x.extend_from_slice(&samples[i].row);
-        y.push(samples[i].label());
-        w.push(samples[i].weight());
-    }
-    let data = Dataset {
-        inputs: INPUTS,
-        x: &x,
-        y: &y,
-        w: &w,
-    };
-    let ensemble = gbdt::train(&data, &config.params)?;
-    let train_rate = f64::from(y.iter().sum::<f32>()) / y.len() as f64;
+    // The feature discovery network first: its promoted interactions are candidate inputs of the
+    // predictor (`ml::discovery`).
+    let discovery = super::discovery::train_and_save(
+        &samples,
+        &train,
+        &validation,
+        start,
+        config.purge_ms,
+        crate::config::MlConfig::default().feature_discovery_rate,
+        &config.out,
+        &config.command,
+        progress,
+    )?;
+    let (base, base_rate) = fit(&samples, &train, &DerivedInputs::NONE, &config.params)?;
+    let base_metrics = validate(
+        &base,
+        &DerivedInputs::NONE,
+        &samples,
+        &validation,
+        config.threshold,
+        base_rate,
+    );
     progress(&format!(
-        "trained {} trees ({} nodes) on {} rows",
+        "signal predictor (base inputs): {} trees ({} nodes) on {} rows, validation log loss {:.4}, AUC {}",
+        base.tree_count(),
+        base.node_count(),
+        train.len(),
+        base_metrics.log_loss,
+        show(base_metrics.auc, 3)
+    ));
+    let tried = super::discovery::promoted_interactions(&discovery.card);
+    let (ensemble, derived, metrics, trial) = if tried.is_empty() {
+        progress("signal predictor: the feature discovery promoted no interaction; base inputs only");
+        let trial = DiscoveryTrial {
+            discovery_version: discovery.card.version.clone(),
+            tried: Vec::new(),
+            kept: false,
+            base_only_log_loss: base_metrics.log_loss,
+            base_only_auc: base_metrics.auc,
+            with_derived_log_loss: base_metrics.log_loss,
+            with_derived_auc: base_metrics.auc,
+            reason: "no promoted interaction to try".into(),
+        };
+        (base, DerivedInputs::NONE, base_metrics, trial)
+    } else {
+        let derived = DerivedInputs::from_names(&tried).map_err(TrainError::Config)?;
+        let (with, with_rate) = fit(&samples, &train, &derived, &config.params)?;
+        let with_metrics = validate(
+            &with,
+            &derived,
+            &samples,
+            &validation,
+            config.threshold,
+            with_rate,
+        );
+        let kept = with_metrics.log_loss <= base_metrics.log_loss;
+        let reason = format!(
+            "validation log loss {:.4} with {} derived inputs vs {:.4} base-only: {}",
+            with_metrics.log_loss,
+            derived.len(),
+            base_metrics.log_loss,
+            if kept {
+                "kept (no worse)"
+            } else {
+                "dropped (worse)"
+            }
+        );
+        progress(&format!(
+            "signal predictor (+{} derived: {}): validation log loss {:.4}, AUC {}; {reason}",
+            derived.len(),
+            tried.join(", "),
+            with_metrics.log_loss,
+            show(with_metrics.auc, 3)
+        ));
+        let trial = DiscoveryTrial {
+            discovery_version: discovery.card.version.clone(),
+            tried,
+            kept,
+            base_only_log_loss: base_metrics.log_loss,
+            base_only_auc: base_metrics.auc,
+            with_derived_log_loss: with_metrics.log_loss,
+            with_derived_auc: with_metrics.auc,
+            reason,
+        };
+        if kept {
+            (with, derived, with_metrics, trial)
+        } else {
+            (base, DerivedInputs::NONE, base_metrics, trial)
+        }
+    };
+    progress(&format!(
+        "trained {} trees ({} nodes) on {} rows, {} inputs + {} derived",
         ensemble.tree_count(),
         ensemble.node_count(),
-        train.len()
+        train.len(),
+        INPUTS,
+        derived.len()
     ));
-    let metrics = validate(&ensemble, &samples, &validation, config.threshold, train_rate);
     let now = time::OffsetDateTime::now_utc();
     let card = ModelCard {
         model: "signal_predictor".into(),
@@ -323,30 +437,21 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
         purge_ms: config.purge_ms,
         metrics,
         command: config.command.clone(),
+        derived_inputs: Vec::new(), // set from `derived` by `with_derived`
+        discovery: Some(trial),
     };
-    let mut predictor = SignalPredictor::new(ensemble, card);
+    let mut predictor = SignalPredictor::with_derived(ensemble, derived, card);
     let (model_path, card_path) = predictor.save(&config.out)?;
     let symbol_bars: Vec<dataset::SymbolBars> = all_bars.into_iter().map(|(_, bars)| bars).collect();
 
     // The liquidity prediction model (`ml::liquidity`), from the same bars.
     let liquidity = super::liquidity::train(config, &symbol_bars, progress)?;
 
-    // The structure autoencoder and the feature discovery network (`ml::structure`, `ml::discovery`).
+    // The structure autoencoder (`ml::structure`).
     super::structure::train_and_save(&structure_rows, &config.out, &config.command, progress)?;
-    super::discovery::train_and_save(
-        &samples,
-        &train,
-        &validation,
-        start,
-        config.purge_ms,
-        crate::config::MlConfig::default().feature_discovery_rate,
-        &config.out,
-        &config.command,
-        progress,
-    )?;
 
     // The strategy evolver's Q-network, pre-trained on the same candidates (`ml::evolver_model`).
-    let probability = |s: &Sample| Some(predictor.ensemble().probability(&s.row));
+    let probability = |s: &Sample| Some(predictor.probability(&s.row));
     super::evolver_model::train_and_save(
         &samples,
         &train,
@@ -377,9 +482,29 @@ pub fn report(outcome: &TrainOutcome) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "signal predictor {}: {} trees, {} inputs (feature schema {})",
-        card.version, card.trees, card.inputs, card.feature_schema_hash
+        "signal predictor {}: {} trees, {} inputs + {} derived (feature schema {})",
+        card.version,
+        card.trees,
+        card.inputs,
+        card.derived_inputs.len(),
+        card.feature_schema_hash
     );
+    if let Some(trial) = &card.discovery {
+        let _ = writeln!(
+            out,
+            "discovered interactions {}: {} (base-only log loss {:.4}, AUC {}; with them {:.4}, AUC {})",
+            if trial.kept { "kept" } else { "dropped" },
+            if trial.tried.is_empty() {
+                "none promoted".to_owned()
+            } else {
+                trial.tried.join(", ")
+            },
+            trial.base_only_log_loss,
+            show(trial.base_only_auc, 3),
+            trial.with_derived_log_loss,
+            show(trial.with_derived_auc, 3)
+        );
+    }
     let _ = writeln!(
         out,
         "train      {} .. {}  {} candidates, {} hit the target",

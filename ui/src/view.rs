@@ -155,6 +155,9 @@ pub struct DiscoveryRow {
     pub permutation: f64,
     /// Among the top `FEATURE_DISCOVERY_RATE` share.
     pub promoted: bool,
+    /// An interaction the live signal predictor takes as a derived input (a promoted discovery that
+    /// entered its feature set); the base inputs are always in it and are not marked.
+    pub in_predictor: bool,
 }
 
 /// The strategy evolver (DQN) of `self_learning`: its active parameter set and its last change.
@@ -246,6 +249,8 @@ pub struct ModelRow {
     /// Mean realised R of every ICT signal and of those the model kept, on the validation period.
     pub expectancy_ict_r: Option<f64>,
     pub expectancy_ml_r: Option<f64>,
+    /// Derived inputs (discovered interactions) the model takes after its base inputs.
+    pub derived_inputs: u64,
 }
 
 /// The latest signal of a symbol, as the scanner shows it.

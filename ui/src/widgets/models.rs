@@ -97,7 +97,15 @@ impl ModelsView<'_> {
                 marker,
             ]),
             self.line("version", &model.version, width),
-            self.line("backend", &model.backend, width),
+            self.line(
+                "backend",
+                &if model.derived_inputs > 0 {
+                    format!("{} · +{} derived", model.backend, model.derived_inputs)
+                } else {
+                    model.backend.clone()
+                },
+                width,
+            ),
             self.line("latency", &latency, width),
             self.line(
                 "batches",
@@ -265,12 +273,21 @@ impl ModelsView<'_> {
         ]
     }
 
-    /// The discovery ranking on one line, best first; `*` marks the promoted inputs.
+    /// The discovery ranking on one line, best first; `*` marks the promoted inputs, `(in predictor)`
+    /// the interactions the live predictor takes as derived inputs.
     fn discovery_line(&self, ranking: &[DiscoveryRow], width: usize) -> Line<'static> {
         let ranked: Vec<String> = ranking
             .iter()
             .enumerate()
-            .map(|(i, d)| format!("{} {}{}", i + 1, d.name, if d.promoted { "*" } else { "" }))
+            .map(|(i, d)| {
+                format!(
+                    "{} {}{}{}",
+                    i + 1,
+                    d.name,
+                    if d.promoted { "*" } else { "" },
+                    if d.in_predictor { " (in predictor)" } else { "" }
+                )
+            })
             .collect();
         self.line("discov.", &ranked.join("  "), width)
     }
@@ -595,6 +612,12 @@ mod tests {
             }),
             discovery: vec![
                 DiscoveryRow {
+                    name: "ctx.side×tf0.rsi".into(),
+                    promoted: true,
+                    in_predictor: true,
+                    ..DiscoveryRow::default()
+                },
+                DiscoveryRow {
                     name: "tf2.atr_pct".into(),
                     promoted: true,
                     ..DiscoveryRow::default()
@@ -610,7 +633,7 @@ mod tests {
         for wanted in [
             "range · low vol 75% · trend up · high vol 25% · novel 1/20",
             "structure-7 · tract · p50 38 µs · p99 71 µs · err 0.031 vs mean 0.828",
-            "1 tf2.atr_pct*  2 tf1.di_spread",
+            "1 ctx.side×tf0.rsi* (in predictor)  2 tf2.atr_pct*  3 tf1.di_spread",
         ] {
             assert!(text.contains(wanted), "{wanted}: {text}");
         }
