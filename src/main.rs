@@ -90,7 +90,17 @@ fn main() -> ExitCode {
     }
     // With `--out`, training needs no configuration; without it, the configured models directory.
     if let Some(Command::Train(args @ TrainArgs { out: Some(out), .. })) = &cli.command {
-        return run_train(args, out);
+        // The configuration is still read for `ml.feature_discovery_rate`, but a broken one does not
+        // stop a training run that names its own output directory.
+        let rate = match config::load(&cli, &config::process_env) {
+            Ok(loaded) => loaded.config.ml.feature_discovery_rate,
+            Err(err) => {
+                let rate = perpdesk::config::MlConfig::default().feature_discovery_rate;
+                eprintln!("train: configuration not used ({err}); feature_discovery_rate {rate}");
+                rate
+            }
+        };
+        return run_train(args, out, rate);
     }
     let loaded = match config::load(&cli, &config::process_env) {
         Ok(loaded) => loaded,
@@ -128,9 +138,11 @@ fn main() -> ExitCode {
             finish(runtime().and_then(|rt| rt.block_on(run_attach(args, &loaded.config, theme))))
         }
         Some(Command::Analyze(args)) => run_analyze(args),
-        Some(Command::Train(args)) => {
-            run_train(args, args.out.as_ref().unwrap_or(&loaded.config.paths.models_dir))
-        }
+        Some(Command::Train(args)) => run_train(
+            args,
+            args.out.as_ref().unwrap_or(&loaded.config.paths.models_dir),
+            loaded.config.ml.feature_discovery_rate,
+        ),
         Some(Command::Journal(args)) => run_journal(args, &loaded.config),
         Some(Command::Sim(args)) => {
             finish(runtime().and_then(|rt| rt.block_on(run_sim(args, &loaded.config))))
@@ -203,9 +215,10 @@ fn run_analyze(args: &AnalyzeArgs) -> ExitCode {
 }
 
 /// `perpdesk train`: progress on stderr, the report on stdout.
-fn run_train(args: &TrainArgs, out: &std::path::Path) -> ExitCode {
+fn run_train(args: &TrainArgs, out: &std::path::Path, feature_discovery_rate: f64) -> ExitCode {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut config = TrainConfig::new(args.data.clone(), out.to_path_buf(), command);
+    config.feature_discovery_rate = feature_discovery_rate;
     config.validation_fraction = args.validation;
     config.horizon_bars = args.horizon_bars;
     config.purge_ms = i64::from(args.purge_hours) * 3_600_000;

@@ -217,6 +217,8 @@ fn the_train_command_reports_and_writes_its_files() {
         .env("XDG_CONFIG_HOME", home.path())
         .env("HOME", home.path())
         .env("PERPDESK_MODELS_DIR", out.path())
+        // The configured rate reaches the discovery network: ceil(0.05 × 58) = 3 promoted (default 6).
+        .env("FEATURE_DISCOVERY_RATE", "0.05")
         .args([
             "--max-bars",
             "3000",
@@ -266,6 +268,16 @@ fn the_train_command_reports_and_writes_its_files() {
             "{card}: {text}"
         );
     }
+
+    let discovery: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("feature_discovery.json")).unwrap())
+            .unwrap();
+    assert_eq!(discovery["discovery_rate"], 0.05, "{discovery}");
+    assert_eq!(
+        discovery["promoted"].as_array().map(Vec::len),
+        Some(3),
+        "{discovery}"
+    );
 
     let missing = Command::new(env!("CARGO_BIN_EXE_perpdesk"))
         .args(["train", "--data", "/nonexistent/klines", "--out"])

@@ -48,6 +48,8 @@ pub struct TrainConfig {
     pub command: String,
     /// The liquidity model's horizon, sampling and trees (`ml::liquidity`).
     pub liquidity: super::liquidity::LiquidityConfig,
+    /// `ml.feature_discovery_rate`: the share of the discovery ranking promoted (`ml::discovery`).
+    pub feature_discovery_rate: f64,
 }
 
 /// Default label horizon: 288 five-minute bars (24 h).
@@ -66,6 +68,7 @@ impl TrainConfig {
             max_entry_bars: None,
             command,
             liquidity: super::liquidity::LiquidityConfig::default(),
+            feature_discovery_rate: crate::config::MlConfig::default().feature_discovery_rate,
         }
     }
 }
@@ -319,7 +322,7 @@ pub fn run(config: &TrainConfig, progress: &mut dyn FnMut(&str)) -> Result<Train
         &validation,
         start,
         config.purge_ms,
-        crate::config::MlConfig::default().feature_discovery_rate,
+        config.feature_discovery_rate,
         &config.out,
         &config.command,
         progress,
