@@ -748,6 +748,7 @@ impl App {
             selected: (!rows.is_empty()).then_some(self.selected_position),
             scroll_offset: 0,
             theme: &theme,
+            market: view.models.structure.as_ref(),
         };
         let (scanner_area, chart_area) = self.split_body(body_area, table.natural_width());
         let page_rows = ScannerTable::data_rows(scanner_area);

@@ -29,7 +29,7 @@ use crate::{
     },
     order::{SortColumn, SortOrder},
     theme::Theme,
-    view::ScannerRow,
+    view::{ScannerRow, StructureView},
 };
 
 const CHANGE_WIDTH: u16 = 7;
@@ -97,6 +97,9 @@ pub struct ScannerTable<'a> {
     /// Index into `rows` of the first row shown.
     pub scroll_offset: usize,
     pub theme: &'a Theme,
+    /// The structure model's last reading of the universe: its largest regime goes in the title, so the
+    /// market's state is in view at every terminal size (the models panel has the breakdown).
+    pub market: Option<&'a StructureView>,
 }
 
 impl ScannerTable<'_> {
@@ -364,7 +367,7 @@ impl ScannerTable<'_> {
     fn title(&self) -> Line<'static> {
         let shown = self.rows.len();
         let total = self.all_rows.len();
-        Line::from(vec![
+        let mut title = Line::from(vec![
             Span::styled(
                 " Scanner ",
                 Style::new().fg(self.theme.title).add_modifier(Modifier::BOLD),
@@ -373,7 +376,15 @@ impl ScannerTable<'_> {
                 format!("{shown}/{total} symbols "),
                 Style::new().fg(self.theme.muted),
             ),
-        ])
+        ]);
+        if let Some((name, pct)) = self.market.and_then(dominant_regime) {
+            title.push_span(Span::styled("· ", Style::new().fg(self.theme.muted)));
+            title.push_span(Span::styled(
+                format!("{name} {pct}% "),
+                Style::new().fg(self.theme.accent),
+            ));
+        }
+        title
     }
 
     fn filter_title(&self) -> Option<Line<'static>> {
@@ -487,6 +498,16 @@ impl Widget for ScannerTable<'_> {
     }
 }
 
+/// The regime most symbols are in and its share of the reading in percent (rounded like the models
+/// panel's regime line); `None` before the first reading.
+fn dominant_regime(market: &StructureView) -> Option<(&str, String)> {
+    let top = market.regimes.first()?;
+    (market.symbols > 0).then(|| {
+        let share = 100.0 * top.symbols as f64 / market.symbols as f64;
+        (top.name.as_str(), format!("{share:.0}"))
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
@@ -497,6 +518,10 @@ mod tests {
     }
 
     fn render_row(width: u16, badges: bool) -> String {
+        render_with(width, badges, None)
+    }
+
+    fn render_with(width: u16, badges: bool, market: Option<&StructureView>) -> String {
         let theme = Theme::builtin("default").unwrap();
         let mut rows = vec![ScannerRow {
             rank: 1,
@@ -541,12 +566,39 @@ mod tests {
             selected: None,
             scroll_offset: 0,
             theme: &theme,
+            market,
         };
         let mut buf = Buffer::empty(Rect::new(0, 0, width, 4));
         table.render(buf.area, &mut buf);
         (0..4)
             .map(|y| (0..width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
             .collect()
+    }
+
+    #[test]
+    fn the_title_names_the_regime_most_symbols_are_in() {
+        use crate::view::RegimeShare;
+        let regime = |name: &str, symbols| RegimeShare {
+            name: name.to_owned(),
+            symbols,
+        };
+        let market = StructureView {
+            symbols: 200,
+            regimes: vec![
+                regime("trend down · high vol", 124),
+                regime("range · low vol", 76),
+            ],
+            ..StructureView::default()
+        };
+        let text = render_with(80, false, Some(&market));
+        let title = text.lines().next().unwrap();
+        assert!(
+            title.contains("1/1 symbols · trend down · high vol 62%"),
+            "{title}"
+        );
+        // No reading yet (no symbols, no regimes): the title is as before.
+        let empty = StructureView::default();
+        assert_eq!(render_with(80, false, Some(&empty)), render(80));
     }
 
     #[test]
