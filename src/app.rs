@@ -394,12 +394,15 @@ fn strategy_evolution(opts: &RunOptions) -> Option<crate::engine::evolution::Evo
         risk_fraction: risk.risk_fraction,
     };
     match crate::ml::evolver_model::load_or_fresh(opts.ml.models_dir.as_deref(), EvolverConfig::default()) {
-        Ok((evolver, source)) => Some(crate::engine::evolution::Evolution::new(
-            evolver,
-            opts.ml.evolution,
-            caps,
-            source,
-        )),
+        Ok((evolver, source)) => {
+            let evolution =
+                crate::engine::evolution::Evolution::new(evolver, opts.ml.evolution, caps, source);
+            // The state is kept beside the models: what online learning changed survives a restart.
+            Some(match &opts.ml.models_dir {
+                Some(dir) => evolution.with_state_dir(dir.clone()),
+                None => evolution,
+            })
+        }
         Err(error) => {
             tracing::error!(%error, "strategy evolver unavailable; self_learning uses the baseline set");
             None

@@ -8,12 +8,22 @@
 //! arithmetic plus a handful of TD updates on 32 rows — cheap enough to run inline once an hour without
 //! a channel. Decisions are taken only while the mode is `self_learning` (the reward is the R of the
 //! positions it opened); R closed in another mode still counts towards the next one.
+//!
+//! With a state directory (the models directory), the agent and its performance tracker are saved after
+//! every decision and revert and at shutdown (`ml::evolver_model::STATE_FILE`, atomically), and resumed at
+//! start-up onto the same Q-network, so what online learning changed survives a restart. The file holds
+//! the two Q-networks (30 inputs, 8 outputs, 32-wide hidden layers: about 4 600 floats) as JSON and is written on the engine task once an
+//! interval, beside the decision's own TD updates; the replay is not saved, which keeps it that small.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use crate::{
     domain::TimestampMs,
-    ml::evolver::{Bounded, Change, Evolver, HardCaps, ParamSet, Performance, STRUCTURE_DIM, encode_state},
+    ml::{
+        MlError,
+        evolver::{Bounded, Change, Evolver, HardCaps, ParamSet, Performance, STRUCTURE_DIM, encode_state},
+        evolver_model::{self, SavedEvolver},
+    },
     strategy::IctParams,
 };
 
@@ -46,6 +56,21 @@ pub struct Evolution {
     caps: HardCaps,
     /// Where the Q-network came from (the model card's version, or "untrained").
     pub source: String,
+    /// Where the state is saved and resumed from (`None`: not kept between runs).
+    state_dir: Option<PathBuf>,
+}
+
+/// What [`Evolution::resume`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resumed {
+    /// No saved state: the agent starts from its network.
+    Nothing,
+    /// Continued from the state saved at that time.
+    Continued { saved_at: TimestampMs, decisions: u64 },
+    /// A state for another Q-network (a newly trained one was loaded): left for the next save to replace.
+    OtherNetwork { saved_for: String },
+    /// Unreadable or refused: moved aside (`STATE_FILE_UNREADABLE`), the agent starts from its network.
+    Refused { reason: String },
 }
 
 impl Evolution {
@@ -58,6 +83,88 @@ impl Evolution {
             settings,
             caps,
             source,
+            state_dir: None,
+        }
+    }
+
+    /// Keeps the state in `dir` and resumes from what is saved there.
+    #[must_use]
+    pub fn with_state_dir(mut self, dir: PathBuf) -> Self {
+        self.state_dir = Some(dir);
+        let resumed = self.resume();
+        match &resumed {
+            Resumed::Nothing => {}
+            Resumed::Continued { decisions, .. } => tracing::info!(
+                decisions,
+                set = self.current().name,
+                changes = self.evolver.history().count(),
+                "strategy evolver: resumed from its saved state"
+            ),
+            Resumed::OtherNetwork { saved_for } => tracing::info!(
+                saved_for = %saved_for,
+                network = %self.source,
+                "strategy evolver: the saved state belongs to another Q-network; starting from the loaded one"
+            ),
+            Resumed::Refused { reason } => {
+                tracing::warn!(%reason, "strategy evolver: saved state refused and moved aside; starting afresh");
+            }
+        }
+        self
+    }
+
+    /// Resumes from the state directory's saved state (see [`Resumed`]).
+    pub fn resume(&mut self) -> Resumed {
+        let Some(dir) = self.state_dir.clone() else {
+            return Resumed::Nothing;
+        };
+        let refused = |error: &MlError| {
+            let from = dir.join(evolver_model::STATE_FILE);
+            let to = dir.join(evolver_model::STATE_FILE_UNREADABLE);
+            let moved = std::fs::rename(&from, &to).map_or_else(
+                |e| format!(" (could not move it aside: {e})"),
+                |()| format!(" (kept as {})", to.display()),
+            );
+            Resumed::Refused {
+                reason: format!("{error}{moved}"),
+            }
+        };
+        let saved = match evolver_model::load_state(&dir) {
+            Ok(None) => return Resumed::Nothing,
+            Ok(Some(saved)) => saved,
+            Err(error) => return refused(&error),
+        };
+        if saved.source != self.source {
+            return Resumed::OtherNetwork {
+                saved_for: saved.source,
+            };
+        }
+        let decisions = saved.evolver.decisions;
+        if let Err(error) = self.evolver.restore(saved.evolver) {
+            return refused(&error);
+        }
+        self.performance = saved.performance;
+        Resumed::Continued {
+            saved_at: saved.saved_at,
+            decisions,
+        }
+    }
+
+    /// Saves the agent and the tracker to the state directory (nothing without one). A failure is logged:
+    /// the agent goes on, and the next save tries again.
+    pub fn save(&self, at: TimestampMs) {
+        let Some(dir) = &self.state_dir else {
+            return;
+        };
+        let saved = SavedEvolver {
+            format: evolver_model::STATE_FORMAT,
+            param_sets_hash: evolver_model::param_sets_json().1,
+            source: self.source.clone(),
+            saved_at: at,
+            evolver: self.evolver.state(),
+            performance: self.performance.clone(),
+        };
+        if let Err(error) = evolver_model::save_state(dir, &saved) {
+            tracing::warn!(%error, "strategy evolver: state not saved");
         }
     }
 
@@ -95,6 +202,7 @@ impl Evolution {
             self.evolver.current_index(),
         );
         let change = self.evolver.decide(&state, reward, at);
+        self.save(at);
         tracing::info!(
             reward,
             set = self.current().name,
@@ -107,6 +215,96 @@ impl Evolution {
 
     /// Goes back to the set before the last change.
     pub fn revert(&mut self, at: TimestampMs) -> Option<Change> {
-        self.evolver.revert(at)
+        let change = self.evolver.revert(at);
+        if change.is_some() {
+            self.save(at);
+        }
+        change
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::ml::evolver::EvolverConfig;
+
+    fn evolution(source: &str) -> Evolution {
+        let config = EvolverConfig {
+            epsilon_start: 1.0,
+            epsilon_end: 1.0,
+            ..EvolverConfig::default()
+        };
+        Evolution::new(
+            Evolver::new(config).unwrap(),
+            EvolutionSettings::default(),
+            HardCaps {
+                max_leverage: 10,
+                risk_fraction: 0.01,
+            },
+            source.to_owned(),
+        )
+    }
+
+    #[test]
+    fn the_state_is_saved_at_every_decision_and_resumed_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = evolution("strategy_evolver-1").with_state_dir(dir.path().to_path_buf());
+        let mut at = 0;
+        while first.evolver.history().count() < 2 {
+            at += 1;
+            first.record(&[1.0, -0.5]);
+            first.decide(at);
+        }
+        first.record(&[2.0]); // closed after the last decision, saved at shutdown
+        first.save(at + 1);
+        assert!(dir.path().join(evolver_model::STATE_FILE).is_file());
+
+        let mut second = evolution("strategy_evolver-1").with_state_dir(dir.path().to_path_buf());
+        assert_eq!(second.evolver.state(), first.evolver.state());
+        assert_eq!(second.performance, first.performance);
+        assert_eq!(second.current().name, first.current().name);
+        // A revert after the restart goes back past the last change made before it.
+        let last = *first.evolver.last_change().unwrap();
+        let back = second.revert(at + 2).unwrap();
+        assert_eq!((back.from, back.to), (last.to, last.from));
+        let third = evolution("strategy_evolver-1").with_state_dir(dir.path().to_path_buf());
+        assert_eq!(
+            third.evolver.last_change(),
+            Some(&back),
+            "the revert was saved too"
+        );
+    }
+
+    #[test]
+    fn a_state_for_another_network_is_not_resumed_and_an_unreadable_one_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = evolution("strategy_evolver-1").with_state_dir(dir.path().to_path_buf());
+        old.record(&[1.0]);
+        old.decide(1);
+        let mut retrained = evolution("strategy_evolver-2");
+        retrained.state_dir = Some(dir.path().to_path_buf());
+        assert_eq!(
+            retrained.resume(),
+            Resumed::OtherNetwork {
+                saved_for: "strategy_evolver-1".into()
+            }
+        );
+        assert_eq!(retrained.evolver.decisions(), 0);
+
+        let state = dir.path().join(evolver_model::STATE_FILE);
+        std::fs::write(&state, b"{ not json").unwrap();
+        let mut fresh = evolution("strategy_evolver-1");
+        fresh.state_dir = Some(dir.path().to_path_buf());
+        let Resumed::Refused { reason } = fresh.resume() else {
+            panic!("an unreadable state is refused");
+        };
+        assert!(reason.contains("kept as"), "{reason}");
+        assert!(!state.exists());
+        assert_eq!(
+            std::fs::read(dir.path().join(evolver_model::STATE_FILE_UNREADABLE)).unwrap(),
+            b"{ not json"
+        );
+        assert_eq!(fresh.evolver.decisions(), 0);
     }
 }

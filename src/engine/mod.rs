@@ -1786,6 +1786,10 @@ impl Engine {
         }
         self.flush_features();
         self.trading.persist_now(crate::domain::now_ms());
+        if let Some(evolution) = &self.evolution {
+            // R closed since the last decision is part of the tracker the next run resumes.
+            evolution.save(crate::domain::now_ms());
+        }
         self.trading.outlets.finish().await;
         let v = crate::console::presenter::build_view(&self);
         view.send_replace(Arc::new(v));

@@ -35,6 +35,7 @@ use rand::{SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::files::{card_error, io, write_atomic};
 use super::{
     MlError,
     dataset::Sample,
@@ -410,27 +411,6 @@ pub struct DiscoveryCard {
 pub struct DiscoveryModel {
     pub net: Mlp,
     pub card: DiscoveryCard,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MlError + '_ {
-    move |source| MlError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn card_error(path: &Path, message: impl Into<String>) -> MlError {
-    MlError::Card {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(io(path))
 }
 
 impl DiscoveryModel {

@@ -192,7 +192,7 @@ impl fmt::Display for ParamSet {
 }
 
 /// Rolling performance of the closed trades: what the state says about how the strategy is doing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Performance {
     /// R multiples of the last [`PERFORMANCE_WINDOW`] closed trades, oldest first.
     window: VecDeque<f64>,
@@ -204,6 +204,14 @@ pub struct Performance {
 }
 
 impl Performance {
+    /// Whether a saved tracker is one this build could have produced (finite values, window in bounds).
+    pub fn is_consistent(&self) -> bool {
+        self.window.len() <= PERFORMANCE_WINDOW
+            && self.window.iter().all(|r| r.is_finite())
+            && self.interval_r.is_finite()
+            && self.last_interval_r.is_finite()
+    }
+
     /// One closed position's realised R (non-finite values are ignored).
     pub fn record(&mut self, r: f64) {
         if !r.is_finite() {
@@ -400,7 +408,7 @@ impl Default for EvolverConfig {
 }
 
 /// Why the set changed.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChangeReason {
     /// The greedy choice: the highest Q-value.
@@ -422,7 +430,7 @@ impl fmt::Display for ChangeReason {
 }
 
 /// One change of parameter set.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub at: TimestampMs,
     pub from: usize,
@@ -444,6 +452,66 @@ impl fmt::Display for Change {
 
 fn set_name(index: usize) -> &'static str {
     PARAM_SETS.get(index).map_or("?", |s| s.name)
+}
+
+/// One layer of a saved network (`mlp::Dense` as data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerState {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+fn layers_of(mlp: &Mlp) -> Vec<LayerState> {
+    mlp.layers()
+        .iter()
+        .map(|l| LayerState {
+            inputs: l.inputs,
+            outputs: l.outputs,
+            weights: l.weights.clone(),
+            bias: l.bias.clone(),
+        })
+        .collect()
+}
+
+fn mlp_of(layers: Vec<LayerState>) -> Result<Mlp, MlError> {
+    let mlp = Mlp::new(
+        layers
+            .into_iter()
+            .map(|l| super::mlp::Dense {
+                inputs: l.inputs,
+                outputs: l.outputs,
+                weights: l.weights,
+                bias: l.bias,
+            })
+            .collect(),
+    )?;
+    if mlp.inputs() != STATE_DIM || mlp.outputs() != ACTIONS {
+        return Err(MlError::Shape(format!(
+            "a saved Q-network of {}→{}, this build's takes {STATE_DIM} and gives {ACTIONS}",
+            mlp.inputs(),
+            mlp.outputs()
+        )));
+    }
+    Ok(mlp)
+}
+
+/// What an agent has learned and decided, as it survives a restart (`evolver_model::save_state`): both
+/// networks, the active set, the pending decision, the change history and the counters that drive ε and
+/// the target synchronisation. The replay and Adam's moments are not kept: the replay refills from the
+/// next intervals, and Adam's moments rebuild within a few updates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvolverState {
+    pub online: Vec<LayerState>,
+    pub target: Vec<LayerState>,
+    pub current: usize,
+    /// The state and action of the decision whose reward was still being collected.
+    pub last: Option<(Vec<f32>, usize)>,
+    pub history: Vec<Change>,
+    pub decisions: u64,
+    pub updates: u64,
+    pub hold: bool,
 }
 
 /// The DQN agent and its history of changes.
@@ -549,6 +617,65 @@ impl Evolver {
 
     pub fn replay(&self) -> &Replay {
         &self.replay
+    }
+
+    /// The agent as it is saved between runs (see [`EvolverState`]).
+    pub fn state(&self) -> EvolverState {
+        EvolverState {
+            online: layers_of(self.online.mlp()),
+            target: layers_of(&self.target),
+            current: self.current,
+            last: self.last.map(|(state, action)| (state.to_vec(), action)),
+            history: self.history.iter().copied().collect(),
+            decisions: self.decisions,
+            updates: self.updates,
+            hold: self.hold,
+        }
+    }
+
+    /// Continues from a saved agent: its networks, set, pending decision, history and counters (the
+    /// hyper-parameters and the learning switch stay this agent's). Everything is checked before
+    /// anything changes, so a refused state leaves the agent as it was.
+    pub fn restore(&mut self, state: EvolverState) -> Result<(), MlError> {
+        let action_ok = |a: usize| a < ACTIONS;
+        if !action_ok(state.current)
+            || state
+                .history
+                .iter()
+                .any(|c| !action_ok(c.from) || !action_ok(c.to))
+        {
+            return Err(MlError::Shape(format!(
+                "a saved evolver refers to a parameter set beyond the {ACTIONS} of this build"
+            )));
+        }
+        let last = match state.last {
+            None => None,
+            Some((values, action)) => {
+                let values = <[f32; STATE_DIM]>::try_from(values.as_slice()).map_err(|_| {
+                    MlError::Shape(format!(
+                        "a saved decision state of {} values, this build's has {STATE_DIM}",
+                        values.len()
+                    ))
+                })?;
+                if !action_ok(action) || values.iter().any(|v| !v.is_finite()) {
+                    return Err(MlError::Shape(
+                        "a saved decision that this build cannot continue".into(),
+                    ));
+                }
+                Some((values, action))
+            }
+        };
+        let online = mlp_of(state.online)?;
+        let target = mlp_of(state.target)?;
+        self.online = nn::Trainer::new(online, nn_settings(&self.config));
+        self.target = target;
+        self.current = state.current;
+        self.last = last;
+        self.history = state.history.into_iter().rev().take(HISTORY).rev().collect();
+        self.decisions = state.decisions;
+        self.updates = state.updates;
+        self.hold = state.hold;
+        Ok(())
     }
 
     /// ε at the current decision count: linear from start to end over the decay steps.
@@ -1027,6 +1154,81 @@ mod tests {
         assert_eq!(evolver.decide(&state, 0.0, at + 2), None);
         assert_eq!(evolver.current_index(), 0);
         assert_eq!(evolver.history().count(), 2);
+    }
+
+    /// An agent that has learned and changed sets: ε = 1 so every decision explores, rewards that differ
+    /// by set so the TD updates move the weights.
+    fn experienced_agent() -> Evolver {
+        let config = EvolverConfig {
+            epsilon_start: 1.0,
+            epsilon_end: 1.0,
+            batch: 8,
+            ..EvolverConfig::default()
+        };
+        let mut evolver = Evolver::new(config).unwrap();
+        let mut performance = Performance::default();
+        for at in 0..40 {
+            let reward = if evolver.current_index() == 3 { 1.5 } else { -0.5 };
+            performance.record(reward);
+            performance.end_interval();
+            let state = encode_state(None, &performance, evolver.current_index());
+            evolver.decide(&state, reward, at);
+        }
+        assert!(evolver.updates() > 0 && evolver.history().count() > 1);
+        evolver
+    }
+
+    #[test]
+    fn a_saved_agent_continues_exactly_where_it_was() {
+        let agent = experienced_agent();
+        let json = serde_json::to_string(&agent.state()).unwrap();
+        let saved: EvolverState = serde_json::from_str(&json).unwrap();
+        assert_eq!(saved, agent.state(), "the JSON round trip is exact");
+        // Restored into a fresh agent of the same configuration (another seed's weights).
+        let mut resumed = Evolver::new(EvolverConfig {
+            seed: 99,
+            ..*agent.config()
+        })
+        .unwrap();
+        resumed.restore(saved).unwrap();
+        let state = encode_state(None, &Performance::default(), agent.current_index());
+        assert_eq!(resumed.q_values(&state), agent.q_values(&state));
+        assert_eq!(resumed.network(), agent.network());
+        assert_eq!(resumed.current_index(), agent.current_index());
+        assert_eq!(
+            resumed.history().collect::<Vec<_>>(),
+            agent.history().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (resumed.decisions(), resumed.updates(), resumed.epsilon()),
+            (agent.decisions(), agent.updates(), agent.epsilon())
+        );
+        assert_eq!(resumed.state(), agent.state());
+        // The replay is not part of the state: it refills from the next intervals.
+        assert!(resumed.replay().is_empty());
+    }
+
+    #[test]
+    fn a_saved_state_this_build_cannot_continue_is_refused_and_changes_nothing() {
+        let agent = experienced_agent();
+        let mut fresh = Evolver::new(EvolverConfig::default()).unwrap();
+        let before = fresh.state();
+        let mut beyond = agent.state();
+        beyond.current = ACTIONS;
+        assert!(fresh.restore(beyond).is_err());
+        let mut short = agent.state();
+        short.last = Some((vec![0.0; STATE_DIM - 1], 0));
+        assert!(fresh.restore(short).is_err());
+        let mut narrow = agent.state();
+        let layer = &mut narrow.online[0];
+        layer.inputs -= 1;
+        let kept = layer.inputs * layer.outputs;
+        layer.weights.truncate(kept);
+        assert!(matches!(fresh.restore(narrow), Err(MlError::Shape(_))));
+        let mut history = agent.state();
+        history.history[0].to = ACTIONS + 1;
+        assert!(fresh.restore(history).is_err());
+        assert_eq!(fresh.state(), before);
     }
 
     #[test]

@@ -22,17 +22,19 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use super::files::{card_error, io, read, write_atomic};
 use super::{
     MlError,
     dataset::Sample,
     evolver::{
-        ACTIONS, Evolver, EvolverConfig, PARAM_SETS, PERFORMANCE_DIM, Performance, STATE_DIM, STRUCTURE_DIM,
-        Transition, encode_state,
+        ACTIONS, Evolver, EvolverConfig, EvolverState, PARAM_SETS, PERFORMANCE_DIM, Performance, STATE_DIM,
+        STRUCTURE_DIM, Transition, encode_state,
     },
     mlp::Mlp,
     predictor::sha256_hex,
     runtime::{Model, TractModel},
 };
+use crate::domain::TimestampMs;
 
 /// File name of the Q-network in the models directory.
 pub const MODEL_FILE: &str = "strategy_evolver.onnx";
@@ -298,20 +300,6 @@ fn validate(evolver: &Evolver, rewards: &[[Vec<f64>; ACTIONS]], config: &Evolver
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MlError + '_ {
-    move |source| MlError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn card_error(path: &Path, message: impl Into<String>) -> MlError {
-    MlError::Card {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
-
 /// Writes `strategy_evolver.onnx` and its card into `dir` (filling the card's file and hash), after the
 /// reload check: the written bytes run in tract within [`RELOAD_AGREEMENT`] of the native forward pass.
 pub fn save(network: &Mlp, card: &mut EvolverCard, dir: &Path) -> Result<(PathBuf, PathBuf), MlError> {
@@ -403,6 +391,65 @@ pub fn load(dir: &Path) -> Result<(Mlp, EvolverCard), MlError> {
         )));
     }
     Ok((mlp, card))
+}
+
+/// The evolver's state between runs, next to its model: what online learning changed must survive a
+/// restart of a console that runs for months.
+pub const STATE_FILE: &str = "strategy_evolver.state.json";
+/// Where an unreadable state file is moved, so the next save does not overwrite what it held.
+pub const STATE_FILE_UNREADABLE: &str = "strategy_evolver.state.json.unreadable";
+/// Layout version of [`SavedEvolver`].
+pub const STATE_FORMAT: u32 = 1;
+
+/// [`STATE_FILE`]: the agent ([`EvolverState`]) and its performance tracker, with what they belong to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedEvolver {
+    pub format: u32,
+    /// The parameter table the actions index (a state for another table is refused).
+    pub param_sets_hash: String,
+    /// The Q-network the agent continued from: the pre-trained card's version, or `untrained`. A state
+    /// is resumed only onto the same network; a newly trained one starts from its own weights.
+    pub source: String,
+    pub saved_at: TimestampMs,
+    pub evolver: EvolverState,
+    pub performance: Performance,
+}
+
+/// Writes [`STATE_FILE`] into `dir` atomically; returns its path.
+pub fn save_state(dir: &Path, saved: &SavedEvolver) -> Result<PathBuf, MlError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(STATE_FILE);
+    let json = serde_json::to_vec(saved).map_err(|e| card_error(&path, e.to_string()))?;
+    write_atomic(&path, &json)?;
+    Ok(path)
+}
+
+/// Reads [`STATE_FILE`] from `dir`: `Ok(None)` when there is none; an error when it is unreadable or
+/// belongs to another parameter table or layout.
+pub fn load_state(dir: &Path) -> Result<Option<SavedEvolver>, MlError> {
+    let path = dir.join(STATE_FILE);
+    let bytes = match read(&path) {
+        Ok(bytes) => bytes,
+        Err(MlError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let saved: SavedEvolver = serde_json::from_slice(&bytes).map_err(|e| card_error(&path, e.to_string()))?;
+    if saved.format != STATE_FORMAT {
+        return Err(card_error(
+            &path,
+            format!("state format {}, this build reads {STATE_FORMAT}", saved.format),
+        ));
+    }
+    if saved.param_sets_hash != param_sets_json().1 {
+        return Err(card_error(&path, "saved for another parameter table"));
+    }
+    if !saved.performance.is_consistent() {
+        return Err(card_error(
+            &path,
+            "the performance tracker holds values this build never writes",
+        ));
+    }
+    Ok(Some(saved))
 }
 
 /// The evolver the console starts with: the pre-trained network from `dir` when it loads, else a fresh

@@ -36,6 +36,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use super::files::{card_error, read};
 use super::{
     MlError,
     dataset::{self, DatasetError, SymbolBars},
@@ -492,20 +493,6 @@ impl LiquidityCard {
     pub fn expected_input_hash() -> String {
         hex(input_hash())
     }
-}
-
-fn card_error(path: &Path, message: impl Into<String>) -> MlError {
-    MlError::Card {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, MlError> {
-    fs::read(path).map_err(|source| MlError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), MlError> {

@@ -30,6 +30,7 @@ pub mod dataset;
 pub mod discovery;
 pub mod evolver;
 pub mod evolver_model;
+pub(crate) mod files;
 pub mod gbdt;
 pub mod liquidity;
 pub mod metrics;

@@ -23,6 +23,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use super::files::{card_error, read};
 use super::{
     MlError, onnx,
     onnxruntime::{self, OnnxRuntime, OrtModel},
@@ -465,20 +466,6 @@ pub struct SignalPredictor {
     /// The same trees over base rows.
     served: PredictorModel,
     pub card: ModelCard,
-}
-
-fn card_error(path: &Path, message: impl Into<String>) -> MlError {
-    MlError::Card {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, MlError> {
-    fs::read(path).map_err(|source| MlError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), MlError> {

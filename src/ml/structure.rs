@@ -32,6 +32,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::files::{card_error, io, write_atomic};
 use super::{
     MlError,
     dataset::{DatasetError, SymbolBars, feature_vector},
@@ -368,27 +369,6 @@ pub struct StructureModel {
     pub encoder: Mlp,
     pub autoencoder: Mlp,
     pub card: StructureCard,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MlError + '_ {
-    move |source| MlError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn card_error(path: &Path, message: impl Into<String>) -> MlError {
-    MlError::Card {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(io(path))
 }
 
 impl StructureModel {
