@@ -10,7 +10,7 @@
 //! positions it opened); R closed in another mode still counts towards the next one.
 //!
 //! With a state directory (the models directory), the agent and its performance tracker are saved after
-//! every decision and revert and at shutdown (`ml::evolver_model::STATE_FILE`, atomically), and resumed at
+//! every decision and revert and at shutdown when R was recorded since (`ml::evolver_model::STATE_FILE`, atomically), and resumed at
 //! start-up onto the same Q-network, so what online learning changed survives a restart. The file holds
 //! the two Q-networks (30 inputs, 8 outputs, 32-wide hidden layers: about 4 600 floats) as JSON and is written on the engine task once an
 //! interval, beside the decision's own TD updates; the replay is not saved, which keeps it that small.
@@ -58,6 +58,8 @@ pub struct Evolution {
     pub source: String,
     /// Where the state is saved and resumed from (`None`: not kept between runs).
     state_dir: Option<PathBuf>,
+    /// R was recorded since the last save (what the shutdown save is for).
+    unsaved: bool,
 }
 
 /// What [`Evolution::resume`] found.
@@ -84,6 +86,7 @@ impl Evolution {
             caps,
             source,
             state_dir: None,
+            unsaved: false,
         }
     }
 
@@ -149,12 +152,19 @@ impl Evolution {
         }
     }
 
+    /// Whether R was recorded since the last save: the shutdown saves only then, so a run that learned
+    /// nothing writes nothing.
+    pub fn unsaved(&self) -> bool {
+        self.unsaved
+    }
+
     /// Saves the agent and the tracker to the state directory (nothing without one). A failure is logged:
     /// the agent goes on, and the next save tries again.
-    pub fn save(&self, at: TimestampMs) {
+    pub fn save(&mut self, at: TimestampMs) {
         let Some(dir) = &self.state_dir else {
             return;
         };
+        self.unsaved = false;
         let saved = SavedEvolver {
             format: evolver_model::STATE_FORMAT,
             param_sets_hash: evolver_model::param_sets_json().1,
@@ -188,6 +198,7 @@ impl Evolution {
 
     /// Records closed positions' R (any time).
     pub fn record(&mut self, closed_r: &[f64]) {
+        self.unsaved |= !closed_r.is_empty();
         for r in closed_r {
             self.performance.record(*r);
         }
@@ -257,7 +268,9 @@ mod tests {
             first.decide(at);
         }
         first.record(&[2.0]); // closed after the last decision, saved at shutdown
+        assert!(first.unsaved());
         first.save(at + 1);
+        assert!(!first.unsaved());
         assert!(dir.path().join(evolver_model::STATE_FILE).is_file());
 
         let mut second = evolution("strategy_evolver-1").with_state_dir(dir.path().to_path_buf());

@@ -1786,7 +1786,7 @@ impl Engine {
         }
         self.flush_features();
         self.trading.persist_now(crate::domain::now_ms());
-        if let Some(evolution) = &self.evolution {
+        if let Some(evolution) = self.evolution.as_mut().filter(|e| e.unsaved()) {
             // R closed since the last decision is part of the tracker the next run resumes.
             evolution.save(crate::domain::now_ms());
         }
