@@ -290,7 +290,7 @@ pub fn start_engine_with(
     if let Some(dir) = &opts.ml.models_dir {
         engine = engine.with_models_dir(dir.clone());
     }
-    // The structure autoencoder and the discovery ranking come from `perpdesk train` only (self-learning
+    // The structure autoencoder, the discovery ranking and the liquidity model come from `perpdesk train` only (self-learning
     // retrains the signal predictor): from the models directory, else the one the demo was seeded from.
     let trained_dirs: Vec<&std::path::Path> = [opts.ml.models_dir.as_deref(), opts.ml.seed_from.as_deref()]
         .into_iter()
@@ -315,6 +315,11 @@ pub fn start_engine_with(
         .find(|d| d.join(crate::ml::discovery::CARD_FILE).exists())
         .or(trained_dirs.first());
     engine = engine.with_discovery(discovery_dir.and_then(|d| crate::ml::discovery::load_for_console(d)));
+    let liquidity_dir = trained_dirs
+        .iter()
+        .find(|d| d.join(crate::ml::liquidity::CARD_FILE).exists())
+        .or(trained_dirs.first());
+    engine = engine.with_liquidity(liquidity_dir.and_then(|d| crate::ml::liquidity::load_for_console(d)));
     if let Some(live) = live {
         let rest = Arc::new(SignedRest::new(&opts.rest_url, live.credentials)?);
         let orders = OrderClient::new(rest, live.intents);

@@ -12,8 +12,8 @@ use perpdesk_ui::{
     intent::Intent,
     view::{
         BreakBadge, Candle, ConnectionState, Detail, Funnel, Header, LevelLine, MlStage, ModelRow,
-        ModelsPanel, Overlays, PositionSide, Reconciliation, RestBlock, ScannerRow, SignalBadge, Status,
-        StrategyMode, SwingMark, View, ZoneBadge, ZoneBand,
+        ModelsPanel, Overlays, PoolOdds, PositionSide, Reconciliation, RestBlock, ScannerRow, SignalBadge,
+        Status, StrategyMode, SweepOdds, SwingMark, View, ZoneBadge, ZoneBand,
     },
 };
 
@@ -79,6 +79,26 @@ fn biases(state: Option<&SymbolState>, timeframes: usize) -> Vec<Option<i8>> {
     (0..timeframes)
         .map(|tf| state?.signals.timeframe(tf)?.bias().map(Direction::sign))
         .collect()
+}
+
+/// The liquidity model's odds for one symbol now: `None` while neither side has a pool in reach (or the
+/// analysis is warming up).
+fn sweep_odds(
+    model: &crate::ml::liquidity::LiquidityModel,
+    analysis: &crate::strategy::analysis::SymbolAnalysis,
+) -> Option<SweepOdds> {
+    let [above, below] = crate::ml::liquidity::live_rows(analysis).map(|side| {
+        side.map(|(pick, row)| PoolOdds {
+            level: pick.level,
+            probability: f64::from(model.probability(&row)),
+        })
+    });
+    (above.is_some() || below.is_some()).then(|| SweepOdds {
+        above,
+        below,
+        horizon_bars: u32::try_from(model.card.horizon_bars).unwrap_or(u32::MAX),
+        timeframe: analysis.entry().interval().as_str().to_owned(),
+    })
 }
 
 /// The market structure to draw over `candles` (engine timeframe `tf`): confirmed swings, live order
@@ -327,6 +347,10 @@ pub fn build_view(engine: &Engine) -> View {
             price_decimals: sym.price_precision.min(12) as u8,
             overlays: overlays(Some(&state.signals), tf, &candles),
             candles,
+            sweep: engine
+                .liquidity()
+                .zip(state.signals.analysis.as_ref())
+                .and_then(|(model, analysis)| sweep_odds(model, analysis)),
         })
     });
 
@@ -898,6 +922,7 @@ mod tests {
                     closed: true,
                 }],
                 overlays: Overlays::default(),
+                sweep: None,
             }),
             ..View::default()
         };

@@ -229,6 +229,9 @@ pub struct Engine {
     structure: Option<structure::StructureLink>,
     /// The feature discovery ranking (from its card) for the models panel.
     discovery: Option<crate::ml::discovery::DiscoveryCard>,
+    /// The liquidity prediction model: the focused symbol's sweep odds on the chart (read at publish
+    /// time, two rows of native trees: microseconds, no channel needed).
+    liquidity: Option<Arc<crate::ml::liquidity::LiquidityModel>>,
     /// The self-learning task, when models are kept (see [`learning`]).
     learner: Option<learning::LearnerHandle>,
     /// Its last status (the models panel).
@@ -336,6 +339,7 @@ impl Engine {
             models_dir: None,
             structure: None,
             discovery: None,
+            liquidity: None,
             learner: None,
             learning: None,
             entry_rows: HashMap::new(),
@@ -471,6 +475,17 @@ impl Engine {
 
     pub fn discovery(&self) -> Option<&crate::ml::discovery::DiscoveryCard> {
         self.discovery.as_ref()
+    }
+
+    /// The liquidity model whose odds the chart shows.
+    #[must_use]
+    pub fn with_liquidity(mut self, model: Option<crate::ml::liquidity::LiquidityModel>) -> Self {
+        self.liquidity = model.map(Arc::new);
+        self
+    }
+
+    pub fn liquidity(&self) -> Option<&crate::ml::liquidity::LiquidityModel> {
+        self.liquidity.as_deref()
     }
 
     /// Sends every universe symbol's current feature vector to the structure task (skipped while the
@@ -2569,6 +2584,87 @@ mod tests {
         let fifteen = aggregate(3, 900_000);
         let hour = aggregate(12, 3_600_000);
         [five, fifteen, hour]
+    }
+
+    #[tokio::test]
+    async fn the_focused_chart_carries_the_liquidity_models_sweep_odds() {
+        use crate::ml::{
+            liquidity::{self, LiquidityModel},
+            trees::{Node, TreeEnsemble},
+        };
+        // A model whose probability rises with the distance column (so the two sides differ).
+        let distance = liquidity::INPUTS - 5;
+        let split = Node {
+            feature: distance as u32,
+            value: 1.0,
+            left: 1,
+            right: 2,
+        };
+        let ensemble = TreeEnsemble::new(
+            liquidity::INPUTS,
+            &[vec![split, Node::leaf(-1.0), Node::leaf(1.0)]],
+        )
+        .expect("a valid ensemble");
+        let model = LiquidityModel::new(ensemble, liquidity::tests::card());
+        // Real klines (pools form and stay unswept there, unlike in the synthetic `market`).
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/klines/usdm_alpergulsen");
+        if !dir.is_dir() {
+            assert!(
+                std::env::var_os("PERPDESK_REQUIRE_SHARED").is_none(),
+                "PERPDESK_REQUIRE_SHARED is set but {} is missing",
+                dir.display()
+            );
+            eprintln!(
+                "\n*** SKIP: {} not found; sweep odds test not run ***\n",
+                dir.display()
+            );
+            return;
+        }
+        let symbols = crate::ml::dataset::load_dir(&dir, Some(2_000)).expect("shared klines");
+        let tfs = [Interval::M5, Interval::M15, Interval::H1];
+        // The newest cut (whole hours) of a symbol's history after which an unswept pool is in reach.
+        let (e, id, expected) = symbols
+            .iter()
+            .flat_map(|s| (0..24).map(move |back| (s, back)))
+            .find_map(|(s, back)| {
+                let (mut e, _feed, id) = engine_on(tfs.to_vec());
+                let end_ms = s.entry.last()?.close_time - back * 3_600_000;
+                for (tf, series) in [&s.entry, &s.setup, &s.higher].into_iter().enumerate() {
+                    let bars: Vec<Bar> = series
+                        .iter()
+                        .filter(|b| b.close_time <= end_ms)
+                        .copied()
+                        .collect();
+                    e.process(EngineEvent::Feed(FeedEvent::History {
+                        symbol: id,
+                        interval: tfs[tf],
+                        from: BackfillFrom::Latest { bars: 10 },
+                        bars,
+                    }));
+                }
+                let analysis = e.symbol_state(id)?.signals.analysis.as_ref()?;
+                let expected = model.score(analysis);
+                expected.iter().any(Option::is_some).then_some((e, id, expected))
+            })
+            .expect("a pool in reach in a day of some symbol's history");
+        let mut e = e;
+        e.focus = Some((id, 0));
+        let detail = crate::console::presenter::build_view(&e)
+            .detail
+            .expect("a detail");
+        assert_eq!(detail.sweep, None, "no model, no odds");
+        let e = e.with_liquidity(Some(model));
+        let sweep = crate::console::presenter::build_view(&e)
+            .detail
+            .and_then(|d| d.sweep)
+            .expect("sweep odds with a model");
+        let shown = [sweep.above, sweep.below].map(|side| side.map(|o| o.probability as f32));
+        assert_eq!(shown, expected);
+        assert_eq!((sweep.horizon_bars, sweep.timeframe.as_str()), (48, "5m"));
+        for odds in [sweep.above, sweep.below].into_iter().flatten() {
+            assert!(odds.level > 0.0 && (0.0..=1.0).contains(&odds.probability));
+        }
     }
 
     #[tokio::test]

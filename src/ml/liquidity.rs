@@ -647,6 +647,25 @@ impl LiquidityModel {
     }
 }
 
+/// The console's liquidity model from `dir` (`perpdesk train`'s files), with one log line either way:
+/// loaded, missing or refused (then the chart shows no sweep odds).
+pub fn load_for_console(dir: &Path) -> Option<LiquidityModel> {
+    if !dir.join(CARD_FILE).exists() {
+        tracing::info!(dir = %dir.display(), "no liquidity model (run `perpdesk train`): no sweep odds");
+        return None;
+    }
+    match LiquidityModel::load(dir) {
+        Ok(model) => {
+            tracing::info!(version = %model.card.version, "liquidity model loaded: sweep odds on the chart");
+            Some(model)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "liquidity model refused: no sweep odds");
+            None
+        }
+    }
+}
+
 /// Everything the liquidity part of a training run produced.
 #[derive(Debug, Clone)]
 pub struct LiquidityOutcome {
@@ -886,7 +905,7 @@ pub fn report(outcome: &LiquidityOutcome) -> String {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;

@@ -402,6 +402,27 @@ pub struct Detail {
     /// Market structure of this symbol and timeframe to draw over the candles.
     #[serde(default)]
     pub overlays: Overlays,
+    /// The liquidity model's odds for this symbol, when a model is loaded and a pool is in reach.
+    #[serde(default)]
+    pub sweep: Option<SweepOdds>,
+}
+
+/// P(price trades through the nearest unswept liquidity pool above / below within `horizon_bars` bars of
+/// `timeframe`), from the liquidity prediction model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SweepOdds {
+    pub above: Option<PoolOdds>,
+    pub below: Option<PoolOdds>,
+    pub horizon_bars: u32,
+    pub timeframe: String,
+}
+
+/// One side's nearest pool and its probability of being swept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolOdds {
+    pub level: f64,
+    pub probability: f64,
 }
 
 /// Market structure drawn over the chart: only items inside the candles' time window and price range,

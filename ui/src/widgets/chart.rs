@@ -23,7 +23,7 @@ use ratatui::{
 use crate::{
     format::{format_month_day_minute, format_price},
     theme::Theme,
-    view::{Candle, Detail, Overlays},
+    view::{Candle, Detail, Overlays, PoolOdds, SweepOdds},
 };
 
 /// Candles are drawn every other column (a gap between candles) when the plot is at least this wide.
@@ -352,6 +352,29 @@ impl CandleChart<'_> {
         Line::from(spans)
     }
 
+    /// `sweep ▲ 62% ▼ 31% 48×5m`: the liquidity model's odds that the nearest pool above / below trades
+    /// within its horizon (`—` for a side without a pool in reach).
+    fn push_sweep(&self, title: &mut Line<'static>, sweep: &SweepOdds) {
+        let muted = Style::new().fg(self.theme.muted);
+        let side = |odds: Option<PoolOdds>| {
+            odds.filter(|o| o.probability.is_finite())
+                .map_or_else(|| "—".to_owned(), |o| format!("{:.0}%", o.probability * 100.0))
+        };
+        title.push_span(Span::styled("sweep ", muted));
+        title.push_span(Span::styled(
+            format!("▲ {} ", side(sweep.above)),
+            Style::new().fg(self.theme.up),
+        ));
+        title.push_span(Span::styled(
+            format!("▼ {} ", side(sweep.below)),
+            Style::new().fg(self.theme.down),
+        ));
+        title.push_span(Span::styled(
+            format!("{}×{} ", sweep.horizon_bars, sweep.timeframe),
+            muted,
+        ));
+    }
+
     fn candle_colour(&self, candle: &Candle) -> Color {
         if candle.close >= candle.open {
             self.theme.up
@@ -500,7 +523,10 @@ impl Widget for CandleChart<'_> {
             .candles
             .last()
             .map(|candle| (candle.close, detail.price_decimals, self.candle_colour(candle)));
-        let title = self.title(&detail.symbol, &detail.timeframe, last);
+        let mut title = self.title(&detail.symbol, &detail.timeframe, last);
+        if let Some(sweep) = &detail.sweep {
+            self.push_sweep(&mut title, sweep);
+        }
         let room = area.width.saturating_sub(3 + title.width() as u16);
         let mut block = self.border_block().title(title);
         if let Some((symbol, timeframe)) = wanted
@@ -607,6 +633,7 @@ mod tests {
             price_decimals: 0,
             candles: vec![candle(10.0, 14.0, 16.0, 8.0), candle(14.0, 12.0, 15.0, 11.0)],
             overlays: Overlays::default(),
+            sweep: None,
         };
         let mut buf = Buffer::empty(Rect::new(0, 0, 12, 6));
         CandleChart {
@@ -693,6 +720,38 @@ mod tests {
     }
 
     #[test]
+    fn the_title_carries_the_liquidity_models_sweep_odds() {
+        let theme = Theme::builtin("default").unwrap();
+        let detail = Detail {
+            symbol: "TESTUSDT".to_owned(),
+            timeframe: "5m".to_owned(),
+            price_decimals: 0,
+            candles: flat_candles(&[0, 300_000]),
+            overlays: Overlays::default(),
+            sweep: Some(SweepOdds {
+                above: Some(PoolOdds {
+                    level: 16.0,
+                    probability: 0.624,
+                }),
+                below: None,
+                horizon_bars: 48,
+                timeframe: "5m".to_owned(),
+            }),
+        };
+        let mut buf = Buffer::empty(Rect::new(0, 0, 60, 8));
+        CandleChart {
+            detail: Some(&detail),
+            wanted: Some(("TESTUSDT", "5m")),
+            theme: &theme,
+        }
+        .render(buf.area, &mut buf);
+        let top: String = (0..60).map(|x| buf[(x, 0)].symbol()).collect();
+        assert!(top.contains("sweep ▲ 62% ▼ — 48×5m"), "{top}");
+        let up = top.chars().position(|c| c == '▲').unwrap();
+        assert_eq!(buf[(u16::try_from(up).unwrap(), 0)].fg, theme.up);
+    }
+
+    #[test]
     fn overlays_draw_bands_levels_and_markers_around_the_candles() {
         let theme = Theme::builtin("default").unwrap();
         let mut candles = flat_candles(&[0, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000]);
@@ -736,6 +795,7 @@ mod tests {
                     },
                 ],
             },
+            sweep: None,
         };
         // 24×12: inner 22×10, axis 3 wide ("16" + 1), plot 18×10 with stride 2: 8 candles at x 4..=18.
         let mut buf = Buffer::empty(Rect::new(0, 0, 24, 12));
