@@ -353,26 +353,31 @@ impl CandleChart<'_> {
     }
 
     /// `sweep ▲ 62% ▼ 31% 48×5m`: the liquidity model's odds that the nearest pool above / below trades
-    /// within its horizon (`—` for a side without a pool in reach).
-    fn push_sweep(&self, title: &mut Line<'static>, sweep: &SweepOdds) {
+    /// within its horizon (`—` for a side without a pool in reach); the horizon only `with_horizon`.
+    fn sweep_spans(&self, sweep: &SweepOdds, with_horizon: bool) -> Line<'static> {
         let muted = Style::new().fg(self.theme.muted);
         let side = |odds: Option<PoolOdds>| {
             odds.filter(|o| o.probability.is_finite())
                 .map_or_else(|| "—".to_owned(), |o| format!("{:.0}%", o.probability * 100.0))
         };
-        title.push_span(Span::styled("sweep ", muted));
-        title.push_span(Span::styled(
-            format!("▲ {} ", side(sweep.above)),
-            Style::new().fg(self.theme.up),
-        ));
-        title.push_span(Span::styled(
-            format!("▼ {} ", side(sweep.below)),
-            Style::new().fg(self.theme.down),
-        ));
-        title.push_span(Span::styled(
-            format!("{}×{} ", sweep.horizon_bars, sweep.timeframe),
-            muted,
-        ));
+        let mut line = Line::from(vec![
+            Span::styled("sweep ", muted),
+            Span::styled(
+                format!("▲ {} ", side(sweep.above)),
+                Style::new().fg(self.theme.up),
+            ),
+            Span::styled(
+                format!("▼ {} ", side(sweep.below)),
+                Style::new().fg(self.theme.down),
+            ),
+        ]);
+        if with_horizon {
+            line.push_span(Span::styled(
+                format!("{}×{} ", sweep.horizon_bars, sweep.timeframe),
+                muted,
+            ));
+        }
+        line
     }
 
     fn candle_colour(&self, candle: &Candle) -> Color {
@@ -525,7 +530,15 @@ impl Widget for CandleChart<'_> {
             .map(|candle| (candle.close, detail.price_decimals, self.candle_colour(candle)));
         let mut title = self.title(&detail.symbol, &detail.timeframe, last);
         if let Some(sweep) = &detail.sweep {
-            self.push_sweep(&mut title, sweep);
+            // The odds with their horizon, else without it, else not at all: the title never wraps.
+            let fits = |extra: &Line<'_>| title.width() + extra.width() + 2 <= usize::from(area.width);
+            let odds = [true, false]
+                .map(|with_horizon| self.sweep_spans(sweep, with_horizon))
+                .into_iter()
+                .find(fits);
+            if let Some(odds) = odds {
+                title.spans.extend(odds.spans);
+            }
         }
         let room = area.width.saturating_sub(3 + title.width() as u16);
         let mut block = self.border_block().title(title);
@@ -749,6 +762,25 @@ mod tests {
         assert!(top.contains("sweep ▲ 62% ▼ — 48×5m"), "{top}");
         let up = top.chars().position(|c| c == '▲').unwrap();
         assert_eq!(buf[(u16::try_from(up).unwrap(), 0)].fg, theme.up);
+        // Narrower: the horizon goes first, then the odds; the title never runs into the corner.
+        let top_at = |width: u16| {
+            let mut buf = Buffer::empty(Rect::new(0, 0, width, 8));
+            CandleChart {
+                detail: Some(&detail),
+                wanted: Some(("TESTUSDT", "5m")),
+                theme: &theme,
+            }
+            .render(buf.area, &mut buf);
+            (0..width).map(|x| buf[(x, 0)].symbol()).collect::<String>()
+        };
+        let narrower = top_at(40);
+        assert!(
+            narrower.contains("sweep ▲ 62% ▼ — ┐") || narrower.contains("sweep ▲ 62% ▼ — ─"),
+            "{narrower}"
+        );
+        assert!(!narrower.contains("48×"), "{narrower}");
+        let narrowest = top_at(28);
+        assert!(!narrowest.contains("sweep"), "{narrowest}");
     }
 
     #[test]
