@@ -35,7 +35,7 @@ use rand::{SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::files::{card_error, io, write_atomic};
+use super::files::{card_error, io, read_model_file, write_atomic};
 use super::{
     MlError,
     dataset::Sample,
@@ -447,14 +447,7 @@ impl DiscoveryModel {
                 "trained for another input layout: retrain with `perpdesk train`",
             ));
         }
-        let path = dir.join(&card.file);
-        let bytes = fs::read(&path).map_err(io(&path))?;
-        if sha256_hex(&bytes) != card.sha256 {
-            return Err(card_error(
-                &card_path,
-                "the model file does not match the card's sha256",
-            ));
-        }
+        let bytes = read_model_file(dir, &card.file, &card.sha256, &card_path)?;
         let net = Mlp::from_onnx(&bytes)?;
         if net.inputs() != WIDTH || net.outputs() != 1 {
             return Err(card_error(&card_path, "the file's shape does not match the card"));

@@ -22,7 +22,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::files::{card_error, io, read, write_atomic};
+use super::files::{card_error, io, read, read_model_file, write_atomic};
 use super::{
     MlError,
     dataset::Sample,
@@ -373,14 +373,7 @@ pub fn load(dir: &Path) -> Result<(Mlp, EvolverCard), MlError> {
             "trained on another parameter table than this build's",
         ));
     }
-    let model_path = dir.join(&card.file);
-    let bytes = fs::read(&model_path).map_err(io(&model_path))?;
-    if sha256_hex(&bytes) != card.sha256 {
-        return Err(card_error(
-            &card_path,
-            format!("{} does not match its SHA-256", card.file),
-        ));
-    }
+    let bytes = read_model_file(dir, &card.file, &card.sha256, &card_path)?;
     let mlp = Mlp::from_onnx(&bytes)?;
     if mlp.inputs() != STATE_DIM || mlp.outputs() != ACTIONS {
         return Err(MlError::Shape(format!(

@@ -31,6 +31,27 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>, MlError> {
     fs::read(path).map_err(io(path))
 }
 
+/// The model file `file` (relative to `dir`) named by the card at `card_path`, refused unless its
+/// SHA-256 is the card's `sha256`: an altered file, or a card copied beside another model, never loads.
+pub(crate) fn read_model_file(
+    dir: &Path,
+    file: &str,
+    sha256: &str,
+    card_path: &Path,
+) -> Result<Vec<u8>, MlError> {
+    let bytes = read(&dir.join(file))?;
+    if super::predictor::sha256_hex(&bytes) != sha256 {
+        return Err(card_error(
+            card_path,
+            format!(
+                "{file} does not match the card's sha256 (altered, or the card belongs to another model): \
+                 run `perpdesk train` again or restore both files together"
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Writes `bytes` to `path` through `<path>.tmp` and a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
     let tmp = path.with_extension("tmp");
@@ -54,6 +75,17 @@ mod tests {
         assert!(!dir.path().join("card.tmp").exists());
         let missing = read(&dir.path().join("nothing.json")).unwrap_err();
         assert!(missing.to_string().contains("nothing.json"), "{missing}");
+        let err = read_model_file(dir.path(), "card.json", "00", &path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("card.json does not match the card's sha256"),
+            "{err}"
+        );
+        let sha = crate::ml::predictor::sha256_hex(b"new");
+        assert_eq!(
+            read_model_file(dir.path(), "card.json", &sha, &path).unwrap(),
+            b"new"
+        );
         let card = card_error(&path, "for another layout");
         assert!(
             card.to_string().contains("card.json: for another layout"),

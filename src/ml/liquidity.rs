@@ -36,7 +36,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::files::{card_error, read};
+use super::files::{card_error, read, read_model_file};
 use super::{
     MlError,
     dataset::{self, DatasetError, SymbolBars},
@@ -593,14 +593,7 @@ impl LiquidityModel {
                 ),
             ));
         }
-        let model_path = dir.join(&card.file);
-        let bytes = read(&model_path)?;
-        if sha256_hex(&bytes) != card.sha256 {
-            return Err(card_error(
-                &card_path,
-                "the model file does not match the card's sha256",
-            ));
-        }
+        let bytes = read_model_file(dir, &card.file, &card.sha256, &card_path)?;
         let proto = onnx::decode(&bytes).map_err(|e| MlError::Format(e.to_string()))?;
         let ensemble = onnx::tree_ensemble_from(&proto)?;
         if ensemble.inputs() != INPUTS {
@@ -886,14 +879,7 @@ pub fn report(outcome: &LiquidityOutcome) -> String {
         m.train_base_rate,
         m.validation_base_rate
     );
-    let _ = writeln!(out, "calibration (predicted -> observed, count):");
-    for bin in &m.calibration {
-        let _ = writeln!(
-            out,
-            "  [{:.1}, {:.1})  {:.3} -> {:.3}  {}",
-            bin.lo, bin.hi, bin.mean_predicted, bin.observed_rate, bin.count
-        );
-    }
+    metrics::write_calibration(&mut out, &m.calibration);
     let _ = writeln!(
         out,
         "wrote {} and {}",

@@ -76,6 +76,20 @@ pub fn calibration(p: &[f32], y: &[f32], bins: usize) -> Vec<CalibrationBin> {
         .collect()
 }
 
+/// The calibration table of a training report: a heading, then one line per bin (range, mean predicted
+/// probability -> observed rate, count).
+pub fn write_calibration(out: &mut String, bins: &[CalibrationBin]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "calibration (predicted -> observed, count):");
+    for bin in bins {
+        let _ = writeln!(
+            out,
+            "  [{:.1}, {:.1})  {:.3} -> {:.3}  {}",
+            bin.lo, bin.hi, bin.mean_predicted, bin.observed_rate, bin.count
+        );
+    }
+}
+
 /// Mean of `values`, NaN when empty.
 pub fn mean(values: impl IntoIterator<Item = f64>) -> f64 {
     let (sum, count) = values

@@ -23,7 +23,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::files::{card_error, read};
+use super::files::{card_error, read, read_model_file};
 use super::{
     MlError, onnx,
     onnxruntime::{self, OnnxRuntime, OrtModel},
@@ -613,14 +613,7 @@ impl SignalPredictor {
                 ),
             ));
         }
-        let model_path = dir.join(&card.file);
-        let bytes = read(&model_path)?;
-        if sha256_hex(&bytes) != card.sha256 {
-            return Err(card_error(
-                &card_path,
-                "the model file does not match the card's sha256",
-            ));
-        }
+        let bytes = read_model_file(dir, &card.file, &card.sha256, &card_path)?;
         let proto = onnx::decode(&bytes).map_err(|e| MlError::Format(e.to_string()))?;
         let ensemble = onnx::tree_ensemble_from(&proto)?;
         if ensemble.inputs() != derived.width() {

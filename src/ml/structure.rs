@@ -32,7 +32,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::files::{card_error, io, write_atomic};
+use super::files::{card_error, io, read_model_file, write_atomic};
 use super::{
     MlError,
     dataset::{DatasetError, SymbolBars, feature_vector},
@@ -453,14 +453,7 @@ impl StructureModel {
             (&card.encoder_file, &card.encoder_sha256),
             (&card.autoencoder_file, &card.autoencoder_sha256),
         ] {
-            let path = dir.join(file);
-            let bytes = fs::read(&path).map_err(io(&path))?;
-            if sha256_hex(&bytes) != *sha {
-                return Err(card_error(
-                    &card_path,
-                    format!("{file} does not match the card's sha256"),
-                ));
-            }
+            let bytes = read_model_file(dir, file, sha, &card_path)?;
             nets.push(Mlp::from_onnx(&bytes)?);
         }
         let autoencoder = nets

@@ -526,14 +526,7 @@ pub fn report(outcome: &TrainOutcome) -> String {
         m.baseline_log_loss,
         m.brier
     );
-    let _ = writeln!(out, "calibration (predicted -> observed, count):");
-    for bin in &m.calibration {
-        let _ = writeln!(
-            out,
-            "  [{:.1}, {:.1})  {:.3} -> {:.3}  {}",
-            bin.lo, bin.hi, bin.mean_predicted, bin.observed_rate, bin.count
-        );
-    }
+    metrics::write_calibration(&mut out, &m.calibration);
     let _ = writeln!(
         out,
         "ICT signals in validation: {}, expectancy {} R",
