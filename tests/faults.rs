@@ -553,9 +553,11 @@ async fn connections_rotate_before_the_cut_without_a_gap() {
     let mut streams = StreamManager::new(cfg, Arc::new(RwLock::new(table)), tx, stop_rx);
     streams.subscribe([format!("{}@kline_1m", name.to_ascii_lowercase())]);
     let mut rotations = 0;
-    let mut closed: Vec<i64> = Vec::new();
+    let mut closed = std::collections::BTreeSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while rotations < 4 {
+    // Rotations (about one a second) and bar closes (one a second at 60x) run on independent clocks,
+    // so the loop waits for both counts rather than assuming one implies the other.
+    while rotations < 4 || closed.len() < 6 {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left, rx.recv())
             .await
@@ -564,13 +566,13 @@ async fn connections_rotate_before_the_cut_without_a_gap() {
         {
             StreamEvent::Rotated { .. } => rotations += 1,
             StreamEvent::Down { reason, .. } => panic!("a connection went down: {reason}"),
-            StreamEvent::Kline(k) if k.bar.closed => closed.push(k.bar.open_time),
+            StreamEvent::Kline(k) if k.bar.closed => {
+                closed.insert(k.bar.open_time);
+            }
             _ => {}
         }
     }
-    closed.sort_unstable();
-    closed.dedup();
-    assert!(closed.len() >= 4, "{closed:?}");
+    let closed: Vec<i64> = closed.into_iter().collect();
     for pair in closed.windows(2) {
         assert_eq!(
             pair[1] - pair[0],
