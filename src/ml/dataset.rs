@@ -131,6 +131,47 @@ pub struct SymbolBars {
     pub higher: Vec<Bar>,
 }
 
+/// One closed bar of a [`SymbolBars`], as [`SymbolBars::in_close_order`] hands it to a replay.
+#[derive(Debug, Clone, Copy)]
+pub struct ClosedBar<'a> {
+    pub interval: Interval,
+    pub bar: &'a Bar,
+    /// The bar's index in `entry` when it is an entry-timeframe bar (the replays decide only there).
+    pub entry_index: Option<usize>,
+}
+
+impl SymbolBars {
+    /// Every bar of the three timeframes in the order the engine feeds them to a [`SymbolAnalysis`]:
+    /// by close time, higher timeframes first at equal close times (the 1h bar closing with a 5m bar
+    /// is known when that 5m bar is evaluated). Every replay (the predictor's, the liquidity model's,
+    /// the structure model's) walks this one order, so none of them can see a different market.
+    pub fn in_close_order(&self, config: &AnalysisConfig) -> impl Iterator<Item = ClosedBar<'_>> {
+        let mut merged: Vec<(TimestampMs, u8, usize)> =
+            Vec::with_capacity(self.entry.len() + self.setup.len() + self.higher.len());
+        merged.extend(self.higher.iter().enumerate().map(|(i, b)| (b.close_time, 0, i)));
+        merged.extend(self.setup.iter().enumerate().map(|(i, b)| (b.close_time, 1, i)));
+        merged.extend(self.entry.iter().enumerate().map(|(i, b)| (b.close_time, 2, i)));
+        merged.sort_unstable();
+        let intervals = [
+            config.higher.interval,
+            config.setup.interval,
+            config.entry.interval,
+        ];
+        merged.into_iter().map(move |(_, rank, index)| {
+            let bars = match rank {
+                0 => &self.higher,
+                1 => &self.setup,
+                _ => &self.entry,
+            };
+            ClosedBar {
+                interval: intervals[usize::from(rank)],
+                bar: &bars[index],
+                entry_index: (rank == 2).then_some(index),
+            }
+        })
+    }
+}
+
 /// Replay counts for the progress lines and the report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayStats {
@@ -153,26 +194,17 @@ pub fn replay(bars: &SymbolBars, horizon: usize) -> Result<(Vec<Sample>, ReplayS
     params.quality.threshold = 0.0;
     let mut strategy = IctStrategy::new(params);
 
-    let mut merged: Vec<(TimestampMs, u8, usize)> =
-        Vec::with_capacity(bars.entry.len() + bars.setup.len() + bars.higher.len());
-    merged.extend(bars.higher.iter().enumerate().map(|(i, b)| (b.close_time, 0, i)));
-    merged.extend(bars.setup.iter().enumerate().map(|(i, b)| (b.close_time, 1, i)));
-    merged.extend(bars.entry.iter().enumerate().map(|(i, b)| (b.close_time, 2, i)));
-    merged.sort_unstable();
-
     let mut samples = Vec::new();
     let mut stats = ReplayStats::default();
     let mut features = [0.0_f32; SCHEMA_LEN];
-    for (_, rank, index) in merged {
-        let (interval, bar) = match rank {
-            0 => (config.higher.interval, &bars.higher[index]),
-            1 => (config.setup.interval, &bars.setup[index]),
-            _ => (config.entry.interval, &bars.entry[index]),
-        };
-        analysis.on_closed_bar(interval, bar).map_err(analysis_error)?;
-        if rank != 2 {
+    for closed in bars.in_close_order(&config) {
+        let bar = closed.bar;
+        analysis
+            .on_closed_bar(closed.interval, bar)
+            .map_err(analysis_error)?;
+        let Some(index) = closed.entry_index else {
             continue;
-        }
+        };
         stats.evaluations += 1;
         let Evaluation::Signal(signal) = strategy.evaluate(SymbolId(0), &analysis, bar.close_time) else {
             continue;
@@ -378,6 +410,42 @@ mod tests {
             trades: 1,
             closed: true,
         }
+    }
+
+    #[test]
+    fn bars_are_replayed_by_close_time_higher_timeframes_first() {
+        let span = |minutes: i64, i: i64| {
+            let mut b = bar(0, 1.0, 1.0, 1.0);
+            b.open_time = i * minutes * 60_000;
+            b.close_time = b.open_time + minutes * 60_000 - 1;
+            b
+        };
+        let bars = SymbolBars {
+            symbol: "BTCUSDT".into(),
+            entry: (0..12).map(|i| span(5, i)).collect(),
+            setup: (0..4).map(|i| span(15, i)).collect(),
+            higher: vec![span(60, 0)],
+        };
+        let config = AnalysisConfig::default();
+        let order: Vec<(TimestampMs, Interval, Option<usize>)> = bars
+            .in_close_order(&config)
+            .map(|c| (c.bar.close_time, c.interval, c.entry_index))
+            .collect();
+        assert_eq!(order.len(), 17);
+        assert!(order.windows(2).all(|w| w[0].0 <= w[1].0), "{order:?}");
+        // The hour's last 5m bar closes with the third 15m bar and the 1h bar: 1h, 15m, then 5m.
+        let last = order.len();
+        assert_eq!(
+            order[last - 3..].iter().map(|o| o.1).collect::<Vec<_>>(),
+            [
+                config.higher.interval,
+                config.setup.interval,
+                config.entry.interval
+            ]
+        );
+        assert_eq!(order[last - 1].2, Some(11));
+        let entries: Vec<usize> = order.iter().filter_map(|o| o.2).collect();
+        assert_eq!(entries, (0..12).collect::<Vec<_>>());
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::files::{card_error, read, read_model_file};
+use super::files::{card_error, read, read_model_file, write_atomic};
 use super::{
     MlError,
     dataset::{self, DatasetError, SymbolBars},
@@ -364,26 +364,16 @@ pub fn replay(
     let stride = config.stride.max(1);
     let extremes = future_extremes(&bars.entry, config.horizon_bars);
 
-    // The same merge as `dataset::replay`: by close time, higher timeframes first at equal times.
-    let mut merged: Vec<(TimestampMs, u8, usize)> =
-        Vec::with_capacity(bars.entry.len() + bars.setup.len() + bars.higher.len());
-    merged.extend(bars.higher.iter().enumerate().map(|(i, b)| (b.close_time, 0, i)));
-    merged.extend(bars.setup.iter().enumerate().map(|(i, b)| (b.close_time, 1, i)));
-    merged.extend(bars.entry.iter().enumerate().map(|(i, b)| (b.close_time, 2, i)));
-    merged.sort_unstable();
-
     let mut samples = Vec::new();
     let mut stats = LiquidityStats::default();
-    for (_, rank, index) in merged {
-        let (interval, bar) = match rank {
-            0 => (analysis_config.higher.interval, &bars.higher[index]),
-            1 => (analysis_config.setup.interval, &bars.setup[index]),
-            _ => (analysis_config.entry.interval, &bars.entry[index]),
-        };
-        analysis.on_closed_bar(interval, bar).map_err(analysis_error)?;
-        if rank != 2 || !index.is_multiple_of(stride) {
+    for closed in bars.in_close_order(&analysis_config) {
+        let bar = closed.bar;
+        analysis
+            .on_closed_bar(closed.interval, bar)
+            .map_err(analysis_error)?;
+        let Some(index) = closed.entry_index.filter(|i| i.is_multiple_of(stride)) else {
             continue;
-        }
+        };
         stats.decisions += 1;
         for picked in live_rows(&analysis) {
             let Some((pick, row)) = picked else {
@@ -495,17 +485,6 @@ impl LiquidityCard {
     }
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
-    // Written next to the target and renamed, so a reader never sees half a model.
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|source| MlError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
 /// The liquidity model, ready to score: the trees (evaluated natively) and their card.
 #[derive(Debug, Clone)]
 pub struct LiquidityModel {
@@ -559,10 +538,10 @@ impl LiquidityModel {
         self.card.sha256 = sha256_hex(&bytes);
         MODEL_FILE.clone_into(&mut self.card.file);
         let (model_path, card_path) = (dir.join(MODEL_FILE), dir.join(CARD_FILE));
-        write(&model_path, &bytes)?;
+        write_atomic(&model_path, &bytes)?;
         let json =
             serde_json::to_vec_pretty(&self.card).map_err(|e| card_error(&card_path, e.to_string()))?;
-        write(&card_path, &json)?;
+        write_atomic(&card_path, &json)?;
         Ok((model_path, card_path))
     }
 

@@ -23,7 +23,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::files::{card_error, read, read_model_file};
+use super::files::{card_error, read, read_model_file, write_atomic};
 use super::{
     MlError, onnx,
     onnxruntime::{self, OnnxRuntime, OrtModel},
@@ -468,17 +468,6 @@ pub struct SignalPredictor {
     pub card: ModelCard,
 }
 
-pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), MlError> {
-    // Written next to the target and renamed, so a reader never sees half a model.
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|source| MlError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
 /// SHA-256 of `bytes` in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -575,10 +564,10 @@ impl SignalPredictor {
         self.card.sha256 = sha256_hex(&bytes);
         model_file.clone_into(&mut self.card.file);
         let (model_path, card_path) = (dir.join(model_file), dir.join(card_file));
-        write(&model_path, &bytes)?;
+        write_atomic(&model_path, &bytes)?;
         let json =
             serde_json::to_vec_pretty(&self.card).map_err(|e| card_error(&card_path, e.to_string()))?;
-        write(&card_path, &json)?;
+        write_atomic(&card_path, &json)?;
         Ok((model_path, card_path))
     }
 

@@ -240,7 +240,7 @@ impl Registry {
         std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, &e))?;
         let path = dir.join(REGISTRY_FILE);
         let json = serde_json::to_vec_pretty(&self.state).map_err(|e| file_error(&path, &e))?;
-        Ok(predictor::write(&path, &json)?)
+        Ok(super::files::write_atomic(&path, &json)?)
     }
 
     /// Whether `version` has files in the versions directory.

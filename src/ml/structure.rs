@@ -108,26 +108,17 @@ pub fn collect_rows(bars: &SymbolBars, every: usize) -> Result<Vec<FeatureRow>, 
     };
     let mut analysis = SymbolAnalysis::new(&config).map_err(analysis_error)?;
     analysis.reserve(bars.entry.len());
-    let mut merged: Vec<(TimestampMs, u8, usize)> =
-        Vec::with_capacity(bars.entry.len() + bars.setup.len() + bars.higher.len());
-    merged.extend(bars.higher.iter().enumerate().map(|(i, b)| (b.close_time, 0, i)));
-    merged.extend(bars.setup.iter().enumerate().map(|(i, b)| (b.close_time, 1, i)));
-    merged.extend(bars.entry.iter().enumerate().map(|(i, b)| (b.close_time, 2, i)));
-    merged.sort_unstable();
     let every = every.max(1);
     let mut out = Vec::with_capacity(bars.entry.len() / every + 1);
     let mut row = [0.0_f32; SCHEMA_LEN];
-    for (_, rank, index) in merged {
-        let (interval, bar) = match rank {
-            0 => (config.higher.interval, &bars.higher[index]),
-            1 => (config.setup.interval, &bars.setup[index]),
-            _ => (config.entry.interval, &bars.entry[index]),
-        };
-        analysis.on_closed_bar(interval, bar).map_err(analysis_error)?;
+    for closed in bars.in_close_order(&config) {
+        let bar = closed.bar;
+        analysis
+            .on_closed_bar(closed.interval, bar)
+            .map_err(analysis_error)?;
         // Rows before every timeframe has warmed up are mostly zeros; the higher timeframe's indicator
         // set tells when its slowest window is full.
-        if rank == 2
-            && index % every == 0
+        if closed.entry_index.is_some_and(|index| index % every == 0)
             && analysis
                 .timeframe(Role::Higher)
                 .indicators()
