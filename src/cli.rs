@@ -54,7 +54,7 @@ ENVIRONMENT VARIABLES
     SELF_LEARNING_MODE             online, batch or frozen                                  [batch]
     STRATEGY_EVOLUTION_INTERVAL    seconds between strategy evolution rounds                 [3600]
     FEATURE_DISCOVERY_RATE         share of exploration in feature discovery, 0..1            [0.1]
-    STRUCTURE_VECTOR_DIM           size of the market-structure vector                         [16]
+    STRUCTURE_VECTOR_DIM           size of the market-structure vector (16 only)               [16]
     ENABLE_BATCH_PREDICTION        batch model inference requests                            [true]
     BATCH_PREDICTION_SIZE          requests per batch                                          [32]
     BATCH_MAX_DELAY                longest wait for a batch to fill, in milliseconds          [100]

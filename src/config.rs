@@ -644,10 +644,16 @@ pub const SETTINGS: &[Setting] = &[
             unit: "milliseconds",
         },
     ),
+    // The engine keeps each symbol's code in a fixed 16-value array and the strategy evolver's
+    // pre-trained network reads 16 code values, so any other width is refused rather than ignored.
     setting(
         "ml.structure_vector_dim",
         Some("STRUCTURE_VECTOR_DIM"),
-        int(1, 1024),
+        Kind::Int {
+            min: 16,
+            max: 16,
+            unit: "the code width the structure model and the strategy evolver are built for",
+        },
     ),
     setting(
         "ml.feature_discovery_rate",
@@ -948,10 +954,12 @@ impl Kind {
         };
         match self {
             Kind::Bool => value.as_bool().map(|_| value.clone()).ok_or_else(wrong_type),
-            Kind::Int { min, max, .. } => {
+            Kind::Int { min, max, unit } => {
                 let n = value.as_integer().ok_or_else(wrong_type)?;
                 if (min..=max).contains(&n) {
                     Ok(value.clone())
+                } else if min == max {
+                    Err(format!("{n} is not supported: must be {min} ({unit})"))
                 } else {
                     Err(format!("{n} is out of range: must be {min}..={max}"))
                 }
@@ -2006,7 +2014,7 @@ mod tests {
             ("FEATURE_DIMENSION", "48"),
             ("ENABLE_SMART_MONITORING", " false "),
             ("MAX_POSITIONS", "5"),
-            ("STRUCTURE_VECTOR_DIM", "8"),
+            ("STRUCTURE_VECTOR_DIM", "16"),
             ("FEATURE_DISCOVERY_RATE", "0.25"),
             ("STRATEGY_EVOLUTION_INTERVAL", "7200"),
             ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/abc"),
@@ -2022,7 +2030,7 @@ mod tests {
         assert_eq!(c.ml.batch_max_delay_ms, 250);
         assert_eq!(
             (c.ml.structure_vector_dim, c.ml.feature_discovery_rate),
-            (8, 0.25)
+            (16, 0.25)
         );
         assert_eq!(c.ml.strategy_evolution_interval_secs, 7200);
         assert!(!c.features.enable_incremental_cache && !c.features.enable_memory_mapped_storage);
@@ -2226,6 +2234,12 @@ mod tests {
                 "BATCH_PREDICTION_SIZE",
                 "0",
                 "invalid environment variable BATCH_PREDICTION_SIZE: 0 is out of range: must be 1..=4096",
+            ),
+            (
+                "STRUCTURE_VECTOR_DIM",
+                "8",
+                "invalid environment variable STRUCTURE_VECTOR_DIM: 8 is not supported: must be 16 (the code width \
+                 the structure model and the strategy evolver are built for)",
             ),
             (
                 "BATCH_MAX_DELAY",

@@ -572,6 +572,14 @@ async fn run_console(
         },
     };
     tracing::info!(rest = %opts.rest_url, ws = %opts.ws_url, headless, "perpdesk starting");
+    if let Some(path) = &config.ml.quantized_model_path {
+        // Said once at start so a trader who set it does not believe an INT8 file is in use.
+        tracing::warn!(
+            path = %path.display(),
+            "QUANTIZED_MODEL_PATH is not used: INT8 variants are rebuilt and measured from the FP32 models at \
+             each load (ENABLE_QUANTIZATION)"
+        );
+    }
     let (outlets, writer, notifier) = open_outlets(config)?;
     let intents = writer.as_ref().map(JournalWriter::handle);
     let engine = app::start_engine_with(&opts, live_trading(config, intents)?, outlets)?;
