@@ -21,7 +21,10 @@ use crate::{
     domain::TimestampMs,
     ml::{
         MlError,
-        evolver::{Bounded, Change, Evolver, HardCaps, ParamSet, Performance, STRUCTURE_DIM, encode_state},
+        evolver::{
+            Bounded, Change, Evolver, HardCaps, PARAM_SETS, ParamSet, Performance, STRUCTURE_DIM,
+            encode_state,
+        },
         evolver_model::{self, SavedEvolver},
     },
     strategy::IctParams,
@@ -222,6 +225,25 @@ impl Evolution {
             "strategy evolver decided"
         );
         change
+    }
+
+    /// The journal's record of `change` (made by this evolver: its new set is the current one).
+    pub fn change_record(&self, change: &Change) -> crate::journal::StrategyChangeRecord {
+        let name = |index: usize| PARAM_SETS.get(index).map_or("?", |s| s.name).to_owned();
+        let limits = self.limits();
+        crate::journal::StrategyChangeRecord {
+            at_ms: change.at,
+            from_set: name(change.from),
+            to_set: name(change.to),
+            reason: change.reason.to_string(),
+            details: serde_json::json!({
+                "reason": change.reason,
+                "params": PARAM_SETS.get(change.to),
+                "max_leverage": limits.max_leverage,
+                "risk_fraction": limits.risk_fraction,
+                "source": self.source,
+            }),
+        }
     }
 
     /// Goes back to the set before the last change.

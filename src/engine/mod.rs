@@ -429,6 +429,8 @@ impl Engine {
             return;
         }
         if let Some(change) = evolution.decide(crate::domain::now_ms()) {
+            let record = evolution.change_record(&change);
+            self.trading.outlets.strategy_change(record);
             self.apply_evolution();
             self.set_message(&format!("strategy evolver: {change}"));
         }
@@ -1244,11 +1246,15 @@ impl Engine {
                 self.dirty = true;
             }
             Command::RevertStrategy => {
-                let reverted = self.evolution.as_mut().map(|e| e.revert(crate::domain::now_ms()));
+                let reverted = self.evolution.as_mut().map(|e| {
+                    e.revert(crate::domain::now_ms())
+                        .map(|change| (e.change_record(&change), change))
+                });
                 let answer = match reverted {
                     None => "no strategy evolver: nothing to revert".to_owned(),
                     Some(None) => "strategy evolver: no change to revert".to_owned(),
-                    Some(Some(change)) => {
+                    Some(Some((record, change))) => {
+                        self.trading.outlets.strategy_change(record);
                         self.apply_evolution();
                         format!("strategy evolver: {change}")
                     }
@@ -2412,7 +2418,22 @@ mod tests {
             caps,
             "test".into(),
         );
-        let mut e = e.with_prediction(Some(link)).with_evolution(Some(evolution));
+        // Journalled, to check the evolver's changes are recorded there.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal_path = crate::journal::journal_path(dir.path(), crate::journal::Execution::Paper);
+        let (mut file, _) = crate::journal::Journal::open(&journal_path).expect("journal");
+        let restored = file.restore().expect("restore");
+        let writer = crate::journal::JournalWriter::spawn(file, crate::journal::WriterConfig::default())
+            .expect("writer");
+        let journal = outlets::JournalLink {
+            handle: writer.handle(),
+            execution: crate::journal::Execution::Paper,
+            restored,
+        };
+        let mut e = e
+            .with_outlets(outlets::Outlets::new(Some(journal), None))
+            .with_prediction(Some(link))
+            .with_evolution(Some(evolution));
         assert_eq!(e.trading().risk_for(Mode::SelfLearning).max_leverage, 2);
         replay_market(&mut e, id, |e| e.funnel().signals >= 1);
         let request = requests.try_recv().expect("the signal waits for its probability");
@@ -2487,6 +2508,32 @@ mod tests {
         let decisions = e.evolution().map(|ev| ev.evolver.decisions());
         e.evolve();
         assert_eq!(e.evolution().map(|ev| ev.evolver.decisions()), decisions);
+
+        // The journal holds the change and its revert, each with the set it put in force.
+        writer.handle().flush().await.expect("flushed");
+        let journal = crate::journal::Journal::open_read_only(&journal_path).expect("read");
+        let changes = journal.strategy_changes().expect("strategy changes");
+        let summary: Vec<(&str, &str, &str)> = changes
+            .iter()
+            .map(|c| (c.from_set.as_str(), c.to_set.as_str(), c.reason.as_str()))
+            .collect();
+        let reason = change.reason.to_string();
+        assert_eq!(
+            summary,
+            [
+                (PARAM_SETS[change.from].name, set.name, reason.as_str()),
+                (set.name, PARAM_SETS[change.from].name, "reverted by the operator"),
+            ]
+        );
+        assert_eq!(changes[0].at_ms, change.at);
+        assert_eq!(changes[0].details["params"]["name"], set.name);
+        assert_eq!(
+            changes[0].details["max_leverage"],
+            set.leverage_cap.min(2),
+            "inside the hard cap"
+        );
+        assert_eq!(changes[1].details["reason"]["kind"], "revert");
+        assert_eq!(changes[1].details["params"]["name"], PARAM_SETS[change.from].name);
     }
 
     /// In `ict` the signal trades at once and the probability, when it comes back, is only shown.

@@ -410,6 +410,12 @@ impl Outlets {
         }
     }
 
+    /// A change of the strategy evolver's parameter set, journalled (it must not be lost: later
+    /// `self_learning` signals were taken under it).
+    pub fn strategy_change(&mut self, record: crate::journal::StrategyChangeRecord) {
+        self.keep(record);
+    }
+
     /// Remembers restored positions as journalled, so their next state continues their revisions.
     pub fn adopt(&mut self, id: PositionId, record: PositionRecord) {
         self.last.insert(id, record);

@@ -254,6 +254,12 @@ pub fn validate(record: &JournalRecord) -> Result<(), JournalError> {
             }
             vec![("reason", b.reason.as_str())]
         }
+        JournalRecord::StrategyChange(c) => {
+            if let Some(field) = find_secret(&c.details, "details") {
+                return refuse(field);
+            }
+            vec![("reason", c.reason.as_str())]
+        }
         JournalRecord::OrderIntent(o) => {
             check_client_order_id(&o.client_order_id)?;
             vec![]

@@ -408,6 +408,21 @@ pub struct BreakerStateRecord {
     pub details: serde_json::Value,
 }
 
+/// A change of the strategy evolver's parameter set: its decision at the end of an interval, or the
+/// operator's revert. Journalled so the parameters behind any later `self_learning` signal can be
+/// traced, and so an operator can see from the journal alone what the evolver did and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyChangeRecord {
+    pub at_ms: Millis,
+    /// The parameter set's name before and after (`baseline`, `strict`, …).
+    pub from_set: String,
+    pub to_set: String,
+    /// Why, as the console says it (`highest Q (+0.31 R)`, `reverted by the operator`).
+    pub reason: String,
+    /// The machine-readable reason and the new set's parameters, inside the hard caps, as JSON.
+    pub details: serde_json::Value,
+}
+
 /// Anything the writer can journal.
 // The position variant dominates the size; records are boxed when queued, so the enum is only ever a
 // short-lived stack value.
@@ -422,6 +437,7 @@ pub enum JournalRecord {
     Fill(FillRecord),
     Equity(EquitySnapshot),
     Breaker(BreakerStateRecord),
+    StrategyChange(StrategyChangeRecord),
 }
 
 impl JournalRecord {
@@ -436,6 +452,7 @@ impl JournalRecord {
             Self::Fill(_) => "fill",
             Self::Equity(_) => "equity",
             Self::Breaker(_) => "breaker",
+            Self::StrategyChange(_) => "strategy change",
         }
     }
 }
@@ -478,5 +495,11 @@ impl From<EquitySnapshot> for JournalRecord {
 impl From<BreakerStateRecord> for JournalRecord {
     fn from(r: BreakerStateRecord) -> Self {
         Self::Breaker(r)
+    }
+}
+
+impl From<StrategyChangeRecord> for JournalRecord {
+    fn from(r: StrategyChangeRecord) -> Self {
+        Self::StrategyChange(r)
     }
 }

@@ -17,6 +17,8 @@
 //! * v3 — `positions.monitor`: the monitor's state of an open position (initial stop, liquidation
 //!   price, risk level, the one-shot warnings already given), JSON, so a restart resumes monitoring
 //!   exactly where it stopped instead of repeating warnings or mis-scoring a trailed stop.
+//! * v4 — `strategy_changes`: every change of the strategy evolver's parameter set (decision or the
+//!   operator's revert), with its reason and the parameters it put in force.
 
 use std::path::{Path, PathBuf};
 
@@ -153,10 +155,21 @@ pub const STEPS: &[Step] = &[
         version: 3,
         statements: &["ALTER TABLE positions ADD COLUMN monitor TEXT"],
     },
+    Step {
+        version: 4,
+        statements: &["CREATE TABLE strategy_changes (
+                id       INTEGER PRIMARY KEY,
+                at_ms    INTEGER NOT NULL,
+                from_set TEXT    NOT NULL,
+                to_set   TEXT    NOT NULL,
+                reason   TEXT    NOT NULL,
+                details  TEXT    NOT NULL
+            )"],
+    },
 ];
 
 /// The version this build writes.
-pub const LATEST: i64 = 3;
+pub const LATEST: i64 = 4;
 
 /// Where a test wants a migration to fail: after `after_statements` statements of the step to
 /// `version` (inside its transaction).

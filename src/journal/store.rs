@@ -14,7 +14,8 @@ use rust_decimal::Decimal;
 use super::{
     BreakerStateRecord, BreakerTier, EquitySnapshot, Execution, FillRecord, JournalError, JournalRecord,
     LifecycleEventRecord, LifecycleKind, MigrationReport, Millis, MonitorState, OrderIntent, OrderRecord,
-    OrderSide, OrderState, PositionRecord, PositionStatus, SignalRecord, TrailingStop, parse_side,
+    OrderSide, OrderState, PositionRecord, PositionStatus, SignalRecord, StrategyChangeRecord, TrailingStop,
+    parse_side,
     schema::{self, FailPoint},
     side_str,
 };
@@ -260,6 +261,28 @@ impl Journal {
     /// The breaker's last journalled state.
     pub fn last_breaker_state(&self) -> Result<Option<BreakerStateRecord>, JournalError> {
         last_breaker(&self.conn)
+    }
+
+    /// The strategy evolver's journalled changes, oldest first.
+    pub fn strategy_changes(&self) -> Result<Vec<StrategyChangeRecord>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT at_ms, from_set, to_set, reason, details FROM strategy_changes ORDER BY id",
+            )
+            .map_err(sql("reading strategy changes"))?;
+        stmt.query_map([], |row| {
+            Ok(StrategyChangeRecord {
+                at_ms: row.get(0)?,
+                from_set: row.get(1)?,
+                to_set: row.get(2)?,
+                reason: row.get(3)?,
+                details: json_value(row, 4, "strategy change details")?,
+            })
+        })
+        .map_err(sql("reading strategy changes"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("reading strategy changes"))
     }
 
     /// The last equity snapshot.
@@ -555,6 +578,15 @@ pub(crate) fn insert(conn: &Connection, record: &JournalRecord) -> Result<(), Jo
                 ])
             })
             .map_err(sql("writing the breaker state"))?;
+        }
+        JournalRecord::StrategyChange(c) => {
+            let details = json("strategy change details", &c.details)?;
+            conn.prepare_cached(
+                "INSERT INTO strategy_changes (at_ms, from_set, to_set, reason, details) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut st| st.execute(params![c.at_ms, c.from_set, c.to_set, c.reason, details]))
+            .map_err(sql("writing a strategy change"))?;
         }
     }
     Ok(())

@@ -108,6 +108,16 @@ fn breaker(tier: BreakerTier) -> BreakerStateRecord {
     }
 }
 
+fn strategy_change(at_ms: i64) -> StrategyChangeRecord {
+    StrategyChangeRecord {
+        at_ms,
+        from_set: "baseline".into(),
+        to_set: "strict".into(),
+        reason: "highest Q (+0.31 R)".into(),
+        details: json!({"reason": {"kind": "exploit", "q": 0.31}, "max_leverage": 5}),
+    }
+}
+
 fn equity(at_ms: i64, value: &str) -> EquitySnapshot {
     EquitySnapshot {
         at_ms,
@@ -180,6 +190,7 @@ fn every_record_round_trips_with_its_exact_digits() {
         fill.clone().into(), // a replayed fill is stored once
         equity(5, "10012.50").into(),
         breaker(BreakerTier::Caution).into(),
+        strategy_change(6).into(),
     ];
     for r in &records {
         journal.write(r).expect("writes");
@@ -201,6 +212,10 @@ fn every_record_round_trips_with_its_exact_digits() {
     assert_eq!(
         journal.last_breaker_state().expect("breaker"),
         Some(breaker(BreakerTier::Caution))
+    );
+    assert_eq!(
+        journal.strategy_changes().expect("strategy changes"),
+        vec![strategy_change(6)]
     );
     let order = journal.order("pd-1-sl").expect("order").expect("present");
     assert_eq!(
@@ -364,6 +379,12 @@ fn credentials_are_refused_and_never_reach_the_file() {
         );
         assert!(!err.to_string().contains(CANARY) && !format!("{err:?}").contains(CANARY));
     }
+    let mut change = strategy_change(1);
+    change.details = json!({"source": {"api_key": CANARY}});
+    assert!(matches!(
+        journal.write(&change.into()),
+        Err(JournalError::SecretInPayload { field, .. }) if field == "details.source.api_key"
+    ));
     let mut closed = position("p1", 1);
     closed.close_reason = Some(format!("Bot {CANARY}"));
     assert!(matches!(
@@ -424,6 +445,10 @@ fn a_v1_file_migrates_to_latest_after_a_backup() {
     journal
         .write(&intent("pd-after").into())
         .expect("the v2 schema works");
+    journal
+        .write(&strategy_change(2).into())
+        .expect("the v4 table exists");
+    assert_eq!(journal.strategy_changes().expect("read").len(), 1);
     journal.integrity_check().expect("intact");
     let old = rusqlite::Connection::open(&backup).expect("backup opens");
     let version: i64 = old
