@@ -525,7 +525,8 @@ impl Trading {
     /// An operator's manual entry at the mark, through the same gates, sizing and book as a signal:
     /// the stop [`MANUAL_STOP_ATRS`] entry-timeframe ATRs away, the target at [`MANUAL_REWARD_RISK`].
     /// Attributed to the strategy mode that was active, since the position is monitored, journalled
-    /// and closed like any other.
+    /// and closed like any other; but its R is never the strategy evolver's reward in `self_learning`,
+    /// which learns only from the positions its own parameter set chose.
     pub fn open_manual(
         &mut self,
         symbol: SymbolId,
@@ -552,8 +553,9 @@ impl Trading {
             confidence: MANUAL_CONFIDENCE,
         };
         let result = self.open_entry(&entry, strategy, feature_slot);
-        if result.is_ok() {
+        if let Ok(id) = &result {
             self.funnel.opened += 1;
+            self.learning_positions.remove(id);
         }
         result
     }
@@ -924,6 +926,29 @@ mod tests {
             Err(Refusal::BreakerHalt),
             "the kill switch refuses manual entries too"
         );
+    }
+
+    #[test]
+    fn only_the_evolvers_own_positions_give_it_a_reward() {
+        let mut t = desk();
+        t.on_mark(&mark(30_000.0, 61_000));
+        // A manual entry in self_learning closes without giving the evolver an R...
+        let manual = t
+            .open_manual(SymbolId(0), Side::Short, 50.0, Mode::SelfLearning, None)
+            .expect("opened");
+        assert!(t.close_position(manual, CloseReason::Manual));
+        assert!(
+            t.take_learning_r().is_empty(),
+            "the operator's trade is not the evolver's"
+        );
+        // ...a self_learning signal's position does.
+        let s = signal(62_000, Side::Long, 29_700.0, 30_600.0);
+        let id = t
+            .consider(&s, Mode::SelfLearning, None)
+            .expect("considered")
+            .expect("opened");
+        assert!(t.close_position(id, CloseReason::Manual));
+        assert_eq!(t.take_learning_r().len(), 1);
     }
 
     #[test]
