@@ -181,56 +181,9 @@ impl Mlp {
                 &layer.weights,
             ));
             initializers.push(float_tensor(&b, &[layer.outputs as i64], &layer.bias));
-            let gemm_out = if i == last {
-                OUTPUT.to_owned()
-            } else {
-                format!("gemm{i}")
-            };
-            nodes.push(NodeProto {
-                input: vec![current, w, b],
-                output: vec![gemm_out.clone()],
-                name: format!("gemm{i}"),
-                op_type: "Gemm".into(),
-                attribute: vec![tract_onnx::pb::AttributeProto {
-                    name: "transB".into(),
-                    r#type: AttributeType::Int as i32,
-                    i: 1,
-                    ..Default::default()
-                }],
-                ..NodeProto::default()
-            });
-            current = gemm_out;
-            if i < last {
-                let relu_out = format!("relu{i}");
-                nodes.push(NodeProto {
-                    input: vec![current],
-                    output: vec![relu_out.clone()],
-                    name: relu_out.clone(),
-                    op_type: "Relu".into(),
-                    ..NodeProto::default()
-                });
-                current = relu_out;
-            }
+            current = gemm_relu(&mut nodes, i, i == last, current, w, b);
         }
-        let graph = GraphProto {
-            node: nodes,
-            name: graph_name.into(),
-            initializer: initializers,
-            input: vec![float_info(INPUT, self.inputs())],
-            output: vec![float_info(OUTPUT, self.outputs())],
-            ..GraphProto::default()
-        };
-        ModelProto {
-            ir_version: 8,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: 17,
-            }],
-            producer_name: "perpdesk".into(),
-            producer_version: env!("CARGO_PKG_VERSION").into(),
-            graph: Some(graph),
-            ..ModelProto::default()
-        }
+        model_proto(graph_name, nodes, initializers, self.inputs(), self.outputs())
     }
 
     /// Reads a `Gemm`(`transB = 1`)/`Relu` MLP written by [`Mlp::to_onnx`] back: the initializers `w{i}`
@@ -294,6 +247,78 @@ impl Mlp {
     /// The protobuf bytes of [`Self::to_onnx`].
     pub fn onnx_bytes(&self, graph_name: &str) -> Vec<u8> {
         self.to_onnx(graph_name).encode_to_vec()
+    }
+}
+
+/// Layer `i`'s `Gemm` (`transB = 1`, node `gemm{i}`) of `current` by `w` and `b`, then its `Relu`
+/// (node `relu{i}`) unless it is the `last` layer, whose `Gemm` writes the graph output. Returns the
+/// tensor the next layer reads. Shared by the FP32 and the INT8 writers, so both graphs keep one shape.
+pub(crate) fn gemm_relu(
+    nodes: &mut Vec<NodeProto>,
+    i: usize,
+    last: bool,
+    current: String,
+    w: String,
+    b: String,
+) -> String {
+    let gemm_out = if last {
+        OUTPUT.to_owned()
+    } else {
+        format!("gemm{i}")
+    };
+    nodes.push(NodeProto {
+        input: vec![current, w, b],
+        output: vec![gemm_out.clone()],
+        name: format!("gemm{i}"),
+        op_type: "Gemm".into(),
+        attribute: vec![tract_onnx::pb::AttributeProto {
+            name: "transB".into(),
+            r#type: AttributeType::Int as i32,
+            i: 1,
+            ..Default::default()
+        }],
+        ..NodeProto::default()
+    });
+    if last {
+        return gemm_out;
+    }
+    let relu_out = format!("relu{i}");
+    nodes.push(NodeProto {
+        input: vec![gemm_out],
+        output: vec![relu_out.clone()],
+        name: relu_out.clone(),
+        op_type: "Relu".into(),
+        ..NodeProto::default()
+    });
+    relu_out
+}
+
+/// The model around a graph of `nodes` from `float[N, inputs]` to `float[N, outputs]`: opset 17, IR 8.
+pub(crate) fn model_proto(
+    graph_name: &str,
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    inputs: usize,
+    outputs: usize,
+) -> ModelProto {
+    let graph = GraphProto {
+        node: nodes,
+        name: graph_name.into(),
+        initializer: initializers,
+        input: vec![float_info(INPUT, inputs)],
+        output: vec![float_info(OUTPUT, outputs)],
+        ..GraphProto::default()
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        producer_name: "perpdesk".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(graph),
+        ..ModelProto::default()
     }
 }
 

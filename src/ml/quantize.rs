@@ -42,13 +42,13 @@ use std::{
 
 use prost::Message as _;
 use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    attribute_proto::AttributeType, tensor_proto::DataType,
+    AttributeProto, ModelProto, NodeProto, TensorProto, attribute_proto::AttributeType,
+    tensor_proto::DataType,
 };
 
 use super::{
     MlError,
-    mlp::{INPUT, Mlp, OUTPUT, float_info, float_tensor},
+    mlp::{INPUT, Mlp, float_tensor, gemm_relu, model_proto},
     onnxruntime::OnnxRuntime,
     runtime::{Backend, Model, TractModel},
 };
@@ -477,46 +477,9 @@ impl QuantizedMlp {
             } else {
                 initializers.push(float_tensor(&b, &[layer.outputs as i64], &layer.bias));
             }
-            let gemm_out = if i == last {
-                OUTPUT.to_owned()
-            } else {
-                format!("gemm{i}")
-            };
-            let mut gemm = node("Gemm", &gemm_out, vec![current, w, b], None);
-            gemm.name = format!("gemm{i}");
-            gemm.attribute.push(AttributeProto {
-                name: "transB".into(),
-                r#type: AttributeType::Int as i32,
-                i: 1,
-                ..AttributeProto::default()
-            });
-            nodes.push(gemm);
-            current = gemm_out;
-            if i < last {
-                let relu = format!("relu{i}");
-                nodes.push(node("Relu", &relu, vec![current], None));
-                current = relu;
-            }
+            current = gemm_relu(&mut nodes, i, i == last, current, w, b);
         }
-        let graph = GraphProto {
-            node: nodes,
-            name: graph_name.into(),
-            initializer: initializers,
-            input: vec![float_info(INPUT, self.inputs())],
-            output: vec![float_info(OUTPUT, self.outputs())],
-            ..GraphProto::default()
-        };
-        ModelProto {
-            ir_version: 8,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: 17,
-            }],
-            producer_name: "perpdesk".into(),
-            producer_version: env!("CARGO_PKG_VERSION").into(),
-            graph: Some(graph),
-            ..ModelProto::default()
-        }
+        model_proto(graph_name, nodes, initializers, self.inputs(), self.outputs())
     }
 
     /// The protobuf bytes of [`Self::to_onnx`].
