@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     analyze::FvgJoin,
     config::{StrategyMode, VenueEnv},
-    sim::faults::FaultPlan,
+    sim::{faults::FaultPlan, server::SimClock},
 };
 
 /// Text appended to `perpdesk --help`: the configuration layers and every environment variable.
@@ -525,6 +525,33 @@ pub struct SimArgs {
     /// [default: today]. The synthetic market is a function of the seed and its start day.
     #[arg(long, value_name = "DAY", value_parser = parse_day)]
     pub day: Option<i64>,
+
+    /// Start the synthetic market at this simulated instant (ms since the epoch) instead of following
+    /// the wall clock from midnight UTC: the same instant gives the same market whatever the hour it
+    /// is run at (the demo does this). With --dump-bars, the instant the simulator was started with.
+    #[arg(long, value_name = "MS", conflicts_with_all = ["replay", "day"])]
+    pub market_start_ms: Option<i64>,
+
+    /// The wall-clock instant (ms since the epoch) at which the market is at --market-start-ms
+    /// [default: now]. Simulators given the same pair serve one timeline.
+    #[arg(long, value_name = "MS", requires = "market_start_ms")]
+    pub market_anchor_ms: Option<i64>,
+}
+
+impl SimArgs {
+    /// The synthetic market's clock: pinned by --market-start-ms, else the UTC day of --day, else today.
+    pub fn synthetic_clock(&self) -> SimClock {
+        match (self.market_start_ms, self.day) {
+            (Some(start), _) => SimClock::new(
+                self.market_anchor_ms.unwrap_or_else(crate::domain::now_ms),
+                start,
+                self.speed,
+                None,
+            ),
+            (None, Some(day)) => SimClock::synthetic_on(day, self.speed),
+            (None, None) => SimClock::synthetic(self.speed),
+        }
+    }
 }
 
 /// `--faults`: a plan file or inline plan text.

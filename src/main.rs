@@ -710,7 +710,7 @@ async fn run_sim(args: &SimArgs, config: &Config) -> anyhow::Result<()> {
         );
         (Arc::new(market), clock)
     } else {
-        let clock = SimClock::synthetic(args.speed);
+        let clock = args.synthetic_clock();
         let symbols = usize::try_from(args.symbols).unwrap_or(260);
         (Arc::new(synthetic_market(args.seed, symbols, &clock)), clock)
     };
@@ -808,10 +808,7 @@ fn dump_bars(args: &SimArgs, out: &std::path::Path, like: &std::path::Path) -> a
             ReplayMarket::from_dir(dir).with_context(|| format!("loading klines from {}", dir.display()))?,
         )
     } else {
-        let clock = match args.day {
-            Some(day) => SimClock::synthetic_on(day, args.speed),
-            None => SimClock::synthetic(args.speed),
-        };
+        let clock = args.synthetic_clock();
         let symbols = usize::try_from(args.symbols).unwrap_or(260);
         Arc::new(synthetic_market(args.seed, symbols, &clock))
     };

@@ -14,8 +14,9 @@
 //! The market runs at 600× with 1 s cycles so that positions open within seconds of a start. Every start
 //! back-fills its universe, and the venue's REST weight budget (2 400 a minute, kept by the simulator
 //! and honoured by the client) would allow only a few starts a minute; so the restarts go round three
-//! simulators with the same seed and speed, which serve the very same market (the simulated clock is a
-//! function of the wall clock), each with its own budget.
+//! simulators with the same seed, speed, market start and anchor, which serve the very same market, each
+//! with its own budget. The market starts at a fixed instant ([`MARKET_START_MS`]) rather than following
+//! the wall clock, so the test trades the same market whatever the hour it runs at.
 
 // Test code: a failed unwrap is a failed test with its location.
 #![allow(clippy::unwrap_used)]
@@ -33,6 +34,9 @@ use rand::{Rng, SeedableRng};
 use support::{Proc, data_dir, start_sim};
 
 const KILLS: usize = 50;
+/// The simulated instant the market starts at: 2025-03-11 13:00 UTC, the demo's market (measured to
+/// open positions within seconds at this speed).
+const MARKET_START_MS: i64 = 1_741_698_000_000;
 const SEED: u64 = 0x006a_6f75_726e_616c;
 
 fn console(rest: &str, ws: &str, config: &Path, data: &Path) -> Proc {
@@ -132,8 +136,23 @@ fn open_positions(j: &Journal) -> BTreeMap<String, PositionRecord> {
 
 #[test]
 fn the_headless_engine_killed_50_times_keeps_every_event_and_restores_positions_exactly() {
+    let anchor = perpdesk::domain::now_ms().to_string();
+    let start = MARKET_START_MS.to_string();
     let sims: Vec<(Proc, String, String)> = (0..3)
-        .map(|_| start_sim(&["--speed", "600", "--symbols", "40", "--seed", "11"]))
+        .map(|_| {
+            start_sim(&[
+                "--speed",
+                "600",
+                "--symbols",
+                "40",
+                "--seed",
+                "11",
+                "--market-start-ms",
+                &start,
+                "--market-anchor-ms",
+                &anchor,
+            ])
+        })
         .collect();
     let (_, rest, ws) = &sims[0];
     let dir = data_dir();
@@ -222,9 +241,7 @@ fn the_headless_engine_killed_50_times_keeps_every_event_and_restores_positions_
         "{KILLS} kills: {kills_with_positions} with open positions, {restored_total} positions restored, \
          up to {events_max} events journalled"
     );
-    // The kills hit a working engine: positions to restore, and events journalled between kills. How
-    // many kills find positions open depends on the synthetic market at this time of day (its clock
-    // follows the wall clock): runs have seen 5 to 50 of 50.
+    // The kills hit a working engine: positions to restore, and events journalled between kills.
     assert!(
         kills_with_positions >= 3,
         "only {kills_with_positions} of {KILLS} kills had open positions to restore"
