@@ -168,18 +168,21 @@ fn demo_console_in_a_pty() {
         press(&c.to_string());
     }
     press("\r");
+    // The filter applies while typing, so a screen of `B` or `BT` may come first: wait for the whole
+    // filter, i.e. a scanner that shows rows and only matching ones.
+    let scanner_rows = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.contains("USDT") && l.starts_with(['│', '▶']))
+            .map(str::to_owned)
+            .collect()
+    };
     let text = screen.wait_for("the filter applied", Duration::from_secs(10), |t| {
+        let rows = scanner_rows(t);
         t.lines().any(|l| l.contains("Scanner") && !l.contains("200/200"))
+            && !rows.is_empty()
+            && rows.iter().all(|l| l.contains("BTC"))
     });
-    let rows: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("USDT") && l.starts_with(['│', '▶']))
-        .collect();
-    assert!(!rows.is_empty(), "filtered rows shown:\n{text}");
-    assert!(
-        rows.iter().all(|l| l.contains("BTC")),
-        "only matching symbols:\n{text}"
-    );
+    assert!(!scanner_rows(&text).is_empty(), "filtered rows shown:\n{text}");
     press("\x1b"); // Esc clears the filter
     screen.wait_for("the filter cleared", Duration::from_secs(10), |t| {
         t.contains("Scanner 200/200 symbols")

@@ -265,7 +265,8 @@ async fn the_throttle_holds_messages_and_they_batch_while_waiting() {
     let mut s = settings(webhook(&base));
     s.batch_window = Duration::ZERO;
     s.max_messages = 1;
-    s.per = Duration::from_millis(400);
+    // Long enough that B and C are both queued inside it even on a stalled test thread.
+    s.per = Duration::from_secs(2);
     let (handle, task) = spawn(s).expect("spawns");
     handle.notify(sl("a", "A"));
     until("the first message", || server.requests().len() == 1).await;
