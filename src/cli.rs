@@ -276,7 +276,7 @@ pub enum Command {
 
     /// Read the trade journal (the SQLite file in the data directory).
     ///
-    ///   perpdesk journal export --out DIR      trades.csv and events.csv of the paper journal
+    ///   perpdesk journal export --out DIR      trades, events and strategy changes of the paper journal
     ///   perpdesk journal export --out DIR --live
     Journal(JournalArgs),
 
@@ -352,11 +352,12 @@ pub struct JournalArgs {
 /// What to do with the journal.
 #[derive(Debug, Clone, Subcommand)]
 pub enum JournalCommand {
-    /// Write the journal's trades (one row per position) and lifecycle events as CSV.
+    /// Write the journal's trades (one row per position), lifecycle events and strategy changes as CSV.
     ///
     /// Reads <data dir>/journal-paper.sqlite (or journal-live.sqlite with --live) without changing it, so it
-    /// can run next to a running perpdesk. Writes <DIR>/trades.csv and <DIR>/events.csv; money keeps the
-    /// journal's exact digits; times are given as epoch milliseconds and as RFC 3339 UTC.
+    /// can run next to a running perpdesk. Writes <DIR>/trades.csv, <DIR>/events.csv and
+    /// <DIR>/strategy_changes.csv; money keeps the journal's exact digits; times are given as epoch
+    /// milliseconds and as RFC 3339 UTC.
     /// Exit code 2 if the journal does not exist or was written by another version, 1 if the CSV cannot be
     /// written.
     Export(JournalExportArgs),
@@ -365,7 +366,7 @@ pub enum JournalCommand {
 /// Options of `perpdesk journal export`.
 #[derive(Debug, Clone, Args)]
 pub struct JournalExportArgs {
-    /// Directory to write trades.csv and events.csv into (created if missing).
+    /// Directory to write trades.csv, events.csv and strategy_changes.csv into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 

@@ -257,12 +257,14 @@ fn run_journal(args: &JournalArgs, config: &Config) -> ExitCode {
     match journal::export_csv(&file, &export.out) {
         Ok(summary) => {
             eprintln!(
-                "journal export: {} trades, {} events from {} -> {}, {}",
+                "journal export: {} trades, {} events, {} strategy changes from {} -> {}, {}, {}",
                 summary.trades,
                 summary.events,
+                summary.strategy_changes,
                 file.display(),
                 summary.trades_file.display(),
-                summary.events_file.display()
+                summary.events_file.display(),
+                summary.strategy_changes_file.display()
             );
             ExitCode::SUCCESS
         }

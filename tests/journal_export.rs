@@ -11,7 +11,7 @@ use perpdesk::{
     domain::Side,
     journal::{
         Execution, Journal, JournalRecord, LifecycleEventRecord, LifecycleKind, PositionRecord,
-        PositionStatus, journal_path,
+        PositionStatus, StrategyChangeRecord, journal_path,
     },
 };
 use rust_decimal::Decimal;
@@ -97,6 +97,14 @@ fn exports_trades_and_events_as_csv() {
             payload: json!({"mark": "3150.10"}),
         }
         .into(),
+        StrategyChangeRecord {
+            at_ms: 1_764_554_400_000,
+            from_set: "baseline".to_owned(),
+            to_set: "strict".to_owned(),
+            reason: "highest Q (+0.31 R)".to_owned(),
+            details: json!({"max_leverage": 5}),
+        }
+        .into(),
     ];
     for r in &records {
         journal.write(r).unwrap();
@@ -106,7 +114,10 @@ fn exports_trades_and_events_as_csv() {
     let output = perpdesk(&["journal", "export", "--data-dir", s(&data), "--out", s(&out)]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("journal export: 2 trades, 2 events"), "{stderr}");
+    assert!(
+        stderr.contains("journal export: 2 trades, 2 events, 1 strategy changes"),
+        "{stderr}"
+    );
 
     let trades = std::fs::read_to_string(out.join("trades.csv")).unwrap();
     assert_eq!(
@@ -123,13 +134,18 @@ fn exports_trades_and_events_as_csv() {
 2,1764550800500,2025-12-01T01:00:00.5Z,p-2,TakeProfitTriggered,"{""mark"":""3150.10""}"
 "#;
     assert_eq!(events, expected);
+    let changes = std::fs::read_to_string(out.join("strategy_changes.csv")).unwrap();
+    let expected = r#"at_ms,at,from_set,to_set,reason,details
+1764554400000,2025-12-01T02:00:00Z,baseline,strict,highest Q (+0.31 R),"{""max_leverage"":5}"
+"#;
+    assert_eq!(changes, expected);
     // No temporary file left behind.
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["events.csv", "trades.csv"]);
+    assert_eq!(names, ["events.csv", "strategy_changes.csv", "trades.csv"]);
 }
 
 #[test]

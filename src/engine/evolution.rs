@@ -23,7 +23,7 @@ use crate::{
         MlError,
         evolver::{
             Bounded, Change, Evolver, HardCaps, PARAM_SETS, ParamSet, Performance, STRUCTURE_DIM,
-            encode_state,
+            encode_state, set_name,
         },
         evolver_model::{self, SavedEvolver},
     },
@@ -229,12 +229,11 @@ impl Evolution {
 
     /// The journal's record of `change` (made by this evolver: its new set is the current one).
     pub fn change_record(&self, change: &Change) -> crate::journal::StrategyChangeRecord {
-        let name = |index: usize| PARAM_SETS.get(index).map_or("?", |s| s.name).to_owned();
         let limits = self.limits();
         crate::journal::StrategyChangeRecord {
             at_ms: change.at,
-            from_set: name(change.from),
-            to_set: name(change.to),
+            from_set: set_name(change.from).to_owned(),
+            to_set: set_name(change.to).to_owned(),
             reason: change.reason.to_string(),
             details: serde_json::json!({
                 "reason": change.reason,

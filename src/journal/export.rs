@@ -2,7 +2,8 @@
 //! tax report, read from a read-only connection so it can run next to a live engine.
 //!
 //! `trades.csv` has one row per position (open or closed) with its prices, fees, funding and realised
-//! `PnL`; `events.csv` one row per lifecycle event with its JSON payload. Times are written twice: epoch
+//! `PnL`; `events.csv` one row per lifecycle event with its JSON payload; `strategy_changes.csv` one row per
+//! change of the strategy evolver's parameter set, with its reason and details. Times are written twice: epoch
 //! milliseconds (exact, sortable) and RFC 3339 UTC (readable). Money is written with the digits the
 //! journal holds, never through a float.
 
@@ -17,6 +18,7 @@ use super::{Journal, JournalError, side_str};
 /// File names written into the output directory.
 pub const TRADES_FILE: &str = "trades.csv";
 pub const EVENTS_FILE: &str = "events.csv";
+pub const STRATEGY_CHANGES_FILE: &str = "strategy_changes.csv";
 
 const TRADES_HEADER: &[&str] = &[
     "position_id",
@@ -44,13 +46,17 @@ const TRADES_HEADER: &[&str] = &[
 
 const EVENTS_HEADER: &[&str] = &["id", "at_ms", "at", "position_id", "kind", "payload"];
 
+const STRATEGY_CHANGES_HEADER: &[&str] = &["at_ms", "at", "from_set", "to_set", "reason", "details"];
+
 /// What was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSummary {
     pub trades: usize,
     pub events: usize,
+    pub strategy_changes: usize,
     pub trades_file: PathBuf,
     pub events_file: PathBuf,
+    pub strategy_changes_file: PathBuf,
 }
 
 /// RFC 3339 UTC text of epoch milliseconds (empty for out-of-range values).
@@ -84,8 +90,8 @@ fn opt<T: ToString>(value: Option<&T>) -> String {
     value.map(ToString::to_string).unwrap_or_default()
 }
 
-/// Writes `trades.csv` and `events.csv` for the journal at `journal_file` into `out_dir` (created if
-/// missing). Each file is written to a temporary name and renamed, so a reader never sees half a file.
+/// Writes `trades.csv`, `events.csv` and `strategy_changes.csv` for the journal at `journal_file` into
+/// `out_dir` (created if missing). Each file is written to a temporary name and renamed, so a reader never sees half a file.
 pub fn export_csv(journal_file: &Path, out_dir: &Path) -> Result<ExportSummary, JournalError> {
     let journal = Journal::open_read_only(journal_file)?;
     std::fs::create_dir_all(out_dir).map_err(|source| JournalError::CreateDir {
@@ -160,11 +166,38 @@ pub fn export_csv(journal_file: &Path, out_dir: &Path) -> Result<ExportSummary, 
         }
         Ok(())
     })?;
+    let changes = journal.strategy_changes()?;
+    let strategy_changes_file = out_dir.join(STRATEGY_CHANGES_FILE);
+    write_atomically(&strategy_changes_file, |out| {
+        write_row(
+            out,
+            &STRATEGY_CHANGES_HEADER
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect::<Vec<_>>(),
+        )?;
+        for c in &changes {
+            write_row(
+                out,
+                &[
+                    c.at_ms.to_string(),
+                    rfc3339(c.at_ms),
+                    c.from_set.clone(),
+                    c.to_set.clone(),
+                    c.reason.clone(),
+                    c.details.to_string(),
+                ],
+            )?;
+        }
+        Ok(())
+    })?;
     Ok(ExportSummary {
         trades: positions.len(),
         events,
+        strategy_changes: changes.len(),
         trades_file,
         events_file,
+        strategy_changes_file,
     })
 }
 

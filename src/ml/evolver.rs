@@ -450,7 +450,8 @@ impl fmt::Display for Change {
     }
 }
 
-fn set_name(index: usize) -> &'static str {
+/// The name of parameter set `index` (`?` for an index outside the table).
+pub(crate) fn set_name(index: usize) -> &'static str {
     PARAM_SETS.get(index).map_or("?", |s| s.name)
 }
 
