@@ -110,6 +110,26 @@ async fn soak_under_every_fault_loses_and_duplicates_no_closed_bar() {
         v.status.reconnects >= 12
     })
     .await;
+    // Every kind of fault asserted below has fired before the venue is calmed: faults are timed on the
+    // wall clock and only 1 % of frames are garbage, so a dozen reconnects alone do not guarantee each.
+    // The 60 s bound only turns a plan that never fires into the failure below, naming what is missing.
+    let every_kind_fired = || {
+        let c = sim.fault_counts();
+        [
+            &c.drops,
+            &c.resets,
+            &c.closes,
+            &c.duplicates,
+            &c.reorders,
+            &c.malformed,
+        ]
+        .iter()
+        .all(|n| n.load(Relaxed) > 0)
+    };
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !every_kind_fired() && tokio::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Stopping while the faults still fire could catch a gap fill mid-backoff or a bar not yet closed
     // on a fresh connection. So the venue is calmed and the engine catches up: every series streaming
     // and no hole known, six looks a second apart (the hole count is refreshed every 5 s). The 60 s
